@@ -1,0 +1,408 @@
+"""kong.conf-style settings: one file plus ``KONG_*`` environment overrides -> one frozen ``Settings``.
+
+Rules, in the order they apply (Kong's own order, ``kong/conf_loader``):
+
+1. Every key has a default, declared once in ``SPECS`` below (the same defaults as ``kong.conf.default``
+   unless the comment says otherwise); ``conf/gateway.conf`` documents each one.
+2. The configuration file (``-c``) overrides defaults. Syntax: ``key = value``, ``#`` starts a comment
+   unless escaped as ``\\#``, blank lines ignored. An unknown key is an error that names the key.
+3. ``KONG_<KEY>`` environment variables override the file (so existing docker-compose files work).
+   Unknown ``KONG_*`` variables are ignored: containers commonly carry settings of Kong features we do
+   not have (``KONG_PG_HOST``...), and failing on them would break drop-in use. They are reported by
+   ``Settings.ignored_env`` so the CLI can log them.
+4. Values are parsed and validated per key; a bad value is an error naming the key and what is accepted.
+
+Aliases: Kong's injected nginx spellings (``nginx_proxy_proxy_ssl_verify`` ...) map onto our first-class keys.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["SPECS", "ConfigError", "Listener", "Settings", "load_settings", "parse_conf_text"]
+
+
+class ConfigError(ValueError):
+    """A setting could not be read or validated; the message names the key."""
+
+
+@dataclass(frozen=True, slots=True)
+class Listener:
+    """One ``proxy_listen`` / ``admin_listen`` entry, e.g. ``0.0.0.0:8443 ssl reuseport backlog=16384``."""
+
+    host: str
+    port: int
+    ssl: bool = False
+    http2: bool = False
+    reuseport: bool = False
+    backlog: int = 511
+    proxy_protocol: bool = False
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.ssl else "http"
+
+
+# --------------------------------------------------------------------------------------------- parsers
+def _parse_bool(key: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("on", "true", "yes", "1"):
+        return True
+    if value in ("off", "false", "no", "0"):
+        return False
+    raise ConfigError(f"{key} has an invalid value: '{raw}' (accepted: on, off)")
+
+
+def _int_parser(minimum: int | None = None, maximum: int | None = None) -> Callable[[str, str], int]:
+    def parse(key: str, raw: str) -> int:
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            raise ConfigError(f"{key} is not a valid integer: '{raw}'") from None
+        if minimum is not None and value < minimum:
+            raise ConfigError(f"{key} must be at least {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise ConfigError(f"{key} must be at most {maximum}, got {value}")
+        return value
+
+    return parse
+
+
+def _enum_parser(*choices: str) -> Callable[[str, str], str]:
+    def parse(key: str, raw: str) -> str:
+        value = raw.strip()
+        if value not in choices:
+            raise ConfigError(f"{key} has an invalid value: '{value}' (accepted: {', '.join(choices)})")
+        return value
+
+    return parse
+
+
+_SIZE_UNITS = {"": 1, "k": 1024, "m": 1024 * 1024, "g": 1024 * 1024 * 1024}
+
+
+def _parse_size(key: str, raw: str) -> int:
+    """nginx size syntax: ``8k``, ``10m``, ``0`` (bytes)."""
+    match = re.fullmatch(r"\s*(\d+)\s*([kKmMgG]?)\s*", raw)
+    if not match:
+        raise ConfigError(f"{key} has an invalid size: '{raw}' (examples: 0, 8k, 10m)")
+    return int(match.group(1)) * _SIZE_UNITS[match.group(2).lower()]
+
+
+_TIME_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def _parse_duration(key: str, raw: str) -> int:
+    """nginx time syntax in seconds: ``60``, ``60s``, ``10m``, ``1d``."""
+    match = re.fullmatch(r"\s*(\d+)\s*([smhdw]?)\s*", raw)
+    if not match:
+        raise ConfigError(f"{key} has an invalid duration: '{raw}' (examples: 60, 10m, 1d)")
+    return int(match.group(1)) * _TIME_UNITS[match.group(2)]
+
+
+def _parse_list(key: str, raw: str) -> tuple[str, ...]:
+    value = raw.strip()
+    if value in ("", "NONE", "off"):
+        return ()
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def _parse_optional(key: str, raw: str) -> str | None:
+    value = raw.strip()
+    return None if value in ("", "NONE") else value
+
+
+def _parse_str(key: str, raw: str) -> str:
+    return raw.strip()
+
+
+_LISTEN_FLAGS = {"ssl", "http2", "reuseport", "proxy_protocol", "deferred", "bind"}
+
+
+def _parse_listen(key: str, raw: str) -> tuple[Listener, ...]:
+    """``off`` or a comma list of ``host:port [flags...]``; ``[::1]:8000`` for IPv6."""
+    if raw.strip() in ("off", "", "NONE"):
+        return ()
+    listeners = []
+    for entry in raw.split(","):
+        words = entry.split()
+        if not words:
+            continue
+        address, flags = words[0], words[1:]
+        match = re.fullmatch(r"(\[[0-9a-fA-F:.]+\]|[^:\s]+):(\d+)", address)
+        if not match:
+            raise ConfigError(f"{key} has an invalid entry: '{entry.strip()}' (expected host:port [ssl] ...)")
+        host = match.group(1).strip("[]")
+        port = int(match.group(2))
+        if not 0 <= port <= 65535:
+            raise ConfigError(f"{key} has an invalid port in '{entry.strip()}'")
+        options: dict[str, Any] = {}
+        for flag in flags:
+            name, _, value = flag.partition("=")
+            if name == "backlog" and value.isdigit():
+                options["backlog"] = int(value)
+            elif name in _LISTEN_FLAGS and not value:
+                if name in ("ssl", "http2", "reuseport", "proxy_protocol"):
+                    options[name] = True
+            else:
+                raise ConfigError(
+                    f"{key} has an invalid flag '{flag}' in '{entry.strip()}' "
+                    "(accepted: ssl, http2, reuseport, proxy_protocol, deferred, bind, backlog=N)"
+                )
+        listeners.append(Listener(host=host, port=port, **options))
+    return tuple(listeners)
+
+
+@dataclass(frozen=True, slots=True)
+class Spec:
+    """One setting: its default (as written in kong.conf) and how to parse it."""
+
+    default: str
+    parse: Callable[[str, str], Any]
+    doc: str
+
+
+_BOOL = _parse_bool
+_INT = _int_parser()
+
+SPECS: dict[str, Spec] = {
+    # general
+    "prefix": Spec("/usr/local/kong/", _parse_str, "working directory: database, logs, generated certificates"),
+    "log_level": Spec(
+        "notice",
+        _enum_parser("debug", "info", "notice", "warn", "error", "crit", "alert", "emerg"),
+        "error-log verbosity",
+    ),
+    "proxy_access_log": Spec("logs/access.log", _parse_str, "proxy access log (relative to prefix), or off"),
+    "proxy_error_log": Spec("logs/error.log", _parse_str, "proxy error log (relative to prefix)"),
+    "admin_access_log": Spec("logs/admin_access.log", _parse_str, "Admin API access log, or off"),
+    "admin_error_log": Spec("logs/error.log", _parse_str, "Admin API error log"),
+    "proxy_listen": Spec("0.0.0.0:8000, 0.0.0.0:8443 ssl", _parse_listen, "proxy listeners"),
+    "admin_listen": Spec("127.0.0.1:8001", _parse_listen, "Admin API listeners"),
+    "status_listen": Spec("off", _parse_listen, "status API listener"),
+    "headers": Spec(
+        "server_tokens, latency_tokens, X-Kong-Request-Id", _parse_list, "headers Kong injects downstream"
+    ),
+    "headers_upstream": Spec("X-Kong-Request-Id", _parse_list, "headers Kong injects upstream"),
+    "trusted_ips": Spec("NONE", _parse_list, "proxies whose X-Forwarded-* / real-IP headers are trusted"),
+    "real_ip_header": Spec("X-Real-IP", _parse_str, "header carrying the client address from trusted_ips"),
+    "real_ip_recursive": Spec("off", _BOOL, "nginx real_ip_recursive"),
+    "error_default_type": Spec(
+        "text/plain",
+        _enum_parser("application/json", "text/html", "text/plain", "application/xml"),
+        "body format of generated errors when Accept/Content-Type say nothing",
+    ),
+    # datastore
+    "database": Spec("sqlite", _enum_parser("sqlite", "off"), "sqlite (embedded file) or off (DB-less)"),
+    "sqlite_database": Spec("gateway.db", _parse_str, "SQLite file (relative to prefix); not a Kong key"),
+    "declarative_config": Spec("NONE", _parse_optional, "kong.yml loaded at start in DB-less mode"),
+    # HTTP
+    "http_parser": Spec("httptools", _enum_parser("httptools", "h11"), "downstream HTTP/1.1 parser"),
+    "client_max_body_size": Spec("0", _parse_size, "largest request body; 0 = unlimited"),
+    "client_header_buffer_size": Spec("1k", _parse_size, "nginx client_header_buffer_size"),
+    "large_client_header_buffers": Spec(
+        "4 8k", _parse_str, "nginx large_client_header_buffers: count and size (request line / header line)"
+    ),
+    "keepalive_timeout": Spec("75s", _parse_duration, "downstream keepalive timeout (nginx default 75s)"),
+    "client_header_timeout": Spec("60s", _parse_duration, "time to receive a request head"),
+    "client_body_timeout": Spec("60s", _parse_duration, "time between two body reads"),
+    "upstream_keepalive_pool_size": Spec("512", _int_parser(0), "idle upstream connections per pool; 0 = off"),
+    "upstream_keepalive_max_requests": Spec("10000", _int_parser(0), "requests per upstream connection; 0 = inf"),
+    "upstream_keepalive_idle_timeout": Spec("60", _int_parser(0), "seconds an idle upstream connection is kept"),
+    # downstream TLS
+    "ssl_cipher_suite": Spec(
+        "intermediate", _enum_parser("modern", "intermediate", "old", "fips", "custom"), "TLS cipher preset"
+    ),
+    "ssl_ciphers": Spec("NONE", _parse_optional, "OpenSSL cipher list when ssl_cipher_suite = custom"),
+    "ssl_protocols": Spec("TLSv1.2 TLSv1.3", _parse_str, "enabled TLS versions"),
+    "ssl_prefer_server_ciphers": Spec("on", _BOOL, "server cipher preference"),
+    "ssl_dhparam": Spec("NONE", _parse_optional, "DH parameters"),
+    "ssl_session_tickets": Spec("on", _BOOL, "TLS session tickets"),
+    "ssl_session_timeout": Spec("1d", _parse_duration, "TLS session lifetime"),
+    "ssl_session_cache_size": Spec("10m", _parse_size, "TLS session cache size"),
+    "ssl_cert": Spec("NONE", _parse_list, "default certificate(s): paths, PEM or base64, comma separated"),
+    "ssl_cert_key": Spec("NONE", _parse_list, "keys for ssl_cert, same order"),
+    # upstream TLS
+    "client_ssl": Spec("off", _BOOL, "present client_ssl_cert to upstreams"),
+    "client_ssl_cert": Spec("NONE", _parse_optional, "global upstream client certificate (path or PEM)"),
+    "client_ssl_cert_key": Spec("NONE", _parse_optional, "key for client_ssl_cert"),
+    "proxy_ssl_verify": Spec("off", _BOOL, "verify upstream certificates when a service says nothing"),
+    "proxy_ssl_trusted_certificate": Spec("NONE", _parse_optional, "upstream trust store: PEM path or system"),
+    "proxy_ssl_verify_depth": Spec("1", _int_parser(0, 64), "upstream verify depth when a service says nothing"),
+    "lua_ssl_trusted_certificate": Spec("system", _parse_list, "trust store for health checks"),
+    "lua_ssl_verify_depth": Spec("1", _int_parser(0, 64), "verify depth for health checks"),
+    "debug_tls_errors": Spec("off", _BOOL, "add X-Gateway-TLS-Error to 502s caused by TLS (not a Kong key)"),
+    # workers
+    "worker_processes": Spec("1", _parse_str, "number of worker processes, or auto (not yet used)"),
+}
+
+# Kong's injected nginx spellings that mean one of our keys.
+ALIASES: dict[str, str] = {
+    "nginx_proxy_proxy_ssl_verify": "proxy_ssl_verify",
+    "nginx_http_proxy_ssl_verify": "proxy_ssl_verify",
+    "nginx_proxy_proxy_ssl_trusted_certificate": "proxy_ssl_trusted_certificate",
+    "nginx_http_proxy_ssl_trusted_certificate": "proxy_ssl_trusted_certificate",
+    "nginx_proxy_proxy_ssl_verify_depth": "proxy_ssl_verify_depth",
+    "nginx_http_proxy_ssl_verify_depth": "proxy_ssl_verify_depth",
+    "nginx_worker_processes": "worker_processes",
+    "nginx_main_worker_processes": "worker_processes",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every setting, parsed. Attribute names are the kong.conf keys."""
+
+    prefix: str
+    log_level: str
+    proxy_access_log: str
+    proxy_error_log: str
+    admin_access_log: str
+    admin_error_log: str
+    proxy_listen: tuple[Listener, ...]
+    admin_listen: tuple[Listener, ...]
+    status_listen: tuple[Listener, ...]
+    headers: tuple[str, ...]
+    headers_upstream: tuple[str, ...]
+    trusted_ips: tuple[str, ...]
+    real_ip_header: str
+    real_ip_recursive: bool
+    error_default_type: str
+    database: str
+    sqlite_database: str
+    declarative_config: str | None
+    http_parser: str
+    client_max_body_size: int
+    client_header_buffer_size: int
+    large_client_header_buffers: str
+    keepalive_timeout: int
+    client_header_timeout: int
+    client_body_timeout: int
+    upstream_keepalive_pool_size: int
+    upstream_keepalive_max_requests: int
+    upstream_keepalive_idle_timeout: int
+    ssl_cipher_suite: str
+    ssl_ciphers: str | None
+    ssl_protocols: str
+    ssl_prefer_server_ciphers: bool
+    ssl_dhparam: str | None
+    ssl_session_tickets: bool
+    ssl_session_timeout: int
+    ssl_session_cache_size: int
+    ssl_cert: tuple[str, ...]
+    ssl_cert_key: tuple[str, ...]
+    client_ssl: bool
+    client_ssl_cert: str | None
+    client_ssl_cert_key: str | None
+    proxy_ssl_verify: bool
+    proxy_ssl_trusted_certificate: str | None
+    proxy_ssl_verify_depth: int
+    lua_ssl_trusted_certificate: tuple[str, ...]
+    lua_ssl_verify_depth: int
+    debug_tls_errors: bool
+    worker_processes: str
+    # bookkeeping, not settings
+    source: str | None = None
+    ignored_env: tuple[str, ...] = field(default=())
+
+    def path(self, relative: str) -> str:
+        """Resolve a prefix-relative path (logs, database) the way Kong does."""
+        if os.path.isabs(relative):
+            return relative
+        return os.path.join(self.prefix, relative)
+
+    @property
+    def large_header_buffer_size(self) -> int:
+        """Size of one large header buffer: the longest request line or header line accepted."""
+        parts = self.large_client_header_buffers.split()
+        return _parse_size("large_client_header_buffers", parts[-1]) if parts else 8192
+
+    @property
+    def large_header_buffer_count(self) -> int:
+        parts = self.large_client_header_buffers.split()
+        return int(parts[0]) if len(parts) == 2 and parts[0].isdigit() else 4
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+_SETTING_FIELDS = {f.name for f in dataclasses.fields(Settings)} - {"source", "ignored_env"}
+assert _SETTING_FIELDS == set(SPECS), sorted(_SETTING_FIELDS ^ set(SPECS))
+
+
+def parse_conf_text(text: str, source: str = "<conf>") -> dict[str, str]:
+    """Parse kong.conf syntax into raw strings; unknown keys raise ``ConfigError`` naming the key and line."""
+    values: dict[str, str] = {}
+    for lineno, raw_line in enumerate(text.splitlines(), start=1):
+        line = re.sub(r"(?<!\\)#.*", "", raw_line).replace("\\#", "#").strip()
+        if not line:
+            continue
+        key, sep, value = line.partition("=")
+        key = key.strip().lower()
+        if not sep or not key:
+            raise ConfigError(f"{source}:{lineno}: expected 'key = value', got '{raw_line.strip()}'")
+        key = ALIASES.get(key, key)
+        if key not in SPECS:
+            raise ConfigError(f"{source}:{lineno}: unknown setting '{key}'")
+        values[key] = value.strip()
+    return values
+
+
+def load_settings(
+    conf_path: str | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, str] | None = None,
+) -> Settings:
+    """Defaults <- file <- ``KONG_*`` environment <- explicit overrides (the CLI's ``-p``)."""
+    env = os.environ if env is None else env
+    raw = {key: spec.default for key, spec in SPECS.items()}
+    if conf_path is not None:
+        try:
+            with open(conf_path, encoding="utf-8") as handle:
+                text = handle.read()
+        except OSError as exc:
+            raise ConfigError(f"cannot read configuration file {conf_path}: {exc.strerror}") from None
+        raw.update(parse_conf_text(text, conf_path))
+    ignored = []
+    for name, value in env.items():
+        if not name.startswith("KONG_"):
+            continue
+        key = name[5:].lower()
+        key = ALIASES.get(key, key)
+        if key in SPECS:
+            raw[key] = value
+        else:
+            ignored.append(name)
+    for key, value in (overrides or {}).items():
+        raw[ALIASES.get(key, key)] = value
+    parsed = {key: SPECS[key].parse(key, value) for key, value in raw.items()}
+    settings = Settings(**parsed, source=conf_path, ignored_env=tuple(sorted(ignored)))
+    _cross_check(settings)
+    return settings
+
+
+def _cross_check(settings: Settings) -> None:
+    if len(settings.ssl_cert) != len(settings.ssl_cert_key):
+        raise ConfigError("ssl_cert and ssl_cert_key must have the same number of entries")
+    if settings.client_ssl and not (settings.client_ssl_cert and settings.client_ssl_cert_key):
+        raise ConfigError("client_ssl_cert and client_ssl_cert_key must be set when client_ssl = on")
+    if settings.ssl_cipher_suite == "custom" and not settings.ssl_ciphers:
+        raise ConfigError("ssl_ciphers must be set when ssl_cipher_suite = custom")
+    protocols = settings.ssl_protocols.split()
+    for proto in protocols:
+        if proto not in ("TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"):
+            raise ConfigError(
+                f"ssl_protocols has an invalid value: '{proto}' (accepted: TLSv1, TLSv1.1, TLSv1.2, TLSv1.3)"
+            )
+    lch = settings.large_client_header_buffers.split()
+    if len(lch) != 2 or not lch[0].isdigit():
+        raise ConfigError("large_client_header_buffers must be 'count size', e.g. '4 8k'")
+    _parse_size("large_client_header_buffers", lch[1])
+    wp = settings.worker_processes
+    if wp != "auto" and not (wp.isdigit() and int(wp) >= 1):
+        raise ConfigError(f"worker_processes has an invalid value: '{wp}' (accepted: auto or a number >= 1)")

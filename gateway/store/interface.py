@@ -1,0 +1,73 @@
+"""The one small interface between the configuration layer and its users (Admin API, runtime, CLI).
+
+Rows are plain dicts in Kong's JSON shape, exactly what the Admin API returns:
+foreign keys are ``{"id": "<uuid>"}`` (or ``None``), timestamps are integer seconds, absent optional
+fields are ``None`` (JSON ``null``), sets/arrays are lists. Certificates carry their transient ``snis`` list
+(sorted) when read through the ``certificates`` DAO.
+
+All methods are synchronous and may block briefly (SQLite). Async callers run them on the store's single
+worker thread (``Database.run``), so the event loop never blocks and writes are serialised.
+
+Every write is one transaction: it either commits completely or raises ``EntityError`` and changes nothing.
+After each commit, subscribers are called with the new version number.
+
+Entity names: ``services, routes, consumers, plugins, upstreams, targets, certificates, snis,
+ca_certificates, mtls_auth_credentials`` (the Admin API path segment of each collection).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+Row = dict[str, Any]
+Config = dict[str, list[Row]]  # entity name -> every row, the input of a runtime snapshot
+
+
+class EntityDAO(Protocol):
+    """CRUD for one entity, with Kong's validation, defaults, uniqueness and foreign-key rules."""
+
+    name: str
+
+    def select(self, key: str) -> Row | None:
+        """By primary key (uuid) or, when the string is not a uuid, by the entity's endpoint key."""
+
+    def insert(self, data: Mapping[str, Any]) -> Row:
+        """Validate, fill defaults, ``id``/``created_at``/``updated_at``, check unique/foreign keys, store."""
+
+    def update(self, key: str, patch: Mapping[str, Any]) -> Row:
+        """PATCH semantics: merge, revalidate the whole row. Raises ``NotFound`` when the key is unknown."""
+
+    def upsert(self, key: str, data: Mapping[str, Any]) -> Row:
+        """PUT semantics: replace (keeping ``id``/``created_at``) or create with that id / endpoint key."""
+
+    def delete(self, key: str) -> bool:
+        """Delete with Kong's cascades/refusals. Returns False when nothing matched."""
+
+    def page(
+        self, size: int = 100, offset: str | None = None, filters: Mapping[str, Any] | None = None
+    ) -> tuple[list[Row], str | None]:
+        """One page in a stable order, and the opaque offset token of the next page (None on the last).
+
+        ``filters`` restricts to rows whose foreign key matches, e.g. ``{"service": "<uuid>"}`` for
+        ``/services/{id}/routes``, or ``{"tags": [...]}``.
+        """
+
+
+class Database(Protocol):
+    """The store: one object per process, SQLite- or memory-backed."""
+
+    version: int
+
+    def dao(self, entity: str) -> EntityDAO: ...
+
+    def export(self) -> Config:
+        """Every row of every entity, for building a runtime snapshot or ``GET /config``."""
+
+    def replace_all(self, declarative: Mapping[str, Any]) -> None:
+        """Validate a whole declarative config (kong.yml dict) and swap it in atomically, or raise."""
+
+    def subscribe(self, callback: Callable[[int], None]) -> None:
+        """Call ``callback(version)`` after every committed change (from the writing thread)."""
+
+    def close(self) -> None: ...
