@@ -185,9 +185,7 @@ SPECS: dict[str, Spec] = {
     "proxy_listen": Spec("0.0.0.0:8000, 0.0.0.0:8443 ssl", _parse_listen, "proxy listeners"),
     "admin_listen": Spec("127.0.0.1:8001", _parse_listen, "Admin API listeners"),
     "status_listen": Spec("off", _parse_listen, "status API listener"),
-    "headers": Spec(
-        "server_tokens, latency_tokens, X-Kong-Request-Id", _parse_list, "headers Kong injects downstream"
-    ),
+    "headers": Spec("server_tokens, latency_tokens, X-Kong-Request-Id", _parse_list, "headers Kong injects downstream"),
     "headers_upstream": Spec("X-Kong-Request-Id", _parse_list, "headers Kong injects upstream"),
     "trusted_ips": Spec("NONE", _parse_list, "proxies whose X-Forwarded-* / real-IP headers are trusted"),
     "real_ip_header": Spec("X-Real-IP", _parse_str, "header carrying the client address from trusted_ips"),
@@ -332,7 +330,7 @@ class Settings:
 
 
 _SETTING_FIELDS = {f.name for f in dataclasses.fields(Settings)} - {"source", "ignored_env"}
-assert _SETTING_FIELDS == set(SPECS), sorted(_SETTING_FIELDS ^ set(SPECS))
+assert set(SPECS) == _SETTING_FIELDS, sorted(_SETTING_FIELDS ^ set(SPECS))
 
 
 def parse_conf_text(text: str, source: str = "<conf>") -> dict[str, str]:

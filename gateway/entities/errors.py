@@ -66,15 +66,31 @@ _NAMES = {
     19: "referenced by others",
 }
 
-_HTTP_STATUS = {1: 400, 2: 400, 3: 400, 4: 400, 5: 409, 6: 404, 7: 400, 8: 500, 9: 400, 10: 400, 11: 400,
-                12: 405, 13: 400, 14: 400, 19: 400}
+_HTTP_STATUS = {
+    1: 400,
+    2: 400,
+    3: 400,
+    4: 400,
+    5: 409,
+    6: 404,
+    7: 400,
+    8: 500,
+    9: 400,
+    10: 400,
+    11: 400,
+    12: 405,
+    13: 400,
+    14: 400,
+    19: 400,
+}
 
 
 class EntityError(Exception):
     """A rejected configuration write or read; nothing was changed when this is raised."""
 
-    def __init__(self, code: int, message: str, fields: Mapping[str, Any] | None = None,
-                 http_status: int | None = None) -> None:
+    def __init__(
+        self, code: int, message: str, fields: Mapping[str, Any] | None = None, http_status: int | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.name = _NAMES.get(code, "error")
