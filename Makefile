@@ -1,0 +1,46 @@
+# Two commands for a fresh machine:  `make run` (install + start on the embedded SQLite store)
+# and `make test` (install + lint + the whole test suite).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PREFIX ?= servroot
+
+.PHONY: run test install system-deps lint format bench clean
+
+$(BIN)/gateway: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test,dev]'
+	@touch $@
+
+install: $(BIN)/gateway
+
+# Debian packages the integration tests use as real peers (nginx, curl, openssl, wrk, ab).
+system-deps:
+	@missing=""; \
+	for pair in nginx:nginx-light curl:curl openssl:openssl wrk:wrk ab:apache2-utils; do \
+	  cmd=$${pair%%:*}; pkg=$${pair##*:}; command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+run: install
+	$(BIN)/gateway start -c conf/gateway.conf -p $(PREFIX)
+
+lint: install
+	$(BIN)/ruff check gateway tests benchmarks
+	$(BIN)/ruff format --check gateway tests benchmarks
+	$(BIN)/mypy gateway
+
+format: install
+	$(BIN)/ruff format gateway tests benchmarks
+	$(BIN)/ruff check --fix gateway tests benchmarks
+
+test: system-deps install lint
+	$(BIN)/pytest -q
+
+clean:
+	rm -rf $(VENV) $(PREFIX) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,219 @@
+"""``gateway`` command line, shaped like Kong's (``kong start|stop|reload|check|version|config``).
+
+``gateway start`` runs in the foreground, as Kong does in containers. Exit codes: 0 success, 1 a
+configuration or start-up error (the message says which key or file), 2 a usage error (argparse).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from gateway.settings import ConfigError, Settings, load_settings
+from gateway.version import KONG_VERSION, __version__
+
+__all__ = ["main"]
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, str]:
+    overrides = {}
+    if getattr(args, "prefix", None):
+        overrides["prefix"] = os.path.abspath(args.prefix)
+    if getattr(args, "vv", False):
+        overrides["log_level"] = "debug"
+    elif getattr(args, "v", False):
+        overrides["log_level"] = "info"
+    return overrides
+
+
+def _load(args: argparse.Namespace) -> Settings:
+    conf = getattr(args, "conf", None)
+    return load_settings(conf, overrides=_overrides(args))
+
+
+def _err(message: str) -> int:
+    print(f"Error: {message}", file=sys.stderr)
+    return 1
+
+
+# --------------------------------------------------------------------------------------------- commands
+def cmd_start(args: argparse.Namespace) -> int:
+    from gateway.runtime.lifecycle import Gateway, StartupError
+
+    try:
+        settings = _load(args)
+    except ConfigError as exc:
+        return _err(str(exc))
+
+    async def run() -> int:
+        gateway = Gateway(settings, args.conf, _overrides(args))
+        try:
+            await gateway.start()
+        except StartupError as exc:
+            await gateway.stop(drain_timeout=0)
+            return _err(str(exc))
+        print(f"Gateway started (prefix {settings.prefix})", flush=True)
+        await gateway.wait_stopped()
+        return 0
+
+    return _run_loop(run())
+
+
+def _run_loop(coro: Any) -> int:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency; keep a clear fallback
+        return int(asyncio.run(coro))
+    return int(uvloop.run(coro))
+
+
+def _signal_running(args: argparse.Namespace, sig: signal.Signals, verb: str) -> int:
+    try:
+        settings = _load(args)
+    except ConfigError as exc:
+        return _err(str(exc))
+    pid_path = os.path.join(settings.prefix, "pids", "gateway.pid")
+    try:
+        with open(pid_path, encoding="ascii") as handle:
+            pid = int(handle.read().strip())
+        os.kill(pid, sig)
+    except (OSError, ValueError):
+        return _err(f"gateway is not running in {settings.prefix}")
+    print(f"Gateway {verb}")
+    return 0
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    return _signal_running(args, signal.SIGTERM, "stopped")
+
+
+def cmd_reload(args: argparse.Namespace) -> int:
+    return _signal_running(args, signal.SIGHUP, "reloaded")
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    try:
+        settings = load_settings(args.conf)
+    except ConfigError as exc:
+        return _err(str(exc))
+    for name in settings.ignored_env:
+        print(f"Warning: ignoring unknown setting from the environment: {name}", file=sys.stderr)
+    print(f"configuration at {args.conf} is valid")
+    return 0
+
+
+def cmd_version(args: argparse.Namespace) -> int:
+    if args.all:
+        import OpenSSL
+
+        print(f"Kong (compatible): {KONG_VERSION}")
+        print(f"gateway: {__version__}")
+        print(f"Python: {sys.version.split()[0]}")
+        print(f"OpenSSL: {OpenSSL.SSL.SSLeay_version(OpenSSL.SSL.SSLEAY_VERSION).decode()}")
+    else:
+        print(f"{__version__} (Kong {KONG_VERSION} compatible)")
+    return 0
+
+
+def _declarative_errors(exc: Exception) -> list[str]:
+    from gateway.entities.errors import EntityError, flatten_field_errors
+
+    if isinstance(exc, EntityError) and exc.fields:
+        return flatten_field_errors(exc.fields)
+    return [getattr(exc, "message", None) or str(exc)]
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from gateway.runtime.lifecycle import StartupError, load_declarative_file
+    from gateway.store import open_database
+
+    try:
+        data = load_declarative_file(args.file)
+    except StartupError as exc:
+        return _err(str(exc))
+    if args.config_command == "parse":
+        db = open_database("off", None)
+        try:
+            db.replace_all(data)
+        except Exception as exc:
+            print(f"Error: failed parsing declarative configuration: {args.file}", file=sys.stderr)
+            for line in _declarative_errors(exc):
+                print(f"  {line}", file=sys.stderr)
+            return 1
+        print("parse successful")
+        return 0
+    # db_import
+    try:
+        settings = _load(args)
+    except ConfigError as exc:
+        return _err(str(exc))
+    if settings.database == "off":
+        return _err("db_import needs a database (database = sqlite)")
+    os.makedirs(settings.prefix, exist_ok=True)
+    db = open_database("sqlite", settings.path(settings.sqlite_database))
+    try:
+        db.replace_all(data)
+    except Exception as exc:
+        print(f"Error: failed importing declarative configuration: {args.file}", file=sys.stderr)
+        for line in _declarative_errors(exc):
+            print(f"  {line}", file=sys.stderr)
+        return 1
+    finally:
+        db.close()
+    print("parse successful")
+    print("import successful")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gateway", description="Kong-compatible TLS reference gateway")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def conf_and_prefix(p: argparse.ArgumentParser) -> None:
+        p.add_argument("-c", "--conf", help="configuration file (kong.conf syntax)")
+        p.add_argument("-p", "--prefix", help="override the prefix directory")
+
+    start = sub.add_parser("start", help="start the gateway in the foreground")
+    conf_and_prefix(start)
+    start.add_argument("--v", action="store_true", help="verbose (log_level = info)")
+    start.add_argument("--vv", action="store_true", help="debug (log_level = debug)")
+    start.set_defaults(func=cmd_start)
+
+    for name, func, text in (("stop", cmd_stop, "stop a running gateway"), ("reload", cmd_reload, "send SIGHUP")):
+        p = sub.add_parser(name, help=text)
+        conf_and_prefix(p)
+        p.set_defaults(func=func)
+
+    check = sub.add_parser("check", help="validate a configuration file")
+    check.add_argument("conf", help="configuration file")
+    check.set_defaults(func=cmd_check)
+
+    version = sub.add_parser("version", help="print the version")
+    version.add_argument("-a", "--all", action="store_true", help="versions of the parts too")
+    version.set_defaults(func=cmd_version)
+
+    config = sub.add_parser("config", help="declarative configuration tools")
+    config_sub = config.add_subparsers(dest="config_command", required=True)
+    parse = config_sub.add_parser("parse", help="validate a declarative file")
+    parse.add_argument("file")
+    parse.set_defaults(func=cmd_config)
+    db_import = config_sub.add_parser("db_import", help="load a declarative file into the SQLite store")
+    db_import.add_argument("file")
+    conf_and_prefix(db_import)
+    db_import.set_defaults(func=cmd_config)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,258 @@
+"""The gateway process: start, serve, reload, drain, stop.
+
+Order of start-up (each step fails with a message naming what is wrong, before anything listens):
+prefix directories -> logs -> store (SQLite file, or memory + the declarative file in DB-less mode) ->
+first snapshot -> proxy listeners -> Admin API listeners -> pid file. The Admin API opens last, so
+``GET /status`` answering 200 means the proxy is already accepting: scripts wait on it for readiness.
+
+Signals (Kong runs nginx in the foreground in containers; these are nginx's meanings where they exist):
+- SIGTERM / SIGINT: stop accepting, let in-flight requests finish (up to ``drain_timeout``), exit 0.
+- SIGHUP: re-read the configuration file's certificate settings and, in DB-less mode, the declarative file;
+  rebuild the snapshot. Listeners are not rebound (say so in the log if they changed).
+- SIGUSR1: reopen log files (log rotation).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from typing import Any
+
+import yaml
+
+from gateway.observability.accesslog import AccessLog, open_access_log
+from gateway.observability.errorlog import ErrorLog
+from gateway.runtime.manager import SnapshotManager
+from gateway.settings import ConfigError, Listener, Settings, load_settings
+
+__all__ = ["Gateway", "StartupError", "load_declarative_file"]
+
+DRAIN_TIMEOUT = 10.0  # seconds, as `kong quit`'s default timeout
+
+
+class StartupError(RuntimeError):
+    """The gateway cannot start; the message says why and is printed as is."""
+
+
+def load_declarative_file(path: str) -> dict[str, Any]:
+    """Read a kong.yml (YAML or JSON, JSON being YAML) into a dict, or raise ``StartupError``."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = yaml.safe_load(handle)
+    except OSError as exc:
+        raise StartupError(f"failed loading declarative config file {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise StartupError(f"failed parsing declarative configuration: {exc}") from None
+    if not isinstance(data, dict):
+        raise StartupError("failed parsing declarative configuration: expected an object")
+    return data
+
+
+def _format_entity_error(exc: Exception) -> str:
+    message = getattr(exc, "message", None) or str(exc)
+    return str(message)
+
+
+class Gateway:
+    """One gateway process. ``await start()``, then ``await wait_stopped()``."""
+
+    def __init__(self, settings: Settings, conf_path: str | None = None, overrides: dict[str, str] | None = None):
+        self.settings = settings
+        self.conf_path = conf_path
+        self.overrides = dict(overrides or {})
+        self.error_log = ErrorLog(None, settings.log_level)
+        self.access_log: AccessLog | None = None
+        self.admin_access_log: AccessLog | None = None
+        self.db: Any = None
+        self.proxy_state: Any = None
+        self.snapshots: SnapshotManager | None = None
+        self.proxy_servers: list[asyncio.base_events.Server] = []
+        self.admin_servers: list[asyncio.base_events.Server] = []
+        self._stopped = asyncio.Event()
+        self._stopping = False
+        self._tick: asyncio.TimerHandle | None = None
+
+    # ------------------------------------------------------------------------------------------ start
+    async def start(self) -> None:
+        settings = self.settings
+        self._prepare_prefix()
+        self.error_log = ErrorLog(settings.path(settings.proxy_error_log), settings.log_level)
+        self.access_log = open_access_log(settings.proxy_access_log, settings.path, with_request_id=True)
+        self.admin_access_log = open_access_log(settings.admin_access_log, settings.path, with_request_id=False)
+        for name in settings.ignored_env:
+            self.error_log.warn(f"[config] ignoring unknown setting from the environment: {name}")
+
+        self.db = self._open_store()
+        from gateway.proxy.state import ProxyState
+        from gateway.runtime.snapshot import build_snapshot
+
+        self.proxy_state = ProxyState(settings, self.error_log, self.access_log, None)
+        self.snapshots = SnapshotManager(self.db, settings, self.proxy_state, self.error_log, build_snapshot)
+        try:
+            self.snapshots.build_now()
+        except Exception as exc:
+            raise StartupError(f"could not build the configuration: {exc}") from exc
+        loop = asyncio.get_running_loop()
+        self.snapshots.attach(loop)
+
+        for listener in settings.proxy_listen:
+            self.proxy_servers.append(await self._listen(listener, self.proxy_state.protocol_factory(listener)))
+        await self._start_admin()
+        self._write_pid()
+        self._install_signals(loop)
+        self._tick = loop.call_later(1.0, self._on_tick)
+        listening = ", ".join(f"{ls.host}:{ls.port}{' ssl' if ls.ssl else ''}" for ls in settings.proxy_listen)
+        self.error_log.notice(f"gateway started, proxy listening on {listening}, database={settings.database}")
+
+    def _prepare_prefix(self) -> None:
+        prefix = self.settings.prefix
+        try:
+            for sub in ("", "logs", "pids"):
+                os.makedirs(os.path.join(prefix, sub), exist_ok=True)
+        except OSError as exc:
+            raise StartupError(f"cannot create prefix directory {prefix}: {exc.strerror}") from None
+        if not os.access(prefix, os.W_OK):
+            raise StartupError(f"prefix directory {prefix} is not writable")
+
+    def _open_store(self) -> Any:
+        from gateway.store import open_database
+
+        settings = self.settings
+        if settings.database == "off":
+            db = open_database("off", None)
+            if settings.declarative_config:
+                data = load_declarative_file(settings.declarative_config)
+                try:
+                    db.replace_all(data)
+                except Exception as exc:
+                    raise StartupError(
+                        f"failed loading declarative config file {settings.declarative_config}: "
+                        f"{_format_entity_error(exc)}"
+                    ) from exc
+            return db
+        path = settings.path(settings.sqlite_database)
+        try:
+            return open_database("sqlite", path)
+        except Exception as exc:
+            raise StartupError(f"cannot open the database {path}: {exc}") from exc
+
+    async def _listen(self, listener: Listener, factory: Any) -> asyncio.base_events.Server:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.create_server(
+                factory,
+                listener.host,
+                listener.port,
+                backlog=listener.backlog,
+                reuse_port=listener.reuseport or None,
+                reuse_address=True,
+            )
+        except OSError as exc:
+            raise StartupError(f"could not listen on {listener.host}:{listener.port}: {exc.strerror}") from None
+
+    async def _start_admin(self) -> None:
+        from gateway.admin.server import AdminApp, start_admin_server
+
+        assert self.admin_access_log is not None
+        app = AdminApp(self.db, self.settings, self.error_log, self.admin_access_log, self._status)
+        for listener in self.settings.admin_listen:
+            try:
+                self.admin_servers.append(await start_admin_server(app, listener))
+            except OSError as exc:
+                raise StartupError(
+                    f"could not listen on {listener.host}:{listener.port}: {exc.strerror}"
+                ) from None
+
+    def _status(self) -> dict[str, Any]:
+        state = self.proxy_state
+        counters = getattr(state, "counters", None)
+        if callable(counters):
+            return dict(counters())
+        return {}
+
+    def _write_pid(self) -> None:
+        with open(os.path.join(self.settings.prefix, "pids", "gateway.pid"), "w", encoding="ascii") as handle:
+            handle.write(f"{os.getpid()}\n")
+
+    def _install_signals(self, loop: asyncio.AbstractEventLoop) -> None:
+        loop.add_signal_handler(signal.SIGTERM, self.request_stop)
+        loop.add_signal_handler(signal.SIGINT, self.request_stop)
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.reload()))
+        loop.add_signal_handler(signal.SIGUSR1, self.reopen_logs)
+
+    def _on_tick(self) -> None:
+        """Once a second: flush buffered access logs."""
+        for log in (self.access_log, self.admin_access_log):
+            if log is not None:
+                log.flush()
+        if not self._stopping:
+            self._tick = asyncio.get_running_loop().call_later(1.0, self._on_tick)
+
+    # ------------------------------------------------------------------------------------------ reload
+    async def reload(self) -> None:
+        """SIGHUP: re-read settings (certificate files) and, DB-less, the declarative file."""
+        self.error_log.notice("signal 1 (SIGHUP) received, reconfiguring")
+        try:
+            fresh = load_settings(self.conf_path, overrides=self.overrides)
+        except ConfigError as exc:
+            self.error_log.error(f"[config] reload failed, keeping the running configuration: {exc}")
+            return
+        if (fresh.proxy_listen, fresh.admin_listen) != (self.settings.proxy_listen, self.settings.admin_listen):
+            self.error_log.warn("[config] listener changes need a restart; keeping the current listeners")
+        self.settings = fresh
+        assert self.snapshots is not None
+        self.snapshots.set_settings(fresh)
+        if fresh.database == "off" and fresh.declarative_config:
+            try:
+                data = load_declarative_file(fresh.declarative_config)
+                await self.db.run(self.db.replace_all, data)
+            except Exception as exc:
+                self.error_log.error(
+                    f"[config] reload of {fresh.declarative_config} failed, keeping the running configuration: "
+                    f"{_format_entity_error(exc)}"
+                )
+        self.snapshots.request_rebuild()
+        await self.snapshots.settled()
+        self.error_log.notice("reconfiguration done")
+
+    def reopen_logs(self) -> None:
+        self.error_log.reopen()
+        for log in (self.access_log, self.admin_access_log):
+            if log is not None:
+                log.reopen()
+
+    # ------------------------------------------------------------------------------------------ stop
+    def request_stop(self) -> None:
+        if not self._stopping:
+            self._stopping = True
+            asyncio.get_running_loop().create_task(self.stop())
+
+    async def stop(self, drain_timeout: float = DRAIN_TIMEOUT) -> None:
+        """Stop accepting, drain in-flight requests, close everything. Idempotent."""
+        self._stopping = True
+        self.error_log.notice("gracefully shutting down")
+        for server in self.proxy_servers + self.admin_servers:
+            server.close()
+        if self.proxy_state is not None:
+            self.proxy_state.begin_shutdown()
+            drained = await self.proxy_state.wait_idle(drain_timeout)
+            if not drained:
+                self.error_log.warn(f"[runtime] in-flight requests still open after {drain_timeout:.0f}s; closing")
+            self.proxy_state.close()
+        if self._tick is not None:
+            self._tick.cancel()
+        for log in (self.access_log, self.admin_access_log):
+            if log is not None:
+                log.close()
+        if self.db is not None:
+            self.db.close()
+        try:
+            os.unlink(os.path.join(self.settings.prefix, "pids", "gateway.pid"))
+        except OSError:
+            pass
+        self.error_log.notice("exit")
+        self._stopped.set()
+
+    async def wait_stopped(self) -> None:
+        await self._stopped.wait()
