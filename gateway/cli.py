@@ -109,12 +109,12 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_version(args: argparse.Namespace) -> int:
     if args.all:
-        import OpenSSL
+        from OpenSSL import SSL
 
         print(f"Kong (compatible): {KONG_VERSION}")
         print(f"gateway: {__version__}")
         print(f"Python: {sys.version.split()[0]}")
-        print(f"OpenSSL: {OpenSSL.SSL.SSLeay_version(OpenSSL.SSL.SSLEAY_VERSION).decode()}")
+        print(f"OpenSSL: {SSL.OpenSSL_version(SSL.OPENSSL_VERSION).decode()}")
     else:
         print(f"{__version__} (Kong {KONG_VERSION} compatible)")
     return 0

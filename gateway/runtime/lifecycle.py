@@ -160,9 +160,7 @@ class Gateway:
             try:
                 self.admin_servers.append(await start_admin_server(app, listener))
             except OSError as exc:
-                raise StartupError(
-                    f"could not listen on {listener.host}:{listener.port}: {exc.strerror}"
-                ) from None
+                raise StartupError(f"could not listen on {listener.host}:{listener.port}: {exc.strerror}") from None
 
     def _status(self) -> dict[str, Any]:
         state = self.proxy_state
