@@ -1,0 +1,228 @@
+"""``AdminApp``: the Admin API as a function from a request to a response, without sockets.
+
+Request processing, in Kong's order (``kong/api/init.lua`` with lapis):
+
+1. Route the path (a trailing slash is ignored); unknown -> 404 ``{"message":"Not found"}``; a disabled
+   path (``/targets``, ``/snis/{s}/certificate``) -> the same 404.
+2. ``before_filter``: Content-Type checks for bodies (400 / 415, see ``bodies.py``).
+3. Method: ``OPTIONS`` -> 204 with ``Allow``; ``HEAD`` runs ``GET``; anything else unknown -> 405.
+4. Arguments: query and body, a bad JSON body -> 400 ``Cannot parse JSON body``.
+5. The handler; an uncaught exception is logged and answered 500 ``An unexpected error occurred``.
+
+Every response carries Kong's CORS headers; every request gets one line in the admin access log.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from gateway.admin import certificates, config, consumers, info, plugins, upstreams
+from gateway.admin.bodies import BodyError, check_body_headers, load_args
+from gateway.admin.catalog import CATALOG, by_name
+from gateway.admin.context import AdminDatabase, Context, FormCoercer
+from gateway.admin.endpoints import (
+    Handler,
+    collection_get,
+    collection_post,
+    entity_delete,
+    entity_get,
+    entity_patch,
+    entity_put,
+    error_response,
+    foreign_entity_handlers,
+    nested_collection_get,
+    nested_collection_post,
+    nested_entity_handlers,
+)
+from gateway.admin.http import Request, Response, message
+from gateway.admin.router import Router
+from gateway.entities.errors import EntityError
+from gateway.observability.accesslog import AccessLog
+from gateway.observability.errorlog import ErrorLog
+from gateway.settings import Settings
+from gateway.version import SERVER_TOKEN
+
+__all__ = ["AdminApp", "build_router"]
+
+_DISABLED = ("/targets", "/targets/:targets", "/targets/:targets/upstream", "/snis/:snis/certificate")
+
+
+def _default_coercer() -> FormCoercer:
+    """The entity layer's form typing; identity until it exists (JSON bodies never need it)."""
+    try:
+        from gateway.entities.forms import coerce_form
+    except ImportError:
+        return lambda entity, data: data
+    return coerce_form
+
+
+def _add_all(router: Router, routes: dict[str, dict[str, Handler]], accepts_yaml: bool = False) -> None:
+    for pattern, methods in routes.items():
+        for method, handler in methods.items():
+            router.add(pattern, method, handler, accepts_yaml)
+
+
+def build_router(node: info.NodeInfo, config_state: config.ConfigState) -> Router:
+    """Kong's generated endpoints, then its customisations, in the same override order."""
+    router = Router()
+    for spec in CATALOG:
+        collection, item = f"/{spec.path}", f"/{spec.path}/:{spec.name}"
+        _add_all(router, {collection: {"GET": collection_get(spec), "POST": collection_post(spec)}})
+        _add_all(
+            router,
+            {
+                item: {
+                    "GET": entity_get(spec),
+                    "PUT": entity_put(spec),
+                    "PATCH": entity_patch(spec),
+                    "DELETE": entity_delete(spec),
+                }
+            },
+        )
+        for fk, target_name in spec.foreign.items():
+            parent = by_name(target_name)
+            _add_all(router, {f"{item}/{fk}": foreign_entity_handlers(spec, fk)})
+            nested = f"/{parent.path}/:{parent.name}/{spec.nested_path}"
+            _add_all(
+                router,
+                {
+                    nested: {
+                        "GET": nested_collection_get(spec, parent, fk),
+                        "POST": nested_collection_post(spec, parent, fk),
+                    },
+                    f"{nested}/:{spec.name}": nested_entity_handlers(parent, spec, fk),
+                },
+            )
+    _add_all(router, certificates.certificate_routes())
+    _add_all(router, upstreams.target_routes())
+    _add_all(router, {"/consumers": {"GET": consumers.consumers_get()}})
+    for pattern in (
+        "/plugins/:plugins",
+        "/services/:services/plugins/:plugins",
+        "/routes/:routes/plugins/:plugins",
+        "/consumers/:consumers/plugins/:plugins",
+    ):
+        patch = router.methods(pattern).get("PATCH")
+        if patch is not None:
+            router.add(pattern, "PATCH", plugins.with_plugin_name(patch))
+    _add_all(router, info.info_routes(node, router.patterns))
+    _add_all(router, config.config_routes(config_state), accepts_yaml=True)
+    for pattern in _DISABLED:
+        router.disable(pattern)
+    return router
+
+
+class AdminApp:
+    """The Admin API. ``handle`` is the whole request cycle; ``start_admin_server`` puts it on a socket."""
+
+    def __init__(
+        self,
+        db: AdminDatabase,
+        settings: Settings,
+        error_log: ErrorLog,
+        access_log: AccessLog,
+        status: Callable[[], dict[str, Any]],
+        coerce: FormCoercer | None = None,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.error_log = error_log
+        self.access_log = access_log
+        self.config_state = config.ConfigState()
+        self.node = info.NodeInfo(status=status, config_hash=lambda: self.config_state.current(db.export))
+        self.coerce = coerce or _default_coercer()
+        self.router = build_router(self.node, self.config_state)
+
+    async def handle(
+        self,
+        method: str,
+        target: str,
+        headers: Iterable[tuple[str, str]] = (),
+        body: bytes = b"",
+        remote_addr: str = "127.0.0.1",
+        http_version: str = "1.1",
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        """One request by value: ``target`` is the request target (path and optional query).
+
+        Logs the request in the admin access log; the socket server calls this too.
+        """
+        path, _, query = target.partition("?")
+        request = Request(method.upper(), path, query, list(headers), body, remote_addr)
+        response = await self.dispatch(request)
+        sent = 0 if request.method == "HEAD" else len(response.body)
+        self.log_access(request, response.status, sent, f"{method} {target} HTTP/{http_version}")
+        return response.status, self.response_headers(request, response), response.body
+
+    async def dispatch(self, request: Request) -> Response:
+        """Route, check, parse and run; never raises."""
+        started = time.monotonic()
+        response = await self._dispatch(request)
+        if request.method == "HEAD":
+            response = Response(response.status, b"", [*response.headers, ("Content-Length", str(len(response.body)))])
+        latency = int((time.monotonic() - started) * 1000)
+        response.headers.append(("X-Kong-Admin-Latency", str(latency)))
+        return response
+
+    async def _dispatch(self, request: Request) -> Response:
+        matched = self.router.match(request.path)
+        if matched is None or matched[0].disabled:
+            return message(404, "Not found")
+        route, params = matched
+        refused = check_body_headers(request, route.accepts_yaml)
+        if refused is not None:
+            return refused
+        method = "GET" if request.method == "HEAD" else request.method
+        if method == "OPTIONS":
+            allowed = ", ".join(route.allowed())
+            asked = request.header("access-control-request-headers")
+            return Response(
+                204,
+                b"",
+                [
+                    ("Allow", allowed),
+                    ("Access-Control-Allow-Methods", allowed),
+                    (
+                        "Access-Control-Allow-Headers",
+                        asked or "Content-Type",
+                    ),
+                ],
+            )
+        handler = route.methods.get(method)
+        if handler is None:
+            return message(405, "Method not allowed")
+        try:
+            args = load_args(request)
+        except BodyError as err:
+            return err.response
+        ctx = Context(request, dict(params), args, self.db, self.settings, self.coerce)
+        try:
+            return await handler(ctx)
+        except EntityError as err:
+            return error_response(err)
+        except Exception as exc:  # the last line of defence: log it, answer like Kong's handle_error
+            self.error_log.error(f"[admin] {request.method} {request.path}: {exc!r}")
+            return message(500, "An unexpected error occurred")
+
+    def response_headers(self, request: Request, response: Response) -> list[tuple[str, str]]:
+        """Kong's admin headers around the handler's own: Server, CORS, length."""
+        headers = [("Server", SERVER_TOKEN)]
+        headers.extend(response.headers)
+        names = {name.lower() for name, _ in headers}
+        if "content-length" not in names:
+            headers.append(("Content-Length", str(len(response.body))))
+        headers.append(("Access-Control-Allow-Origin", request.header("origin") or "*"))
+        headers.append(("Access-Control-Allow-Credentials", "true"))
+        return headers
+
+    def log_access(self, request: Request, status: int, body_bytes: int, request_line: str) -> None:
+        """One nginx ``combined`` line in the admin access log."""
+        self.access_log.write(
+            request.remote_addr,
+            request_line,
+            status,
+            body_bytes,
+            request.header("referer"),
+            request.header("user-agent"),
+        )

@@ -1,0 +1,76 @@
+"""An Admin API on a real socket (127.0.0.1, a free port) over the real store, and its certificates."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from gateway.admin.server import AdminApp, start_admin_server
+from gateway.observability.accesslog import AccessLog
+from gateway.observability.errorlog import ErrorLog
+from gateway.settings import Listener, load_settings
+from gateway.store import open_database
+from tests.conformance.pki import Pair, make_pair
+
+
+class Admin:
+    """An httpx client bound to the running server, plus the store for before/after comparisons."""
+
+    def __init__(self, http: httpx.AsyncClient, db: Any, url: str) -> None:
+        self.http = http
+        self.db = db
+        self.url = url
+
+    def export(self) -> dict[str, Any]:
+        return self.db.export()
+
+
+async def _start(tmp_path: Any, database: str) -> AsyncIterator[Admin]:
+    settings = load_settings(env={}, overrides={"prefix": str(tmp_path), "database": database})
+    db = open_database(database, str(tmp_path / "gateway.db") if database == "sqlite" else None)
+    app = AdminApp(
+        db,
+        settings,
+        ErrorLog(str(tmp_path / "error.log")),
+        AccessLog(str(tmp_path / "admin_access.log"), with_request_id=False),
+        lambda: {"connections_accepted": 0, "total_requests": 0},
+    )
+    server = await start_admin_server(app, Listener("127.0.0.1", 0))
+    port = server.sockets[0].getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+        yield Admin(http, db, url)
+    server.close()
+    await server.wait_closed()
+    app.access_log.close()
+    db.close()
+
+
+@pytest.fixture
+async def admin(tmp_path: Any) -> AsyncIterator[Admin]:
+    async for a in _start(tmp_path, "sqlite"):
+        yield a
+
+
+@pytest.fixture
+async def dbless_admin(tmp_path: Any) -> AsyncIterator[Admin]:
+    async for a in _start(tmp_path, "off"):
+        yield a
+
+
+@pytest.fixture(scope="session")
+def pki() -> dict[str, Pair]:
+    root = make_pair("Test Root CA", ca=True)
+    return {
+        "rsa": make_pair("ssl-example.test"),
+        "rsa2": make_pair("other.test"),
+        "ecdsa": make_pair("ssl-example.test", kind="ec"),
+        "ecdsa2": make_pair("other-ec.test", kind="ec"),
+        "root": root,
+        "intermediate": make_pair("Test Intermediate CA", ca=True, issuer=root),
+        "leaf": make_pair("leaf.test", issuer=root),
+        "expired_ca": make_pair("Expired CA", ca=True, expired=True),
+    }
