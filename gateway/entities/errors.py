@@ -11,17 +11,22 @@ one error -> ``schema violation (x)``, several -> ``N schema violations (x; y)``
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
 __all__ = [
     "Code",
+    "DeclarativeConfigError",
     "EntityError",
     "NotFound",
     "flatten_field_errors",
+    "foreign_key_restricted",
     "foreign_key_violation",
     "invalid_offset",
+    "invalid_primary_key",
     "invalid_size",
+    "lua_pretty",
     "operation_unsupported",
     "primary_key_violation",
     "referenced_by_others",
@@ -118,27 +123,74 @@ class NotFound(EntityError):
         return {"message": self.message}
 
 
-def flatten_field_errors(fields: Mapping[str, Any], prefix: str = "") -> list[str]:
-    """``{"a": {"b": "x"}, "c": ["y"]}`` -> ``["a.b: x", "c: y"]`` in Kong's order (sorted keys).
+def lua_pretty(value: Any, indent: str = "  ", _level: int = 0) -> str:
+    """Render a value the way Penlight's ``pretty.write`` does, which Kong uses inside messages.
 
-    ``@entity`` lists come first and carry no prefix. Lists of messages (several errors for one field)
-    are written one item each; lists of per-element errors (``{1: "msg"}``-like) keep their index.
+    ``indent=""`` gives the compact one-line form (``{name="foo",route=null}``) used for keys and the
+    declarative-config message; the default two-space indent gives the multi-line form Kong prints for
+    nested field errors. Dict keys are sorted; lists are Lua sequences (1-based); ``None`` holes in a list
+    are skipped and later items get an explicit ``[i]=`` key, as a sparse Lua table would; ``None`` as a
+    value is written ``null`` (Kong's ``ngx.null``).
+    """
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    items: list[str] = []
+    eq = " = " if indent else "="
+    if isinstance(value, Mapping):
+        for key in sorted(value, key=str):
+            k = str(key)
+            name = k if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k) else f'["{k}"]'
+            items.append(f"{name}{eq}{lua_pretty(value[key], indent, _level + 1)}")
+    elif isinstance(value, list | tuple):
+        sequential = True
+        for i, item in enumerate(value, 1):
+            if item is None:
+                sequential = False
+                continue
+            rendered = lua_pretty(item, indent, _level + 1)
+            items.append(rendered if sequential else f"[{i}]{eq}{rendered}")
+    else:
+        return lua_pretty(str(value), indent, _level)
+    if not items:
+        return "{}"
+    if not indent:
+        return "{" + ",".join(items) + "}"
+    inner = indent * (_level + 1)
+    return "{\n" + ",\n".join(inner + item for item in items) + "\n" + indent * _level + "}"
+
+
+def _sub_keys(value: Mapping[str, Any] | list[Any]) -> list[tuple[str, Any]]:
+    """The (key, value) pairs of a nested error table in Kong's order; list indexes are 1-based."""
+    if isinstance(value, Mapping):
+        return [(str(k), value[k]) for k in sorted(value, key=str)]
+    return [(str(i), v) for i, v in enumerate(value, 1) if v is not None]
+
+
+def flatten_field_errors(fields: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """Kong's ``schema_violation`` message parts, exactly as ``kong/db/errors.lua`` builds them.
+
+    ``@entity`` messages come first, without a prefix; then each field in sorted order: a string is
+    ``f: msg``; a nested table (record errors, or per-element errors of an array, whose keys Kong writes
+    1-based) goes exactly one level deep, ``f.sub: msg``, and anything deeper is rendered with
+    ``lua_pretty`` as Kong does. ``prefix`` is kept for callers that flatten a sub-table themselves.
     """
     out: list[str] = []
-    entity = fields.get("@entity") if not prefix else None
+    entity = fields.get("@entity")
     if entity:
-        out.extend(str(msg) for msg in entity)
-    for key in sorted(k for k in fields if not (k == "@entity" and not prefix)):
+        out.extend(str(msg) for msg in (entity if isinstance(entity, list) else [entity]))
+    for key in sorted(k for k in fields if k != "@entity"):
         value = fields[key]
         name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            out.extend(flatten_field_errors(value, name + "."))
-        elif isinstance(value, list):
-            for item in value:
-                if isinstance(item, Mapping):
-                    out.extend(flatten_field_errors(item, name + "."))
-                elif item is not None:
-                    out.append(f"{name}: {item}")
+        if isinstance(value, Mapping | list):
+            for sub, item in _sub_keys(value):
+                text = lua_pretty(item) if isinstance(item, Mapping | list) else str(item)
+                out.append(f"{name}.{sub}: {text}")
         else:
             out.append(f"{name}: {value}")
     return out
@@ -155,9 +207,8 @@ def schema_violation(fields: Mapping[str, Any]) -> EntityError:
 
 
 def _pretty(key: Mapping[str, Any]) -> str:
-    """Lua ``pl.pretty.write(key, "")`` as Kong prints a key: ``{name="foo"}``."""
-    inner = ",".join(f'{k}="{v}"' if isinstance(v, str) else f"{k}={v}" for k, v in key.items())
-    return "{" + inner + "}"
+    """Lua ``pl.pretty.write(key, "")`` as Kong prints a key: ``{name="foo"}``, ``{route=null}``."""
+    return lua_pretty(dict(key), "")
 
 
 def unique_violation(key: Mapping[str, Any]) -> EntityError:
@@ -189,3 +240,41 @@ def invalid_size(message: str) -> EntityError:
 
 def operation_unsupported(message: str) -> EntityError:
     return EntityError(Code.OPERATION_UNSUPPORTED, message, None, 405)
+
+
+def foreign_key_restricted(parent: str, child: str) -> EntityError:
+    """Deleting a parent that a child still references without ``on_delete = "cascade"``.
+
+    ``an existing 'routes' entity references this 'services' entity`` (code 4, HTTP 400), with
+    ``fields = {"@referenced_by": "routes"}``, as Kong's database strategies report it.
+    """
+    message = f"an existing '{child}' entity references this '{parent}' entity"
+    return EntityError(Code.FOREIGN_KEY_VIOLATION, message, {"@referenced_by": child})
+
+
+def invalid_primary_key(key: Mapping[str, Any]) -> EntityError:
+    return EntityError(Code.INVALID_PRIMARY_KEY, f"invalid primary key: '{_pretty(key)}'", dict(key))
+
+
+class DeclarativeConfigError(EntityError):
+    """Code 14: a declarative configuration that does not validate; nothing was loaded.
+
+    ``fields`` is Kong's nested error table (entity name -> list index -> errors, with ``None`` holes),
+    ``flattened_errors`` the per-entity list that ``POST /config?flatten_errors=1`` returns, and
+    ``paths`` one human-readable ``services[0].routes[1].paths[0]: ...`` line per error (0-based, for logs
+    and the CLI; Kong has no such list).
+    """
+
+    def __init__(
+        self, errors: Mapping[str, Any], flattened: list[dict[str, Any]] | None = None, paths: list[str] | None = None
+    ) -> None:
+        message = f"declarative config is invalid: {lua_pretty(dict(errors), '')}"
+        super().__init__(Code.DECLARATIVE_CONFIG, message, errors, 400)
+        self.flattened_errors: list[dict[str, Any]] = list(flattened or [])
+        self.paths: list[str] = list(paths or [])
+
+    def to_json(self, flatten: bool = False) -> dict[str, Any]:
+        body = super().to_json()
+        if flatten:
+            body["flattened_errors"] = self.flattened_errors
+        return body

@@ -1,0 +1,23 @@
+"""The ``consumers`` entity (``consumers.lua``): who is calling. Addressed by id or ``username``."""
+
+from __future__ import annotations
+
+from gateway.entities import typedefs
+from gateway.entities.schema import Field, Schema, at_least_one_of
+
+__all__ = ["SCHEMA"]
+
+SCHEMA = Schema(
+    "consumers",
+    [
+        ("id", typedefs.uuid),
+        ("created_at", typedefs.auto_timestamp_s),
+        ("updated_at", typedefs.auto_timestamp_s),
+        ("username", Field("string", unique=True, description="The unique username of the Consumer.")),
+        ("custom_id", Field("string", unique=True, description="An existing unique id of the Consumer.")),
+        ("tags", typedefs.tags),
+    ],
+    endpoint_key="username",
+    entity_checks=(at_least_one_of("custom_id", "username"),),
+    description="A Consumer: an identity that plugins authenticate and attach configuration to.",
+)

@@ -1,0 +1,87 @@
+"""The small storage interface under the DAOs, and what both backends share.
+
+A backend stores, per entity, complete rows (JSON objects) keyed by ``id``, plus a few *index columns*
+per row computed by the DAO layer (``index_columns``): one per unique field (``u:<field>``), one per
+foreign key (``fk:<field>``, the referenced id) and ``cache_key`` for composite uniqueness (plugins'
+scope, targets' upstream+target). Backends know nothing about validation; they only answer "who has this
+index value", "which rows reference that id" and "the rows after this id, in id order".
+
+Transactions are explicit (``begin``/``commit``/``rollback``) and not nested; the ``Database`` serialises
+all access with one lock, so a backend never sees two threads at once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from gateway.entities.schema import Schema
+
+__all__ = ["Backend", "dumps", "index_columns"]
+
+Row = dict[str, Any]
+
+
+def dumps(row: Any) -> str:
+    """The one JSON encoding of a stored row (compact, UTF-8 kept, key order preserved)."""
+    return json.dumps(row, separators=(",", ":"), ensure_ascii=False)
+
+
+def _scalar(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    return dumps(value)
+
+
+def index_columns(schema: Schema, row: Mapping[str, Any], cache_key: str | None) -> dict[str, str | None]:
+    """The index values of ``row``: ``u:<field>`` for unique fields, ``fk:<field>`` for foreign keys."""
+    cols: dict[str, str | None] = {}
+    for name, f in schema.fields:
+        if f.transient:
+            continue
+        if f.unique:
+            cols[f"u:{name}"] = _scalar(row.get(name))
+        if f.type == "foreign":
+            ref = row.get(name)
+            cols[f"fk:{name}"] = ref.get("id") if isinstance(ref, dict) else None
+    if schema.cache_key:
+        cols["cache_key"] = cache_key
+    return cols
+
+
+class Backend(Protocol):
+    """Row storage for all entities. ``column`` names are those produced by ``index_columns``."""
+
+    def begin(self) -> None: ...
+
+    def commit(self) -> None: ...
+
+    def rollback(self) -> None: ...
+
+    def get(self, entity: str, id: str) -> Row | None:
+        """The row with that id, as a fresh dict (callers may mutate it)."""
+
+    def find(self, entity: str, column: str, value: str) -> Row | None:
+        """The row whose unique index ``column`` equals ``value``."""
+
+    def put(self, entity: str, row: Row, columns: Mapping[str, str | None]) -> None:
+        """Insert or replace the row with ``row["id"]`` and its index values."""
+
+    def delete(self, entity: str, id: str) -> None: ...
+
+    def scan(
+        self, entity: str, after: str | None = None, limit: int | None = None, where: Mapping[str, str] | None = None
+    ) -> list[Row]:
+        """Rows in ascending id order, strictly after ``after``, matching every ``column == value``."""
+
+    def clear(self, entity: str) -> None:
+        """Remove every row of ``entity`` (used by ``replace_all`` inside its transaction)."""
+
+    def get_meta(self, key: str) -> str | None: ...
+
+    def set_meta(self, key: str, value: str) -> None: ...
+
+    def close(self) -> None: ...

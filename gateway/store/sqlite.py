@@ -1,0 +1,183 @@
+"""The SQLite backend: the embedded default, one real database file under the prefix.
+
+Layout (generated from the entity schemas by migration 1):
+
+- one table per entity: ``id TEXT PRIMARY KEY``, ``row TEXT`` (the complete row as JSON), and one column
+  per index value: ``u_<field>`` (UNIQUE) for unique fields, ``fk_<field>`` (indexed) for foreign keys,
+  ``cache_key`` (UNIQUE) for composite uniqueness. The DAO layer checks uniqueness itself (to produce
+  Kong's messages); the UNIQUE constraints are a safety net.
+- ``schema_meta(key, value)``: the configuration version, and anything else the store must remember.
+- ``schema_migrations(version, name, applied_at)``: the versioned migrations applied so far. ``MIGRATIONS``
+  is append-only; each entry runs once, in order, in its own transaction, when the file is opened.
+
+The connection is in autocommit mode and transactions are explicit (``BEGIN IMMEDIATE``), the journal is
+WAL (readers never block the writer), and SQLite's own foreign keys are off: the DAOs implement Kong's
+cascade/restrict rules so that errors carry Kong's messages.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from gateway.entities import SCHEMAS
+from gateway.entities.schema import Schema
+from gateway.store.backend import Row, dumps, index_columns
+
+__all__ = ["MIGRATIONS", "Migration", "SqliteBackend", "column_name"]
+
+
+def column_name(index_column: str) -> str:
+    """``u:name`` -> ``u_name``, ``fk:service`` -> ``fk_service``, ``cache_key`` unchanged."""
+    return index_column.replace(":", "_")
+
+
+def _q(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def create_entity_table(conn: sqlite3.Connection, schema: Schema) -> None:
+    """The table of one entity, with its index columns (see the module docstring)."""
+    cols = ["id TEXT PRIMARY KEY NOT NULL", "row TEXT NOT NULL"]
+    indexes: list[str] = []
+    for column in index_columns(schema, {}, None):
+        name = column_name(column)
+        if column.startswith("fk:"):
+            cols.append(f"{_q(name)} TEXT")
+            indexes.append(f"CREATE INDEX {_q(schema.name + '_' + name)} ON {_q(schema.name)} ({_q(name)})")
+        else:
+            cols.append(f"{_q(name)} TEXT UNIQUE")
+    conn.execute(f"CREATE TABLE {_q(schema.name)} ({', '.join(cols)})")
+    for statement in indexes:
+        conn.execute(statement)
+
+
+def _migration_1(conn: sqlite3.Connection) -> None:
+    conn.execute("CREATE TABLE schema_meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL)")
+    for schema in SCHEMAS.values():
+        create_entity_table(conn, schema)
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One schema change. ``apply`` runs inside a transaction; never edit a released migration."""
+
+    version: int
+    name: str
+    apply: Callable[[sqlite3.Connection], None]
+
+
+MIGRATIONS: tuple[Migration, ...] = (Migration(1, "000_base: schema_meta and one table per core entity", _migration_1),)
+
+
+class SqliteBackend:
+    """``Backend`` over one SQLite file; see the module docstring."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute("PRAGMA foreign_keys=OFF")
+        self._conn.execute("PRAGMA busy_timeout=5000")
+        self.migrate()
+
+    # ------------------------------------------------------------------ migrations
+    def migrate(self) -> list[int]:
+        """Apply the migrations this file has not seen yet; returns the versions applied now."""
+        conn = self._conn
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations "
+            "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)"
+        )
+        done = {v for (v,) in conn.execute("SELECT version FROM schema_migrations")}
+        applied: list[int] = []
+        for migration in MIGRATIONS:
+            if migration.version in done:
+                continue
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                migration.apply(conn)
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    (migration.version, migration.name, int(time.time())),
+                )
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            applied.append(migration.version)
+        return applied
+
+    def migrations(self) -> list[tuple[int, str]]:
+        return list(self._conn.execute("SELECT version, name FROM schema_migrations ORDER BY version"))
+
+    # ------------------------------------------------------------------ transactions
+    def begin(self) -> None:
+        self._conn.execute("BEGIN IMMEDIATE")
+
+    def commit(self) -> None:
+        self._conn.execute("COMMIT")
+
+    def rollback(self) -> None:
+        if self._conn.in_transaction:
+            self._conn.execute("ROLLBACK")
+
+    # ------------------------------------------------------------------ Backend
+    def get(self, entity: str, id: str) -> Row | None:
+        cur = self._conn.execute(f"SELECT row FROM {_q(entity)} WHERE id = ?", (id,))
+        found = cur.fetchone()
+        return json.loads(found[0]) if found else None
+
+    def find(self, entity: str, column: str, value: str) -> Row | None:
+        cur = self._conn.execute(f"SELECT row FROM {_q(entity)} WHERE {_q(column_name(column))} = ?", (value,))
+        found = cur.fetchone()
+        return json.loads(found[0]) if found else None
+
+    def put(self, entity: str, row: Row, columns: Mapping[str, str | None]) -> None:
+        names = ["id", "row", *(column_name(c) for c in columns)]
+        values = [row["id"], dumps(row), *columns.values()]
+        sql = (
+            f"INSERT OR REPLACE INTO {_q(entity)} ({', '.join(_q(n) for n in names)}) "
+            f"VALUES ({', '.join('?' for _ in names)})"
+        )
+        self._conn.execute(sql, values)
+
+    def delete(self, entity: str, id: str) -> None:
+        self._conn.execute(f"DELETE FROM {_q(entity)} WHERE id = ?", (id,))
+
+    def scan(
+        self, entity: str, after: str | None = None, limit: int | None = None, where: Mapping[str, str] | None = None
+    ) -> list[Row]:
+        clauses: list[str] = []
+        args: list[object] = []
+        if after is not None:
+            clauses.append("id > ?")
+            args.append(after)
+        for column, value in (where or {}).items():
+            clauses.append(f"{_q(column_name(column))} = ?")
+            args.append(value)
+        sql = f"SELECT row FROM {_q(entity)}"
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        sql += " ORDER BY id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        return [json.loads(r) for (r,) in self._conn.execute(sql, args)]
+
+    def clear(self, entity: str) -> None:
+        self._conn.execute(f"DELETE FROM {_q(entity)}")
+
+    def get_meta(self, key: str) -> str | None:
+        found = self._conn.execute("SELECT value FROM schema_meta WHERE key = ?", (key,)).fetchone()
+        return found[0] if found else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._conn.execute("INSERT OR REPLACE INTO schema_meta (key, value) VALUES (?, ?)", (key, value))
+
+    def close(self) -> None:
+        self._conn.close()
