@@ -1,0 +1,437 @@
+"""The downstream connection logic shared by both parsers: request queue, timers, limits, counters, logs.
+
+Theory of operation. A parser-specific subclass (``http1.py``) turns bytes into five calls:
+``_message_begin``, ``_head_complete(head)``, ``_body(data)``, ``_message_complete()`` and
+``_reject(status, reason)``. Everything else lives here, once, so the two parser classes cannot drift
+(lesson 8).
+
+Rules:
+
+1. Pipelining: each parsed head becomes an ``Exchange``. The first one runs; later ones wait in a
+   queue, buffering their (small) bodies. Responses go out strictly in request order. When
+   ``MAX_PIPELINE`` requests wait, reading pauses (``PAUSE_PIPELINE``) and resumes at half.
+2. Keep-alive: HTTP/1.1 unless ``Connection: close``; HTTP/1.0 only with ``Connection: keep-alive``
+   (decided by the parser). A response that must be close-delimited, a parse error, a shutdown or a
+   client that waits for ``100 Continue`` we never sent ends the connection after the response.
+3. One timer handle per connection (lesson 10) with a deadline and a mode: waiting for the first byte
+   of a request (``keepalive_timeout``, or ``client_header_timeout`` for a fresh connection), reading a
+   head (``client_header_timeout`` from its first byte), reading a body (``client_body_timeout``
+   between two reads). While the upstream works, no client timer runs. The handle is re-armed only
+   when it fires before the (moved) deadline.
+4. Malformed input gets nginx's status (400/414/494->400/501, 413) with Kong's body and the connection
+   is closed after it; a body timeout answers 408 when nothing was sent yet. A head timeout closes
+   silently, as nginx does.
+5. Counters follow nginx's stub_status: reading = connections reading a request head, writing =
+   connections with a request in progress, waiting = the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import TYPE_CHECKING
+
+from gateway.proxy.flow import PAUSE_PIPELINE, FlowControl
+from gateway.proxy.forward import Exchange, new_request_id
+from gateway.proxy.generated import render_generated
+from gateway.proxy.request import HeadRejected, RequestHead, check_head
+from gateway.proxy.responses import (
+    ERROR_MESSAGES,
+    NGINX_501_BODY,
+    error_body,
+    error_page_mime,
+)
+
+if TYPE_CHECKING:
+    from gateway.proxy.state import ProxyState
+    from gateway.settings import Listener
+
+__all__ = ["MAX_PIPELINE", "HttpConnection"]
+
+MAX_PIPELINE = 32
+
+_IDLE, _HEAD, _BODY = 0, 1, 2  # parse phase
+_T_NONE, _T_KEEPALIVE, _T_HEAD, _T_BODY = 0, 1, 2, 3  # timer mode
+
+
+class HttpConnection(asyncio.Protocol):
+    """Base protocol: one per downstream connection. Subclasses add the parser and ``data_received``."""
+
+    __slots__ = (
+        "_broken",
+        "_deadline",
+        "_pending_error",
+        "_phase",
+        "_queue",
+        "_reading_counted",
+        "_timer",
+        "_timer_mode",
+        "closing",
+        "conn_id",
+        "current",
+        "flow",
+        "https",
+        "limits",
+        "listener",
+        "local_port",
+        "loop",
+        "parsing",
+        "peer_ip",
+        "peer_trusted",
+        "remote_addr",
+        "sni",
+        "state",
+        "tls",
+        "transport",
+    )
+
+    def __init__(self, state: ProxyState, listener: Listener) -> None:
+        self.state = state
+        self.listener = listener
+        self.loop = asyncio.get_running_loop()
+        self.limits = state.head_limits
+        self.transport: asyncio.Transport | None = None
+        self.flow: FlowControl = None  # type: ignore[assignment]  # set in connection_made
+        self.conn_id = 0
+        self.peer_ip = ""
+        self.remote_addr = ""
+        self.peer_trusted = False
+        self.local_port = listener.port
+        self.https = False
+        self.tls: object | None = None
+        self.sni: str | None = None
+        self.current: Exchange | None = None
+        self.parsing: Exchange | None = None
+        self._queue: deque[Exchange] = deque()
+        self._phase = _IDLE
+        self._reading_counted = False
+        self._broken = False
+        self._pending_error: tuple[int, str, RequestHead | None] | None = None
+        self.closing = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_mode = _T_NONE
+        self._deadline = 0.0
+
+    # ================================================================== asyncio protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.flow = FlowControl(transport)
+        peer = transport.get_extra_info("peername")
+        self.peer_ip = peer[0] if isinstance(peer, tuple) else "unix:"
+        self.remote_addr = self.peer_ip
+        sock = transport.get_extra_info("sockname")
+        if isinstance(sock, tuple):
+            self.local_port = sock[1]
+        tls = transport.get_extra_info("tls")
+        self.tls = tls
+        self.https = tls is not None
+        self.sni = getattr(tls, "sni", None) if tls is not None else None
+        state = self.state
+        self.peer_trusted = state.is_trusted(self.peer_ip)
+        self.conn_id = state.register(self)
+        if self.closing:
+            transport.close()
+            return
+        self._set_deadline(self.loop.time() + state.settings.client_header_timeout, _T_KEEPALIVE)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._broken = True
+        self._cancel_timer()
+        if self._reading_counted:
+            self._reading_counted = False
+            self.state.connections_reading -= 1
+        current = self.current
+        self.current = None
+        if current is not None:
+            self.state.connections_writing -= 1
+            current.client_aborted()
+            if not current.response_started:
+                current.status = 499  # nginx: client closed the request
+            self._log_access(current)
+        for ex in self._queue:
+            ex.client_aborted()
+        self._queue.clear()
+        self.parsing = None
+        self.state.unregister(self)
+
+    def pause_writing(self) -> None:
+        self.flow.write_paused = True
+        if self.current is not None:
+            self.current.on_client_pause_writing()
+
+    def resume_writing(self) -> None:
+        self.flow.write_paused = False
+        if self.current is not None:
+            self.current.on_client_resume_writing()
+
+    def eof_received(self) -> bool | None:
+        # a half-closed client may still read the responses to what it sent (pipelining clients do)
+        return bool(self.current is not None or self._queue)
+
+    # ================================================================== output
+    def write(self, data: bytes) -> None:
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(data)
+
+    def host_var(self, host: str | None) -> str:
+        """nginx ``$host``: the Host header lowercased without its port, else the server name."""
+        if not host:
+            return "kong"
+        if host.startswith("["):
+            end = host.find("]")
+            return host[: end + 1].lower() if end != -1 else host.lower()
+        return host.split(":", 1)[0].lower()
+
+    # ================================================================== parser events (from subclasses)
+    def _message_begin(self) -> None:
+        if self._phase == _HEAD:
+            return
+        self._phase = _HEAD
+        if not self._reading_counted:
+            self._reading_counted = True
+            self.state.connections_reading += 1
+        self._set_deadline(self.loop.time() + self.state.settings.client_header_timeout, _T_HEAD)
+
+    def _head_complete(self, head: RequestHead, raw_lengths: list[int] | None = None) -> None:
+        if self._reading_counted:
+            self._reading_counted = False
+            self.state.connections_reading -= 1
+        try:
+            check_head(head, self.limits, raw_lengths)
+        except HeadRejected as exc:
+            self._reject(exc.status, exc.reason, head)
+            return
+        state = self.state
+        state.total_requests += 1
+        if self.peer_trusted:
+            self.remote_addr = state.real_ip(self.peer_ip, head)
+        ex = Exchange(self, head)
+        self.parsing = ex
+        if head.has_body:
+            self._phase = _BODY
+            self._set_deadline(self.loop.time() + state.settings.client_body_timeout, _T_BODY)
+        else:
+            self._phase = _IDLE
+            self._timer_mode = _T_NONE
+        if self.current is None:
+            self.current = ex
+            state.connections_writing += 1
+            ex.begin()
+        else:
+            self._queue.append(ex)
+            if len(self._queue) >= MAX_PIPELINE:
+                self.flow.pause_reading(PAUSE_PIPELINE)
+
+    def _body(self, data: bytes) -> None:
+        ex = self.parsing
+        if ex is not None:
+            self._deadline = self.loop.time() + self.state.settings.client_body_timeout
+            ex.feed_body(data)
+
+    def _message_complete(self) -> None:
+        ex = self.parsing
+        self.parsing = None
+        self._phase = _IDLE
+        if ex is not None:
+            if self._timer_mode == _T_BODY:
+                self._timer_mode = _T_NONE
+            ex.body_complete()
+        if self.current is None and not self._broken:
+            self._arm_keepalive()
+
+    def _reject(self, status: int, reason: str, head: RequestHead | None = None) -> None:
+        """Malformed or over-limit input: answer ``status`` after the queued responses, then close."""
+        if self._broken:
+            return
+        self._broken = True
+        if self._reading_counted:
+            self._reading_counted = False
+            self.state.connections_reading -= 1
+        log = self.state.error_log
+        if log.info_enabled:
+            log.info(
+                f"{reason} while reading client request headers, client: {self.peer_ip}, server: kong", self.conn_id
+            )
+        self.flow.pause_reading(PAUSE_PIPELINE)
+        ex = self.parsing
+        if ex is not None and ex is self.current and not ex.response_started:
+            # the error is in the body of the request being served
+            ex.client_aborted()
+            self._write_reject(status, ex.head, ex.request_id)
+            self.current = None
+            self.state.connections_writing -= 1
+            ex.status = 400 if status == 494 else status
+            self._log_access(ex)
+            self._close()
+            return
+        if ex is not None and ex is self.current:
+            self._close(abort=True)
+            return
+        if self.current is None:
+            self._write_reject(status, head, None)
+            self._close()
+            return
+        self._pending_error = (status, reason, head)
+
+    def _write_reject(self, status: int, head: RequestHead | None, request_id: str | None) -> None:
+        state = self.state
+        rid = request_id or new_request_id()
+        sent = 400 if status == 494 else status
+        if status == 501:
+            body, mime = NGINX_501_BODY, "text/html"
+        else:
+            accept = head.accept if head is not None else None
+            ctype = head.content_type if head is not None else None
+            mime = error_page_mime(accept, ctype, state.settings.error_default_type)
+            body = error_body(mime, ERROR_MESSAGES.get(status, ERROR_MESSAGES[400]), rid)
+        data = render_generated(
+            sent,
+            body,
+            mime,
+            keep_alive=False,
+            policy=state.header_policy,
+            date=state.date,
+            request_id=rid,
+            latency_ms=0,
+        )
+        self.write(data)
+        if head is not None and request_id is None:
+            state.access_log.write(
+                self.remote_addr, head.request_line, sent, len(body), head.get("referer"), head.get("user-agent"), rid
+            )
+        elif head is None:
+            state.access_log.write(self.remote_addr, "", sent, len(body), None, None, rid)
+
+    # ================================================================== exchange lifecycle
+    def exchange_finished(self, ex: Exchange, abort: bool) -> None:
+        """Called once per exchange when its response is complete and its request fully read."""
+        if ex is not self.current:
+            return
+        self.current = None
+        self.state.connections_writing -= 1
+        self._log_access(ex)
+        if abort:
+            self._close(abort=True)
+            return
+        if not ex.keep_alive or self.closing or (self.parsing is ex and self._phase == _BODY):
+            self._close()
+            return
+        if self._queue:
+            nxt = self._queue.popleft()
+            if len(self._queue) <= MAX_PIPELINE // 2:
+                self.flow.resume_reading(PAUSE_PIPELINE)
+            self.current = nxt
+            self.state.connections_writing += 1
+            nxt.begin()
+            return
+        if self._pending_error is not None:
+            status, _reason, head = self._pending_error
+            self._pending_error = None
+            self._write_reject(status, head, None)
+            self._close()
+            return
+        if self._phase == _IDLE and not self._broken:
+            self._arm_keepalive()
+
+    def _log_access(self, ex: Exchange) -> None:
+        log = self.state.access_log
+        if not log.enabled:
+            return
+        head = ex.head
+        log.write(
+            self.remote_addr,
+            head.request_line,
+            ex.status,
+            ex.bytes_sent,
+            head.get("referer"),
+            head.get("user-agent"),
+            ex.request_id,
+        )
+
+    def _close(self, abort: bool = False) -> None:
+        self._broken = True
+        self._cancel_timer()
+        transport = self.transport
+        if transport is None:
+            return
+        if abort:
+            transport.abort()
+        else:
+            transport.close()
+
+    # ================================================================== shutdown
+    def shutdown(self) -> None:
+        """Graceful stop: idle now, busy after the current response."""
+        self.closing = True
+        if self.current is None and self._phase == _IDLE:
+            self._close()
+        elif self.current is not None and not self.current.response_started:
+            self.current.keep_alive = False
+
+    @property
+    def idle(self) -> bool:
+        return self.current is None and self._phase == _IDLE
+
+    # ================================================================== the one timer
+    def _arm_keepalive(self) -> None:
+        timeout = self.state.settings.keepalive_timeout
+        if timeout <= 0 or self.closing:
+            self._close()
+            return
+        self._set_deadline(self.loop.time() + timeout, _T_KEEPALIVE)
+
+    def _set_deadline(self, when: float, mode: int) -> None:
+        self._timer_mode = mode
+        self._deadline = when
+        handle = self._timer
+        if handle is None:
+            self._timer = self.loop.call_at(when, self._on_timer)
+        elif handle.when() > when:
+            handle.cancel()
+            self._timer = self.loop.call_at(when, self._on_timer)
+
+    def _cancel_timer(self) -> None:
+        self._timer_mode = _T_NONE
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        mode = self._timer_mode
+        if mode == _T_NONE or self._broken:
+            return
+        if self.loop.time() < self._deadline:
+            self._timer = self.loop.call_at(self._deadline, self._on_timer)
+            return
+        self._timer_mode = _T_NONE
+        log = self.state.error_log
+        if mode == _T_KEEPALIVE:
+            self._close()
+        elif mode == _T_HEAD:
+            if log.info_enabled:
+                log.info(
+                    "client timed out (110: Connection timed out) while reading client request headers, "
+                    f"client: {self.peer_ip}, server: kong",
+                    self.conn_id,
+                )
+            self._close()
+        elif mode == _T_BODY:
+            ex = self.parsing
+            if log.info_enabled:
+                log.info(
+                    "client timed out (110: Connection timed out) while reading client request body, "
+                    f"client: {self.peer_ip}, server: kong",
+                    self.conn_id,
+                )
+            if ex is not None and ex is self.current and not ex.response_started:
+                ex.client_aborted()
+                self._write_reject(408, ex.head, ex.request_id)
+                ex.status = 408
+                self.current = None
+                self.state.connections_writing -= 1
+                self._log_access(ex)
+                self._close()
+            else:
+                self._close(abort=True)

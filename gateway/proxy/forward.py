@@ -1,0 +1,786 @@
+"""One request through the proxy: route -> (generated answer | pooled upstream connection) -> stream both ways.
+
+Theory of operation. An ``Exchange`` is created per request head by the downstream connection and is
+driven entirely by callbacks: body bytes from the client (``feed_body``/``body_complete``), events from
+the ``UpstreamConnection`` (``on_upstream_*``), flow-control from both transports. The only task is the
+connect (plus DNS on a cache miss) when no idle pooled connection exists.
+
+Rules:
+
+1. Runloop order (``kong/runloop/handler.lua`` access phase): route (404 ``no Route matched with those
+   values``), X-Forwarded-* from ``trusted_ips`` only, https-only route over http -> 426 or the
+   configured redirect, gRPC checks, no service -> 503, balancer (503 on DNS/peer failure).
+2. Upstream request: ``upstream_uri_v0`` on the normalized path, escaped, plus the raw query; headers in
+   nginx's order: ``TE``, ``Via``, ``Host``, ``Connection: keep-alive``, ``X-Forwarded-*``,
+   ``X-Real-IP``, ``X-Kong-Request-Id``, framing, then the client's headers minus hop-by-hop ones.
+3. Retries as ``proxy_next_upstream error timeout`` with ``retries + 1`` tries: connect errors and
+   timeouts, a close or reset before the response head, and read/write timeouts are retried; an
+   invalid response head is not. Once the request was sent, POST/LOCK/PATCH are not retried (nginx's
+   non-idempotent set). A failure on a *reused* keepalive connection does not use up a try and is
+   retried on a fresh connection. A retry needs the body bytes already sent: they are kept up to
+   ``REPLAY_LIMIT``; beyond that the request fails instead of retrying. Each failed try logs nginx's
+   error line. Final failure: 502 (error) or 504 (timeout), with the proxied headers.
+4. Streaming with backpressure: request body chunks go straight to the upstream transport; while it is
+   paused, the client's reading pauses (``PAUSE_PEER``). Response chunks go straight to the client; while
+   the client's transport is paused, the upstream connection stops reading. Before the upstream
+   connection exists, body bytes are buffered up to ``BODY_HIGH_WATER`` and then reading pauses.
+5. A response head, once written, cannot be taken back: a later upstream failure logs
+   ``upstream prematurely closed connection while reading upstream`` and closes the client connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import os
+import random
+from typing import TYPE_CHECKING, Any
+
+from gateway.observability.errorlog import request_context
+from gateway.proxy.balancer import NoPeerError
+from gateway.proxy.flow import BODY_HIGH_WATER, PAUSE_BUFFER, PAUSE_PEER
+from gateway.proxy.generated import CONTINUE_100, render_generated
+from gateway.proxy.headers import REQUEST_HOP_BY_HOP, RESPONSE_HOP_BY_HOP, SERVER_HEADER, VIA_VALUE, connection_tokens
+from gateway.proxy.responses import (
+    ERROR_MESSAGES,
+    error_body,
+    error_page_mime,
+    response_mime,
+)
+from gateway.proxy.router import escape_path, header_map, normalize_path, upstream_uri_v0
+from gateway.proxy.upstream import ServiceTarget, UpstreamConnection, host_header_for
+
+if TYPE_CHECKING:
+    from gateway.proxy.connection import HttpConnection
+    from gateway.proxy.request import RequestHead
+    from gateway.proxy.router import Match
+    from gateway.runtime.snapshot import Snapshot
+
+__all__ = ["REPLAY_LIMIT", "Exchange", "new_request_id"]
+
+REPLAY_LIMIT = 64 * 1024
+NON_IDEMPOTENT = frozenset(("POST", "LOCK", "PATCH"))
+_getrandbits = random.getrandbits
+
+_FAIL_TEXT = {
+    "connect_timeout": "upstream timed out (110: Connection timed out) while connecting to upstream",
+    "read_timeout": "upstream timed out (110: Connection timed out) while reading response header from upstream",
+    "write_timeout": "upstream timed out (110: Connection timed out) while sending request to upstream",
+    "closed": "upstream prematurely closed connection while reading response header from upstream",
+    "invalid": "upstream sent invalid header while reading response header from upstream",
+}
+_TIMEOUTS = frozenset(("connect_timeout", "read_timeout", "write_timeout"))
+
+
+def new_request_id() -> str:
+    """32 lowercase hex characters (Kong: four random uint32 values)."""
+    return f"{_getrandbits(128):032x}"
+
+
+def _ms(seconds: float) -> int:
+    return int(seconds * 1000) if seconds > 0 else 0
+
+
+class Exchange:
+    """One request/response cycle of a downstream connection."""
+
+    __slots__ = (
+        "_attempts",
+        "_body_bytes",
+        "_body_done",
+        "_buffer",
+        "_buffered",
+        "_chunked_out",
+        "_close_after",
+        "_connect_task",
+        "_continue_sent",
+        "_discarding",
+        "_done",
+        "_fresh_only",
+        "_host_header",
+        "_match",
+        "_peer",
+        "_replay",
+        "_replay_ok",
+        "_request_sent",
+        "_response_done",
+        "_sent_at",
+        "_service",
+        "_tries_left",
+        "_up",
+        "_up_read_paused",
+        "_upstream_head",
+        "_upstream_label",
+        "_upstream_uri",
+        "bytes_sent",
+        "conn",
+        "head",
+        "keep_alive",
+        "request_id",
+        "response_started",
+        "snapshot",
+        "start",
+        "status",
+    )
+
+    def __init__(self, conn: HttpConnection, head: RequestHead) -> None:
+        self.conn = conn
+        self.head = head
+        self.snapshot: Snapshot | None = None
+        self.request_id = new_request_id()
+        self.start = 0.0
+        self.status = 0
+        self.bytes_sent = 0
+        self.keep_alive = head.keep_alive
+        self.response_started = False
+        self._response_done = False
+        self._body_done = not head.has_body
+        self._body_bytes = 0
+        self._buffer: list[bytes] = []
+        self._buffered = 0
+        self._discarding = False
+        self._done = False
+        self._close_after = False
+        self._continue_sent = False
+        self._chunked_out = False
+        self._match: Match | None = None
+        self._service: ServiceTarget | None = None
+        self._up: UpstreamConnection | None = None
+        self._up_read_paused = False
+        self._connect_task: asyncio.Future[Any] | None = None
+        self._request_sent = False
+        self._sent_at = 0.0
+        self._attempts = 0
+        self._tries_left = 0
+        self._fresh_only = False
+        self._replay: list[bytes] = []
+        self._replay_ok = True
+        self._upstream_head = b""
+        self._upstream_uri = "/"
+        self._upstream_label = ""
+        self._host_header = ""
+        self._peer: tuple[str, int] = ("", 0)
+
+    # ================================================================== request intake (from the parser)
+    def feed_body(self, data: bytes) -> None:
+        self._body_bytes += len(data)
+        max_body = self.conn.limits.max_body
+        if max_body and self._body_bytes > max_body and not self.response_started:
+            self._abort_upstream()
+            self._discarding = True
+            self._close_after = True
+            self._respond_error(413)
+            return
+        if self._discarding:
+            return
+        up = self._up
+        if up is not None and self._request_sent and up.transport is not None:
+            framed = b"%x\r\n%b\r\n" % (len(data), data) if self.head.chunked else data
+            up.transport.write(framed)
+            if self._replay_ok:
+                self._record_replay(framed)
+            return
+        self._buffer.append(data)
+        self._buffered += len(data)
+        if self._buffered > BODY_HIGH_WATER:
+            self.conn.flow.pause_reading(PAUSE_BUFFER)
+
+    def body_complete(self) -> None:
+        self._body_done = True
+        if self._discarding:
+            self._maybe_finish()
+            return
+        up = self._up
+        if up is not None and self._request_sent and up.transport is not None:
+            if self.head.chunked:
+                up.transport.write(b"0\r\n\r\n")
+                if self._replay_ok:
+                    self._record_replay(b"0\r\n\r\n")
+            up.arm_read_timer()
+
+    def _record_replay(self, data: bytes) -> None:
+        self._replay.append(data)
+        if sum(len(c) for c in self._replay) > REPLAY_LIMIT:
+            self._replay_ok = False
+            self._replay = []
+
+    def client_aborted(self) -> None:
+        """The client connection is gone: drop the upstream side."""
+        self._abort_upstream()
+        self._done = True
+
+    # ================================================================== routing (access phase)
+    def begin(self) -> None:
+        """Start processing: the connection calls this when the exchange reaches the head of its queue."""
+        conn = self.conn
+        state = conn.state
+        self.snapshot = snapshot = state.snapshot
+        self.start = conn.loop.time()
+        head = self.head
+        target = head.target
+        query_at = target.find("?")
+        raw_path = target if query_at == -1 else target[:query_at]
+        if raw_path.startswith(("http://", "https://")):
+            # absolute-form: nginx takes the host from the request line
+            rest = raw_path.split("://", 1)[1]
+            slash = rest.find("/")
+            raw_path = rest[slash:] if slash != -1 else "/"
+        path = normalize_path(raw_path)
+        router = snapshot.router
+        match = router.match(
+            head.method,
+            path,
+            head.host,
+            conn.local_port,
+            conn.https,
+            conn.sni,
+            header_map(head.headers) if router.uses_headers else None,
+        )
+        if match is None:
+            self._kong_error(404, "no Route matched with those values")
+            return
+        self._match = match
+        route = match.route
+
+        # X-Forwarded-* parsing: trusted peers only
+        trusted = conn.peer_trusted
+        host_name = conn.host_var(head.host)
+        forwarded_proto = forwarded_host = forwarded_port = forwarded_path = forwarded_prefix = None
+        if trusted:
+            forwarded_proto = head.get("x-forwarded-proto")
+            forwarded_host = head.get("x-forwarded-host")
+            forwarded_port = head.get("x-forwarded-port")
+            forwarded_path = head.get("x-forwarded-path")
+            forwarded_prefix = head.get("x-forwarded-prefix")
+        if forwarded_proto is None:
+            forwarded_proto = "https" if conn.https else "http"
+        if forwarded_host is None:
+            forwarded_host = host_name
+        if forwarded_port is None:
+            forwarded_port = str(conn.local_port)
+        if forwarded_path is None:
+            forwarded_path = raw_path
+        if forwarded_prefix is None and match.prefix is not None and match.prefix != "/":
+            forwarded_prefix = match.prefix
+
+        if route.https_only and forwarded_proto != "https":
+            code = route.https_redirect_status_code
+            if code in (301, 302, 307, 308):
+                self._respond_generated(code, b"", None, extra=(("Location", f"https://{forwarded_host}{target}"),))
+                return
+            self._kong_error(
+                426, "Please use HTTPS protocol", extra=(("Connection", "Upgrade"), ("Upgrade", "TLS/1.2, HTTP/1.1"))
+            )
+            return
+        if route.grpc:
+            ctype = head.content_type or ""
+            if ctype.startswith("application/grpc"):
+                self._kong_error(
+                    426, "Please use HTTP2 protocol", extra=(("Connection", "Upgrade"), ("Upgrade", "HTTP/2"))
+                )
+            else:
+                self._kong_error(415, "Non-gRPC request matched gRPC route")
+            return
+        service = match.service
+        if service is None:
+            self._kong_error(503, "no Service found with those values")
+            return
+        self._service = service
+        if service.connect is None:
+            conn.state.error_log.error(
+                f"no connector for service protocol '{service.protocol}'", conn.conn_id, self._context(None)
+            )
+            self._fail_final("closed")
+            return
+
+        # upstream request line and the headers Kong sets
+        uri = escape_path(upstream_uri_v0(route.strip_path, match.prefix, path, service.path))
+        if query_at != -1:
+            uri += target[query_at:]
+        self._upstream_uri = uri
+        self._tries_left = service.retries + 1
+        fixed = self._fixed_headers(
+            head, forwarded_proto, forwarded_host, forwarded_port, forwarded_path, forwarded_prefix
+        )
+        self._upstream_head = fixed
+        self._pick_peer_and_connect()
+
+    def _fixed_headers(
+        self,
+        head: RequestHead,
+        proto: str,
+        fhost: str,
+        fport: str,
+        fpath: str,
+        fprefix: str | None,
+    ) -> bytes:
+        """Everything of the upstream request head after the Host line (which depends on the peer)."""
+        conn = self.conn
+        policy = conn.state.header_policy
+        parts: list[str] = ["Connection: keep-alive\r\n"]
+        xff = head.get("x-forwarded-for")
+        parts.append(
+            f"X-Forwarded-For: {xff}, {conn.peer_ip}\r\n"
+            if xff is not None
+            else f"X-Forwarded-For: {conn.remote_addr}\r\n"
+        )
+        parts.append(f"X-Forwarded-Proto: {proto}\r\nX-Forwarded-Host: {fhost}\r\nX-Forwarded-Port: {fport}\r\n")
+        parts.append(f"X-Forwarded-Path: {fpath}\r\n")
+        if fprefix:
+            parts.append(f"X-Forwarded-Prefix: {fprefix}\r\n")
+        parts.append(f"X-Real-IP: {conn.remote_addr}\r\n")
+        if policy.request_id_upstream:
+            parts.append(f"X-Kong-Request-Id: {self.request_id}\r\n")
+        if head.chunked:
+            parts.append("Transfer-Encoding: chunked\r\n")
+        elif head.content_length is not None:
+            parts.append(f"Content-Length: {head.content_length}\r\n")
+        drop = REQUEST_HOP_BY_HOP
+        listed = connection_tokens(head.connection)
+        if listed or policy.request_id_upstream:
+            drop = drop.union(listed)
+            if policy.request_id_upstream:
+                drop = drop | {"x-kong-request-id"}
+        for name, value in head.headers:
+            if name.lower() not in drop:
+                parts.append(f"{name}: {value}\r\n")
+        parts.append("\r\n")
+        return "".join(parts).encode("latin-1")
+
+    def _lead_headers(self, host_header: str) -> bytes:
+        head = self.head
+        parts = [f"{head.method} {self._upstream_uri} HTTP/1.1\r\n"]
+        te = head.get("te")
+        if te is not None and "trailers" in [t.strip().lower() for t in te.split(",")]:
+            parts.append("TE: trailers\r\n")
+        via = head.get("via")
+        inbound = ("1 " if head.version == "1.0" else "1.1 ") + VIA_VALUE[4:]
+        parts.append(f"Via: {via}, {inbound}\r\n" if via is not None else f"Via: {inbound}\r\n")
+        parts.append(f"Host: {host_header}\r\n")
+        return "".join(parts).encode("latin-1")
+
+    # ================================================================== balancer and connect
+    def _pick_peer_and_connect(self) -> None:
+        service = self._service
+        assert service is not None
+        conn = self.conn
+        try:
+            if service.balancer is not None:
+                host, port_opt = service.balancer.next_target()
+                port = port_opt if port_opt is not None else service.port
+                hostname = service.balancer.host_header or host
+            else:
+                host, port, hostname = service.host, service.port, service.host
+        except NoPeerError as exc:
+            self._kong_error(exc.status, exc.message)
+            return
+        route = self._match.route if self._match is not None else None
+        if route is not None and route.preserve_host and self.head.host is not None:
+            self._host_header = self.head.host
+        else:
+            self._host_header = host_header_for(hostname, port, service.protocol)
+        if (service.host_is_ip and host == service.host) or _is_ip(host):
+            self._connect(host.strip("[]"), port)
+            return
+        addresses = conn.state.dns.cached(host)
+        if addresses is not None:
+            self._connect(addresses[0], port)
+            return
+        task = asyncio.ensure_future(conn.state.dns.resolve(host))
+        self._connect_task = task
+        task.add_done_callback(lambda t: self._resolved(t, port))
+
+    def _resolved(self, task: asyncio.Future[list[str]], port: int) -> None:
+        self._connect_task = None
+        if self._done:
+            return
+        try:
+            addresses = task.result()
+        except NoPeerError as exc:
+            self.conn.state.error_log.error(
+                f"DNS resolution failed: {exc.detail}. Tried: {self._service.host if self._service else ''}",
+                self.conn.conn_id,
+                self._context(None),
+            )
+            self._kong_error(exc.status, exc.message)
+            return
+        except asyncio.CancelledError:
+            return
+        self._connect(addresses[0], port)
+
+    def _connect(self, ip: str, port: int) -> None:
+        service = self._service
+        assert service is not None
+        conn = self.conn
+        self._peer = (ip, port)
+        host_literal = f"[{ip}]" if ":" in ip else ip
+        self._upstream_label = f"{service.protocol}://{host_literal}:{port}{self._upstream_uri}"
+        self._attempts += 1
+        key = (ip, port, service.pool_identity)
+        pool = conn.state.pool
+        up = None if self._fresh_only else pool.acquire(key)
+        self._fresh_only = False
+        if up is not None:
+            self._use(up)
+            return
+        loop = conn.loop
+        factory_conn = UpstreamConnection(loop, pool, key)
+        task = asyncio.ensure_future(self._open(service, ip, port, factory_conn))
+        self._connect_task = task
+        task.add_done_callback(self._opened)
+
+    async def _open(
+        self, service: ServiceTarget, ip: str, port: int, up: UpstreamConnection
+    ) -> UpstreamConnection | tuple[str, int, str]:
+        assert service.connect is not None
+        try:
+            async with asyncio.timeout(service.connect_timeout):
+                await service.connect(self.conn.loop, lambda: up, ip, port, service)
+        except TimeoutError:
+            up.abort()
+            return ("connect_timeout", 110, "Connection timed out")
+        except OSError as exc:
+            # asyncio rewrites strerror ("Connect call failed ..."): log the C library's text, as nginx does
+            return ("connect", exc.errno or 0, os.strerror(exc.errno) if exc.errno else str(exc))
+        return up
+
+    def _opened(self, task: asyncio.Future[Any]) -> None:
+        self._connect_task = None
+        if task.cancelled():
+            return
+        result = task.result()
+        if self._done:
+            if isinstance(result, UpstreamConnection):
+                result.close()
+            return
+        if isinstance(result, UpstreamConnection):
+            self._use(result)
+            return
+        kind, errno, message = result
+        self._failed(kind, errno, message, reused=False)
+
+    def _use(self, up: UpstreamConnection) -> None:
+        """Bind the connection, write the head and whatever body is buffered."""
+        service = self._service
+        assert service is not None
+        self._up = up
+        up.bind(self, service.read_timeout, service.write_timeout, self.head.method == "HEAD")
+        transport = up.transport
+        assert transport is not None
+        pieces = [self._lead_headers(self._host_header), self._upstream_head]
+        if self._replay and self._attempts > 1:
+            pieces.extend(self._replay)  # a retry resends the body bytes the failed try already sent
+        chunked = self.head.chunked
+        for data in self._buffer:
+            framed = b"%x\r\n%b\r\n" % (len(data), data) if chunked else data
+            pieces.append(framed)
+            if self._replay_ok:
+                self._record_replay(framed)
+        self._buffer = []
+        if self._buffered:
+            self._buffered = 0
+            self.conn.flow.resume_reading(PAUSE_BUFFER)
+        if self._body_done and chunked and self.head.has_body:
+            pieces.append(b"0\r\n\r\n")
+        transport.writelines(pieces)
+        self._request_sent = True
+        self._sent_at = self.conn.loop.time()
+        if self.head.expect_continue and not self._body_done and not self._continue_sent:
+            self._continue_sent = True
+            self.conn.write(CONTINUE_100)
+        if self._body_done:
+            up.arm_read_timer()
+        if self.conn.flow.write_paused:
+            self._pause_upstream_reading()
+
+    # ================================================================== upstream events
+    def on_upstream_head(
+        self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]], keep_alive: bool, chunked: bool
+    ) -> None:
+        conn = self.conn
+        now = conn.loop.time()
+        policy = conn.state.header_policy
+        head = self.head
+        self.status = status
+        self.response_started = True
+        no_body = head.method == "HEAD" or status in (204, 304)
+        content_type: bytes | None = None
+        content_length: bytes | None = None
+        via: bytes | None = None
+        has_server = False
+        drop: set[bytes] | None = None
+        rest: list[bytes] = []
+        for name, value in headers:
+            lname = name.lower()
+            if lname == b"connection":
+                tokens = connection_tokens(value.decode("latin-1"))
+                if tokens:
+                    drop = (drop or set()) | {t.encode() for t in tokens}
+                continue
+            if lname == b"content-type":
+                content_type = value
+                continue
+            if lname == b"content-length":
+                content_length = value
+                continue
+            if lname.decode("latin-1") in RESPONSE_HOP_BY_HOP:
+                continue
+            if lname == b"trailer" and not self._client_wants_trailers():
+                continue
+            if lname == b"via":
+                via = value
+                rest.append(b"\x00via")  # placeholder: replaced in place below
+                continue
+            if lname == b"server":
+                has_server = True
+            rest.append(name + b": " + value + b"\r\n")
+        if drop:
+            rest = [line for line in rest if line.split(b":", 1)[0].lower() not in drop]
+        keep = self.keep_alive and not conn.closing
+        if no_body:
+            framing = b"Content-Length: " + content_length + b"\r\n" if content_length is not None else b""
+        elif content_length is not None:
+            framing = b"Content-Length: " + content_length + b"\r\n"
+        elif head.version == "1.1":
+            framing = b"Transfer-Encoding: chunked\r\n"
+            self._chunked_out = True
+        else:
+            framing = b""
+            keep = False  # close-delimited body for an HTTP/1.0 client
+        self.keep_alive = keep
+        parts = [b"HTTP/1.1 %d %b\r\n" % (status, reason)]
+        if not any(line.startswith((b"Date:", b"date:", b"DATE:")) for line in rest):
+            parts.append(conn.state.date.line())
+        if content_type is not None:
+            parts.append(b"Content-Type: " + content_type + b"\r\n")
+        parts.append(framing)
+        parts.append(b"Connection: keep-alive\r\n" if keep else b"Connection: close\r\n")
+        via_line = None
+        if policy.via:
+            kong_via = VIA_VALUE.encode()
+            via_line = b"Via: " + (via + b", " + kong_via if via is not None else kong_via) + b"\r\n"
+        elif via is not None:
+            via_line = b"Via: " + via + b"\r\n"
+        for line in rest:
+            if line == b"\x00via":
+                if via_line is not None:
+                    parts.append(via_line)
+                    via_line = None
+            else:
+                parts.append(line)
+        if policy.upstream_status:
+            parts.append(b"X-Kong-Upstream-Status: %d\r\n" % status)
+        if policy.upstream_latency:
+            parts.append(b"X-Kong-Upstream-Latency: %d\r\n" % _ms(now - self._sent_at))
+        if policy.proxy_latency:
+            parts.append(b"X-Kong-Proxy-Latency: %d\r\n" % _ms(self._sent_at - self.start))
+        if via_line is not None:
+            parts.append(via_line)
+        if not has_server and policy.server:
+            parts.append(SERVER_HEADER)
+        if policy.request_id:
+            parts.append(b"X-Kong-Request-Id: " + self.request_id.encode() + b"\r\n")
+        parts.append(b"\r\n")
+        conn.write(b"".join(parts))
+
+    def _client_wants_trailers(self) -> bool:
+        te = self.head.get("te")
+        return te is not None and "trailers" in [t.strip().lower() for t in te.split(",")]
+
+    def on_upstream_body(self, data: bytes) -> None:
+        if not data:
+            return
+        self.bytes_sent += len(data)
+        if self._chunked_out:
+            self.conn.write(b"%x\r\n%b\r\n" % (len(data), data))
+        else:
+            self.conn.write(data)
+
+    def on_upstream_complete(self, keep_alive: bool) -> None:
+        up = self._up
+        self._up = None
+        if self._chunked_out:
+            self.conn.write(b"0\r\n\r\n")
+        if up is not None:
+            if self._up_read_paused:
+                self._up_read_paused = False
+                up.resume_reading()
+            self.conn.state.pool.release(up, keep_alive and self._body_done and not self._discarding)
+        self._response_done = True
+        if not self._body_done:
+            # the upstream answered before the whole body arrived: read and drop the rest
+            self._discarding = True
+        self._maybe_finish()
+
+    def on_upstream_error(self, kind: str, errno: int, message: str) -> None:
+        up = self._up
+        self._up = None
+        reused = up is not None and up.reused and not up.got_bytes
+        if up is not None:
+            up.abort()
+        if self.response_started:
+            self.conn.state.error_log.error(
+                "upstream prematurely closed connection while reading upstream",
+                self.conn.conn_id,
+                self._context(self._upstream_label),
+            )
+            self._response_done = True
+            self.keep_alive = False
+            self._close_after = True
+            self._done = True
+            self.conn.exchange_finished(self, abort=True)
+            return
+        self._failed(kind, errno, message, reused=reused)
+
+    def on_upstream_pause_writing(self) -> None:
+        self.conn.flow.pause_reading(PAUSE_PEER)
+
+    def on_upstream_resume_writing(self) -> None:
+        self.conn.flow.resume_reading(PAUSE_PEER)
+
+    # ================================================================== downstream flow control
+    def on_client_pause_writing(self) -> None:
+        self._pause_upstream_reading()
+
+    def on_client_resume_writing(self) -> None:
+        up = self._up
+        if self._up_read_paused and up is not None:
+            self._up_read_paused = False
+            up.resume_reading()
+
+    def _pause_upstream_reading(self) -> None:
+        up = self._up
+        if not self._up_read_paused and up is not None:
+            self._up_read_paused = True
+            up.pause_reading()
+
+    # ================================================================== failures and retries
+    def _failed(self, kind: str, errno: int, message: str, reused: bool) -> None:
+        conn = self.conn
+        self.conn.flow.resume_reading(PAUSE_PEER)
+        if kind == "connect":
+            text = f"connect() failed ({errno}: {message}) while connecting to upstream"
+        elif kind == "reset":
+            text = f"recv() failed ({errno}: {message}) while reading response header from upstream"
+        else:
+            text = _FAIL_TEXT.get(kind, "upstream error")
+        conn.state.error_log.error(text, conn.conn_id, self._context(self._upstream_label))
+        if reused and kind in ("closed", "reset") and self.head.method not in NON_IDEMPOTENT:
+            # a keepalive connection the peer closed under us: does not use up a try
+            self._fresh_only = True
+            if self._can_replay():
+                self._request_sent = False
+                self._pick_peer_and_connect()
+                return
+        self._tries_left -= 1
+        retryable = kind != "invalid" and self._tries_left > 0
+        if retryable and self._request_sent and self.head.method in NON_IDEMPOTENT and kind != "connect":
+            retryable = False
+        if retryable and self._can_replay():
+            self._request_sent = False
+            self._pick_peer_and_connect()
+            return
+        self._fail_final(kind)
+
+    def _can_replay(self) -> bool:
+        return self._replay_ok
+
+    def _fail_final(self, kind: str) -> None:
+        status = 504 if kind in _TIMEOUTS else 502
+        if not self._body_done:
+            self._discarding = True
+        now = self.conn.loop.time()
+        upstream_latency = _ms(now - self._sent_at) if self._sent_at else 0
+        self._respond_error(status, proxied=True, upstream_latency_ms=upstream_latency)
+
+    def _abort_upstream(self) -> None:
+        task = self._connect_task
+        if task is not None:
+            task.cancel()
+            self._connect_task = None
+        up = self._up
+        self._up = None
+        if up is not None:
+            up.exchange = None
+            up.abort()
+
+    # ================================================================== generated responses
+    def _kong_error(self, status: int, message: str, extra: tuple[tuple[str, str], ...] = ()) -> None:
+        """``kong.response.error``: template from Accept only (JSON by default)."""
+        mime = response_mime(self.head.accept)
+        body = error_body(mime, message, self.request_id)
+        self._respond_generated(status, body, mime, extra=extra)
+
+    def _respond_error(self, status: int, proxied: bool = False, upstream_latency_ms: int | None = None) -> None:
+        """nginx ``error_page`` -> Kong's error handler: Accept, then Content-Type, then error_default_type."""
+        head = self.head
+        conn = self.conn
+        mime = error_page_mime(head.accept, head.content_type, conn.state.settings.error_default_type)
+        body = error_body(mime, ERROR_MESSAGES[status], self.request_id)
+        sent_status = 400 if status == 494 else status
+        self._respond_generated(sent_status, body, mime, proxied=proxied, upstream_latency_ms=upstream_latency_ms)
+
+    def _respond_generated(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str | None,
+        extra: tuple[tuple[str, str], ...] = (),
+        proxied: bool = False,
+        upstream_latency_ms: int | None = None,
+    ) -> None:
+        conn = self.conn
+        if not self._body_done:
+            self._discarding = True
+            if self.head.expect_continue and not self._continue_sent:
+                self._close_after = True  # the client waits for 100 and will never send the body
+        keep = self.keep_alive and not conn.closing and not self._close_after
+        self.keep_alive = keep
+        now = conn.loop.time()
+        latency = _ms((self._sent_at if proxied and self._sent_at else now) - self.start)
+        data = render_generated(
+            status,
+            body,
+            content_type,
+            keep_alive=keep,
+            policy=conn.state.header_policy,
+            date=conn.state.date,
+            request_id=self.request_id,
+            latency_ms=latency,
+            extra=extra,
+            proxied=proxied,
+            upstream_latency_ms=upstream_latency_ms,
+            head_only=self.head.method == "HEAD",
+        )
+        self.status = status
+        self.response_started = True
+        self.bytes_sent = len(body)
+        conn.write(data)
+        self._response_done = True
+        self._maybe_finish()
+
+    def _maybe_finish(self) -> None:
+        if self._done:
+            return
+        if self._response_done and (self._body_done or self._close_after):
+            self._done = True
+            self.conn.exchange_finished(self, abort=False)
+
+    # ================================================================== logging
+    def _context(self, upstream: str | None) -> str:
+        head = self.head
+        return request_context(
+            self.conn.remote_addr,
+            head.request_line,
+            upstream,
+            head.host,
+            self.request_id,
+        )
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,176 @@
+"""Downstream HTTP/1.1: one protocol class per parser, identical constructors, chosen by ``http_parser``.
+
+- ``HttpToolsProtocol`` (default): llhttp through httptools, the fast path.
+- ``H11Protocol`` (``http_parser = h11``): the pure-Python, spec-strict alternative.
+
+Both only translate parser events into the ``HttpConnection`` calls (``_message_begin``,
+``_head_complete``, ``_body``, ``_message_complete``, ``_reject``); the request cycle, limits and timers
+are shared (``connection.py``). Checks the parsers do not do are in ``request.check_head``; the
+incremental ones (a request line or header line growing past the buffer size before the head is
+complete) are done here, because only the parser callbacks see partial lines.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import h11
+import httptools
+
+from gateway.proxy.connection import HttpConnection
+from gateway.proxy.request import HeadRejected, RequestHead
+
+if TYPE_CHECKING:
+    from gateway.proxy.state import ProxyState
+    from gateway.settings import Listener
+
+__all__ = ["PROTOCOLS", "H11Protocol", "HttpToolsProtocol"]
+
+_HEAD, _IDLE = 1, 0
+
+
+class HttpToolsProtocol(HttpConnection):
+    """llhttp-based downstream connection."""
+
+    __slots__ = ("_head_bytes", "_headers", "_parser", "_url")
+
+    def __init__(self, state: ProxyState, listener: Listener) -> None:
+        super().__init__(state, listener)
+        self._parser = httptools.HttpRequestParser(self)
+        self._url = b""
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._head_bytes = 0
+
+    def data_received(self, data: bytes) -> None:
+        if self._broken:
+            return
+        if self._phase == _HEAD:
+            self._head_bytes += len(data)
+            limits = self.limits
+            if self._head_bytes > limits.total + limits.buffer_size:
+                self._reject(494, "client sent too large request")
+                return
+        try:
+            self._parser.feed_data(data)
+        except HeadRejected as exc:
+            self._reject(exc.status, exc.reason)
+        except httptools.HttpParserUpgrade:
+            # no protocol upgrade support: the head was dispatched; what follows is not HTTP/1.1
+            pass
+        except httptools.HttpParserError as exc:
+            cause = exc.__context__
+            if isinstance(cause, HeadRejected):
+                self._reject(cause.status, cause.reason)
+            else:
+                self._reject(400, f"client sent invalid request: {exc}")
+
+    # httptools callbacks -------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        self._url = b""
+        self._headers = []
+        self._head_bytes = 0
+        self._message_begin()
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        if len(self._url) > self.limits.buffer_size:
+            raise HeadRejected(414, "client sent too long URI")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if len(name) + len(value) + 2 > self.limits.buffer_size:
+            raise HeadRejected(494, "client sent too long header line")
+        self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        parser = self._parser
+        head = RequestHead(
+            parser.get_method().decode("latin-1"),
+            self._url.decode("latin-1"),
+            parser.get_http_version(),
+            [(n.decode("latin-1"), v.decode("latin-1")) for n, v in self._headers],
+            parser.should_keep_alive(),
+        )
+        if parser.should_upgrade():
+            head.keep_alive = False
+        self._headers = []
+        self._head_complete(head)
+
+    def on_body(self, body: bytes) -> None:
+        self._body(body)
+
+    def on_message_complete(self) -> None:
+        self._message_complete()
+
+
+class H11Protocol(HttpConnection):
+    """h11-based downstream connection (one ``h11.Connection`` per request, fed the leftover bytes)."""
+
+    __slots__ = ("_h11",)
+
+    def __init__(self, state: ProxyState, listener: Listener) -> None:
+        super().__init__(state, listener)
+        self._h11 = self._new_parser()
+
+    def _new_parser(self) -> h11.Connection:
+        limits = self.limits
+        return h11.Connection(h11.SERVER, max_incomplete_event_size=limits.total + limits.buffer_size)
+
+    def data_received(self, data: bytes) -> None:
+        if self._broken:
+            return
+        if self._phase == _IDLE and self.parsing is None:
+            self._message_begin()
+        if self._phase == _HEAD:
+            end = data.find(b"\r\n\r\n")
+            segment = data if end == -1 else data[:end]
+            if b"\n " in segment or b"\n\t" in segment:
+                self._reject(400, "client sent invalid header line (obs-fold)")
+                return
+            if segment.lower().count(b"\ncontent-length:") > 1:
+                # h11 merges equal repeated Content-Length headers before we could see them
+                self._reject(400, 'client sent duplicate header line: "Content-Length"')
+                return
+        self._h11.receive_data(data)
+        self._drain()
+
+    def _drain(self) -> None:
+        while not self._broken:
+            conn = self._h11
+            try:
+                event = conn.next_event()
+            except h11.RemoteProtocolError as exc:
+                status = exc.error_status_hint
+                if status == 431:
+                    buffered = bytes(conn.trailing_data[0])
+                    status = 414 if b"\n" not in buffered else 494
+                self._reject(status, f"client sent invalid request: {exc}")
+                return
+            if event is h11.NEED_DATA:
+                return
+            if event is h11.PAUSED:
+                leftover = bytes(conn.trailing_data[0])
+                self._h11 = self._new_parser()
+                if not leftover:
+                    return
+                self._message_begin()
+                self._h11.receive_data(leftover)
+                continue
+            if isinstance(event, h11.Request):
+                version = event.http_version.decode("latin-1")
+                headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in event.headers.raw_items()]
+                tokens = ",".join(v for n, v in headers if n.lower() == "connection").lower()
+                listed = {t.strip() for t in tokens.split(",")}
+                keep_alive = "close" not in listed if version == "1.1" else "keep-alive" in listed
+                head = RequestHead(
+                    event.method.decode("latin-1"), event.target.decode("latin-1"), version, headers, keep_alive
+                )
+                self._head_complete(head)
+            elif isinstance(event, h11.Data):
+                self._body(bytes(event.data))
+            elif isinstance(event, h11.EndOfMessage):
+                self._message_complete()
+            else:  # ConnectionClosed
+                return
+
+
+PROTOCOLS: dict[str, type[HttpConnection]] = {"httptools": HttpToolsProtocol, "h11": H11Protocol}

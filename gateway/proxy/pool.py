@@ -1,0 +1,100 @@
+"""Upstream keepalive pool: idle connections by key, with Kong's three knobs.
+
+Rules (reference section 4):
+
+- ``upstream_keepalive_pool_size``: idle connections kept per key; 0 disables pooling (every
+  connection is closed after its response).
+- ``upstream_keepalive_max_requests``: a connection that has served this many requests is closed
+  instead of pooled; 0 means unlimited.
+- ``upstream_keepalive_idle_timeout`` (seconds): an idle connection is closed after this long; 0 means
+  no idle timeout.
+- The key is ``(ip, port, service.pool_identity)``: computed from values precompiled in the snapshot,
+  hashable, and extended by the TLS identity for https services without changing this module.
+- Idle connections are a LIFO stack per key (the most recently used is the warmest). A connection
+  that the peer closed or wrote to while idle has already marked itself ``closed`` and removed itself
+  (``UpstreamConnection.data_received``/``connection_lost``), and ``acquire`` skips any closed one.
+- After ``shutdown()`` nothing is pooled any more and idle connections are closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from gateway.proxy.upstream import UpstreamConnection
+
+__all__ = ["UpstreamPool"]
+
+
+class UpstreamPool:
+    """Idle upstream connections keyed by peer identity."""
+
+    __slots__ = ("_idle", "closed", "hits", "idle_timeout", "loop", "max_requests", "misses", "size")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, size: int, max_requests: int, idle_timeout: float) -> None:
+        self.loop = loop
+        self.size = size
+        self.max_requests = max_requests
+        self.idle_timeout = idle_timeout
+        self._idle: dict[Any, list[UpstreamConnection]] = {}
+        self.closed = False
+        self.hits = 0
+        self.misses = 0
+
+    def acquire(self, key: Any) -> UpstreamConnection | None:
+        """An idle, open connection for ``key``, or None."""
+        stack = self._idle.get(key)
+        while stack:
+            conn = stack.pop()
+            if not conn.closed and conn.transport is not None and not conn.transport.is_closing():
+                conn.reused = True
+                self.hits += 1
+                return conn
+        self.misses += 1
+        return None
+
+    def release(self, conn: UpstreamConnection, reusable: bool) -> None:
+        """Return a connection after a complete response; it is pooled or closed by the rules above."""
+        conn.detach()
+        if (
+            not reusable
+            or self.closed
+            or self.size <= 0
+            or conn.closed
+            or (self.max_requests > 0 and conn.requests >= self.max_requests)
+        ):
+            conn.close()
+            return
+        stack = self._idle.setdefault(conn.key, [])
+        if len(stack) >= self.size:
+            stack.pop(0).close()
+        stack.append(conn)
+        if self.idle_timeout > 0:
+            conn.idle_handle = self.loop.call_later(self.idle_timeout, self._expire, conn)
+
+    def _expire(self, conn: UpstreamConnection) -> None:
+        conn.idle_handle = None
+        self.discard(conn)
+        conn.close()
+
+    def discard(self, conn: UpstreamConnection) -> None:
+        """Forget an idle connection (it was closed by the peer or expired)."""
+        stack = self._idle.get(conn.key)
+        if stack and conn in stack:
+            stack.remove(conn)
+            if not stack:
+                del self._idle[conn.key]
+
+    def idle_count(self, key: Any = None) -> int:
+        if key is not None:
+            return len(self._idle.get(key, ()))
+        return sum(len(s) for s in self._idle.values())
+
+    def shutdown(self) -> None:
+        """Stop pooling and close every idle connection."""
+        self.closed = True
+        idle = self._idle
+        self._idle = {}
+        for stack in idle.values():
+            for conn in stack:
+                conn.close()

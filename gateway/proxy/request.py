@@ -1,0 +1,157 @@
+"""A parsed request head, and the checks the parsers do not do (shared by httptools and h11).
+
+Rules, in the order they are checked (nginx 1.22 behaviour, which Kong inherits):
+
+- Request line longer than one large header buffer (``large_client_header_buffers`` size, 8k) -> **414**.
+- One header line longer than that buffer, or the whole head larger than count x size -> **494**, which
+  Kong's error handler sends as ``400`` with ``Request header or cookie too large``. We keep nginx's
+  494 internally rather than 431: Kong users see exactly Kong's 400 and its message, and the access log
+  records 400 as Kong's does.
+- Two ``Host`` headers, or HTTP/1.1 without ``Host`` -> 400.
+- ``Content-Length`` with ``Transfer-Encoding``, repeated ``Content-Length`` (even equal), a
+  ``Content-Length`` that is not digits -> 400 (request smuggling shapes).
+- ``Transfer-Encoding`` other than exactly ``chunked`` -> **501** (nginx "unknown Transfer-Encoding");
+  ``Transfer-Encoding`` in an HTTP/1.0 request -> 400.
+- ``Content-Length`` above ``client_max_body_size`` (when non-zero) -> **413**.
+Both parsers already reject NUL/CR in values, a space before the colon and bad chunk sizes; httptools
+also rejects obs-fold, and the h11 protocol checks obs-fold itself before feeding h11.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = ["HeadLimits", "HeadRejected", "RequestHead", "check_head"]
+
+
+class HeadRejected(Exception):
+    """The client's request cannot be served: ``status`` is the nginx status to answer with, then close."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+class HeadLimits:
+    """Sizes from the settings, computed once per listener."""
+
+    __slots__ = ("buffer_size", "max_body", "total")
+
+    def __init__(self, buffer_size: int, buffer_count: int, max_body: int) -> None:
+        self.buffer_size = buffer_size
+        self.total = buffer_size * buffer_count
+        self.max_body = max_body
+
+
+class RequestHead:
+    """What the parser saw, decoded as latin-1 (one char per byte), plus the framing facts derived from it."""
+
+    __slots__ = (
+        "accept",
+        "chunked",
+        "connection",
+        "content_length",
+        "content_type",
+        "expect_continue",
+        "headers",
+        "host",
+        "keep_alive",
+        "method",
+        "target",
+        "version",
+    )
+
+    def __init__(
+        self, method: str, target: str, version: str, headers: list[tuple[str, str]], keep_alive: bool
+    ) -> None:
+        self.method = method
+        self.target = target
+        self.version = version
+        self.headers = headers
+        self.keep_alive = keep_alive
+        self.host: str | None = None
+        self.accept: str | None = None
+        self.content_type: str | None = None
+        self.connection: str | None = None
+        self.content_length: int | None = None
+        self.chunked = False
+        self.expect_continue = False
+
+    @property
+    def request_line(self) -> str:
+        return f"{self.method} {self.target} HTTP/{self.version}"
+
+    def get(self, lower_name: str) -> str | None:
+        """First value of a header (Kong's ``get_header``)."""
+        for name, value in self.headers:
+            if name.lower() == lower_name:
+                return value
+        return None
+
+    @property
+    def has_body(self) -> bool:
+        return self.chunked or bool(self.content_length)
+
+
+def check_head(head: RequestHead, limits: HeadLimits, raw_lengths: Sequence[int] | None = None) -> None:
+    """Derive framing fields on ``head`` and raise ``HeadRejected`` for what must not be served.
+
+    ``raw_lengths`` are the header line lengths as received when the parser can provide them; otherwise
+    ``len(name) + 2 + len(value)`` is used.
+    """
+    size = limits.buffer_size
+    total = len(head.method) + len(head.target) + 11
+    if total > size:
+        raise HeadRejected(414, "client sent too long URI")
+    hosts = 0
+    te: str | None = None
+    te_count = 0
+    cl_values: list[str] = []
+    for name, value in head.headers:
+        line = len(name) + 2 + len(value)
+        if line > size:
+            raise HeadRejected(494, "client sent too long header line")
+        total += line + 2
+        lname = name.lower()
+        if lname == "host":
+            hosts += 1
+            head.host = value
+        elif lname == "content-length":
+            cl_values.append(value)
+        elif lname == "transfer-encoding":
+            te = value
+            te_count += 1
+        elif lname == "connection":
+            head.connection = value if head.connection is None else head.connection + ", " + value
+        elif lname == "accept":
+            if head.accept is None:
+                head.accept = value
+        elif lname == "content-type":
+            if head.content_type is None:
+                head.content_type = value
+        elif lname == "expect" and value.strip().lower() == "100-continue":
+            head.expect_continue = True
+    if total > limits.total:
+        raise HeadRejected(494, "client sent too large request")
+    if hosts > 1:
+        raise HeadRejected(400, "client sent duplicate host header")
+    if hosts == 0 and head.version == "1.1":
+        raise HeadRejected(400, 'client sent HTTP/1.1 request without "Host" header')
+    if te is not None:
+        if cl_values:
+            raise HeadRejected(400, 'client sent "Content-Length" and "Transfer-Encoding" headers at the same time')
+        if head.version == "1.0":
+            raise HeadRejected(400, 'client sent "Transfer-Encoding" in HTTP/1.0 request')
+        if te_count > 1 or te.strip().lower() != "chunked":
+            raise HeadRejected(501, f'client sent unknown "Transfer-Encoding": "{te}"')
+        head.chunked = True
+    if cl_values:
+        if len(cl_values) > 1:
+            raise HeadRejected(400, 'client sent duplicate header line: "Content-Length"')
+        raw = cl_values[0].strip()
+        if not raw.isdigit() or not raw.isascii():
+            raise HeadRejected(400, f'client sent invalid "Content-Length" header: "{raw}"')
+        head.content_length = int(raw)
+        if limits.max_body and head.content_length > limits.max_body:
+            raise HeadRejected(413, f"client intended to send too large body: {head.content_length} bytes")

@@ -1,0 +1,387 @@
+"""The upstream side: compiled services, the connect step, and one HTTP/1.1 client connection protocol.
+
+Rules:
+
+1. ``ServiceTarget`` is a service row compiled once per snapshot: timeouts in seconds, the scheme,
+   the default Host header, the balancer (when ``host`` names an Upstream entity), the ``connect`` hook
+   and ``pool_identity``. Requests never read the row.
+2. The connect step is a hook, chosen per service by protocol from ``CONNECTORS``: plain HTTP uses
+   ``connect_plain`` (``loop.create_connection``). An https connector (TLS engine) is registered under
+   ``"https"`` with the same signature; it returns any asyncio transport whose protocol is the
+   ``UpstreamConnection`` built by ``factory``. ``pool_identity`` is the hashable that, with
+   ``(ip, port)``, keys the keepalive pool (``()`` for plain HTTP; the full TLS identity later).
+3. ``UpstreamConnection`` never decides anything: it parses responses with httptools and reports every
+   event to its current ``exchange`` (``on_upstream_*``). When idle (in the pool) any byte or EOF from
+   the peer marks it dead and removes it, so a closed connection is never handed out.
+4. One read-timeout timer per connection: a deadline moved forward on every read, a single
+   ``call_at`` handle re-armed only when it fires early (lesson 10). The write timeout runs only while
+   the transport's buffer is above its high-water mark.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+import httptools
+
+if TYPE_CHECKING:
+    from gateway.proxy.balancer import Balancer
+    from gateway.proxy.pool import UpstreamPool
+
+__all__ = [
+    "CONNECTORS",
+    "Connector",
+    "ServiceTarget",
+    "UpstreamConnection",
+    "UpstreamEvents",
+    "connect_plain",
+]
+
+Connector = Callable[
+    [asyncio.AbstractEventLoop, Callable[[], asyncio.Protocol], str, int, "ServiceTarget"],
+    Awaitable[tuple[asyncio.BaseTransport, asyncio.BaseProtocol]],
+]
+
+
+async def connect_plain(
+    loop: asyncio.AbstractEventLoop,
+    factory: Callable[[], asyncio.Protocol],
+    ip: str,
+    port: int,
+    service: ServiceTarget,
+) -> tuple[asyncio.BaseTransport, asyncio.BaseProtocol]:
+    """TCP connect for ``http`` services."""
+    return await loop.create_connection(factory, ip, port)
+
+
+CONNECTORS: dict[str, Connector] = {"http": connect_plain}
+
+_DEFAULT_PORTS = {"http": 80, "https": 443, "grpc": 80, "grpcs": 443}
+
+
+class ServiceTarget:
+    """A service row compiled for the hot path."""
+
+    __slots__ = (
+        "balancer",
+        "connect",
+        "connect_timeout",
+        "enabled",
+        "host",
+        "host_is_ip",
+        "id",
+        "name",
+        "path",
+        "pool_identity",
+        "port",
+        "protocol",
+        "read_timeout",
+        "retries",
+        "row",
+        "tls_profile",
+        "write_timeout",
+    )
+
+    def __init__(
+        self,
+        row: Mapping[str, Any],
+        balancer: Balancer | None,
+        connect: Connector | None,
+        host_is_ip: bool,
+        pool_identity: tuple[Any, ...] = (),
+        tls_profile: Any = None,
+    ) -> None:
+        self.row = row
+        self.id: str = row["id"]
+        self.name: str | None = row.get("name")
+        self.protocol: str = row.get("protocol") or "http"
+        self.host: str = row["host"]
+        port = row.get("port")
+        self.port: int = int(port) if port is not None else _DEFAULT_PORTS.get(self.protocol, 80)
+        self.path: str = row.get("path") or "/"
+        retries = row.get("retries")
+        self.retries: int = int(retries) if retries is not None else 5
+        self.connect_timeout: float = int(row.get("connect_timeout") or 60000) / 1000.0
+        self.write_timeout: float = int(row.get("write_timeout") or 60000) / 1000.0
+        self.read_timeout: float = int(row.get("read_timeout") or 60000) / 1000.0
+        self.enabled: bool = row.get("enabled", True) is not False
+        self.balancer = balancer
+        self.connect = connect  # None: no connector for this protocol (answered with 502)
+        self.host_is_ip = host_is_ip
+        self.pool_identity = pool_identity
+        self.tls_profile = tls_profile
+
+
+def host_header_for(hostname: str, port: int, scheme: str) -> str:
+    """``set_host_header``: ``:port`` unless it is the scheme's default port."""
+    if (port == 80 and scheme in ("http", "grpc")) or (port == 443 and scheme in ("https", "grpcs")):
+        return hostname
+    return f"{hostname}:{port}"
+
+
+class UpstreamEvents(Protocol):
+    """What an ``UpstreamConnection`` reports to the exchange using it."""
+
+    def on_upstream_head(
+        self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]], keep_alive: bool, chunked: bool
+    ) -> None: ...
+
+    def on_upstream_body(self, data: bytes) -> None: ...
+
+    def on_upstream_complete(self, keep_alive: bool) -> None: ...
+
+    def on_upstream_error(self, kind: str, errno: int, message: str) -> None: ...
+
+    def on_upstream_pause_writing(self) -> None: ...
+
+    def on_upstream_resume_writing(self) -> None: ...
+
+
+class UpstreamConnection(asyncio.Protocol):
+    """One connection to an upstream peer, reused through the pool."""
+
+    __slots__ = (
+        "_close_delimited",
+        "_headers",
+        "_read_deadline",
+        "_read_handle",
+        "_reason",
+        "_skip_body",
+        "_write_handle",
+        "closed",
+        "exchange",
+        "got_bytes",
+        "idle_handle",
+        "key",
+        "loop",
+        "parser",
+        "pool",
+        "read_timeout",
+        "requests",
+        "response_started",
+        "reused",
+        "transport",
+        "write_timeout",
+    )
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, pool: UpstreamPool | None, key: Any) -> None:
+        self.loop = loop
+        self.pool = pool
+        self.key = key
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.exchange: UpstreamEvents | None = None
+        self.closed = False
+        self.requests = 0
+        self.reused = False
+        self.got_bytes = False
+        self.response_started = False
+        self.idle_handle: asyncio.TimerHandle | None = None
+        self.read_timeout = 60.0
+        self.write_timeout = 60.0
+        self._read_deadline = 0.0
+        self._read_handle: asyncio.TimerHandle | None = None
+        self._write_handle: asyncio.TimerHandle | None = None
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._reason = b""
+        self._skip_body = False
+        self._close_delimited = False
+
+    # ------------------------------------------------------------------ asyncio protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._cancel_timers()
+        exchange = self.exchange
+        if exchange is None:
+            if self.pool is not None:
+                self.pool.discard(self)
+            return
+        self.exchange = None
+        if self.response_started and self._close_delimited:
+            exchange.on_upstream_complete(False)  # EOF ends a body without length or chunking
+        elif exc is not None and isinstance(exc, OSError) and exc.errno:
+            exchange.on_upstream_error("reset", exc.errno, os.strerror(exc.errno))
+        else:
+            exchange.on_upstream_error("closed", 0, "")
+
+    def eof_received(self) -> bool | None:
+        return None  # close the transport; connection_lost reports
+
+    def data_received(self, data: bytes) -> None:
+        if self.exchange is None:
+            # idle connection: the peer closed or sent garbage; it must never be handed out
+            self.close()
+            return
+        self.got_bytes = True
+        self._read_deadline = self.loop.time() + self.read_timeout
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            pass
+        except httptools.HttpParserError as exc:
+            exchange = self.exchange
+            if exchange is not None:
+                self.exchange = None
+                self.close()
+                exchange.on_upstream_error("invalid", 0, str(exc))
+
+    def pause_writing(self) -> None:
+        if self.exchange is not None:
+            self._write_handle = self.loop.call_later(self.write_timeout, self._write_timed_out)
+            self.exchange.on_upstream_pause_writing()
+
+    def resume_writing(self) -> None:
+        if self._write_handle is not None:
+            self._write_handle.cancel()
+            self._write_handle = None
+        if self.exchange is not None:
+            self.exchange.on_upstream_resume_writing()
+
+    # ------------------------------------------------------------------ use by an exchange
+    def bind(self, exchange: UpstreamEvents, read_timeout: float, write_timeout: float, skip_body: bool) -> None:
+        """Attach to an exchange for one request/response."""
+        if self.idle_handle is not None:
+            self.idle_handle.cancel()
+            self.idle_handle = None
+        self.exchange = exchange
+        self.read_timeout = read_timeout
+        self.write_timeout = write_timeout
+        self.requests += 1
+        self.got_bytes = False
+        self.response_started = False
+        self._skip_body = skip_body
+        self._close_delimited = False
+        self._headers = []
+        self._reason = b""
+
+    def arm_read_timer(self) -> None:
+        """Start (or keep) the read timeout: called once the request has been fully written."""
+        self._read_deadline = self.loop.time() + self.read_timeout
+        if self._read_handle is None:
+            self._read_handle = self.loop.call_at(self._read_deadline, self._read_timer_fired)
+
+    def _read_timer_fired(self) -> None:
+        self._read_handle = None
+        if self.exchange is None or self.closed:
+            return
+        now = self.loop.time()
+        if now < self._read_deadline:
+            self._read_handle = self.loop.call_at(self._read_deadline, self._read_timer_fired)
+            return
+        exchange = self.exchange
+        self.exchange = None
+        self.abort()
+        exchange.on_upstream_error("read_timeout", 110, "Connection timed out")
+
+    def _write_timed_out(self) -> None:
+        self._write_handle = None
+        exchange = self.exchange
+        if exchange is None:
+            return
+        self.exchange = None
+        self.abort()
+        exchange.on_upstream_error("write_timeout", 110, "Connection timed out")
+
+    def _cancel_timers(self) -> None:
+        if self._read_handle is not None:
+            self._read_handle.cancel()
+            self._read_handle = None
+        if self._write_handle is not None:
+            self._write_handle.cancel()
+            self._write_handle = None
+        if self.idle_handle is not None:
+            self.idle_handle.cancel()
+            self.idle_handle = None
+
+    def detach(self) -> None:
+        """The exchange is done with this connection (it goes back to the pool or is closed)."""
+        self.exchange = None
+        if self._read_handle is not None:
+            self._read_handle.cancel()
+            self._read_handle = None
+        if self._write_handle is not None:
+            self._write_handle.cancel()
+            self._write_handle = None
+        if self._skip_body:
+            # a HEAD response left the parser expecting a body that never comes: start afresh
+            self.parser = httptools.HttpResponseParser(self)
+            self._skip_body = False
+
+    def pause_reading(self) -> None:
+        if self.transport is not None and not self.closed:
+            try:
+                self.transport.pause_reading()
+            except RuntimeError:
+                pass
+
+    def resume_reading(self) -> None:
+        if self.transport is not None and not self.closed:
+            try:
+                self.transport.resume_reading()
+            except RuntimeError:
+                pass
+
+    def close(self) -> None:
+        self.closed = True
+        self._cancel_timers()
+        if self.transport is not None:
+            self.transport.close()
+
+    def abort(self) -> None:
+        self.closed = True
+        self._cancel_timers()
+        if self.transport is not None:
+            self.transport.abort()
+
+    # ------------------------------------------------------------------ httptools callbacks
+    def on_status(self, reason: bytes) -> None:
+        self._reason += reason
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        parser = self.parser
+        status = parser.get_status_code()
+        exchange = self.exchange
+        if exchange is None:
+            return
+        if 100 <= status < 200 and status != 101:
+            self._headers = []
+            self._reason = b""
+            return  # interim responses are not forwarded
+        self.response_started = True
+        chunked = False
+        has_length = False
+        for name, value in self._headers:
+            if len(name) == 17 and name.lower() == b"transfer-encoding":
+                chunked = b"chunked" in value.lower()
+            elif len(name) == 14 and name.lower() == b"content-length":
+                has_length = True
+        self._close_delimited = not (chunked or has_length or self._skip_body or status in (204, 304))
+        headers = self._headers
+        self._headers = []
+        exchange.on_upstream_head(status, self._reason, headers, parser.should_keep_alive(), chunked)
+        if self._skip_body and self.exchange is not None:
+            # HEAD: no body follows whatever the headers say
+            exchange = self.exchange
+            self.exchange = None
+            exchange.on_upstream_complete(parser.should_keep_alive())
+
+    def on_body(self, body: bytes) -> None:
+        exchange = self.exchange
+        if exchange is not None and self.response_started:
+            exchange.on_upstream_body(body)
+
+    def on_message_complete(self) -> None:
+        exchange = self.exchange
+        if exchange is None or not self.response_started:
+            return
+        self.exchange = None
+        exchange.on_upstream_complete(self.parser.should_keep_alive())
