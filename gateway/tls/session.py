@@ -1,0 +1,692 @@
+"""Sans-I/O TLS: one ``OpenSSL.SSL.Connection`` over memory BIOs, bytes in, bytes out.
+
+Theory of operation
+-------------------
+A ``TlsSession`` never touches a socket or an event loop. The owner (``transport.TlsTransport``, or a test)
+moves bytes:
+
+- ``start()`` (client side) returns the ClientHello to write;
+- ``receive(ciphertext)`` returns ``(plaintext, to_send, closed)``: decrypted application data (batched into
+  one ``bytes``), bytes that must be written to the peer (handshake flights, alerts, key updates), and whether
+  the peer has finished (close_notify received);
+- ``receive_eof()`` tells the session that the socket reached EOF;
+- ``send(plaintext)`` returns the ciphertext for it; ``close()`` returns a close_notify.
+
+Rule 1: the outgoing BIO is drained after every ``do_handshake``/``recv``/``send``/``shutdown`` (OpenSSL may
+have produced bytes even while reading: tickets, alerts). Rule 2: ``recv`` is repeated until the incoming BIO is
+exhausted, so one ``receive`` call hands up everything that arrived.
+
+Two cheap tricks keep the data path free of per-call exceptions (pyOpenSSL signals "no more data" with
+``WantReadError``, and raising it costs as much as the read itself):
+
+- the outgoing BIO is read with a large buffer, and a short read means it is empty: no trailing exception;
+- incoming TLS records are counted from their 5-byte headers as the ciphertext arrives. After the handshake,
+  each successful ``recv`` consumes at least one complete record, so once as many reads as complete records
+  have succeeded the BIO holds no complete record and the loop stops without an exception. A record that
+  carried no application data (a TLS 1.3 ticket or key update) makes the count too high, which only costs the
+  usual ``WantReadError`` - and that case is exactly when OpenSSL may have written something, so the outgoing
+  BIO is drained then (and never after a clean data-only read, where nothing can have been written).
+
+Results are plain fields, set once when the handshake completes (``established``, ``sni``, ``alpn``,
+``cipher``, ``version``, ``verify_errors``, ``verify_code``/``verify_depth``, ``session_reused``) and the
+lazily converted ``peer_chain``; ``info`` is an immutable ``TlsInfo`` for the layers above, which never see a
+pyOpenSSL object.
+
+Errors follow h11: ``TlsRemoteError`` (the peer sent something we reject, including every handshake failure as
+``TlsHandshakeError``) and ``TlsLocalError`` (the caller misused the session). After any error the session is
+``errored`` and every further call raises ``TlsLocalError`` at once.
+
+Verification: the context's verify callback must be ``x509.VerifyRecorder`` (``RECORD_AND_ACCEPT`` gives
+nginx's behaviour), which records ``(code, depth)`` into this session (``Connection.set_app_data(self)``; SNI
+callbacks can reach the session the same way). On the client side ``verify=True`` then fails the connection
+*after* a completed handshake when the reported code is not 0, and ``verify_hostname`` runs ``check_host`` -
+exactly nginx's ``SSL_get_verify_result`` + ``ngx_ssl_check_host`` sequence, which sends no close_notify.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Final
+
+from cryptography import x509 as cx509
+from OpenSSL import SSL
+
+from gateway.tls.x509 import check_host, reported_verify_error, verify_error_text
+
+__all__ = [
+    "TlsError",
+    "TlsHandshakeError",
+    "TlsInfo",
+    "TlsLocalError",
+    "TlsRemoteError",
+    "TlsSession",
+]
+
+# One SSL_read returns at most one record (<= 16 KiB of plaintext); a larger buffer only costs malloc.
+RECV_SIZE: Final = 65536
+# Outgoing BIO reads: a short read proves the BIO is empty, so make the common response fit in one read.
+BIO_READ_SIZE: Final = 262144
+
+_HANDSHAKING, _ESTABLISHED, _CLOSED, _ERRORED = 0, 1, 2, 3
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Errors
+# ----------------------------------------------------------------------------------------------------------
+
+
+class TlsError(Exception):
+    """Base of the session's errors. ``to_send`` holds bytes still worth writing before closing (an alert)."""
+
+    def __init__(self, reason: str, *, to_send: bytes = b"") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.to_send = to_send
+
+
+class TlsLocalError(TlsError):
+    """The caller used the session wrongly (send before the handshake, after close, after an error)."""
+
+
+class TlsRemoteError(TlsError):
+    """The peer sent something OpenSSL rejected (bad record, fatal alert, unexpected message)."""
+
+
+class TlsHandshakeError(TlsRemoteError):
+    """The handshake did not produce a usable connection.
+
+    Attributes:
+        kind: ``"protocol"`` (OpenSSL rejected the exchange; ``reason`` is OpenSSL's short reason, for logs
+            only), ``"verify"`` (certificate verification; ``verify_code``/``verify_depth`` set),
+            ``"hostname"`` (the certificate does not match ``verify_hostname``), ``"eof"`` (the peer closed
+            mid-handshake), ``"timeout"`` (set by the transport).
+        verify_code: the OpenSSL ``X509_V_ERR_*`` code reported (see ``x509.reported_verify_error``).
+        verify_depth: the chain depth of that error.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        kind: str = "protocol",
+        verify_code: int | None = None,
+        verify_depth: int | None = None,
+        to_send: bytes = b"",
+    ) -> None:
+        super().__init__(reason, to_send=to_send)
+        self.kind = kind
+        self.verify_code = verify_code
+        self.verify_depth = verify_depth
+
+    @property
+    def verify_text(self) -> str | None:
+        """nginx's parenthesised form, ``21:unable to verify the first certificate``, for verify failures."""
+        if self.verify_code is None:
+            return None
+        return f"{self.verify_code}:{verify_error_text(self.verify_code)}"
+
+
+def _openssl_reason(exc: SSL.Error) -> str:
+    """OpenSSL's short reason for an error, for log lines only (never compared: see style lesson 5)."""
+    if isinstance(exc, SSL.SysCallError):
+        return str(exc.args[1]) if len(exc.args) > 1 else "syscall error"
+    args = exc.args[0] if exc.args else None
+    if isinstance(args, list) and args:
+        last = args[-1]
+        if isinstance(last, tuple) and len(last) == 3:
+            return str(last[2]) or "TLS error"
+    return str(exc) or type(exc).__name__
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Results
+# ----------------------------------------------------------------------------------------------------------
+
+
+class TlsInfo:
+    """What the layers above may know about an established TLS connection (``get_extra_info("tls")``).
+
+    Plain fields; ``peer_chain`` is converted from OpenSSL on first access only (most requests never look).
+    """
+
+    __slots__ = (
+        "_session",
+        "alpn",
+        "cipher",
+        "server_side",
+        "session_reused",
+        "sni",
+        "verify_code",
+        "verify_depth",
+        "verify_errors",
+        "version",
+    )
+
+    def __init__(self, session: TlsSession) -> None:
+        self._session = session
+        self.server_side: bool = session.server_side
+        self.sni: str | None = session.sni
+        self.alpn: str | None = session.alpn
+        self.cipher: str | None = session.cipher
+        self.version: str | None = session.version
+        self.verify_errors: tuple[tuple[int, int], ...] = tuple(session.verify_errors)
+        self.verify_code: int = session.verify_code
+        self.verify_depth: int = session.verify_depth
+        self.session_reused: bool = session.session_reused
+
+    @property
+    def peer_chain(self) -> list[cx509.Certificate]:
+        """The certificates the peer sent, leaf first (empty when it sent none)."""
+        return self._session.peer_chain
+
+    @property
+    def peer_certificate(self) -> cx509.Certificate | None:
+        """The peer's leaf certificate, if it sent one."""
+        chain = self._session.peer_chain
+        return chain[0] if chain else None
+
+    @property
+    def close_notify_received(self) -> bool:
+        """Whether the peer ended with a close_notify (False for a plain TCP close)."""
+        return self._session.close_notify_received
+
+    def __repr__(self) -> str:
+        return (
+            f"TlsInfo(sni={self.sni!r}, alpn={self.alpn!r}, version={self.version!r}, cipher={self.cipher!r}, "
+            f"verify_code={self.verify_code}, session_reused={self.session_reused})"
+        )
+
+
+# ----------------------------------------------------------------------------------------------------------
+# ServerHello probe: was the session resumed? (pyOpenSSL has no SSL_session_reused)
+# ----------------------------------------------------------------------------------------------------------
+
+_HRR_RANDOM: Final = bytes.fromhex("cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c")
+_PROBE_LIMIT: Final = 32768
+
+
+def _probe_resumption(buf: bytes) -> bool | None:
+    """Decide resumption from the server's first flight, as plaintext records on the wire.
+
+    TLS 1.3: the ServerHello carries ``pre_shared_key`` exactly when a PSK (a ticket) was accepted. TLS 1.2:
+    an abbreviated handshake goes ServerHello -> [NewSessionTicket] -> ChangeCipherSpec, a full one sends
+    Certificate / ServerKeyExchange / ServerHelloDone next. Returns ``None`` while more bytes are needed.
+    """
+    pos = 0
+    n = len(buf)
+    hello_seen = False
+    while True:
+        if n - pos < 5:
+            return None
+        rtype = buf[pos]
+        rlen = (buf[pos + 3] << 8) | buf[pos + 4]
+        end = pos + 5 + rlen
+        if end > n:
+            return None
+        body = buf[pos + 5 : end]
+        pos = end
+        if hello_seen:
+            if rtype == 20:
+                return True
+            return rtype == 22 and body[:1] == b"\x04"
+        if rtype == 20:  # a TLS 1.3 compatibility CCS after a HelloRetryRequest
+            continue
+        if rtype != 22 or len(body) < 42 or body[0] != 2:
+            return False
+        hs_end = 4 + ((body[1] << 16) | (body[2] << 8) | body[3])
+        random = body[6:38]
+        off = 39 + body[38]
+        off += 3  # cipher suite, compression
+        ext_end = min(off + 2 + ((body[off] << 8) | body[off + 1]) if off + 1 < len(body) else off, hs_end)
+        off += 2
+        tls13 = psk = False
+        while off + 4 <= ext_end:
+            etype = (body[off] << 8) | body[off + 1]
+            elen = (body[off + 2] << 8) | body[off + 3]
+            if etype == 43 and body[off + 4 : off + 6] == b"\x03\x04":
+                tls13 = True
+            elif etype == 41:
+                psk = True
+            off += 4 + elen
+        if random == _HRR_RANDOM:
+            continue
+        if tls13:
+            return psk
+        hello_seen = True
+        if hs_end < len(body):  # the next handshake message shares the record
+            return body[hs_end] == 4
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The session
+# ----------------------------------------------------------------------------------------------------------
+
+
+class TlsSession:
+    """One TLS connection, either side, over memory BIOs. See the module docstring for the protocol.
+
+    Args:
+        context: the ``SSL.Context`` (server side: chosen by the caller, SNI callback installed on it).
+        server_side: accept (True) or connect (False).
+        server_hostname: client side, the SNI to send; ``None`` sends none (nginx sends none for IP literals).
+        alpn_protocols: client side, the ALPN list to offer.
+        verify: client side, fail after the handshake when the reported verify code is not 0.
+        verify_hostname: client side, the name ``check_host`` must accept (nginx: only when verifying).
+        ssl_session: client side, a session from ``get_ssl_session()`` to resume.
+    """
+
+    __slots__ = (
+        "_conn",
+        "_err",
+        "_info",
+        "_peer_chain",
+        "_probe",
+        "_rec_hdr",
+        "_rec_need",
+        "_state",
+        "_unread",
+        "_verify",
+        "_verify_hostname",
+        "alpn",
+        "cipher",
+        "close_notify_received",
+        "close_notify_sent",
+        "server_side",
+        "session_reused",
+        "sni",
+        "verify_code",
+        "verify_depth",
+        "verify_errors",
+        "verify_rejected",
+        "version",
+    )
+
+    def __init__(
+        self,
+        context: SSL.Context,
+        *,
+        server_side: bool,
+        server_hostname: str | None = None,
+        alpn_protocols: Sequence[str] | None = None,
+        verify: bool = False,
+        verify_hostname: str | None = None,
+        ssl_session: SSL.Session | None = None,
+    ) -> None:
+        conn = SSL.Connection(context, None)
+        conn.set_app_data(self)
+        self._conn = conn
+        self.server_side = server_side
+        self._state = _HANDSHAKING
+        self._err: TlsError | None = None
+        self._info: TlsInfo | None = None
+        self._peer_chain: list[cx509.Certificate] | None = None
+        self._probe: bytes | None = b""
+        self._rec_hdr = b""
+        self._rec_need = 0
+        self._unread = -1
+        self._verify = verify
+        self._verify_hostname = verify_hostname
+        #: (code, depth) pairs recorded by ``x509.VerifyRecorder``, in OpenSSL's order.
+        self.verify_errors: list[tuple[int, int]] = []
+        #: set by ``VerifyRecorder(accept=False)`` when it failed the handshake.
+        self.verify_rejected = False
+        self.verify_code = 0
+        self.verify_depth = 0
+        self.sni: str | None = None
+        self.alpn: str | None = None
+        self.cipher: str | None = None
+        self.version: str | None = None
+        self.session_reused = False
+        self.close_notify_received = False
+        self.close_notify_sent = False
+        if server_side:
+            conn.set_accept_state()
+        else:
+            if server_hostname:
+                try:
+                    raw_name = server_hostname.encode("ascii")
+                except UnicodeEncodeError:
+                    raw_name = server_hostname.encode("idna")
+                conn.set_tlsext_host_name(raw_name)
+                self.sni = server_hostname
+            if alpn_protocols:
+                conn.set_alpn_protos([p.encode("ascii") for p in alpn_protocols])
+            if ssl_session is not None:
+                conn.set_session(ssl_session)
+            conn.set_connect_state()
+
+    # -- state ------------------------------------------------------------------------------------------------
+
+    @property
+    def established(self) -> bool:
+        """True once the handshake completed and passed the client-side checks (stays True after close)."""
+        return self._info is not None
+
+    @property
+    def errored(self) -> bool:
+        """True after any error; every further call raises ``TlsLocalError``."""
+        return self._state == _ERRORED
+
+    @property
+    def info(self) -> TlsInfo | None:
+        """The immutable results, once established."""
+        return self._info
+
+    @property
+    def peer_chain(self) -> list[cx509.Certificate]:
+        """The chain the peer sent, leaf first, as ``cryptography`` certificates (converted once, on demand).
+
+        OpenSSL's server side leaves the client's leaf out of ``SSL_get_peer_cert_chain``; it is put back in
+        front here so that both sides read the same thing.
+        """
+        chain = self._peer_chain
+        if chain is None:
+            conn = self._conn
+            certs = [c.to_cryptography() for c in conn.get_peer_cert_chain() or ()]
+            if self.server_side:
+                leaf = conn.get_peer_certificate()
+                if leaf is not None:
+                    certs.insert(0, leaf.to_cryptography())
+            elif not certs:
+                leaf = conn.get_peer_certificate()
+                if leaf is not None:
+                    certs.append(leaf.to_cryptography())
+            chain = self._peer_chain = certs
+        return chain
+
+    @property
+    def ssl_connection(self) -> SSL.Connection:
+        """The underlying pyOpenSSL connection: for SNI callbacks and tests only, never for the layers above."""
+        return self._conn
+
+    def get_ssl_session(self) -> SSL.Session | None:
+        """The session to offer on the next connection to the same peer identity (upstream resumption)."""
+        return self._conn.get_session()
+
+    def _fail(self, exc: TlsError) -> TlsError:
+        self._state = _ERRORED
+        self._err = exc
+        return exc
+
+    def _check_usable(self) -> None:
+        if self._state == _ERRORED:
+            raise TlsLocalError(f"TLS session already failed: {self._err.reason if self._err else ''}")
+
+    # -- byte pumps -------------------------------------------------------------------------------------------
+
+    def _drain(self) -> bytes:
+        """Everything in the outgoing BIO. A short read proves emptiness, so the common case raises nothing."""
+        bio_read = self._conn.bio_read
+        try:
+            data = bio_read(BIO_READ_SIZE)
+        except SSL.WantReadError:
+            return b""
+        if len(data) < BIO_READ_SIZE:
+            return data
+        parts = [data]
+        while True:
+            try:
+                data = bio_read(BIO_READ_SIZE)
+            except SSL.WantReadError:
+                break
+            parts.append(data)
+            if len(data) < BIO_READ_SIZE:
+                break
+        return b"".join(parts)
+
+    def _count_records(self, data: bytes) -> int:
+        """Complete TLS records in ``data``, continuing the framing left from earlier calls."""
+        n = len(data)
+        pos = 0
+        count = 0
+        need = self._rec_need
+        if self._rec_hdr:
+            hdr = self._rec_hdr + data[: 5 - len(self._rec_hdr)]
+            if len(hdr) < 5:
+                self._rec_hdr = hdr
+                return 0
+            pos = 5 - len(self._rec_hdr)
+            self._rec_hdr = b""
+            need = (hdr[3] << 8) | hdr[4]
+            if need == 0:
+                count = 1
+        while True:
+            if need:
+                if pos + need > n:
+                    self._rec_need = need - (n - pos)
+                    return count
+                pos += need
+                need = 0
+                count += 1
+            if pos == n:
+                self._rec_need = 0
+                return count
+            if n - pos < 5:
+                self._rec_hdr = data[pos:]
+                self._rec_need = 0
+                return count
+            need = (data[pos + 3] << 8) | data[pos + 4]
+            pos += 5
+            if need == 0:
+                count += 1
+
+    def start(self) -> bytes:
+        """Client side: begin the handshake; returns the ClientHello to write."""
+        self._check_usable()
+        if self.server_side:
+            raise TlsLocalError("start() is for the client side; the server waits for the ClientHello")
+        return self._handshake()
+
+    # kept for the name used in the brief
+    start_handshake = start
+
+    def receive(self, data: bytes) -> tuple[bytes, bytes, bool]:
+        """Feed ciphertext from the peer.
+
+        Args:
+            data: bytes read from the socket; ``b""`` means EOF (see ``receive_eof``).
+
+        Returns:
+            ``(plaintext, to_send, closed)``: decrypted application data, bytes to write to the peer, and
+            whether the peer has closed (close_notify, or EOF after the handshake).
+
+        Raises:
+            TlsHandshakeError: the handshake failed (``to_send`` carries the alert to write, if any).
+            TlsRemoteError: an established connection received something invalid.
+            TlsLocalError: the session had already failed.
+        """
+        if self._state != _ESTABLISHED:
+            self._check_usable()
+            if self._state == _CLOSED:
+                return b"", b"", True
+            if not data:
+                return self.receive_eof()
+        elif not data:
+            return self.receive_eof()
+        conn = self._conn
+        conn.bio_write(data)
+        unread = self._unread
+        # Record framing; the fast path is one whole record per read.
+        if not self._rec_need and not self._rec_hdr and len(data) >= 5 and 5 + ((data[3] << 8) | data[4]) == len(data):
+            count = 1
+        else:
+            count = self._count_records(data)
+        if unread >= 0:
+            unread += count
+        out = b""
+        if self._state == _HANDSHAKING:
+            if self._probe is not None and not self.server_side:
+                self._feed_probe(data)
+            out = self._handshake()
+            if self._state == _HANDSHAKING:
+                return b"", out, False
+            unread = -1
+        # Read application data: one exception-free recv per complete record in the common case.
+        recv = conn.recv
+        first = b""
+        parts: list[bytes] | None = None
+        drain = False
+        closed = False
+        try:
+            while unread:
+                chunk = recv(RECV_SIZE)
+                unread -= 1
+                if not first:
+                    first = chunk
+                elif parts is None:
+                    parts = [first, chunk]
+                else:
+                    parts.append(chunk)
+        except SSL.WantReadError:
+            drain = True
+        except SSL.ZeroReturnError:
+            self.close_notify_received = True
+            closed = drain = True
+        except SSL.Error as exc:
+            alert = self._drain()
+            raise self._fail(TlsRemoteError(_openssl_reason(exc), to_send=out + alert if out else alert)) from None
+        self._unread = 0
+        if drain:
+            more = self._drain()
+            if more:
+                out = out + more if out else more
+        if closed and self._state == _ESTABLISHED:
+            self._state = _CLOSED
+        if parts is not None:
+            return b"".join(parts), out, closed
+        return first, out, closed
+
+    def receive_eof(self) -> tuple[bytes, bytes, bool]:
+        """The socket reached EOF without (or after) a close_notify.
+
+        During the handshake this is a ``TlsHandshakeError(kind="eof")`` (nginx: "peer closed connection in SSL
+        handshake"). Afterwards it is a normal end of stream, exactly as nginx (which treats OpenSSL 3's
+        "unexpected eof while reading" as a clean close) and asyncio's sslproto (``eof_received`` then
+        ``connection_lost(None)``) do; ``close_notify_received`` tells the two apart for diagnostics.
+        """
+        self._check_usable()
+        if self._state == _HANDSHAKING:
+            raise self._fail(TlsHandshakeError("peer closed connection in SSL handshake", kind="eof"))
+        if self._state == _ESTABLISHED:
+            self._state = _CLOSED
+        return b"", b"", True
+
+    def send(self, data: bytes | bytearray | memoryview) -> bytes:
+        """Encrypt application data; returns the ciphertext to write.
+
+        Raises:
+            TlsLocalError: before the handshake, after ``close()`` or after an error.
+        """
+        if self._state != _ESTABLISHED or self.close_notify_sent:
+            self._check_usable()
+            if self._info is None or self.close_notify_sent:
+                raise TlsLocalError("cannot send: TLS connection not established or already closing")
+        try:
+            self._conn.sendall(data)
+        except SSL.Error as exc:
+            raise self._fail(TlsRemoteError(_openssl_reason(exc), to_send=self._drain())) from None
+        return self._drain()
+
+    def send_many(self, buffers: Sequence[bytes | bytearray | memoryview]) -> bytes:
+        """Encrypt several buffers at once (one join, so small pieces share records); returns the ciphertext."""
+        if len(buffers) == 1:
+            return self.send(buffers[0])
+        return self.send(b"".join(buffers))
+
+    def close(self) -> bytes:
+        """Start the TLS close: returns the close_notify to write (``b""`` if nothing can be sent any more).
+
+        Reading stays possible, so the peer's own close_notify is still recognised.
+        """
+        if self._state == _ERRORED or self.close_notify_sent:
+            return b""
+        self.close_notify_sent = True
+        if self._state == _HANDSHAKING:
+            self._state = _CLOSED
+            return b""
+        try:
+            self._conn.shutdown()
+        except SSL.Error:
+            return b""
+        return self._drain()
+
+    # -- handshake --------------------------------------------------------------------------------------------
+
+    def _feed_probe(self, data: bytes) -> None:
+        buf = (self._probe or b"") + data
+        verdict = _probe_resumption(buf)
+        if verdict is None:
+            self._probe = buf if len(buf) < _PROBE_LIMIT else None
+        else:
+            self.session_reused = verdict
+            self._probe = None
+
+    def _handshake(self) -> bytes:
+        conn = self._conn
+        try:
+            conn.do_handshake()
+        except SSL.WantReadError:
+            out = self._drain()
+            if out and self.server_side and self._probe is not None:
+                self._feed_probe(out)
+            return out
+        except SSL.Error as exc:
+            alert = self._drain()
+            raise self._fail(self._handshake_error(exc, alert)) from None
+        out = self._drain()
+        if self._probe is not None:
+            if self.server_side and out:
+                self._feed_probe(out)
+            self._probe = None
+        self._established()
+        if not self.server_side:
+            self._post_handshake_checks(out)
+        self._info = TlsInfo(self)
+        return out
+
+    def _handshake_error(self, exc: SSL.Error, alert: bytes) -> TlsHandshakeError:
+        if self.verify_rejected and self.verify_errors:
+            code, depth = reported_verify_error(self.verify_errors)
+            self.verify_code, self.verify_depth = code, depth
+            return TlsHandshakeError(
+                f"certificate verify error: ({code}:{verify_error_text(code)})",
+                kind="verify",
+                verify_code=code,
+                verify_depth=depth,
+                to_send=alert,
+            )
+        return TlsHandshakeError(_openssl_reason(exc), to_send=alert)
+
+    def _established(self) -> None:
+        conn = self._conn
+        self._state = _ESTABLISHED
+        self.version = conn.get_protocol_version_name()
+        self.cipher = conn.get_cipher_name()
+        alpn = conn.get_alpn_proto_negotiated()
+        self.alpn = alpn.decode("ascii", "replace") if alpn else None
+        if self.server_side:
+            name = conn.get_servername()
+            self.sni = name.decode("utf-8", "replace") if name else None
+        if self.verify_errors:
+            self.verify_code, self.verify_depth = reported_verify_error(self.verify_errors)
+
+    def _post_handshake_checks(self, out: bytes) -> None:
+        """nginx's upstream checks after a completed handshake: verify result, then host name."""
+        if self._verify and self.verify_code:
+            code = self.verify_code
+            raise self._fail(
+                TlsHandshakeError(
+                    f"upstream SSL certificate verify error: ({code}:{verify_error_text(code)})",
+                    kind="verify",
+                    verify_code=code,
+                    verify_depth=self.verify_depth,
+                    to_send=out,
+                )
+            )
+        name = self._verify_hostname
+        if name is not None:
+            chain = self.peer_chain
+            if not chain or not check_host(chain[0], name):
+                raise self._fail(
+                    TlsHandshakeError(f'upstream SSL certificate does not match "{name}"', kind="hostname", to_send=out)
+                )
