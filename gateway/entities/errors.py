@@ -252,6 +252,30 @@ def foreign_key_restricted(parent: str, child: str) -> EntityError:
     return EntityError(Code.FOREIGN_KEY_VIOLATION, message, {"@referenced_by": child})
 
 
+def foreign_keys_unresolved(errors: Mapping[str, Mapping[str, tuple[str, Any, str]]]) -> EntityError:
+    """Code 13: a foreign key given by a unique field (``service.name=x``) that matches no entity.
+
+    ``errors`` maps the foreign field to ``{unique_field: (unique_field, value, referenced_entity)}``; the
+    message is Kong's ``foreign key unresolved (service.name: the foreign key cannot be resolved with
+    '{name="x"}' for an existing 'services' entity)`` (``N foreign keys unresolved (...)`` for several).
+    """
+    fields: dict[str, dict[str, str]] = {}
+    parts: list[str] = []
+    for field_name in sorted(errors):
+        for sub in sorted(errors[field_name]):
+            name, value, parent = errors[field_name][sub]
+            text = (
+                f"the foreign key cannot be resolved with '{_pretty({name: value})}' for an existing '{parent}' entity"
+            )
+            fields.setdefault(field_name, {})[sub] = text
+            parts.append(f"{field_name}.{sub}: {text}")
+    if len(parts) == 1:
+        message = f"foreign key unresolved ({parts[0]})"
+    else:
+        message = f"{len(parts)} foreign keys unresolved ({'; '.join(parts)})"
+    return EntityError(Code.FOREIGN_KEYS_UNRESOLVED, message, fields, 400)
+
+
 def invalid_primary_key(key: Mapping[str, Any]) -> EntityError:
     return EntityError(Code.INVALID_PRIMARY_KEY, f"invalid primary key: '{_pretty(key)}'", dict(key))
 

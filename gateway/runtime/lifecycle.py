@@ -87,12 +87,14 @@ class Gateway:
         from gateway.proxy.state import ProxyState
         from gateway.runtime.snapshot import build_snapshot
 
-        self.proxy_state = ProxyState(settings, self.error_log, self.access_log, None)
-        self.snapshots = SnapshotManager(self.db, settings, self.proxy_state, self.error_log, build_snapshot)
         try:
-            self.snapshots.build_now()
+            version = self.db.version
+            first = build_snapshot(self.db.export(), settings)
         except Exception as exc:
             raise StartupError(f"could not build the configuration: {exc}") from exc
+        self.proxy_state = ProxyState(settings, self.error_log, self.access_log, first)
+        self.snapshots = SnapshotManager(self.db, settings, self.proxy_state, self.error_log, build_snapshot)
+        self.snapshots.built_version = version
         loop = asyncio.get_running_loop()
         self.snapshots.attach(loop)
 

@@ -62,15 +62,6 @@ class SnapshotManager:
         self.built_version = -1
         self.builds = 0
 
-    def build_now(self) -> Any:
-        """Synchronous first build at start-up (before any listener accepts)."""
-        config = self._db.export()
-        snapshot = self._build(config, self._settings)
-        self._target.snapshot = snapshot
-        self.built_version = self._db.version
-        self.builds += 1
-        return snapshot
-
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._db.subscribe(self.on_store_change)

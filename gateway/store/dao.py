@@ -25,6 +25,7 @@ from gateway.entities.errors import (
     NotFound,
     foreign_key_restricted,
     foreign_key_violation,
+    foreign_keys_unresolved,
     primary_key_violation,
     referenced_by_others,
     schema_violation,
@@ -184,7 +185,38 @@ class DAO:
         if errors:
             raise schema_violation(errors)
 
+    def _resolve_foreign(self, data: dict[str, Any]) -> None:
+        """Kong's ``resolve_foreign``: a foreign key given by a unique field (``{"name": "svc"}``) becomes its id.
+
+        A value that already holds a valid primary key is left for the normal checks; so is one that names
+        no unique field (validation then reports it). A unique value that matches nothing is code 13.
+        """
+        unresolved: dict[str, dict[str, tuple[str, Any, str]]] = {}
+        for name, f in self.schema.foreign_fields:
+            value = data.get(name)
+            if not isinstance(value, Mapping) or f.reference is None or is_uuid(value.get("id")):
+                continue
+            ref_schema = self.db.dao_internal(f.reference).schema
+            misses: dict[str, tuple[str, Any, str]] = {}
+            for unique_name, unique_field in ref_schema.fields:
+                if not (unique_field.unique or ref_schema.endpoint_key == unique_name):
+                    continue
+                wanted = value.get(unique_name)
+                if not isinstance(wanted, str) or not wanted:
+                    continue
+                found = self.db.backend.find(f.reference, f"u:{unique_name}", wanted)
+                if found is not None:
+                    data[name] = {"id": found["id"]}
+                    misses = {}
+                    break
+                misses[unique_name] = (unique_name, wanted, f.reference)
+            if misses:
+                unresolved[name] = misses
+        if unresolved:
+            raise foreign_keys_unresolved(unresolved)
+
     def _insert(self, data: dict[str, Any], now: float) -> Row:
+        self._resolve_foreign(data)
         self._prepare(data, "insert")
         row = self.schema.process_auto_fields(data, "insert", now)
         self._validated(row, True, False)
@@ -196,6 +228,7 @@ class DAO:
         return row
 
     def _update(self, existing: Row, patch: dict[str, Any], now: float) -> Row:
+        self._resolve_foreign(patch)
         self._prepare(patch, "update")
         processed = self.schema.process_auto_fields(patch, "update", now)
         # the stored row keeps its nulls, as the Admin API reads it (``nulls = true``): a check over an
@@ -214,6 +247,7 @@ class DAO:
             data["id"] = existing["id"]
         else:
             data["id"] = key if is_uuid(key) else self.db.new_id()
+        self._resolve_foreign(data)
         self._prepare(data, "upsert")
         row = self.schema.process_auto_fields(data, "upsert", now)
         self._validated(row, True, False)
