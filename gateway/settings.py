@@ -196,7 +196,9 @@ SPECS: dict[str, Spec] = {
         "body format of generated errors when Accept/Content-Type say nothing",
     ),
     # datastore
-    "database": Spec("sqlite", _enum_parser("sqlite", "off"), "sqlite (embedded file; Kong defaults to postgres) or off (DB-less)"),
+    "database": Spec(
+        "sqlite", _enum_parser("sqlite", "off"), "sqlite (embedded file; Kong defaults to postgres) or off (DB-less)"
+    ),
     "sqlite_database": Spec("gateway.db", _parse_str, "SQLite file (relative to prefix); not a Kong key"),
     "declarative_config": Spec("NONE", _parse_optional, "kong.yml loaded at start in DB-less mode"),
     # HTTP
