@@ -155,23 +155,25 @@ def is_valid_ip_or_cidr(value: str) -> bool:
     return int(prefix) <= limit
 
 
-_RESERVED = set(b"!*'();:@&=+$,/?%#[]")
+_RESERVED = frozenset(b"!*'();:@&=+$,/?%#[]")
+_PCT_RE = re.compile(r"%([0-9A-Fa-f]{2})")
+
+
+def _pct_decode(match: re.Match[str]) -> str:
+    num = int(match.group(1), 16)
+    return match.group(0).upper() if num in _RESERVED else chr(num)
 
 
 def normalize_path(uri: str, merge_slashes: bool = False) -> str:
     """Kong's ``kong.tools.uri.normalize``: decode unreserved ``%XX``, upper-case reserved ones, drop dot segments.
 
-    Routes use it to reject non-normalised prefix paths ("non-normalized path, consider use ... instead").
+    Routes use it to reject non-normalised prefix paths ("non-normalized path, consider use ... instead"); the
+    router uses it with ``merge_slashes=True`` on every request path (strings are latin-1: one char per byte).
     """
     if uri in ("", "/"):
         return uri
     if "%" in uri:
-
-        def _decode(m: re.Match[str]) -> str:
-            num = int(m.group(1), 16)
-            return m.group(0).upper() if num in _RESERVED else chr(num)
-
-        uri = re.sub(r"%([0-9A-Fa-f]{2})", _decode, uri)
+        uri = _PCT_RE.sub(_pct_decode, uri)
     if "." not in uri and (not merge_slashes or "//" not in uri):
         return uri
     out: list[str] = []

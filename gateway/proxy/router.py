@@ -31,6 +31,8 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from gateway.entities.net import normalize_path as _normalize_path
+
 __all__ = [
     "Match",
     "Route",
@@ -53,59 +55,12 @@ _EXACT, _PREFIX, _SUFFIX = 0, 1, 2
 
 
 # ----------------------------------------------------------------------------------------- path helpers
-_RESERVED = frozenset(b"!*'();:@&=+$,/?%#[]")
-_PCT_RE = re.compile(r"%([0-9A-Fa-f]{2})")
 _ESCAPE_RE = re.compile(r"[^!#$&'()*+,/:;=?@\[\]A-Za-z0-9\-_.~%]")
 
 
-def _pct_decode(match: re.Match[str]) -> str:
-    num = int(match.group(1), 16)
-    if num in _RESERVED:
-        return match.group(0).upper()
-    return chr(num)
-
-
 def normalize_path(path: str) -> str:
-    """Kong's ``normalize(uri, merge_slashes=true)``: decode unreserved escapes, drop dot segments, merge ``//``.
-
-    Paths are latin-1 strings (one char per byte), so decoding an escape yields the raw byte.
-    """
-    if path == "" or path == "/":
-        return path
-    if "%" in path:
-        path = _PCT_RE.sub(_pct_decode, path)
-    if "." not in path and "//" not in path:
-        return path
-    out: list[str] = []
-    uri = path
-    while uri:
-        if uri == "/.":
-            uri = "/"
-        elif uri == "/..":
-            uri = "/"
-            if out:
-                out.pop()
-        elif uri in (".", ".."):
-            uri = ""
-        elif uri.startswith("../"):
-            uri = uri[3:]
-        elif uri.startswith("./") or uri.startswith("/./"):
-            uri = uri[2:]
-        elif uri.startswith("/../"):
-            uri = uri[3:]
-            if out:
-                out.pop()
-        elif uri.startswith("//"):
-            uri = uri[1:]
-        else:
-            i = uri.find("/", 1)
-            if i == -1:
-                out.append(uri)
-                uri = ""
-            else:
-                out.append(uri[:i])
-                uri = uri[i:]
-    return "".join(out)
+    """Kong's ``normalize(uri, merge_slashes=true)``: decode unreserved escapes, drop dot segments, merge ``//``."""
+    return _normalize_path(path, True)
 
 
 def _pct_escape(match: re.Match[str]) -> str:
