@@ -63,6 +63,26 @@ async def test_78_79_delete_referenced(admin: Admin, pki: dict[str, Pair]) -> No
     assert (await admin.http.delete(f"/ca_certificates/{ca['id']}")).status_code == 204
 
 
+async def test_79_referenced_by_a_plugin(admin: Admin, pki: dict[str, Pair]) -> None:
+    ca = (await admin.http.post("/ca_certificates", json={"cert": pki["root"].cert})).json()
+    unused = (await admin.http.post("/ca_certificates", json={"cert": pki["intermediate"].cert})).json()
+    # form body with Kong's 1-based bracket index, as `config.ca_certificates[1]=<id>`
+    res = await admin.http.post("/plugins", data={"name": "mtls-auth", "config.ca_certificates[1]": ca["id"]})
+    assert res.status_code == 201, res.text
+    plugin = res.json()
+    assert plugin["config"]["ca_certificates"] == [ca["id"]]
+    res = await admin.http.delete(f"/ca_certificates/{ca['id']}")
+    assert res.status_code == 400
+    assert res.json() == {
+        "code": 19,
+        "name": "referenced by others",
+        "message": f"ca certificate {ca['id']} is still referenced by plugins (id = {plugin['id']})",
+    }
+    assert (await admin.http.delete(f"/ca_certificates/{unused['id']}")).status_code == 204
+    assert (await admin.http.delete(f"/plugins/{plugin['id']}")).status_code == 204
+    assert (await admin.http.delete(f"/ca_certificates/{ca['id']}")).status_code == 204
+
+
 async def test_80_81_update_and_unique(admin: Admin, pki: dict[str, Pair]) -> None:
     ca = (await admin.http.post("/ca_certificates", json={"cert": pki["root"].cert})).json()
     res = await admin.http.post("/ca_certificates", json={"cert": pki["root"].cert})

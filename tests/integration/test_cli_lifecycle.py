@@ -180,3 +180,64 @@ def _wait_for_log(path: pathlib.Path, needle: str, occurrence: int = 1, timeout:
             return
         time.sleep(0.05)
     pytest.fail(f"{needle!r} did not appear {occurrence} time(s) in {path}:\n{path.read_text()[-2000:]}")
+
+
+class HeldUpstream:
+    """An HTTP upstream that answers only when released: a request is provably in flight meanwhile."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4)
+        self.port = self.sock.getsockname()[1]
+        self.received = threading.Event()
+        self.release = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        conn, _ = self.sock.accept()
+        with conn:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += conn.recv(4096)
+            self.received.set()
+            self.release.wait(20)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\nConnection: close\r\n\r\ndrained")
+
+
+def test_sigterm_drains_in_flight_requests_then_exits_zero(tmp_path: pathlib.Path) -> None:
+    import socket
+    import threading
+    import time
+
+    upstream = HeldUpstream()
+    gw = make_gateway(tmp_path).start()
+    body = {"name": "held", "url": f"http://127.0.0.1:{upstream.port}/"}
+    assert httpx.post(f"{gw.admin_url}/services", json=body).status_code == 201
+    assert httpx.post(f"{gw.admin_url}/services/held/routes", json={"paths": ["/held"]}).status_code == 201
+
+    result: dict[str, httpx.Response] = {}
+    client = threading.Thread(target=lambda: result.update(r=httpx.get(gw.proxy_url + "/held", timeout=20)))
+    client.start()
+    assert upstream.received.wait(10), "the request never reached the upstream"
+    gw.signal(signal.SIGTERM)
+
+    # The listener closes while the request is still open: new connections are refused.
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", gw.proxy_port), timeout=1).close()
+        except ConnectionRefusedError:
+            break
+        assert time.monotonic() < deadline, "the proxy listener was not closed after SIGTERM"
+        time.sleep(0.02)
+    assert gw.proc is not None and gw.proc.poll() is None, "the gateway exited with a request in flight"
+
+    upstream.release.set()
+    client.join(20)
+    assert result["r"].status_code == 200 and result["r"].text == "drained"
+    assert gw.proc.wait(15) == 0
