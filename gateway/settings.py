@@ -234,6 +234,7 @@ SPECS: dict[str, Spec] = {
     "proxy_ssl_verify": Spec("off", _BOOL, "verify upstream certificates when a service says nothing"),
     "proxy_ssl_trusted_certificate": Spec("NONE", _parse_optional, "upstream trust store: PEM path or system"),
     "proxy_ssl_verify_depth": Spec("1", _int_parser(0, 64), "upstream verify depth when a service says nothing"),
+    "proxy_ssl_session_reuse": Spec("on", _BOOL, "resume upstream TLS sessions (cache keyed like the pool)"),
     "lua_ssl_trusted_certificate": Spec("system", _parse_list, "trust store for health checks"),
     "lua_ssl_verify_depth": Spec("1", _int_parser(0, 64), "verify depth for health checks"),
     "debug_tls_errors": Spec("off", _BOOL, "add X-Gateway-TLS-Error to 502s caused by TLS (not a Kong key)"),
@@ -249,6 +250,8 @@ ALIASES: dict[str, str] = {
     "nginx_http_proxy_ssl_trusted_certificate": "proxy_ssl_trusted_certificate",
     "nginx_proxy_proxy_ssl_verify_depth": "proxy_ssl_verify_depth",
     "nginx_http_proxy_ssl_verify_depth": "proxy_ssl_verify_depth",
+    "nginx_proxy_proxy_ssl_session_reuse": "proxy_ssl_session_reuse",
+    "nginx_http_proxy_ssl_session_reuse": "proxy_ssl_session_reuse",
     "nginx_worker_processes": "worker_processes",
     "nginx_main_worker_processes": "worker_processes",
 }
@@ -302,6 +305,7 @@ class Settings:
     proxy_ssl_verify: bool
     proxy_ssl_trusted_certificate: str | None
     proxy_ssl_verify_depth: int
+    proxy_ssl_session_reuse: bool
     lua_ssl_trusted_certificate: tuple[str, ...]
     lua_ssl_verify_depth: int
     debug_tls_errors: bool

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from gateway.entities import typedefs
 from gateway.entities.schema import NULL, Field, Schema
 
-__all__ = ["MTLS_AUTH", "PluginSpec", "get_plugin", "register_plugin", "registered_plugins"]
+__all__ = ["MTLS_AUTH", "TLS_METADATA_HEADERS", "PluginSpec", "get_plugin", "register_plugin", "registered_plugins"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +91,30 @@ MTLS_AUTH = PluginSpec(
             ("san_dirname_matcher", Field("array", default=[], elements=Field("string"))),
             # beyond Kong: a maximum client chain depth; null means unlimited (Kong's behaviour)
             ("verify_depth", Field("integer", default=NULL, between=(0, 100))),
+            # beyond Kong: CRLs (PEM) checked before the certificate's own OCSP/CRL URLs
+            ("crls", Field("array", default=[], elements=Field("string"))),
         ],
     ),
 )
 
 register_plugin(MTLS_AUTH)
+
+_HEADER_NAME = Field("string", required=True, match=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+
+TLS_METADATA_HEADERS = PluginSpec(
+    "tls-metadata-headers",
+    Schema(
+        "tls-metadata-headers.config",
+        [
+            ("inject_client_cert_details", Field("boolean", required=True, default=False)),
+            ("client_cert_header_name", _HEADER_NAME(default="X-Client-Cert")),
+            ("client_serial_header_name", _HEADER_NAME(default="X-Client-Cert-Serial")),
+            ("client_cert_issuer_dn_header_name", _HEADER_NAME(default="X-Client-Cert-Issuer-DN")),
+            ("client_cert_subject_dn_header_name", _HEADER_NAME(default="X-Client-Cert-Subject-DN")),
+            ("client_cert_fingerprint_header_name", _HEADER_NAME(default="X-Client-Cert-Fingerprint")),
+        ],
+    ),
+    protocols_default=("grpcs", "https"),
+)
+
+register_plugin(TLS_METADATA_HEADERS)

@@ -1,0 +1,21 @@
+"""Plugins: the handler contract (``base``), per-route chains with Kong's precedence (``chains``), and the
+plugins themselves. Importing this package registers the built-in handlers."""
+
+from gateway.plugins import mtls_auth, tls_metadata_headers
+from gateway.plugins.base import BuildContext, Exit, Plugin, PluginContext, register_handler
+from gateway.plugins.chains import Chain, PluginIndex, run_access, run_header_filter, run_log
+
+__all__ = [
+    "BuildContext",
+    "Chain",
+    "Exit",
+    "Plugin",
+    "PluginContext",
+    "PluginIndex",
+    "mtls_auth",
+    "register_handler",
+    "run_access",
+    "run_header_filter",
+    "run_log",
+    "tls_metadata_headers",
+]

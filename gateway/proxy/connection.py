@@ -23,6 +23,10 @@ Rules:
    silently, as nginx does.
 5. Counters follow nginx's stub_status: reading = connections reading a request head, writing =
    connections with a request in progress, waiting = the rest.
+6. Plain HTTP on an ``ssl`` listener (the listener hands such connections over unencrypted, as nginx does
+   when the first byte is not a TLS record): the head is parsed as usual, so malformed input still gets
+   the normal 400, and a well-formed request gets nginx's internal 497 - the built-in 400 page "The plain
+   HTTP request was sent to HTTPS port" - and the connection is closed.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from gateway.proxy.request import HeadRejected, RequestHead, check_head
 from gateway.proxy.responses import (
     ERROR_MESSAGES,
     NGINX_501_BODY,
+    NGINX_PLAIN_HTTP_ON_TLS_BODY,
     error_body,
     error_page_mime,
 )
@@ -52,6 +57,7 @@ MAX_PIPELINE = 32
 
 _IDLE, _HEAD, _BODY = 0, 1, 2  # parse phase
 _T_NONE, _T_KEEPALIVE, _T_HEAD, _T_BODY = 0, 1, 2, 3  # timer mode
+_PLAIN_HTTP_ON_TLS = 497  # nginx's internal NGX_HTTP_TO_HTTPS, sent as 400
 
 
 class HttpConnection(asyncio.Protocol):
@@ -78,6 +84,8 @@ class HttpConnection(asyncio.Protocol):
         "parsing",
         "peer_ip",
         "peer_trusted",
+        "plain_on_tls",
+        "plugin_cache",
         "remote_addr",
         "sni",
         "state",
@@ -98,6 +106,9 @@ class HttpConnection(asyncio.Protocol):
         self.peer_trusted = False
         self.local_port = listener.port
         self.https = False
+        self.plain_on_tls = False
+        #: per-connection plugin verdicts (mtls-auth's chain verification), created on first use
+        self.plugin_cache: dict[object, object] | None = None
         self.tls: object | None = None
         self.sni: str | None = None
         self.current: Exchange | None = None
@@ -125,6 +136,7 @@ class HttpConnection(asyncio.Protocol):
         tls = transport.get_extra_info("tls")
         self.tls = tls
         self.https = tls is not None
+        self.plain_on_tls = self.listener.ssl and tls is None
         self.sni = getattr(tls, "sni", None) if tls is not None else None
         state = self.state
         self.peer_trusted = state.is_trusted(self.peer_ip)
@@ -206,6 +218,9 @@ class HttpConnection(asyncio.Protocol):
         state.total_requests += 1
         if self.peer_trusted:
             self.remote_addr = state.real_ip(self.peer_ip, head)
+        if self.plain_on_tls:
+            self._reject(_PLAIN_HTTP_ON_TLS, "client sent plain HTTP request to HTTPS port", head)
+            return
         ex = Exchange(self, head)
         self.parsing = ex
         if head.has_body:
@@ -277,9 +292,11 @@ class HttpConnection(asyncio.Protocol):
     def _write_reject(self, status: int, head: RequestHead | None, request_id: str | None) -> None:
         state = self.state
         rid = request_id or new_request_id()
-        sent = 400 if status == 494 else status
+        sent = 400 if status in (494, _PLAIN_HTTP_ON_TLS) else status
         if status == 501:
             body, mime = NGINX_501_BODY, "text/html"
+        elif status == _PLAIN_HTTP_ON_TLS:
+            body, mime = NGINX_PLAIN_HTTP_ON_TLS_BODY, "text/html"
         else:
             accept = head.accept if head is not None else None
             ctype = head.content_type if head is not None else None

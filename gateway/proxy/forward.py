@@ -20,6 +20,11 @@ Rules:
    retried on a fresh connection. A retry needs the body bytes already sent: they are kept up to
    ``REPLAY_LIMIT``; beyond that the request fails instead of retrying. Each failed try logs nginx's
    error line. Final failure: 502 (error) or 504 (timeout), with the proxied headers.
+   A failed upstream TLS handshake is an error like a connect failure (retried): nginx's line ``upstream SSL
+   certificate verify error: (20:...) while SSL handshaking to upstream`` (or ``does not match``,
+   ``SSL_do_handshake() failed``...); with ``debug_tls_errors = on`` the final 502 carries the last reason in
+   ``X-Gateway-TLS-Error``. A TLS profile's notices (missing CA, unusable client certificate) are logged once
+   per request, as Kong's access phase does.
 4. Streaming with backpressure: request body chunks go straight to the upstream transport; while it is
    paused, the client's reading pauses (``PAUSE_PEER``). Response chunks go straight to the client; while
    the client's transport is paused, the upstream connection stops reading. Before the upstream
@@ -37,6 +42,7 @@ import random
 from typing import TYPE_CHECKING, Any
 
 from gateway.observability.errorlog import request_context
+from gateway.plugins import Exit, PluginContext, run_access, run_header_filter, run_log
 from gateway.proxy.balancer import NoPeerError
 from gateway.proxy.flow import BODY_HIGH_WATER, PAUSE_BUFFER, PAUSE_PEER
 from gateway.proxy.generated import CONTINUE_100, render_generated
@@ -48,10 +54,13 @@ from gateway.proxy.responses import (
     response_mime,
 )
 from gateway.proxy.router import escape_path, header_map, normalize_path, upstream_uri_v0
-from gateway.proxy.upstream import ServiceTarget, UpstreamConnection, host_header_for
+from gateway.proxy.upstream import ServiceTarget, UpstreamConnection, host_header_for, pool_key, pool_name
+from gateway.tls.client import HandshakeFailure
 
 if TYPE_CHECKING:
+    from gateway.plugins.chains import Chain
     from gateway.proxy.connection import HttpConnection
+    from gateway.proxy.pool import UpstreamPool
     from gateway.proxy.request import RequestHead
     from gateway.proxy.router import Match
     from gateway.runtime.snapshot import Snapshot
@@ -69,7 +78,9 @@ _FAIL_TEXT = {
     "closed": "upstream prematurely closed connection while reading response header from upstream",
     "invalid": "upstream sent invalid header while reading response header from upstream",
 }
-_TIMEOUTS = frozenset(("connect_timeout", "read_timeout", "write_timeout"))
+_TIMEOUTS = frozenset(("connect_timeout", "read_timeout", "write_timeout", "tls_timeout"))
+#: failure kinds of a TLS handshake: the message is the reason, logged with nginx's TLS action
+_TLS_KINDS = frozenset(("tls", "tls_info", "tls_timeout"))
 
 
 def new_request_id() -> str:
@@ -85,6 +96,7 @@ class Exchange:
     """One request/response cycle of a downstream connection."""
 
     __slots__ = (
+        "_access_done",
         "_attempts",
         "_body_bytes",
         "_body_done",
@@ -100,12 +112,15 @@ class Exchange:
         "_host_header",
         "_match",
         "_peer",
+        "_plugin_chain",
+        "_plugins",
         "_replay",
         "_replay_ok",
         "_request_sent",
         "_response_done",
         "_sent_at",
         "_service",
+        "_tls_error",
         "_tries_left",
         "_up",
         "_up_read_paused",
@@ -160,6 +175,10 @@ class Exchange:
         self._upstream_label = ""
         self._host_header = ""
         self._peer: tuple[str, int] = ("", 0)
+        self._tls_error: str | None = None
+        self._plugins: PluginContext | None = None
+        self._plugin_chain: Chain | None = None
+        self._access_done = False
 
     # ================================================================== request intake (from the parser)
     def feed_body(self, data: bytes) -> None:
@@ -214,8 +233,10 @@ class Exchange:
         """Start processing: the connection calls this when the exchange reaches the head of its queue."""
         conn = self.conn
         state = conn.state
-        self.snapshot = snapshot = state.snapshot
-        self.start = conn.loop.time()
+        if self.snapshot is None:  # a resumed access phase (plugins waited) keeps its snapshot and start time
+            self.snapshot = state.snapshot
+            self.start = conn.loop.time()
+        snapshot = self.snapshot
         head = self.head
         target = head.target
         query_at = target.find("?")
@@ -281,6 +302,9 @@ class Exchange:
             else:
                 self._kong_error(415, "Non-gRPC request matched gRPC route")
             return
+        chain = snapshot.plugins.chain(route.id)
+        if chain is not None and not self._access_done and not self._run_plugins(chain, match):
+            return  # a plugin answered, or is waiting (begin() runs again when it is done)
         service = match.service
         if service is None:
             self._kong_error(503, "no Service found with those values")
@@ -303,6 +327,11 @@ class Exchange:
             head, forwarded_proto, forwarded_host, forwarded_port, forwarded_path, forwarded_prefix
         )
         self._upstream_head = fixed
+        profile = service.tls_profile
+        if profile is not None and profile.notices:
+            log = conn.state.error_log
+            for level, text in profile.notices:
+                log.log(level, text, conn.conn_id, self._context(None))
         self._pick_peer_and_connect()
 
     def _fixed_headers(
@@ -341,9 +370,16 @@ class Exchange:
             drop = drop.union(listed)
             if policy.request_id_upstream:
                 drop = drop | {"x-kong-request-id"}
+        changed = self._plugins.upstream_headers if self._plugins is not None else None
+        if changed:
+            drop = drop.union(changed)  # plugins' set/clear replace whatever the client sent
         for name, value in head.headers:
             if name.lower() not in drop:
                 parts.append(f"{name}: {value}\r\n")
+        if changed:
+            for set_name, set_value in changed.values():
+                if set_value is not None:
+                    parts.append(f"{set_name}: {set_value}\r\n")
         parts.append("\r\n")
         return "".join(parts).encode("latin-1")
 
@@ -416,10 +452,12 @@ class Exchange:
         host_literal = f"[{ip}]" if ":" in ip else ip
         self._upstream_label = f"{service.protocol}://{host_literal}:{port}{self._upstream_uri}"
         self._attempts += 1
-        key = (ip, port, service.pool_identity)
+        key = pool_key(ip, port, self._host_header, service)
         pool = conn.state.pool
         up = None if self._fresh_only else pool.acquire(key)
         self._fresh_only = False
+        if pool.size > 0 and conn.state.error_log.debug_enabled:
+            self._debug_pool_acquire(pool, key, up)
         if up is not None:
             self._use(up)
             return
@@ -434,14 +472,19 @@ class Exchange:
     ) -> UpstreamConnection | tuple[str, int, str]:
         assert service.connect is not None
         try:
-            async with asyncio.timeout(service.connect_timeout):
-                await service.connect(self.conn.loop, lambda: up, ip, port, service)
+            await service.connect(self.conn.loop, up, ip, port, service, self._host_header)
         except TimeoutError:
             up.abort()
             return ("connect_timeout", 110, "Connection timed out")
+        except HandshakeFailure as failure:
+            kind = "tls_timeout" if failure.timeout else ("tls_info" if failure.level == "info" else "tls")
+            return (kind, 0, failure.reason)
         except OSError as exc:
             # asyncio rewrites strerror ("Connect call failed ..."): log the C library's text, as nginx does
             return ("connect", exc.errno or 0, os.strerror(exc.errno) if exc.errno else str(exc))
+        except Exception as exc:  # a connector bug must fail this try, never leave the request hanging
+            up.abort()
+            return ("connect_bug", 0, f"upstream connect failed ({exc!r})")
         return up
 
     def _opened(self, task: asyncio.Future[Any]) -> None:
@@ -580,6 +623,11 @@ class Exchange:
             parts.append(SERVER_HEADER)
         if policy.request_id:
             parts.append(b"X-Kong-Request-Id: " + self.request_id.encode() + b"\r\n")
+        plugins = self._plugins
+        if plugins is not None and self._plugin_chain is not None and self._plugin_chain.has_header_filter:
+            run_header_filter(plugins)
+            for header, text in plugins.response_headers:
+                parts.append(f"{header}: {text}\r\n".encode("latin-1"))
         parts.append(b"\r\n")
         conn.write(b"".join(parts))
 
@@ -605,7 +653,10 @@ class Exchange:
             if self._up_read_paused:
                 self._up_read_paused = False
                 up.resume_reading()
-            self.conn.state.pool.release(up, keep_alive and self._body_done and not self._discarding)
+            pool = self.conn.state.pool
+            saved = pool.release(up, keep_alive and self._body_done and not self._discarding)
+            if pool.size > 0 and self.conn.state.error_log.debug_enabled:
+                self._debug_pool_release(pool, up, saved)
         self._response_done = True
         if not self._body_done:
             # the upstream answered before the whole body arrived: read and drop the rest
@@ -662,9 +713,16 @@ class Exchange:
             text = f"connect() failed ({errno}: {message}) while connecting to upstream"
         elif kind == "reset":
             text = f"recv() failed ({errno}: {message}) while reading response header from upstream"
+        elif kind == "connect_bug":
+            text = f"{message} while connecting to upstream"
+        elif kind in _TLS_KINDS:
+            text = f"{message} while SSL handshaking to upstream"
+            self._tls_error = message
         else:
             text = _FAIL_TEXT.get(kind, "upstream error")
-        conn.state.error_log.error(text, conn.conn_id, self._context(self._upstream_label))
+        conn.state.error_log.log(
+            "info" if kind == "tls_info" else "error", text, conn.conn_id, self._context(self._upstream_label)
+        )
         if reused and kind in ("closed", "reset") and self.head.method not in NON_IDEMPOTENT:
             # a keepalive connection the peer closed under us: does not use up a try
             self._fresh_only = True
@@ -691,7 +749,10 @@ class Exchange:
             self._discarding = True
         now = self.conn.loop.time()
         upstream_latency = _ms(now - self._sent_at) if self._sent_at else 0
-        self._respond_error(status, proxied=True, upstream_latency_ms=upstream_latency)
+        extra: tuple[tuple[str, str], ...] = ()
+        if kind in _TLS_KINDS and self._tls_error is not None and self.conn.state.settings.debug_tls_errors:
+            extra = (("X-Gateway-TLS-Error", self._tls_error),)
+        self._respond_error(status, proxied=True, upstream_latency_ms=upstream_latency, extra=extra)
 
     def _abort_upstream(self) -> None:
         task = self._connect_task
@@ -704,6 +765,63 @@ class Exchange:
             up.exchange = None
             up.abort()
 
+    # ================================================================== plugins (access phase)
+    def _run_plugins(self, chain: Chain, match: Match) -> bool:
+        """Kong's collecting access phase for this route; True to go on proxying.
+
+        A plugin's ``Exit`` is sent as ``kong.response.exit`` does. When a handler must wait (an OCSP/CRL fetch), the
+        rest of the chain runs in a task (kept in ``_connect_task`` so a client abort cancels it) and ``begin()``
+        runs again afterwards, on the same snapshot, with the access phase marked done.
+        """
+        conn = self.conn
+        cache = conn.plugin_cache
+        if cache is None:
+            cache = conn.plugin_cache = {}
+        service = match.service
+        plugins = PluginContext(
+            tls=conn.tls,
+            conn_cache=cache,
+            headers=self.head.headers,
+            route_id=match.route.id,
+            service_id=service.id if service is not None else None,
+            error_log=conn.state.error_log,
+            conn_id=conn.conn_id,
+            log_context=lambda: self._context(None),
+        )
+        self._plugins = plugins
+        self._plugin_chain = chain
+        result = run_access(chain, plugins)
+        if result is None:
+            self._access_done = True
+            return True
+        if isinstance(result, Exit):
+            self._access_done = True
+            self._plugin_exit(result)
+            return False
+        self._connect_task = result
+        result.add_done_callback(self._plugins_resumed)
+        return False
+
+    def _plugins_resumed(self, task: asyncio.Future[Exit | None]) -> None:
+        self._connect_task = None
+        if self._done or task.cancelled():
+            return
+        self._access_done = True
+        try:
+            result = task.result()
+        except Exception as exc:  # Kong: a plugin error becomes 500 "An unexpected error occurred"
+            conn = self.conn
+            conn.state.error_log.error(f"plugin access phase failed: {exc!r}", conn.conn_id, self._context(None))
+            self._plugin_exit(Exit.message(500, "An unexpected error occurred"))
+            return
+        if result is not None:
+            self._plugin_exit(result)
+            return
+        self.begin()
+
+    def _plugin_exit(self, result: Exit) -> None:
+        self._respond_generated(result.status, result.body, result.content_type, extra=result.headers)
+
     # ================================================================== generated responses
     def _kong_error(self, status: int, message: str, extra: tuple[tuple[str, str], ...] = ()) -> None:
         """``kong.response.error``: template from Accept only (JSON by default)."""
@@ -711,14 +829,22 @@ class Exchange:
         body = error_body(mime, message, self.request_id)
         self._respond_generated(status, body, mime, extra=extra)
 
-    def _respond_error(self, status: int, proxied: bool = False, upstream_latency_ms: int | None = None) -> None:
+    def _respond_error(
+        self,
+        status: int,
+        proxied: bool = False,
+        upstream_latency_ms: int | None = None,
+        extra: tuple[tuple[str, str], ...] = (),
+    ) -> None:
         """nginx ``error_page`` -> Kong's error handler: Accept, then Content-Type, then error_default_type."""
         head = self.head
         conn = self.conn
         mime = error_page_mime(head.accept, head.content_type, conn.state.settings.error_default_type)
         body = error_body(mime, ERROR_MESSAGES[status], self.request_id)
         sent_status = 400 if status == 494 else status
-        self._respond_generated(sent_status, body, mime, proxied=proxied, upstream_latency_ms=upstream_latency_ms)
+        self._respond_generated(
+            sent_status, body, mime, extra=extra, proxied=proxied, upstream_latency_ms=upstream_latency_ms
+        )
 
     def _respond_generated(
         self,
@@ -764,9 +890,42 @@ class Exchange:
             return
         if self._response_done and (self._body_done or self._close_after):
             self._done = True
+            if self._plugins is not None and self._plugin_chain is not None and self._plugin_chain.has_log:
+                run_log(self._plugins)
             self.conn.exchange_finished(self, abort=False)
 
     # ================================================================== logging
+    def _debug_pool_acquire(self, pool: UpstreamPool, key: tuple[Any, ...], up: UpstreamConnection | None) -> None:
+        """Kong's balancer debug lines (``enabled connection keepalive``, ``keepalive reusing/no free``)."""
+        log = self.conn.state.error_log
+        cid = self.conn.conn_id
+        ctx = self._context(self._upstream_label)
+        name = pool_name(key)
+        log.debug(
+            f"enabled connection keepalive (pool={name}, pool_size={pool.size}, "
+            f"idle_timeout={pool.idle_timeout:g}, max_requests={pool.max_requests})",
+            cid,
+            ctx,
+        )
+        where = f"host: {self._peer[0]}:{self._peer[1]}, name: {name}"
+        if up is not None:
+            log.debug(f"lua balancer: keepalive reusing connection {id(up):X}, {where}, {id(pool):X}", cid, ctx)
+        else:
+            log.debug(f"lua balancer: keepalive no free connection, {where}", cid, ctx)
+
+    def _debug_pool_release(self, pool: UpstreamPool, up: UpstreamConnection, saved: bool) -> None:
+        """Kong's ``keepalive saving / not saving connection`` and ``free connection pool`` debug lines."""
+        log = self.conn.state.error_log
+        cid = self.conn.conn_id
+        name = pool_name(up.key)
+        where = f"host: {up.key[0]}:{up.key[1]}, name: {name}"
+        if saved:
+            log.debug(f"lua balancer: keepalive saving connection {id(up):X}, {where}, {id(pool):X}", cid)
+            return
+        log.debug(f"lua balancer: keepalive not saving connection {id(up):X}, {where}", cid)
+        if pool.idle_count(up.key) == 0:
+            log.debug(f'keepalive: free connection pool {id(pool):X} for "{name}"', cid)
+
     def _context(self, upstream: str | None) -> str:
         head = self.head
         return request_context(

@@ -8,8 +8,12 @@ Rules (reference section 4):
   instead of pooled; 0 means unlimited.
 - ``upstream_keepalive_idle_timeout`` (seconds): an idle connection is closed after this long; 0 means
   no idle timeout.
-- The key is ``(ip, port, service.pool_identity)``: computed from values precompiled in the snapshot,
-  hashable, and extended by the TLS identity for https services without changing this module.
+- The key is ``upstream.pool_key(...)``: ``(ip, port)`` for plain HTTP, and for TLS the peer, the upstream host
+  and the complete content-based TLS identity (verify, depth, trusted CA set, client certificate), so a
+  connection made under one identity is never handed to a request under another.
+- ``sessions`` is the upstream TLS session cache, keyed exactly like the pool (it outlives pooled connections:
+  with ``upstream_keepalive_pool_size = 0`` sessions are still resumed). A connection's ``release_hook`` runs
+  once, at its first release after a complete response; the TLS connector uses it to store the session.
 - Idle connections are a LIFO stack per key (the most recently used is the warmest). A connection
   that the peer closed or wrote to while idle has already marked itself ``closed`` and removed itself
   (``UpstreamConnection.data_received``/``connection_lost``), and ``acquire`` skips any closed one.
@@ -22,6 +26,7 @@ import asyncio
 from typing import Any
 
 from gateway.proxy.upstream import UpstreamConnection
+from gateway.tls.client import SessionCache
 
 __all__ = ["UpstreamPool"]
 
@@ -29,7 +34,7 @@ __all__ = ["UpstreamPool"]
 class UpstreamPool:
     """Idle upstream connections keyed by peer identity."""
 
-    __slots__ = ("_idle", "closed", "hits", "idle_timeout", "loop", "max_requests", "misses", "size")
+    __slots__ = ("_idle", "closed", "hits", "idle_timeout", "loop", "max_requests", "misses", "sessions", "size")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, size: int, max_requests: int, idle_timeout: float) -> None:
         self.loop = loop
@@ -40,6 +45,7 @@ class UpstreamPool:
         self.closed = False
         self.hits = 0
         self.misses = 0
+        self.sessions = SessionCache()
 
     def acquire(self, key: Any) -> UpstreamConnection | None:
         """An idle, open connection for ``key``, or None."""
@@ -53,8 +59,12 @@ class UpstreamPool:
         self.misses += 1
         return None
 
-    def release(self, conn: UpstreamConnection, reusable: bool) -> None:
-        """Return a connection after a complete response; it is pooled or closed by the rules above."""
+    def release(self, conn: UpstreamConnection, reusable: bool) -> bool:
+        """Return a connection after a complete response; it is pooled (True) or closed (False) by the rules above."""
+        hook = conn.release_hook
+        if hook is not None:
+            conn.release_hook = None
+            hook(conn)
         conn.detach()
         if (
             not reusable
@@ -64,13 +74,14 @@ class UpstreamPool:
             or (self.max_requests > 0 and conn.requests >= self.max_requests)
         ):
             conn.close()
-            return
+            return False
         stack = self._idle.setdefault(conn.key, [])
         if len(stack) >= self.size:
             stack.pop(0).close()
         stack.append(conn)
         if self.idle_timeout > 0:
             conn.idle_handle = self.loop.call_later(self.idle_timeout, self._expire, conn)
+        return True
 
     def _expire(self, conn: UpstreamConnection) -> None:
         conn.idle_handle = None
@@ -93,6 +104,7 @@ class UpstreamPool:
     def shutdown(self) -> None:
         """Stop pooling and close every idle connection."""
         self.closed = True
+        self.sessions.clear()
         idle = self._idle
         self._idle = {}
         for stack in idle.values():

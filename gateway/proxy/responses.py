@@ -28,6 +28,7 @@ __all__ = [
     "MIME_PLAIN",
     "MIME_XML",
     "NGINX_501_BODY",
+    "NGINX_PLAIN_HTTP_ON_TLS_BODY",
     "STATUS_LINES",
     "error_body",
     "error_page_mime",
@@ -96,6 +97,14 @@ ERROR_MESSAGES: dict[int, str] = {
 NGINX_501_BODY = (
     b"<html>\r\n<head><title>501 Not Implemented</title></head>\r\n<body>\r\n"
     b"<center><h1>501 Not Implemented</h1></center>\r\n</body>\r\n</html>\r\n"
+)
+
+# nginx's page for its internal 497 (plain HTTP on an ssl listener), sent as 400: 497 is not in Kong's error_page
+# list, so Kong's error handler never sees it (reference section 5).
+NGINX_PLAIN_HTTP_ON_TLS_BODY = (
+    b"<html>\r\n<head><title>400 The plain HTTP request was sent to HTTPS port</title></head>\r\n<body>\r\n"
+    b"<center><h1>400 Bad Request</h1></center>\r\n"
+    b"<center>The plain HTTP request was sent to HTTPS port</center>\r\n</body>\r\n</html>\r\n"
 )
 
 _NGINX_REASONS = {

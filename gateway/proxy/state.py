@@ -5,7 +5,9 @@ Rules:
 - ``snapshot`` is reassigned by the runtime on configuration changes; each request reads it once when
   it starts (``Exchange.begin``) and keeps that object.
 - ``protocol_factory(listener)`` returns the zero-argument factory for ``loop.create_server``; the
-  parser class comes from ``http_parser`` (an import map, ``http1.PROTOCOLS``).
+  parser class comes from ``http_parser`` (an import map, ``http1.PROTOCOLS``). An ``ssl`` listener gets a
+  ``TlsListener`` in front of the same HTTP factory (kept in ``tls_listeners``; ``refresh_tls()`` after a
+  SIGHUP rebuilds their base contexts).
 - ``begin_shutdown()`` closes idle keepalive connections now, marks busy ones to close after their
   current response and stops pooling upstream connections; ``wait_idle`` awaits an event (no polling);
   ``close()`` closes the upstream pool.
@@ -27,6 +29,7 @@ from gateway.proxy.headers import DateCache, HeaderPolicy
 from gateway.proxy.http1 import PROTOCOLS
 from gateway.proxy.pool import UpstreamPool
 from gateway.proxy.request import HeadLimits, RequestHead
+from gateway.proxy.tls_listener import TlsListener
 from gateway.settings import Listener, Settings
 
 if TYPE_CHECKING:
@@ -66,6 +69,7 @@ class ProxyState:
         self.connections_reading = 0
         self.connections_writing = 0
         self.total_requests = 0
+        self.tls_listeners: list[TlsListener] = []
 
     # ------------------------------------------------------------------ wiring
     def protocol_factory(self, listener: Listener) -> Callable[[], asyncio.Protocol]:
@@ -74,7 +78,16 @@ class ProxyState:
         def factory() -> asyncio.Protocol:
             return cls(self, listener)
 
+        if listener.ssl:
+            tls = TlsListener(self, listener, factory)
+            self.tls_listeners.append(tls)
+            return tls.protocol_factory
         return factory
+
+    def refresh_tls(self) -> None:
+        """Rebuild every ``ssl`` listener's base context from the current snapshot (after a SIGHUP)."""
+        for tls in self.tls_listeners:
+            tls.refresh()
 
     @property
     def pool(self) -> UpstreamPool:

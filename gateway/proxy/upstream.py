@@ -6,10 +6,12 @@ Rules:
    the default Host header, the balancer (when ``host`` names an Upstream entity), the ``connect`` hook
    and ``pool_identity``. Requests never read the row.
 2. The connect step is a hook, chosen per service by protocol from ``CONNECTORS``: plain HTTP uses
-   ``connect_plain`` (``loop.create_connection``). An https connector (TLS engine) is registered under
-   ``"https"`` with the same signature; it returns any asyncio transport whose protocol is the
-   ``UpstreamConnection`` built by ``factory``. ``pool_identity`` is the hashable that, with
-   ``(ip, port)``, keys the keepalive pool (``()`` for plain HTTP; the full TLS identity later).
+   ``connect_plain`` (``loop.create_connection``), ``https`` (and stream ``tls``) use ``connect_tls`` (the TLS
+   engine, ``gateway.tls.client``). A connector connects the given ``UpstreamConnection`` to ``ip:port`` and
+   owns the connect timeout (so TLS can tell "while connecting" from "while SSL handshaking"); it gets
+   ``upstream_host`` (nginx's ``$upstream_host``: the Host header sent, from which SNI and the host check
+   derive). ``pool_key`` keys the keepalive pool: ``(ip, port)`` for plain HTTP, and for TLS
+   ``(ip, port, upstream_host, *tls_profile.identity)`` - the complete, content-based TLS identity.
 3. ``UpstreamConnection`` never decides anything: it parses responses with httptools and reports every
    event to its current ``exchange`` (``on_upstream_*``). When idle (in the pool) any byte or EOF from
    the peer marks it dead and removes it, so a closed connection is never handed out.
@@ -27,6 +29,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import httptools
 
+from gateway.tls.client import UpstreamTlsProfile, identity_label, open_upstream_tls
+
 if TYPE_CHECKING:
     from gateway.proxy.balancer import Balancer
     from gateway.proxy.pool import UpstreamPool
@@ -38,26 +42,84 @@ __all__ = [
     "UpstreamConnection",
     "UpstreamEvents",
     "connect_plain",
+    "connect_tls",
+    "pool_key",
+    "pool_name",
 ]
 
 Connector = Callable[
-    [asyncio.AbstractEventLoop, Callable[[], asyncio.Protocol], str, int, "ServiceTarget"],
+    [asyncio.AbstractEventLoop, "UpstreamConnection", str, int, "ServiceTarget", str],
     Awaitable[tuple[asyncio.BaseTransport, asyncio.BaseProtocol]],
 ]
 
 
 async def connect_plain(
     loop: asyncio.AbstractEventLoop,
-    factory: Callable[[], asyncio.Protocol],
+    up: UpstreamConnection,
     ip: str,
     port: int,
     service: ServiceTarget,
+    upstream_host: str,
 ) -> tuple[asyncio.BaseTransport, asyncio.BaseProtocol]:
-    """TCP connect for ``http`` services."""
-    return await loop.create_connection(factory, ip, port)
+    """TCP connect for ``http`` services, bounded by the service's connect timeout (raises ``TimeoutError``)."""
+    async with asyncio.timeout(service.connect_timeout):
+        return await loop.create_connection(lambda: up, ip, port)
 
 
-CONNECTORS: dict[str, Connector] = {"http": connect_plain}
+async def connect_tls(
+    loop: asyncio.AbstractEventLoop,
+    up: UpstreamConnection,
+    ip: str,
+    port: int,
+    service: ServiceTarget,
+    upstream_host: str,
+) -> tuple[asyncio.BaseTransport, asyncio.BaseProtocol]:
+    """TCP connect + TLS handshake for ``https``/``tls`` services under the service's compiled TLS profile.
+
+    The connect timeout covers both steps (nginx's ``proxy_connect_timeout``). With session reuse on, the
+    session cached for this exact pool key is offered, and the connection's own session is stored after its
+    first complete response (``release_hook``): only connections that passed their checks get that far.
+
+    Raises:
+        gateway.tls.client.HandshakeFailure: the handshake or its checks failed, or timed out.
+        OSError: the TCP connect failed (``TimeoutError`` on timeout).
+    """
+    profile = service.tls_profile
+    assert profile is not None, "connect_tls needs a service compiled with a TLS profile"
+    pool = up.pool
+    sessions = pool.sessions if profile.session_reuse and pool is not None else None
+    session = sessions.get(up.key, profile.context) if sessions is not None else None
+    transport, protocol = await open_upstream_tls(
+        loop, lambda: up, ip, port, profile, upstream_host, service.connect_timeout, session
+    )
+    if sessions is not None:
+        key = up.key
+        context = profile.context
+
+        def save_session(conn: UpstreamConnection) -> None:
+            sessions.put(key, context, transport.get_ssl_session())
+
+        up.release_hook = save_session
+    return transport, protocol
+
+
+CONNECTORS: dict[str, Connector] = {"http": connect_plain, "https": connect_tls, "tls": connect_tls}
+
+
+def pool_key(ip: str, port: int, upstream_host: str, service: ServiceTarget) -> tuple[Any, ...]:
+    """The keepalive-pool (and TLS session) key of one try: see rule 2."""
+    identity = service.pool_identity
+    if not identity:
+        return (ip, port)
+    return (ip, port, upstream_host, *identity)
+
+
+def pool_name(key: tuple[Any, ...]) -> str:
+    """Kong's pool name for debug logs: ``ip|port`` or ``ip|port|host|verify|depth|CAs|client cert``."""
+    if len(key) == 2:
+        return f"{key[0]}|{key[1]}"
+    return f"{key[0]}|{key[1]}|{key[2]}|{identity_label(key[3:])}"
+
 
 _DEFAULT_PORTS = {"http": 80, "https": 443, "grpc": 80, "grpcs": 443}
 
@@ -92,7 +154,7 @@ class ServiceTarget:
         connect: Connector | None,
         host_is_ip: bool,
         pool_identity: tuple[Any, ...] = (),
-        tls_profile: Any = None,
+        tls_profile: UpstreamTlsProfile | None = None,
     ) -> None:
         self.row = row
         self.id: str = row["id"]
@@ -160,6 +222,7 @@ class UpstreamConnection(asyncio.Protocol):
         "parser",
         "pool",
         "read_timeout",
+        "release_hook",
         "requests",
         "response_started",
         "reused",
@@ -180,6 +243,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.got_bytes = False
         self.response_started = False
         self.idle_handle: asyncio.TimerHandle | None = None
+        #: called once by the pool at the first release after a complete response (TLS: store the session)
+        self.release_hook: Callable[[UpstreamConnection], None] | None = None
         self.read_timeout = 60.0
         self.write_timeout = 60.0
         self._read_deadline = 0.0

@@ -8,8 +8,13 @@ first snapshot -> proxy listeners -> Admin API listeners -> pid file. The Admin 
 Signals (Kong runs nginx in the foreground in containers; these are nginx's meanings where they exist):
 - SIGTERM / SIGINT: stop accepting, let in-flight requests finish (up to ``drain_timeout``), exit 0.
 - SIGHUP: re-read the configuration file's certificate settings and, in DB-less mode, the declarative file;
-  rebuild the snapshot. Listeners are not rebound (say so in the log if they changed).
+  rebuild the snapshot. Listeners are not rebound (say so in the log if they changed), but the ``ssl``
+  listeners' base contexts are rebuilt, so new ``ssl_*`` settings and certificate files apply to new handshakes.
 - SIGUSR1: reopen log files (log rotation).
+
+Downstream TLS inputs that come from files (``ssl_cert``/``ssl_cert_key``, or the generated default pair) are read
+into a ``ServerTlsConfig`` at start and on SIGHUP only; every snapshot build reuses it, and the previous
+snapshot, so Admin API writes recompile only the certificates they changed and never touch the disk.
 """
 
 from __future__ import annotations
@@ -72,6 +77,7 @@ class Gateway:
         self._stopped = asyncio.Event()
         self._stopping = False
         self._tick: asyncio.TimerHandle | None = None
+        self.server_tls: Any = None  # tls.listener.ServerTlsConfig when an ssl listener is configured
 
     # ------------------------------------------------------------------------------------------ start
     async def start(self) -> None:
@@ -85,15 +91,18 @@ class Gateway:
 
         self.db = self._open_store()
         from gateway.proxy.state import ProxyState
-        from gateway.runtime.snapshot import build_snapshot
 
         try:
+            self.server_tls = self._load_server_tls(settings)
+        except ConfigError as exc:
+            raise StartupError(str(exc)) from None
+        try:
             version = self.db.version
-            first = build_snapshot(self.db.export(), settings)
+            first = self._build_snapshot(self.db.export(), settings)
         except Exception as exc:
             raise StartupError(f"could not build the configuration: {exc}") from exc
         self.proxy_state = ProxyState(settings, self.error_log, self.access_log, first)
-        self.snapshots = SnapshotManager(self.db, settings, self.proxy_state, self.error_log, build_snapshot)
+        self.snapshots = SnapshotManager(self.db, settings, self.proxy_state, self.error_log, self._build_snapshot)
         self.snapshots.built_version = version
         loop = asyncio.get_running_loop()
         self.snapshots.attach(loop)
@@ -106,6 +115,28 @@ class Gateway:
         self._tick = loop.call_later(1.0, self._on_tick)
         listening = ", ".join(f"{ls.host}:{ls.port}{' ssl' if ls.ssl else ''}" for ls in settings.proxy_listen)
         self.error_log.notice(f"gateway started, proxy listening on {listening}, database={settings.database}")
+
+    def _load_server_tls(self, settings: Settings) -> Any:
+        """The ``ssl`` listeners' profile and default certificates (read or generated), or None without any."""
+        from gateway.tls.listener import ServerTlsConfig, ssl_listeners
+
+        if not ssl_listeners(settings):
+            return None
+        return ServerTlsConfig.load(settings, self.error_log)
+
+    def _build_snapshot(self, config: Any, settings: Settings) -> Any:
+        """The snapshot builder the manager runs (on the store's thread): reuses the current snapshot's compiled
+        certificates and the ``ServerTlsConfig`` loaded at start or by the last SIGHUP."""
+        from gateway.runtime.snapshot import build_snapshot
+
+        state = self.proxy_state
+        return build_snapshot(
+            config,
+            settings,
+            previous=state.snapshot if state is not None else None,
+            server_tls=self.server_tls,
+            log=self.error_log,
+        )
 
     def _prepare_prefix(self) -> None:
         prefix = self.settings.prefix
@@ -200,6 +231,13 @@ class Gateway:
             return
         if (fresh.proxy_listen, fresh.admin_listen) != (self.settings.proxy_listen, self.settings.admin_listen):
             self.error_log.warn("[config] listener changes need a restart; keeping the current listeners")
+        try:
+            # the running listeners decide whether TLS is served (they are not rebound); the rest is new
+            server_tls = self._load_server_tls(fresh.replace(proxy_listen=self.settings.proxy_listen))
+        except ConfigError as exc:
+            self.error_log.error(f"[config] reload failed, keeping the running configuration: {exc}")
+            return
+        self.server_tls = server_tls
         self.settings = fresh
         assert self.snapshots is not None
         self.snapshots.set_settings(fresh)
@@ -214,6 +252,8 @@ class Gateway:
                 )
         self.snapshots.request_rebuild()
         await self.snapshots.settled()
+        if self.proxy_state is not None:
+            self.proxy_state.refresh_tls()
         self.error_log.notice("reconfiguration done")
 
     def reopen_logs(self) -> None:

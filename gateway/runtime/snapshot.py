@@ -9,20 +9,27 @@ Rules:
 3. What goes in (Kong's ``new_router``): routes of HTTP protocols; a route whose service is disabled is
    left out (so it 404s); a route without a service is kept (it answers 503 "no Service found").
 4. Each service is compiled into a ``ServiceTarget`` with its connect hook (``CONNECTORS`` by protocol)
-   and its pool identity. TLS fields (certificate index, upstream TLS profiles) will be added here as
-   plain attributes; the hot path reads them from the objects, never from rows.
+   and its pool identity; TLS services also get their upstream TLS profile (``gateway.tls.client``: client
+   certificate, trust store, verify, depth, a cached context), whose content-based identity is the pool
+   identity. TLS fields are plain attributes; the hot path reads them from the objects, never from rows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.proxy.balancer import Balancer, is_ip_literal
 from gateway.proxy.router import Router
 from gateway.proxy.upstream import CONNECTORS, ServiceTarget
 from gateway.settings import Settings
 from gateway.store.interface import Config
+from gateway.tls.client import UpstreamTlsCompiler, UpstreamTlsProfile
+from gateway.tls.listener import ServerTlsConfig, ssl_listeners
+from gateway.tls.server import CertificateIndex
+
+if TYPE_CHECKING:
+    from gateway.plugins.chains import PluginIndex
 
 __all__ = ["Snapshot", "build_snapshot"]
 
@@ -35,9 +42,13 @@ class Snapshot:
         services: service id -> ``ServiceTarget``.
         balancers: upstream entity name -> ``Balancer``.
         version: an opaque version label (the store version when the runtime provides one).
+        certificates: the downstream ``CertificateIndex`` (SNI -> compiled context) read by the ``ssl``
+            listeners' SNI callback on every handshake; None when no ``ssl`` listener is configured.
+        plugins: the ``PluginIndex`` (per-route plugin chains, the certificate-phase hook); empty when no plugin
+            is configured, so a route without plugins costs one dict lookup.
     """
 
-    __slots__ = ("balancers", "router", "services", "version")
+    __slots__ = ("balancers", "certificates", "plugins", "router", "services", "version")
 
     def __init__(
         self,
@@ -45,27 +56,55 @@ class Snapshot:
         services: Mapping[str, ServiceTarget],
         balancers: Mapping[str, Balancer],
         version: Any = None,
+        certificates: CertificateIndex | None = None,
+        plugins: PluginIndex | None = None,
     ) -> None:
+        self.certificates = certificates
+        if plugins is None:
+            from gateway.plugins.chains import PluginIndex
+
+            plugins = PluginIndex.empty()
+        self.plugins = plugins
         self.router = router
         self.services = dict(services)
         self.balancers = dict(balancers)
         self.version = version
 
 
-def _compile_service(row: Mapping[str, Any], balancers: Mapping[str, Balancer]) -> ServiceTarget:
+def _compile_service(
+    row: Mapping[str, Any], balancers: Mapping[str, Balancer], upstream_tls: UpstreamTlsCompiler
+) -> ServiceTarget:
+    """A service row -> ``ServiceTarget``; TLS services get their upstream TLS profile (``gateway.tls.client``),
+    whose content-based identity becomes the pool identity."""
     protocol = row.get("protocol") or "http"
     host = row["host"]
+    profile: UpstreamTlsProfile | None = upstream_tls.profile(row)
     return ServiceTarget(
         row,
         balancer=balancers.get(host),
         connect=CONNECTORS.get(protocol),
         host_is_ip=is_ip_literal(host),
-        pool_identity=(),
+        pool_identity=profile.identity if profile is not None else (),
+        tls_profile=profile,
     )
 
 
-def build_snapshot(config: Config, settings: Settings, version: Any = None) -> Snapshot:
-    """Compile ``config`` (entity name -> rows in Kong's Admin-API shape) into a ``Snapshot``."""
+def build_snapshot(
+    config: Config,
+    settings: Settings,
+    version: Any = None,
+    *,
+    previous: Snapshot | None = None,
+    server_tls: ServerTlsConfig | None = None,
+    log: Any = None,
+) -> Snapshot:
+    """Compile ``config`` (entity name -> rows in Kong's Admin-API shape) into a ``Snapshot``.
+
+    ``server_tls`` is what the runtime loaded at start / SIGHUP (profile + default certificates); without it, and
+    with an ``ssl`` listener configured, it is loaded here (tests, one-off builds). ``previous`` lets the
+    certificate index reuse the contexts of unchanged certificates; ``log`` receives its error lines.
+    """
+    certificates = _build_certificates(config, settings, previous, server_tls, log)
     targets_by_upstream: dict[str, list[Mapping[str, Any]]] = {}
     for target in config.get("targets", []):
         upstream_ref = target.get("upstream") or {}
@@ -76,9 +115,11 @@ def build_snapshot(config: Config, settings: Settings, version: Any = None) -> S
     for upstream in config.get("upstreams", []):
         balancers[upstream["name"]] = Balancer(upstream, targets_by_upstream.get(str(upstream["id"]), []))
 
+    upstream_tls = UpstreamTlsCompiler(settings, config)
     services: dict[str, ServiceTarget] = {}
     for row in config.get("services", []):
-        services[row["id"]] = _compile_service(row, balancers)
+        services[row["id"]] = _compile_service(row, balancers, upstream_tls)
+    upstream_tls.finish()
 
     pairs: list[tuple[Mapping[str, Any], ServiceTarget | None]] = []
     for route in config.get("routes", []):
@@ -92,4 +133,43 @@ def build_snapshot(config: Config, settings: Settings, version: Any = None) -> S
             if not service.enabled:
                 continue
         pairs.append((route, service))
-    return Snapshot(Router(pairs), services, balancers, version)
+    plugins = _build_plugins(config, certificates, previous, log)
+    return Snapshot(Router(pairs), services, balancers, version, certificates, plugins)
+
+
+def _build_plugins(
+    config: Config, certificates: CertificateIndex | None, previous: Snapshot | None, log: Any
+) -> PluginIndex:
+    """Plugin instances and per-route chains (``gateway.plugins.chains``), after the certificate index, which the
+    certificate phase (mtls-auth's client-certificate request) precompiles its contexts from."""
+    from gateway.plugins import BuildContext, PluginIndex
+
+    build = BuildContext(
+        config,
+        log,
+        certificate_index=certificates,
+        previous=previous.plugins if previous is not None else None,
+    )
+    return PluginIndex.build(config, log, build)
+
+
+def _build_certificates(
+    config: Config,
+    settings: Settings,
+    previous: Snapshot | None,
+    server_tls: ServerTlsConfig | None,
+    log: Any,
+) -> CertificateIndex | None:
+    """The downstream certificate index (only when some proxy listener terminates TLS)."""
+    if server_tls is None:
+        if not ssl_listeners(settings):
+            return None
+        server_tls = ServerTlsConfig.load(settings, log)
+    return CertificateIndex.build(
+        config.get("certificates", []),
+        config.get("snis", []),
+        server_tls.default_pairs,
+        profile=server_tls.profile,
+        log=log,
+        previous=previous.certificates if previous is not None else None,
+    )

@@ -454,6 +454,8 @@ def make_sni_callback(
     get_index: Callable[[], CertificateIndex],
     log: _Log,
     record: Callable[[SSL.Connection, CertificateEntry], None] | None = _record_on_app_data,
+    certificate_phase: Callable[[], Callable[[SSL.Connection, str | None, CertificateEntry], None] | None]
+    | None = None,
 ) -> Callable[[SSL.Connection], None]:
     """The servername callback for the listener's base context (``ctx.set_tlsext_servername_callback``).
 
@@ -461,15 +463,24 @@ def make_sni_callback(
     ``get_index`` (e.g. ``lambda: state.snapshot.certificates``), so an Admin API change applies to the next
     handshake without a restart, switches the connection to the selected entry's context, and hands the entry to
     ``record`` (by default onto the connection's app data, the ``TlsSession``, as ``server_certificate``).
+
+    ``certificate_phase`` returns the current snapshot's certificate-phase hook (plugins: mtls-auth requests a
+    client certificate for some SNIs, ``gateway.tls.client_auth``), or None; the hook runs after the switch with
+    the connection, the client's SNI and the chosen entry, and may switch to a precompiled variant context.
     """
 
     def on_server_name(conn: SSL.Connection) -> None:
         raw = conn.get_servername()
         # latin-1 maps bytes 1:1, so any SNI compares exactly as the client sent it (index names are ASCII)
-        entry = get_index().select(raw.decode("latin-1") if raw is not None else None, log)
+        server_name = raw.decode("latin-1") if raw is not None else None
+        entry = get_index().select(server_name, log)
         conn.set_context(entry.context)
         if entry.error is not None:
             log.error(f"[ssl] {entry.error}")
+        if certificate_phase is not None:
+            hook = certificate_phase()
+            if hook is not None:
+                hook(conn, server_name, entry)
         if record is not None:
             record(conn, entry)
 

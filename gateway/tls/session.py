@@ -291,6 +291,7 @@ class TlsSession:
         "cipher",
         "close_notify_received",
         "close_notify_sent",
+        "server_certificate",
         "server_side",
         "session_reused",
         "sni",
@@ -339,6 +340,9 @@ class TlsSession:
         self.session_reused = False
         self.close_notify_received = False
         self.close_notify_sent = False
+        #: server side: the ``server.CertificateEntry`` the SNI callback chose (written by its record function,
+        #: which reaches this session through the connection's app data); None until the ClientHello is seen.
+        self.server_certificate: object | None = None
         if server_side:
             conn.set_accept_state()
         else:

@@ -171,6 +171,14 @@ class TlsTransport(asyncio.Transport):
                 return getattr(info, name)
         return self._raw.get_extra_info(name, default)
 
+    def get_ssl_session(self) -> SSL.Session | None:
+        """The current TLS session, to resume a later connection to the same peer identity (client side).
+
+        Read it after the first response rather than right after the handshake: TLS 1.3 tickets arrive after the
+        handshake and are processed with the first application data.
+        """
+        return self._session.get_ssl_session()
+
     def __repr__(self) -> str:
         return f"<TlsTransport {'closing' if self._closing else 'open'} {self._raw.get_extra_info('peername')}>"
 

@@ -1,0 +1,491 @@
+"""The mtls-auth plugin (Kong Enterprise): client-certificate authentication (reference section 6).
+
+Theory of operation
+-------------------
+*Handshake* (``handshake_policy``): Kong's SNI map is built from every enabled instance - a global instance means
+``*`` (every handshake, also without SNI), a service instance each of the service's routes' ``snis`` (``*`` for a
+route without any), a route instance its ``snis`` (or ``*``) - with the CA certificates to advertise merged per
+SNI when ``send_ca_dn`` is on. ``gateway.tls.client_auth`` turns it into the servername-callback hook.
+
+*Access* (``access``), once per connection: the chain the client sent (leaf + intermediates) is verified against
+the instance's ``ca_certificates`` with OpenSSL (``verify_chain``: ``allow_partial_chain``, ``verify_depth``,
+validity), then, unless ``revocation_check_mode`` is ``SKIP``, the leaf's revocation status is checked
+(``revocation.Checker``; the only step that may wait on the network). Then the consumer is found, in Kong's order,
+for the names of the leaf (every SAN value, then the CN): for each name a credential for (name, issuing CA), then
+one for (name, any CA); then ``consumer_by`` (username / custom_id) for each name; then ``default_consumer``;
+then ``anonymous``; otherwise 401. With ``skip_consumer_lookup`` no consumer is looked up: ``X-Client-Cert-DN``
+and ``X-Client-Cert-SAN`` go upstream and the authenticated group is the CN or the DN.
+
+The result is an ``Outcome`` (the exit to send, or the consumer and the upstream headers to set) computed once and
+cached on the connection (``ctx.conn_cache``, keyed by this instance, which lives as long as its snapshot), so
+keepalive requests after the first pay a dict lookup; it is also cached per presented chain for ``cache_ttl``
+seconds across connections (outcomes that depend on an unreachable revocation source are not).
+
+Failures answer exactly as Kong's ``kong.response.exit`` (no ``request_id``)::
+
+    401 {"message":"No required TLS certificate was sent"}       plain HTTP, or no certificate
+    401 {"message":"TLS certificate failed verification"}         bad chain, revoked, no consumer
+
+and the reason goes to the error log as ``[mtls-auth] <reason>``. With ``anonymous`` set, every failure yields the
+anonymous consumer instead, and a request another auth plugin already authenticated is left alone.
+
+Upstream headers: the consumer headers are set when present and cleared otherwise, so a client can never send its
+own ``X-Consumer-*``, ``X-Anonymous-Consumer``, ``X-Credential-Identifier``, ``X-Client-Cert-DN`` or
+``X-Client-Cert-SAN`` through a route this plugin protects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from gateway.plugins.base import BuildContext, Exit, Plugin, PluginContext, register_handler
+from gateway.plugins.mtls_auth.names import common_name, rfc2253, subject_names
+from gateway.plugins.mtls_auth.revocation import Checker, Status, Verdict, load_crls
+from gateway.plugins.mtls_auth.revocation import _TtlCache as TtlCache
+from gateway.tls.client_auth import ClientCertRequest, ClientCertSniMap, SniRequest
+from gateway.tls.x509 import PemError, TrustStore, load_pem_chain, verify_chain, verify_error_text
+
+__all__ = ["NAME", "MtlsAuth", "Outcome"]
+
+NAME: Final = "mtls-auth"
+PRIORITY: Final = 1600
+
+NO_CERT_MESSAGE: Final = "No required TLS certificate was sent"
+FAILED_MESSAGE: Final = "TLS certificate failed verification"
+_NO_CERT_EXIT: Final = Exit.message(401, NO_CERT_MESSAGE)
+_FAILED_EXIT: Final = Exit.message(401, FAILED_MESSAGE)
+_UNEXPECTED_EXIT: Final = Exit.message(500, "An unexpected error occurred")
+
+H_CONSUMER_ID: Final = "X-Consumer-ID"
+H_CUSTOM_ID: Final = "X-Consumer-Custom-ID"
+H_USERNAME: Final = "X-Consumer-Username"
+H_CREDENTIAL: Final = "X-Credential-Identifier"
+H_ANONYMOUS: Final = "X-Anonymous-Consumer"
+H_CERT_DN: Final = "X-Client-Cert-DN"
+H_CERT_SAN: Final = "X-Client-Cert-SAN"
+
+_CLEARED: Final = tuple(
+    (name, None) for name in (H_CONSUMER_ID, H_CUSTOM_ID, H_USERNAME, H_CREDENTIAL, H_ANONYMOUS, H_CERT_DN, H_CERT_SAN)
+)
+
+
+class Outcome:
+    """What the access phase does for one presented chain: answer with ``exit``, or authenticate.
+
+    Attributes:
+        exit: the response to send (None: proceed).
+        reason / level: the error-log line for a failure (``[mtls-auth] <reason>``).
+        consumer / credential / groups: what ``kong.client.authenticate`` records.
+        headers: upstream header changes ((name, value) set, (name, None) clear), in order.
+    """
+
+    __slots__ = ("_header_map", "consumer", "credential", "exit", "groups", "headers", "level", "reason")
+
+    def __init__(
+        self,
+        *,
+        exit: Exit | None = None,
+        reason: str = "",
+        level: str = "error",
+        consumer: Mapping[str, Any] | None = None,
+        credential: Mapping[str, Any] | None = None,
+        groups: tuple[str, ...] | None = None,
+        headers: tuple[tuple[str, str | None], ...] = (),
+    ) -> None:
+        self.exit = exit
+        self.reason = reason
+        self.level = level
+        self.consumer = consumer
+        self.credential = credential
+        self.groups = groups
+        self.headers = headers
+        # applied with one dict.update per request (keepalive requests reuse this object)
+        self._header_map = {name.lower(): (name, value) for name, value in headers}
+
+    def apply(self, ctx: PluginContext) -> Exit | None:
+        if self.reason:
+            ctx.log(self.level, NAME, self.reason)
+        if self.exit is not None:
+            return self.exit
+        ctx.upstream_headers.update(self._header_map)
+        if self.consumer is not None:
+            ctx.consumer = self.consumer
+            ctx.credential = self.credential
+        if self.groups is not None:
+            ctx.authenticated_groups = self.groups
+        return None
+
+    def __repr__(self) -> str:
+        if self.exit is not None:
+            return f"Outcome(exit={self.exit.status}, reason={self.reason!r})"
+        return f"Outcome(consumer={(self.consumer or {}).get('id')}, headers={self.headers})"
+
+
+def wire(value: object) -> str:
+    """A header value as the bytes nginx would send: UTF-8 (held as latin-1 text, as the proxy writes heads), with
+    CR/LF/NUL - which a certificate name or a consumer field could carry - replaced by spaces."""
+    text = str(value)
+    if "\r" in text or "\n" in text or "\0" in text:
+        text = text.replace("\r", " ").replace("\n", " ").replace("\0", " ")
+    return text.encode("utf-8").decode("latin-1")
+
+
+def _consumer_headers(consumer: Mapping[str, Any], anonymous: bool) -> tuple[tuple[str, str | None], ...]:
+    """Kong's ``set_consumer``: each header set when the value exists, cleared otherwise."""
+    custom_id, username = consumer.get("custom_id"), consumer.get("username")
+    return (
+        (H_CONSUMER_ID, wire(consumer["id"])),
+        (H_CUSTOM_ID, wire(custom_id) if custom_id is not None else None),
+        (H_USERNAME, wire(username) if username is not None else None),
+        (H_CREDENTIAL, None),
+        (H_ANONYMOUS, "true" if anonymous else None),
+        (H_CERT_DN, None),
+        (H_CERT_SAN, None),
+    )
+
+
+def _chain_key(chain: Sequence[x509.Certificate]) -> bytes:
+    h = hashlib.sha256()
+    for cert in chain:
+        der = cert.public_bytes(serialization.Encoding.DER)
+        h.update(len(der).to_bytes(4, "big"))
+        h.update(der)
+    return h.digest()
+
+
+def _ref_id(value: Any) -> str | None:
+    if isinstance(value, Mapping):
+        value = value.get("id")
+    return str(value) if value is not None else None
+
+
+@register_handler
+class MtlsAuth(Plugin):
+    """One compiled mtls-auth instance (see the module docstring)."""
+
+    NAME = NAME
+    PRIORITY = PRIORITY
+    NO_CONSUMER = True
+
+    __slots__ = (
+        "_anonymous_outcome",
+        "_cert_cache",
+        "allow_partial_chain",
+        "anonymous_ref",
+        "ca_by_der",
+        "ca_by_subject",
+        "cache_ttl",
+        "checker",
+        "consumer_by",
+        "consumers_by_custom_id",
+        "consumers_by_username",
+        "credentials",
+        "default_consumer",
+        "group_by_dn",
+        "mode",
+        "skip_consumer_lookup",
+        "trust",
+        "verify_depth",
+    )
+
+    # ================================================================== compile (configuration flow)
+    def __init__(self, row: Mapping[str, Any], build: BuildContext) -> None:
+        super().__init__(row)
+        self._cert_cache = TtlCache(10000)
+        config: Mapping[str, Any] = row.get("config") or {}
+        cas: list[x509.Certificate] = []
+        self.ca_by_der: dict[bytes, str] = {}
+        self.ca_by_subject: dict[bytes, list[tuple[x509.Certificate, str]]] = {}
+        for ca_id in config.get("ca_certificates") or ():
+            cert = _load_ca(build, str(ca_id))
+            if cert is None:
+                continue
+            cas.append(cert)
+            self.ca_by_der[cert.public_bytes(serialization.Encoding.DER)] = str(ca_id)
+            self.ca_by_subject.setdefault(cert.subject.public_bytes(), []).append((cert, str(ca_id)))
+        self.trust = TrustStore(cas)
+        self.allow_partial_chain = bool(config.get("allow_partial_chain"))
+        depth = config.get("verify_depth")
+        self.verify_depth = int(depth) if isinstance(depth, int) and not isinstance(depth, bool) else None
+        self.skip_consumer_lookup = bool(config.get("skip_consumer_lookup"))
+        consumer_by = config.get("consumer_by")
+        self.consumer_by: tuple[str, ...] = tuple(consumer_by) if consumer_by is not None else ("username", "custom_id")
+        self.group_by_dn = config.get("authenticated_group_by") == "DN"
+        self.mode: str = config.get("revocation_check_mode") or "IGNORE_CA_ERROR"
+        self.cache_ttl = float(config.get("cache_ttl") or 0)
+        self.anonymous_ref: str | None = config.get("anonymous") or None
+        self.default_consumer = build.consumer(config.get("default_consumer") or None)
+        if config.get("default_consumer") and self.default_consumer is None:
+            build.error(f"[{NAME}] plugin {self.id}: default_consumer '{config['default_consumer']}' does not exist")
+        self._anonymous_outcome = _anonymous(build, self.anonymous_ref)
+        self.credentials = _credentials(build)
+        self.consumers_by_username = build.consumers_by_username
+        self.consumers_by_custom_id = build.consumers_by_custom_id
+        crls: list[x509.CertificateRevocationList] = []
+        try:
+            crls = load_crls(config.get("crls") or [])
+        except ValueError as exc:
+            build.error(f"[{NAME}] plugin {self.id}: configured CRL ignored: {exc}")
+        proxy = None
+        if config.get("http_proxy_host") and config.get("http_proxy_port"):
+            proxy = (str(config["http_proxy_host"]), int(config["http_proxy_port"]))
+        self.checker = Checker(
+            timeout_ms=float(config.get("http_timeout") or 30000),
+            ttl_ms=float(config.get("cert_cache_ttl") or 0),
+            crls=crls,
+            proxy=proxy,
+        )
+
+    @classmethod
+    def compile(cls, row: Mapping[str, Any], build: BuildContext) -> MtlsAuth:
+        return cls(row, build)
+
+    @classmethod
+    def handshake_policy(cls, instances: list[tuple[Plugin, Mapping[str, Any]]], build: BuildContext) -> Any:
+        """Kong's SNI map over every enabled instance, compiled into the servername-callback hook."""
+        index = build.certificate_index
+        if index is None or not instances:
+            return None
+        routes = {str(r["id"]): r for r in build.config.get("routes", []) if r.get("id") is not None}
+        routes_by_service: dict[str, list[Mapping[str, Any]]] = {}
+        for route in routes.values():
+            service_id = _ref_id(route.get("service"))
+            if service_id is not None:
+                routes_by_service.setdefault(service_id, []).append(route)
+        patterns: dict[str, dict[bytes, x509.Certificate]] = {}
+
+        def add(pattern: str, instance: MtlsAuth, send_ca_dn: bool) -> None:
+            cas = patterns.setdefault(pattern, {})
+            if send_ca_dn:
+                for cert in instance.trust.certificates:
+                    cas.setdefault(cert.public_bytes(serialization.Encoding.DER), cert)
+
+        def add_route(route: Mapping[str, Any], instance: MtlsAuth, send_ca_dn: bool) -> None:
+            snis = [s for s in route.get("snis") or () if isinstance(s, str)]
+            for pattern in snis or ["*"]:
+                add(pattern, instance, send_ca_dn)
+
+        for instance, row in instances:
+            assert isinstance(instance, MtlsAuth)
+            send_ca_dn = bool((row.get("config") or {}).get("send_ca_dn"))
+            route_id, service_id = _ref_id(row.get("route")), _ref_id(row.get("service"))
+            if _ref_id(row.get("consumer")) is not None:
+                continue  # never selected (no_consumer), so it must not widen the handshake map either
+            if route_id is not None:
+                route = routes.get(route_id)
+                if route is not None:
+                    add_route(route, instance, send_ca_dn)
+            elif service_id is not None:
+                for route in routes_by_service.get(service_id, []):
+                    add_route(route, instance, send_ca_dn)
+            else:
+                add("*", instance, send_ca_dn)
+        sni_map = ClientCertSniMap(SniRequest(p, tuple(cas.values())) for p, cas in patterns.items())
+        if not sni_map:
+            return None
+        previous = getattr(build.previous, "policies", {}).get(NAME) if build.previous is not None else None
+        request = ClientCertRequest.build(
+            sni_map,
+            index,
+            build.config.get("certificates", []),
+            previous=previous if isinstance(previous, ClientCertRequest) else None,
+        )
+        for error in request.errors:
+            build.error(f"[{NAME}] cannot request client certificates with {error}")
+        return request
+
+    # ================================================================== access (traffic flow)
+    def access(self, ctx: PluginContext) -> Exit | asyncio.Future[Exit | None] | None:
+        if self.anonymous_ref is not None and ctx.credential is not None:
+            return None  # logical OR with an auth plugin that already authenticated the request
+        cache = ctx.conn_cache
+        if cache is not None:
+            outcome = cache.get(self)
+            if outcome is not None:
+                return outcome.apply(ctx)
+        result = self.evaluate(ctx.tls)
+        if isinstance(result, Outcome):
+            if cache is not None:
+                cache[self] = result
+            return result.apply(ctx)
+        return asyncio.ensure_future(self._finish_later(result, ctx))
+
+    async def _finish_later(self, pending: Any, ctx: PluginContext) -> Exit | None:
+        outcome: Outcome = await pending
+        if ctx.conn_cache is not None:
+            ctx.conn_cache[self] = outcome
+        return outcome.apply(ctx)
+
+    def evaluate(self, tls: Any) -> Any:
+        """The ``Outcome`` for a connection's TLS state, or a coroutine producing it (revocation fetch)."""
+        if tls is None:
+            return self._fail(_NO_CERT_EXIT, "client certificate requested over plain HTTP", no_cert=True)
+        chain: list[x509.Certificate] = tls.peer_chain
+        if not chain:
+            return self._fail(_NO_CERT_EXIT, "no client certificate was sent", no_cert=True)
+        key = _chain_key(chain)
+        cached = self._cert_cache.get(key)
+        if cached is not None:
+            return cached
+        verdict = verify_chain(chain, self.trust, self.verify_depth, self.allow_partial_chain)
+        if not verdict.ok:
+            outcome = self._fail(
+                _FAILED_EXIT,
+                f"client certificate verify error: ({verdict.code}:{verify_error_text(verdict.code)}) "
+                f"at depth {verdict.depth}, subject: {rfc2253(chain[0].subject)}",
+            )
+            self._cert_cache.put(key, outcome, self.cache_ttl)
+            return outcome
+        issuer, ca_id = self._anchor(chain)
+        if self.mode == "SKIP" or issuer is None:
+            return self._cache(key, self._identify(chain[0], ca_id, None))
+        checker = self.checker
+        revocation = checker.configured(chain[0], issuer) or checker.cached(chain[0], issuer)
+        if revocation is not None:
+            return self._cache(key, self._identify(chain[0], ca_id, revocation))
+        return self._check_then_identify(key, chain[0], issuer, ca_id)
+
+    async def _check_then_identify(
+        self, key: bytes, leaf: x509.Certificate, issuer: x509.Certificate, ca_id: str | None
+    ) -> Outcome:
+        revocation = await self.checker.check(leaf, issuer)
+        outcome = self._identify(leaf, ca_id, revocation)
+        if revocation.status is not Status.UNKNOWN:
+            self._cache(key, outcome)
+        return outcome
+
+    def _cache(self, key: bytes, outcome: Outcome) -> Outcome:
+        self._cert_cache.put(key, outcome, self.cache_ttl)
+        return outcome
+
+    def _fail(self, exit: Exit, reason: str, no_cert: bool = False) -> Outcome:
+        if self._anonymous_outcome is not None:
+            return self._anonymous_outcome
+        if self.anonymous_ref is not None:
+            return Outcome(exit=_UNEXPECTED_EXIT, reason=f"anonymous consumer '{self.anonymous_ref}' not found")
+        return Outcome(exit=exit, reason=reason)
+
+    def _anchor(self, chain: Sequence[x509.Certificate]) -> tuple[x509.Certificate | None, str | None]:
+        """The leaf's issuer certificate and the id of the configured CA the chain was verified up to."""
+        leaf = chain[0]
+        ordered = [leaf]
+        rest = list(chain[1:])
+        while True:
+            top = ordered[-1]
+            if top is not leaf or self.allow_partial_chain:
+                ca_id = self.ca_by_der.get(top.public_bytes(serialization.Encoding.DER))
+                if ca_id is not None:
+                    return (ordered[1] if len(ordered) > 1 else top), ca_id
+            for cert, ca_id in self.ca_by_subject.get(top.issuer.public_bytes(), ()):
+                if top.issuer == cert.subject:
+                    return (ordered[1] if len(ordered) > 1 else cert), ca_id
+            nxt = next((c for c in rest if c.subject == top.issuer), None)
+            if nxt is None or top.issuer == top.subject:
+                return (ordered[1] if len(ordered) > 1 else None), None
+            rest.remove(nxt)
+            ordered.append(nxt)
+
+    def _identify(self, leaf: x509.Certificate, ca_id: str | None, revocation: Verdict | None) -> Outcome:
+        """Revocation verdict, then the consumer (or the skip_consumer_lookup headers)."""
+        notice = ""
+        if revocation is not None:
+            if revocation.status is Status.REVOKED:
+                return self._fail(_FAILED_EXIT, f"{revocation.reason}, subject: {rfc2253(leaf.subject)}")
+            if revocation.status is Status.UNKNOWN:
+                if self.mode == "STRICT":
+                    return self._fail(
+                        _FAILED_EXIT,
+                        f"revocation status could not be checked (STRICT): {revocation.reason}, "
+                        f"subject: {rfc2253(leaf.subject)}",
+                    )
+                notice = f"revocation status could not be checked, ignored: {revocation.reason}"
+        names = subject_names(leaf)
+        if self.skip_consumer_lookup:
+            dn = rfc2253(leaf.subject)
+            group = dn if self.group_by_dn else (common_name(leaf) or "")
+            headers = (*_CLEARED[:5], (H_CERT_DN, wire(dn)), (H_CERT_SAN, wire(",".join(names))))
+            return Outcome(groups=(group,), headers=headers, reason=notice, level="notice")
+        consumer, credential = self._match(names, ca_id)
+        if consumer is None:
+            if self._anonymous_outcome is not None:
+                return self._anonymous_outcome
+            return self._fail(
+                _FAILED_EXIT, f"certificate is valid but consumer matching failed, names: {', '.join(names)}"
+            )
+        return Outcome(
+            consumer=consumer,
+            credential=credential,
+            headers=_consumer_headers(consumer, anonymous=False),
+            reason=notice,
+            level="notice",
+        )
+
+    def _match(
+        self, names: Sequence[str], ca_id: str | None
+    ) -> tuple[Mapping[str, Any] | None, Mapping[str, Any] | None]:
+        credentials = self.credentials
+        for name in names:
+            found = credentials.get((name, ca_id)) if ca_id is not None else None
+            if found is None:
+                found = credentials.get((name, None))
+            if found is not None:
+                return found
+        for name in names:
+            for field in self.consumer_by:
+                index = self.consumers_by_username if field == "username" else self.consumers_by_custom_id
+                consumer = index.get(name)
+                if consumer is not None:
+                    return consumer, {"consumer": {"id": consumer["id"]}}
+        if self.default_consumer is not None:
+            return self.default_consumer, {"consumer": {"id": self.default_consumer["id"]}}
+        return None, None
+
+
+def _load_ca(build: BuildContext, ca_id: str) -> x509.Certificate | None:
+    def load() -> x509.Certificate | None:
+        row = build.ca_certificates.get(ca_id)
+        if row is None:
+            build.error(f"[{NAME}] CA Certificate '{ca_id}' does not exist")
+            return None
+        try:
+            return load_pem_chain(row.get("cert") or "")[0]
+        except (PemError, IndexError, ValueError) as exc:
+            build.error(f"[{NAME}] CA Certificate '{ca_id}' cannot be loaded: {exc}")
+            return None
+
+    found: x509.Certificate | None = build.memo(("mtls-auth:ca", ca_id), load)
+    return found
+
+
+def _credentials(build: BuildContext) -> dict[tuple[str, str | None], tuple[Mapping[str, Any], Mapping[str, Any]]]:
+    """(subject_name, ca_certificate id or None) -> (consumer, credential), once per snapshot."""
+
+    def index() -> dict[tuple[str, str | None], tuple[Mapping[str, Any], Mapping[str, Any]]]:
+        found: dict[tuple[str, str | None], tuple[Mapping[str, Any], Mapping[str, Any]]] = {}
+        for row in build.config.get("mtls_auth_credentials", []):
+            consumer = build.consumers.get(_ref_id(row.get("consumer")) or "")
+            subject = row.get("subject_name")
+            if consumer is None or not isinstance(subject, str):
+                continue
+            found.setdefault((subject, _ref_id(row.get("ca_certificate"))), (consumer, row))
+        return found
+
+    found: dict[tuple[str, str | None], tuple[Mapping[str, Any], Mapping[str, Any]]] = build.memo(
+        "mtls-auth:credentials", index
+    )
+    return found
+
+
+def _anonymous(build: BuildContext, ref: str | None) -> Outcome | None:
+    consumer = build.consumer(ref)
+    if consumer is None:
+        if ref:
+            build.error(f"[{NAME}] anonymous consumer '{ref}' does not exist")
+        return None
+    return Outcome(consumer=consumer, credential=None, headers=_consumer_headers(consumer, anonymous=True))

@@ -1,0 +1,191 @@
+"""An ``ssl`` proxy listener: TLS termination in front of the same HTTP/1.1 connection as the plain listener.
+
+Theory of operation
+-------------------
+One ``TlsListener`` per ``proxy_listen ... ssl`` entry. It owns the listener's *base* ``SSL.Context`` (protocol
+versions, options, session cache and ticket keys live there, whatever certificate a connection is switched to),
+built once at start and again on SIGHUP, with the servername callback installed. That callback reads
+``state.snapshot.certificates`` on every ClientHello, so a certificate or SNI written through the Admin API or
+``POST /config`` is served from the next handshake on, while established connections keep their session.
+
+Each accepted socket first gets a ``FirstBytes`` protocol, which does what nginx's ``ngx_http_ssl_handshake``
+does with its one-byte ``MSG_PEEK``: a first byte of ``0x16`` (a TLS handshake record) or with the high bit set
+(an SSLv2-style hello) starts TLS; anything else is served as plain HTTP, so a well-formed request gets nginx's
+400 page "The plain HTTP request was sent to HTTPS port" (``HttpConnection`` rule 6) and garbage gets the
+ordinary 400. The protocol then hands the socket over with ``transport.set_protocol`` and steps out of the way:
+afterwards every read goes straight to ``TlsProtocol`` (or the HTTP connection), with no extra call per read.
+
+Timeouts: nginx arms ``client_header_timeout`` when it accepts an ``ssl`` connection and lets it run through the
+handshake (Kong's OpenResty predates ``ssl_handshake_timeout``); the handshake gets what is left of it.
+
+Failures are logged as nginx logs them, at ``info`` (Kong's default ``notice`` hides them)::
+
+    SSL_do_handshake() failed (SSL: <OpenSSL reason>) while SSL handshaking, client: 127.0.0.1, server: 0.0.0.0:8443
+    peer closed connection in SSL handshake while SSL handshaking, client: ..., server: ...
+    client timed out (110: Connection timed out) while SSL handshaking, client: ..., server: ...
+    client closed connection while SSL handshaking, client: ..., server: ...      (EOF before any byte)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
+
+from OpenSSL import SSL
+
+from gateway.tls.server import CertificateIndex, base_context, make_sni_callback
+from gateway.tls.session import TlsHandshakeError
+from gateway.tls.transport import TlsProtocol
+
+if TYPE_CHECKING:
+    from gateway.proxy.state import ProxyState
+    from gateway.settings import Listener
+
+__all__ = ["FirstBytes", "TlsListener"]
+
+_TLS_HANDSHAKE_RECORD = 0x16
+_SSLV2_BIT = 0x80
+
+
+class TlsListener:
+    """One ``ssl`` listener: its base context, SNI callback, handshake-error log and protocol factory.
+
+    Args:
+        state: the proxy state (settings, logs, and the snapshot whose ``certificates`` the callback reads).
+        listener: the ``proxy_listen`` entry.
+        app_factory: the HTTP connection factory shared with the plain listener.
+    """
+
+    __slots__ = ("_fallback", "app_factory", "context", "listener", "server_addr", "state")
+
+    def __init__(self, state: ProxyState, listener: Listener, app_factory: Callable[[], asyncio.Protocol]) -> None:
+        self.state = state
+        self.listener = listener
+        self.app_factory = app_factory
+        self.server_addr = f"{listener.host}:{listener.port}"
+        index = state.snapshot.certificates
+        if index is None:
+            raise RuntimeError("the snapshot has no certificate index: build it with an ssl listener configured")
+        self._fallback: CertificateIndex = index
+        self.context: SSL.Context = self._new_context(index)
+
+    # -- configuration ------------------------------------------------------------------------------------------
+    def _current_index(self) -> CertificateIndex:
+        index = self.state.snapshot.certificates
+        if index is None:
+            return self._fallback
+        return cast(CertificateIndex, index)
+
+    def _certificate_phase(self) -> Any:
+        """The current snapshot's certificate-phase hook (plugins: mtls-auth's client-certificate request)."""
+        return self.state.snapshot.plugins.certificate_phase
+
+    def _new_context(self, index: CertificateIndex) -> SSL.Context:
+        callback = make_sni_callback(
+            self._current_index, self.state.error_log, certificate_phase=self._certificate_phase
+        )
+        return base_context(None, index, sni_callback=callback)
+
+    def refresh(self) -> None:
+        """Rebuild the base context from the current snapshot (SIGHUP: new ``ssl_*`` settings or default certs).
+
+        New connections get it; open ones keep theirs. As with an nginx reload, session tickets issued under
+        the old context's keys are no longer accepted (clients fall back to a full handshake).
+        """
+        index = self._current_index()
+        self._fallback = index
+        self.context = self._new_context(index)
+
+    # -- connections --------------------------------------------------------------------------------------------
+    def protocol_factory(self) -> FirstBytes:
+        """For ``loop.create_server``: one ``FirstBytes`` per accepted socket."""
+        return FirstBytes(self)
+
+    def handshake_timeout(self) -> float:
+        return float(self.state.settings.client_header_timeout)
+
+    def log_failure(self, what: str, peer: Any) -> None:
+        log = self.state.error_log
+        if log.info_enabled:
+            client = peer[0] if isinstance(peer, tuple) else "unix:"
+            log.info(f"{what} while SSL handshaking, client: {client}, server: {self.server_addr}")
+
+    def on_handshake_error(self, exc: TlsHandshakeError, peer: Any) -> None:
+        """``TlsProtocol``'s failure hook: one nginx-shaped ``info`` line per failed handshake."""
+        if not self.state.error_log.info_enabled:
+            return
+        kind = exc.kind
+        if kind == "timeout":
+            what = "client timed out (110: Connection timed out)"
+        elif kind == "eof":
+            what = exc.reason  # "peer closed connection in SSL handshake"
+        else:
+            what = f"SSL_do_handshake() failed (SSL: {exc.reason})"
+        self.log_failure(what, peer)
+
+
+class FirstBytes(asyncio.Protocol):
+    """The first protocol of an ``ssl`` listener's socket: TLS or plain HTTP, decided by the first byte."""
+
+    __slots__ = ("_deadline", "_listener", "_raw", "_timer")
+
+    def __init__(self, listener: TlsListener) -> None:
+        self._listener = listener
+        self._raw: asyncio.Transport | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._deadline = 0.0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._raw = cast(asyncio.Transport, transport)
+        loop = asyncio.get_running_loop()
+        timeout = self._listener.handshake_timeout()
+        self._deadline = loop.time() + timeout
+        self._timer = loop.call_at(self._deadline, self._timed_out)
+
+    def data_received(self, data: bytes) -> None:
+        raw = self._raw
+        if raw is None or not data:
+            return
+        self._cancel_timer()
+        listener = self._listener
+        first = data[0]
+        protocol: asyncio.Protocol
+        if first == _TLS_HANDSHAKE_RECORD or first & _SSLV2_BIT:
+            remaining = self._deadline - asyncio.get_running_loop().time()
+            protocol = TlsProtocol(
+                listener.context,
+                listener.app_factory,
+                server_side=True,
+                handshake_timeout=max(remaining, 0.001),
+                on_handshake_error=listener.on_handshake_error,
+            )
+        else:
+            protocol = listener.app_factory()
+        self._raw = None
+        raw.set_protocol(protocol)
+        protocol.connection_made(raw)
+        protocol.data_received(data)
+
+    def eof_received(self) -> bool:
+        if self._raw is not None:
+            self._listener.log_failure("client closed connection", self._raw.get_extra_info("peername"))
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_timer()
+        self._raw = None
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _timed_out(self) -> None:
+        self._timer = None
+        raw = self._raw
+        if raw is None:
+            return
+        self._raw = None
+        self._listener.log_failure("client timed out (110: Connection timed out)", raw.get_extra_info("peername"))
+        raw.abort()
