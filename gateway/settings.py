@@ -117,6 +117,12 @@ def _parse_optional(key: str, raw: str) -> str | None:
     return None if value in ("", "NONE") else value
 
 
+def _parse_optional_int(key: str, raw: str) -> int | None:
+    if raw.strip().upper() in ("", "NONE"):
+        return None
+    return _int_parser(0)(key, raw)
+
+
 def _parse_str(key: str, raw: str) -> str:
     return raw.strip()
 
@@ -238,6 +244,13 @@ SPECS: dict[str, Spec] = {
     "lua_ssl_trusted_certificate": Spec("system", _parse_list, "trust store for health checks"),
     "lua_ssl_verify_depth": Spec("1", _int_parser(0, 64), "verify depth for health checks"),
     "debug_tls_errors": Spec("off", _BOOL, "add X-Gateway-TLS-Error to 502s caused by TLS (not a Kong key)"),
+    # DNS (upstream targets and service hosts that are names)
+    "dns_resolver": Spec("NONE", _parse_list, "name servers (ip or ip:port, comma separated); NONE = resolv.conf"),
+    "dns_hostsfile": Spec("/etc/hosts", _parse_str, "hosts file consulted before DNS"),
+    "dns_valid_ttl": Spec("NONE", _parse_optional_int, "TTL (seconds) forced on every DNS answer; NONE = the record's"),
+    "dns_stale_ttl": Spec("3600", _int_parser(0), "seconds an expired record still serves while refreshing fails"),
+    "dns_not_found_ttl": Spec("30", _int_parser(0), "seconds a name-not-found answer is cached"),
+    "dns_error_ttl": Spec("1", _int_parser(0), "seconds a DNS error is cached"),
     # workers
     "worker_processes": Spec("1", _parse_str, "number of worker processes, or auto (not yet used)"),
 }
@@ -309,6 +322,12 @@ class Settings:
     lua_ssl_trusted_certificate: tuple[str, ...]
     lua_ssl_verify_depth: int
     debug_tls_errors: bool
+    dns_resolver: tuple[str, ...]
+    dns_hostsfile: str
+    dns_valid_ttl: int | None
+    dns_stale_ttl: int
+    dns_not_found_ttl: int
+    dns_error_ttl: int
     worker_processes: str
     # bookkeeping, not settings
     source: str | None = None

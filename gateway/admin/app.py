@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from gateway.admin import certificates, config, consumers, info, plugins, upstreams
+from gateway.admin import certificates, config, consumers, health, info, plugins, upstreams
 from gateway.admin.bodies import BodyError, check_body_headers, load_args
 from gateway.admin.catalog import CATALOG, by_name
 from gateway.admin.context import AdminDatabase, Context, FormCoercer
@@ -64,8 +64,11 @@ def _add_all(router: Router, routes: dict[str, dict[str, Handler]], accepts_yaml
             router.add(pattern, method, handler, accepts_yaml)
 
 
-def build_router(node: info.NodeInfo, config_state: config.ConfigState) -> Router:
-    """Kong's generated endpoints, then its customisations, in the same override order."""
+def build_router(
+    node: info.NodeInfo, config_state: config.ConfigState, health_view: health.HealthView | None = None
+) -> Router:
+    """Kong's generated endpoints, then its customisations, in the same override order (``health_view`` is the
+    proxy's health registry, which the upstream health endpoints read; None in an Admin API without a proxy)."""
     router = Router()
     for spec in CATALOG:
         collection, item = f"/{spec.path}", f"/{spec.path}/:{spec.name}"
@@ -97,6 +100,7 @@ def build_router(node: info.NodeInfo, config_state: config.ConfigState) -> Route
             )
     _add_all(router, certificates.certificate_routes())
     _add_all(router, upstreams.target_routes())
+    _add_all(router, health.health_routes(node.node_id, health_view))
     _add_all(router, {"/consumers": {"GET": consumers.consumers_get()}})
     for pattern in (
         "/plugins/:plugins",
@@ -125,6 +129,7 @@ class AdminApp:
         access_log: AccessLog,
         status: Callable[[], dict[str, Any]],
         coerce: FormCoercer | None = None,
+        health_view: health.HealthView | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
@@ -133,7 +138,7 @@ class AdminApp:
         self.config_state = config.ConfigState()
         self.node = info.NodeInfo(status=status, config_hash=lambda: self.config_state.current(db.export))
         self.coerce = coerce or _default_coercer()
-        self.router = build_router(self.node, self.config_state)
+        self.router = build_router(self.node, self.config_state, health_view)
 
     async def handle(
         self,

@@ -1,42 +1,56 @@
-"""Where a request goes: service host -> (ip, port, hostname), through Upstream entities and a DNS cache.
+"""Where a request goes: service host -> (ip, port, hostname), through Upstream entities, DNS and health.
 
-Rules (``kong/runloop/balancer/init.lua`` ``execute``):
+Rules (``kong/runloop/balancer/init.lua`` ``execute``, ``balancers.lua``, ``targets.lua``):
 
-1. A service host that is an IP literal is used as is.
-2. A service host that names an ``upstreams`` entity is balanced over that upstream's targets
-   (weighted round-robin; weight 0 targets are skipped; the target's port wins, else the service
-   port). No target -> ``503 failure to get a peer from the ring-balancer``. ``upstream.host_header``,
-   when set, becomes the hostname used for the upstream Host header.
-3. Any other name is resolved with ``loop.getaddrinfo`` (never a blocking resolver), cached for
-   ``DNS_TTL`` seconds (failures for ``DNS_ERROR_TTL``); a failed resolution is
-   ``503 name resolution failed``.
-
-Health checks are not implemented (every target is considered healthy).
+1. A service host that is an IP literal is used as is; any other name that is not an upstream entity is resolved
+   through the ``DnsCache`` (``gateway.proxy.dns``); no address -> ``503 name resolution failed``.
+2. A service host that names an ``upstreams`` entity is balanced over that upstream's targets by the upstream's
+   ``algorithm`` (``gateway.proxy.algorithms``). A target is ``host:port`` (Kong's targets always carry a port);
+   a target host that is a name expands into one *address* per DNS record, each with the target's weight, and is
+   re-resolved when its TTL runs out (in the background: the stale addresses serve meanwhile). Weight 0 disables
+   a target. No eligible address, or a balancer below its ``healthchecks.threshold`` (percentage of weight
+   available) -> ``503 failure to get a peer from the ring-balancer``.
+3. The hostname of an address (the Host header and SNI basis when ``preserve_host`` is off) is
+   ``upstream.host_header`` when set, else the target's name (an IP target's name is the IP).
+4. A ``Balancer`` is rebuilt with every snapshot; the health of its addresses is not: each address points to a
+   ``TargetHealth`` owned by the upstream's long-lived ``HealthChecker`` (``gateway.proxy.healthcheck``), which
+   the health registry attaches when the snapshot is installed. Until then (and for upstreams without health
+   checks) every address is healthy.
+5. One ``Handle`` per request: the hash value (computed once), the current address, the addresses that failed
+   in this request (a retry moves to another one while there is one), and the least-connections count.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
-import socket
 import time
-from collections.abc import Mapping, Sequence
-from typing import Any
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["DNS_ERROR_TTL", "DNS_TTL", "Balancer", "DnsCache", "NoPeerError", "is_ip_literal", "parse_target"]
+from gateway.proxy.algorithms import ALGORITHMS, Algorithm
+from gateway.proxy.dns import DNS_ERROR_TTL, DNS_TTL, DnsAnswer, DnsCache, NoPeerError
 
-DNS_TTL = 30.0
-DNS_ERROR_TTL = 1.0
+if TYPE_CHECKING:
+    from gateway.proxy.healthcheck import HealthChecker, TargetHealth
+    from gateway.tls.healthcheck import ProbeTls
 
+__all__ = [
+    "ALWAYS_HEALTHY",
+    "DNS_ERROR_TTL",
+    "DNS_TTL",
+    "Address",
+    "Balancer",
+    "DnsCache",
+    "Handle",
+    "NoPeerError",
+    "Target",
+    "is_ip_literal",
+    "parse_target",
+]
 
-class NoPeerError(Exception):
-    """No address for this request; ``status`` and ``message`` are what Kong answers (a 503)."""
-
-    def __init__(self, status: int, message: str, detail: str = "") -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.detail = detail
+NO_PEER = "failure to get a peer from the ring-balancer"
 
 
 def is_ip_literal(host: str) -> bool:
@@ -60,73 +74,335 @@ def parse_target(target: str, default_port: int = 8000) -> tuple[str, int]:
     return target, default_port
 
 
-class DnsCache:
-    """Name -> addresses with a short TTL. Lookups that miss await ``getaddrinfo`` (a thread in the loop's pool)."""
+class _AlwaysHealthy:
+    """The health of an address nobody checks: always available."""
 
-    __slots__ = ("_entries",)
+    __slots__ = ()
+    available = True
+    state = "healthy"
 
-    def __init__(self) -> None:
-        self._entries: dict[str, tuple[float, list[str] | None, str]] = {}
 
-    def cached(self, name: str) -> list[str] | None:
-        entry = self._entries.get(name)
-        if entry is not None and entry[0] > time.monotonic() and entry[1]:
-            return entry[1]
-        return None
+ALWAYS_HEALTHY: Any = _AlwaysHealthy()
 
-    async def resolve(self, name: str) -> list[str]:
-        """All IPv4/IPv6 addresses of ``name`` (IPv4 first). Raises ``NoPeerError`` (503) when there are none."""
-        now = time.monotonic()
-        entry = self._entries.get(name)
-        if entry is not None and entry[0] > now:
-            if entry[1] is None:
-                raise NoPeerError(503, "name resolution failed", entry[2])
-            return entry[1]
-        loop = asyncio.get_running_loop()
-        try:
-            infos = await loop.getaddrinfo(name, None, type=socket.SOCK_STREAM)
-        except (OSError, UnicodeError) as exc:
-            detail = str(exc)
-            self._entries[name] = (now + DNS_ERROR_TTL, None, detail)
-            raise NoPeerError(503, "name resolution failed", detail) from None
-        v4 = [str(info[4][0]) for info in infos if info[0] == socket.AF_INET]
-        v6 = [str(info[4][0]) for info in infos if info[0] == socket.AF_INET6]
-        addresses = list(dict.fromkeys(v4 + v6))
-        if not addresses:
-            self._entries[name] = (now + DNS_ERROR_TTL, None, "empty record received")
-            raise NoPeerError(503, "name resolution failed", "empty record received")
-        self._entries[name] = (now + DNS_TTL, addresses, "")
-        return addresses
+
+class Address:
+    """One ``ip:port`` of a target, with its weight, health and in-flight count (least-connections)."""
+
+    __slots__ = ("connections", "health", "ip", "port", "target", "weight")
+
+    def __init__(self, target: Target, ip: str, port: int, weight: int) -> None:
+        self.target = target
+        self.ip = ip
+        self.port = port
+        self.weight = weight
+        self.connections = 0
+        self.health: TargetHealth | _AlwaysHealthy = ALWAYS_HEALTHY
+
+    @property
+    def hostname(self) -> str:
+        return self.target.name
+
+    def __repr__(self) -> str:
+        return f"Address({self.target.name} {self.ip}:{self.port} w={self.weight})"
+
+
+class Target:
+    """One ``targets`` row: ``name:port`` and weight, and the addresses its name currently resolves to."""
+
+    __slots__ = ("addresses", "dns_source", "expires", "id", "is_name", "name", "port", "row", "weight")
+
+    def __init__(self, row: Mapping[str, Any]) -> None:
+        self.row = row
+        self.id = str(row.get("id") or "")
+        self.name, self.port = parse_target(str(row["target"]))
+        self.weight = max(0, int(row.get("weight", 100) if row.get("weight") is not None else 100))
+        self.is_name = not is_ip_literal(self.name)
+        self.addresses: list[Address] = []
+        self.expires = float("inf")
+        self.dns_source = "AAAA" if ":" in self.name else "A"
+        if not self.is_name:
+            self.addresses.append(Address(self, self.name.strip("[]"), self.port, self.weight))
+        else:
+            self.expires = 0.0  # never resolved
+            self.dns_source = "unknown"
+
+    @property
+    def key(self) -> str:
+        """``name:port`` as the ``target`` field spells it (the health endpoint's key)."""
+        return str(self.row["target"])
+
+
+class Handle:
+    """A request's state in its balancer across retries."""
+
+    __slots__ = ("address", "counted", "failed", "hash_index", "hash_value", "set_cookie")
+
+    def __init__(self, hash_value: str | None) -> None:
+        self.hash_value = hash_value
+        self.hash_index = -1
+        self.address: Address | None = None
+        self.failed: set[Address] = set()
+        self.counted = False
+        #: ``Set-Cookie`` value to add to the response (``hash_on = cookie`` created one), or None
+        self.set_cookie: str | None = None
+
+
+def _sort_key(row: Mapping[str, Any]) -> tuple[Any, str]:
+    return (row.get("created_at") or 0, str(row.get("id") or ""))
 
 
 class Balancer:
-    """One ``upstreams`` entity: its targets and a smooth weighted round-robin over them."""
+    """One ``upstreams`` entity compiled for a snapshot: targets, addresses and the algorithm over them."""
 
-    __slots__ = ("_current", "host_header", "name", "targets")
+    __slots__ = (
+        "_algorithm",
+        "_refreshing",
+        "addresses",
+        "algorithm",
+        "checker",
+        "dns_expiry",
+        "hashing",
+        "host_header",
+        "id",
+        "name",
+        "probe_tls",
+        "row",
+        "targets",
+        "threshold",
+        "uses_connections",
+    )
 
     def __init__(self, upstream: Mapping[str, Any], targets: Sequence[Mapping[str, Any]]) -> None:
+        self.row = upstream
+        self.id = str(upstream.get("id") or "")
         self.name: str = upstream["name"]
         self.host_header: str | None = upstream.get("host_header")
-        self.targets: list[tuple[str, int | None, int]] = []
-        for row in targets:
-            weight = int(row.get("weight", 100))
-            if weight <= 0:
-                continue
-            host, port = parse_target(str(row["target"]))
-            self.targets.append((host, port, weight))
-        self._current = [0] * len(self.targets)
+        self.algorithm: str = upstream.get("algorithm") or "round-robin"
+        healthchecks = upstream.get("healthchecks") or {}
+        self.threshold = float(healthchecks.get("threshold") or 0)
+        cls = ALGORITHMS.get(self.algorithm, ALGORITHMS["round-robin"])
+        self._algorithm: Algorithm = cls(int(upstream.get("slots") or 10000))
+        self.uses_connections = self.algorithm == "least-connections"
+        #: whether requests compute a hash value (``hash_on`` is not ``none``)
+        self.hashing = (upstream.get("hash_on") or "none") != "none"
+        self.targets = [Target(row) for row in sorted(targets, key=_sort_key)]
+        self.addresses: list[Address] = []
+        self.checker: HealthChecker | None = None
+        #: the TLS of ``https`` health probes (``gateway.tls.healthcheck``), set by the snapshot build
+        self.probe_tls: ProbeTls | None = None
+        self.dns_expiry = min((t.expires for t in self.targets), default=float("inf"))
+        self._refreshing: asyncio.Future[None] | None = None
+        self._rebuild()
 
-    def next_target(self) -> tuple[str, int | None]:
-        """Smooth weighted round-robin (nginx's algorithm): deterministic and evenly interleaved."""
-        if not self.targets:
-            raise NoPeerError(503, "failure to get a peer from the ring-balancer")
+    # ------------------------------------------------------------------ structure
+    def _rebuild(self) -> None:
+        self.addresses = [a for t in self.targets for a in t.addresses]
+        self._algorithm.rebuild(self.addresses, len(self.targets))
+
+    def attach(self, checker: HealthChecker | None) -> None:
+        """Point every address at its health in ``checker`` (None: health checks off, always healthy)."""
+        self.checker = checker
+        for address in self.addresses:
+            address.health = checker.track(address, self.host_header) if checker is not None else ALWAYS_HEALTHY
+
+    # ------------------------------------------------------------------ DNS
+    def needs_dns(self, now: float) -> bool:
+        """Some name target's answer expired (one float comparison on the hot path)."""
+        return self.dns_expiry <= now
+
+    def unresolved(self) -> bool:
+        """A name target was never resolved: the first request must wait for it."""
+        return any(t.is_name and t.dns_source == "unknown" for t in self.targets)
+
+    def seed(self, dns: DnsCache) -> None:
+        """Give never-resolved name targets whatever answer the cache already has, even an expired one (a
+        snapshot rebuild must not make requests wait for names the previous snapshot knew); an expired answer
+        is then refreshed in the background by the first request, as usual."""
+        changed = False
+        for target in self.targets:
+            if target.is_name and target.dns_source == "unknown":
+                answer = dns.peek(target.name)
+                if answer is not None:
+                    changed = self._apply(target, answer) or changed
+        self.dns_expiry = min((t.expires for t in self.targets), default=float("inf"))
+        if changed:
+            self._rebuild()
+
+    def refresh_dns(self, dns: DnsCache) -> asyncio.Future[None]:
+        """Re-resolve the expired name targets (one refresh at a time); the future completes when done."""
+        running = self._refreshing
+        if running is not None and not running.done():
+            return running
+        task = asyncio.ensure_future(self._refresh(dns))
+        self._refreshing = task
+        return task
+
+    async def _refresh(self, dns: DnsCache) -> None:
+        now = time.monotonic()
+        stale = [t for t in self.targets if t.is_name and t.expires <= now]
+        answers = await asyncio.gather(*(dns.lookup(t.name) for t in stale))
+        changed = False
+        for target, answer in zip(stale, answers, strict=True):
+            changed = self._apply(target, answer) or changed
+        self.dns_expiry = min((t.expires for t in self.targets), default=float("inf"))
+        if changed:
+            self._rebuild()
+
+    def _apply(self, target: Target, answer: DnsAnswer) -> bool:
+        """A DNS answer for a name target: keep addresses that stay, add new ones, drop those gone."""
+        target.expires = answer.expires
+        target.dns_source = answer.source
+        old = {(a.ip, a.port): a for a in target.addresses}
+        new: list[Address] = []
+        for ip in answer.addresses:
+            address = old.pop((ip, target.port), None)
+            if address is None:
+                address = Address(target, ip, target.port, target.weight)
+                if self.checker is not None:
+                    address.health = self.checker.track(address, self.host_header)
+            new.append(address)
+        if self.checker is not None:
+            for gone in old.values():
+                self.checker.untrack(gone)
+        changed = [id(a) for a in new] != [id(a) for a in target.addresses]
+        target.addresses = new
+        return changed
+
+    # ------------------------------------------------------------------ picking
+    def new_handle(self, hash_value: str | None) -> Handle:
+        return Handle(hash_value)
+
+    def get_peer(self, handle: Handle) -> Address:
+        """The address for this try of ``handle``'s request.
+
+        Raises:
+            NoPeerError: 503 ``failure to get a peer from the ring-balancer``.
+        """
+        previous = handle.address
+        if previous is not None:
+            handle.failed.add(previous)
+            self.release(handle)
+        if self.threshold > 0 and not self.healthy():
+            raise NoPeerError(503, NO_PEER, "Balancer is unhealthy")
+        address = self._algorithm.pick(handle)
+        if address is None:
+            raise NoPeerError(503, NO_PEER, "No peers are available")
+        handle.address = address
+        if self.uses_connections:
+            address.connections += 1
+            handle.counted = True
+        return address
+
+    def release(self, handle: Handle) -> None:
+        """The request is done with its current address (least-connections bookkeeping; idempotent)."""
+        address = handle.address
+        if handle.counted and address is not None:
+            handle.counted = False
+            address.connections -= 1
+
+    def healthy(self) -> bool:
+        """Kong's balancer health: the available share of the total weight is above ``threshold`` percent."""
         total = 0
-        best = 0
-        for i, (_, _, weight) in enumerate(self.targets):
-            self._current[i] += weight
-            total += weight
-            if self._current[i] > self._current[best]:
-                best = i
-        self._current[best] -= total
-        host, port, _ = self.targets[best]
-        return host, port
+        available = 0
+        for address in self.addresses:
+            total += address.weight
+            if address.health.available:
+                available += address.weight
+        if total == 0:
+            return False
+        return available / total * 100 > self.threshold
+
+    # ------------------------------------------------------------------ passive health (circuit breaker)
+    def report_http_status(self, handle: Handle, status: int) -> None:
+        checker = self.checker
+        if checker is not None and handle.address is not None:
+            checker.report_http_status(handle.address.health, status, "passive")
+
+    def report_tcp_failure(self, handle: Handle) -> None:
+        checker = self.checker
+        if checker is not None and handle.address is not None:
+            checker.report_tcp_failure(handle.address.health, "passive")
+
+    def report_timeout(self, handle: Handle) -> None:
+        checker = self.checker
+        if checker is not None and handle.address is not None:
+            checker.report_timeout(handle.address.health, "passive")
+
+    # ------------------------------------------------------------------ hashing
+    def hash_value(
+        self,
+        remote_addr: str,
+        header: Callable[[str], str | None],
+        path: str,
+        query: str,
+        captures: Mapping[str, str] | None,
+        consumer_id: str | None,
+        handle: Handle,
+    ) -> str | None:
+        """Kong's ``get_value_to_hash``: ``hash_on``, then ``hash_fallback``; None when nothing applies.
+
+        ``handle.set_cookie`` receives the ``Set-Cookie`` value when ``hash_on = cookie`` had to create the cookie.
+        """
+        row = self.row
+        hash_on = row.get("hash_on") or "none"
+        if hash_on == "none":
+            return None
+        fields = ("hash_on_header", "hash_on_query_arg", "hash_on_uri_capture")
+        for _ in range(2):
+            value: str | None = None
+            if hash_on == "consumer":
+                value = consumer_id
+            elif hash_on == "ip":
+                value = remote_addr
+            elif hash_on == "header":
+                name = row.get(fields[0])
+                value = header(str(name).lower()) if name else None
+            elif hash_on == "cookie":
+                cookie_name = str(row.get("hash_on_cookie") or "")
+                value = _cookie(header("cookie"), cookie_name)
+                if value is None:
+                    value = str(uuid.uuid4())
+                    cookie_path = row.get("hash_on_cookie_path") or "/"
+                    handle.set_cookie = f"{cookie_name}={value}; Path={cookie_path}; Same-Site=Lax; HttpOnly"
+            elif hash_on == "path":
+                value = path
+            elif hash_on == "query_arg":
+                name = row.get(fields[1])
+                value = _query_arg(query, name) if name else None
+            elif hash_on == "uri_capture":
+                group = row.get(fields[2])
+                value = captures.get(str(group)) if captures and group is not None else None
+            if value is not None:
+                return value
+            hash_on = row.get("hash_fallback") or "none"
+            fields = ("hash_fallback_header", "hash_fallback_query_arg", "hash_fallback_uri_capture")
+            if hash_on == "none":
+                return None
+        return None
+
+
+def _cookie(header: str | None, name: str) -> str | None:
+    if not header or not name:
+        return None
+    for part in header.split(";"):
+        key, sep, value = part.strip().partition("=")
+        if sep and key == name:
+            return value
+    return None
+
+
+def _query_arg(query: str, name: str) -> str | None:
+    """nginx's ``get_uri_args`` for one name: several values are sorted and joined with commas, a bare key is
+    ``true``."""
+    from urllib.parse import unquote_plus
+
+    values: list[str] = []
+    for part in query.split("&"):
+        if not part:
+            continue
+        key, sep, value = part.partition("=")
+        if unquote_plus(key) == name:
+            values.append(unquote_plus(value) if sep else "true")
+    if not values:
+        return None
+    return ",".join(sorted(values)) if len(values) > 1 else values[0]

@@ -39,11 +39,12 @@ import asyncio
 import ipaddress
 import os
 import random
+import time
 from typing import TYPE_CHECKING, Any
 
 from gateway.observability.errorlog import request_context
 from gateway.plugins import Exit, PluginContext, run_access, run_header_filter, run_log
-from gateway.proxy.balancer import NoPeerError
+from gateway.proxy.balancer import Handle, NoPeerError
 from gateway.proxy.flow import BODY_HIGH_WATER, PAUSE_BUFFER, PAUSE_PEER
 from gateway.proxy.generated import CONTINUE_100, render_generated
 from gateway.proxy.headers import REQUEST_HOP_BY_HOP, RESPONSE_HOP_BY_HOP, SERVER_HEADER, VIA_VALUE, connection_tokens
@@ -109,6 +110,7 @@ class Exchange:
         "_discarding",
         "_done",
         "_fresh_only",
+        "_handle",
         "_host_header",
         "_match",
         "_peer",
@@ -168,6 +170,7 @@ class Exchange:
         self._attempts = 0
         self._tries_left = 0
         self._fresh_only = False
+        self._handle: Handle | None = None  # the balancer's per-request state (upstream entities only)
         self._replay: list[bytes] = []
         self._replay_ok = True
         self._upstream_head = b""
@@ -226,6 +229,10 @@ class Exchange:
     def client_aborted(self) -> None:
         """The client connection is gone: drop the upstream side."""
         self._abort_upstream()
+        if not self._done and self._handle is not None:
+            service = self._service
+            if service is not None and service.balancer is not None:
+                service.balancer.release(self._handle)
         self._done = True
 
     # ================================================================== routing (access phase)
@@ -327,6 +334,21 @@ class Exchange:
             head, forwarded_proto, forwarded_host, forwarded_port, forwarded_path, forwarded_prefix
         )
         self._upstream_head = fixed
+        balancer = service.balancer
+        if balancer is not None and self._handle is None:
+            handle = self._handle = balancer.new_handle(None)
+            if balancer.hashing:
+                plugins = self._plugins
+                consumer = plugins.consumer if plugins is not None else None
+                handle.hash_value = balancer.hash_value(
+                    conn.remote_addr,
+                    head.get,
+                    path,
+                    target[query_at + 1 :] if query_at != -1 else "",
+                    match.captures,
+                    str(consumer["id"]) if consumer is not None and consumer.get("id") is not None else None,
+                    handle,
+                )
         profile = service.tls_profile
         if profile is not None and profile.notices:
             log = conn.state.error_log
@@ -400,11 +422,33 @@ class Exchange:
         service = self._service
         assert service is not None
         conn = self.conn
+        balancer = service.balancer
         try:
-            if service.balancer is not None:
-                host, port_opt = service.balancer.next_target()
-                port = port_opt if port_opt is not None else service.port
-                hostname = service.balancer.host_header or host
+            if balancer is not None:
+                if balancer.needs_dns(time.monotonic()):
+                    refresh = balancer.refresh_dns(conn.state.dns)  # in the background: stale addresses serve
+                    if balancer.unresolved():  # nothing to serve meanwhile: this request waits for the answer
+                        self._connect_task = refresh
+                        refresh.add_done_callback(self._balancer_resolved)
+                        return
+                handle = self._handle
+                assert handle is not None
+                retry = handle.address is not None
+                try:
+                    address = balancer.get_peer(handle)
+                except NoPeerError:
+                    if retry:
+                        conn.state.error_log.error(
+                            f"failed to retry the dns/balancer resolver for '{service.host}' with: "
+                            "failure to get a peer from the ring-balancer",
+                            conn.conn_id,
+                            self._context(self._upstream_label),
+                        )
+                        self._respond_error(503, proxied=True)
+                        return
+                    raise
+                host, port = address.ip, address.port
+                hostname = balancer.host_header or address.hostname
             else:
                 host, port, hostname = service.host, service.port, service.host
         except NoPeerError as exc:
@@ -415,7 +459,7 @@ class Exchange:
             self._host_header = self.head.host
         else:
             self._host_header = host_header_for(hostname, port, service.protocol)
-        if (service.host_is_ip and host == service.host) or _is_ip(host):
+        if balancer is not None or (service.host_is_ip and host == service.host) or _is_ip(host):
             self._connect(host.strip("[]"), port)
             return
         addresses = conn.state.dns.cached(host)
@@ -425,6 +469,19 @@ class Exchange:
         task = asyncio.ensure_future(conn.state.dns.resolve(host))
         self._connect_task = task
         task.add_done_callback(lambda t: self._resolved(t, port))
+
+    def _balancer_resolved(self, task: asyncio.Future[None]) -> None:
+        """The first resolution of an upstream's name targets is done: pick now (no address -> 503)."""
+        self._connect_task = None
+        if self._done or task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:  # a resolver bug: answer instead of asking again forever
+            conn = self.conn
+            conn.state.error_log.error(f"balancer DNS refresh failed: {exc!r}", conn.conn_id, self._context(None))
+            self._kong_error(503, "failure to get a peer from the ring-balancer")
+            return
+        self._pick_peer_and_connect()
 
     def _resolved(self, task: asyncio.Future[list[str]], port: int) -> None:
         self._connect_task = None
@@ -611,6 +668,9 @@ class Exchange:
                     via_line = None
             else:
                 parts.append(line)
+        handle = self._handle
+        if handle is not None and handle.set_cookie is not None:
+            parts.append(b"Set-Cookie: " + handle.set_cookie.encode("latin-1") + b"\r\n")  # hash_on = cookie
         if policy.upstream_status:
             parts.append(b"X-Kong-Upstream-Status: %d\r\n" % status)
         if policy.upstream_latency:
@@ -679,6 +739,8 @@ class Exchange:
             self.keep_alive = False
             self._close_after = True
             self._done = True
+            if self._handle is not None:
+                self._balancer_log()
             self.conn.exchange_finished(self, abort=True)
             return
         self._failed(kind, errno, message, reused=reused)
@@ -728,7 +790,10 @@ class Exchange:
             self._fresh_only = True
             if self._can_replay():
                 self._request_sent = False
-                self._pick_peer_and_connect()
+                if self._handle is not None:
+                    self._connect(*self._peer)  # same balancer address, fresh connection
+                else:
+                    self._pick_peer_and_connect()
                 return
         self._tries_left -= 1
         retryable = kind != "invalid" and self._tries_left > 0
@@ -736,6 +801,15 @@ class Exchange:
             retryable = False
         if retryable and self._can_replay():
             self._request_sent = False
+            handle = self._handle
+            if handle is not None:
+                # Kong's balancer phase reports the failed try to the passive health checker, then picks again
+                balancer = self._service.balancer if self._service is not None else None
+                if balancer is not None:
+                    if kind in _TIMEOUTS:
+                        balancer.report_timeout(handle)
+                    else:
+                        balancer.report_tcp_failure(handle)
             self._pick_peer_and_connect()
             return
         self._fail_final(kind)
@@ -885,11 +959,26 @@ class Exchange:
         self._response_done = True
         self._maybe_finish()
 
+    def _balancer_log(self) -> None:
+        """Kong's log phase for a proxied request: the final status to the passive checker, then release."""
+        handle = self._handle
+        service = self._service
+        balancer = service.balancer if service is not None else None
+        if handle is None or balancer is None or handle.address is None:
+            return
+        if self.status == 504:
+            balancer.report_timeout(handle)
+        else:
+            balancer.report_http_status(handle, self.status)
+        balancer.release(handle)
+
     def _maybe_finish(self) -> None:
         if self._done:
             return
         if self._response_done and (self._body_done or self._close_after):
             self._done = True
+            if self._handle is not None:
+                self._balancer_log()
             if self._plugins is not None and self._plugin_chain is not None and self._plugin_chain.has_log:
                 run_log(self._plugins)
             self.conn.exchange_finished(self, abort=False)

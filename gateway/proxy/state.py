@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from gateway.observability.accesslog import AccessLog
 from gateway.observability.errorlog import ErrorLog
-from gateway.proxy.balancer import DnsCache
+from gateway.proxy.dns import DnsCache, config_from_settings
 from gateway.proxy.headers import DateCache, HeaderPolicy
 from gateway.proxy.http1 import PROTOCOLS
 from gateway.proxy.pool import UpstreamPool
@@ -54,7 +54,7 @@ class ProxyState:
             settings.large_header_buffer_size, settings.large_header_buffer_count, settings.client_max_body_size
         )
         self.date = DateCache()
-        self.dns = DnsCache()
+        self.dns = DnsCache(config_from_settings(settings))
         self._trusted: tuple[_Network, ...] = tuple(_parse_networks(settings.trusted_ips))
         self._trusted_cache: dict[str, bool] = {}
         self._real_ip_header = settings.real_ip_header.lower()

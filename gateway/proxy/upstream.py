@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CONNECTORS",
     "Connector",
+    "OutputSink",
     "ServiceTarget",
     "UpstreamConnection",
     "UpstreamEvents",
@@ -184,8 +185,19 @@ def host_header_for(hostname: str, port: int, scheme: str) -> str:
     return f"{hostname}:{port}"
 
 
+class OutputSink(Protocol):
+    """The downstream connection an exchange answers on, as far as the upstream side needs it: write batching."""
+
+    def cork(self) -> bool: ...
+
+    def uncork(self) -> None: ...
+
+
 class UpstreamEvents(Protocol):
     """What an ``UpstreamConnection`` reports to the exchange using it."""
+
+    @property
+    def conn(self) -> OutputSink: ...
 
     def on_upstream_head(
         self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]], keep_alive: bool, chunked: bool
@@ -285,6 +297,9 @@ class UpstreamConnection(asyncio.Protocol):
             return
         self.got_bytes = True
         self._read_deadline = self.loop.time() + self.read_timeout
+        # what this read produces downstream (head, body, chunk framing) leaves in one write: see HttpConnection.cork
+        sink = self.exchange.conn
+        corked = sink.cork()
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -295,6 +310,9 @@ class UpstreamConnection(asyncio.Protocol):
                 self.exchange = None
                 self.close()
                 exchange.on_upstream_error("invalid", 0, str(exc))
+        finally:
+            if corked:
+                sink.uncork()
 
     def pause_writing(self) -> None:
         if self.exchange is not None:

@@ -78,6 +78,7 @@ class Gateway:
         self._stopping = False
         self._tick: asyncio.TimerHandle | None = None
         self.server_tls: Any = None  # tls.listener.ServerTlsConfig when an ssl listener is configured
+        self.health: Any = None  # proxy.healthcheck.HealthRegistry: target health and probes, across snapshots
 
     # ------------------------------------------------------------------------------------------ start
     async def start(self) -> None:
@@ -102,7 +103,13 @@ class Gateway:
         except Exception as exc:
             raise StartupError(f"could not build the configuration: {exc}") from exc
         self.proxy_state = ProxyState(settings, self.error_log, self.access_log, first)
-        self.snapshots = SnapshotManager(self.db, settings, self.proxy_state, self.error_log, self._build_snapshot)
+        from gateway.proxy.healthcheck import HealthRegistry
+
+        self.health = HealthRegistry(self.error_log, self.proxy_state.dns)
+        await self.health.install(first)
+        self.snapshots = SnapshotManager(
+            self.db, settings, self.proxy_state, self.error_log, self._build_snapshot, prepare=self.health.install
+        )
         self.snapshots.built_version = version
         loop = asyncio.get_running_loop()
         self.snapshots.attach(loop)
@@ -188,7 +195,9 @@ class Gateway:
         from gateway.admin.server import AdminApp, start_admin_server
 
         assert self.admin_access_log is not None
-        app = AdminApp(self.db, self.settings, self.error_log, self.admin_access_log, self._status)
+        app = AdminApp(
+            self.db, self.settings, self.error_log, self.admin_access_log, self._status, health_view=self.health
+        )
         for listener in self.settings.admin_listen:
             try:
                 self.admin_servers.append(await start_admin_server(app, listener))
@@ -280,6 +289,8 @@ class Gateway:
             if not drained:
                 self.error_log.warn(f"[runtime] in-flight requests still open after {drain_timeout:.0f}s; closing")
             self.proxy_state.close()
+        if self.health is not None:
+            await self.health.close()  # probe loops stop; no probe outlives the process's listeners
         if self._tick is not None:
             self._tick.cancel()
         for log in (self.access_log, self.admin_access_log):

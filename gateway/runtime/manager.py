@@ -10,12 +10,15 @@ Theory of operation:
   flight keep the snapshot they started with; nothing is dropped.
 - A failed build (a bug, or a certificate file that vanished) keeps the previous snapshot and logs at
   ``error``: the traffic flow never sees a half-built configuration.
+- ``prepare(snapshot)``, when given, runs on the loop between the build and the swap: the health registry attaches
+  the long-lived target health to the new balancers there (and resolves their name targets), so the first request
+  on a new snapshot already sees the health its predecessor knew.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from gateway.observability.errorlog import ErrorLog
@@ -48,12 +51,15 @@ class SnapshotManager:
         target: _HasSnapshot,
         error_log: ErrorLog,
         build: Callable[[dict[str, list[dict[str, Any]]], Settings], Any],
+        prepare: Callable[[Any], Awaitable[None]] | None = None,
     ) -> None:
         self._db = db
         self._settings = settings
         self._target = target
         self._log = error_log
         self._build = build
+        #: awaited on the loop with each new snapshot before it goes live (the health registry attaches health)
+        self._prepare = prepare
         self._loop: asyncio.AbstractEventLoop | None = None
         self._running: asyncio.Task[None] | None = None
         self._dirty = False
@@ -94,6 +100,11 @@ class SnapshotManager:
                 except Exception as exc:  # keep serving the previous snapshot
                     self._log.error(f"[runtime] could not rebuild the configuration: {exc!r}")
                 else:
+                    if self._prepare is not None:
+                        try:
+                            await self._prepare(snapshot)
+                        except Exception as exc:  # health wiring failed: serve the new config anyway
+                            self._log.error(f"[runtime] could not prepare the configuration: {exc!r}")
                     self._target.snapshot = snapshot
                     self.built_version = version
                     self.builds += 1

@@ -12,6 +12,9 @@ Rules:
    and its pool identity; TLS services also get their upstream TLS profile (``gateway.tls.client``: client
    certificate, trust store, verify, depth, a cached context), whose content-based identity is the pool
    identity. TLS fields are plain attributes; the hot path reads them from the objects, never from rows.
+5. Each upstream entity becomes a ``Balancer`` (``gateway.proxy.balancer``) over its targets; upstreams with
+   ``https`` active checks also get their probe TLS (``gateway.tls.healthcheck``), compiled here because it reads
+   files. Health is not in the snapshot: the runtime's ``HealthRegistry`` attaches it before the swap.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from gateway.proxy.upstream import CONNECTORS, ServiceTarget
 from gateway.settings import Settings
 from gateway.store.interface import Config
 from gateway.tls.client import UpstreamTlsCompiler, UpstreamTlsProfile
+from gateway.tls.healthcheck import HealthcheckTlsCompiler
 from gateway.tls.listener import ServerTlsConfig, ssl_listeners
 from gateway.tls.server import CertificateIndex
 
@@ -112,8 +116,13 @@ def build_snapshot(
         if upstream_id is not None:
             targets_by_upstream.setdefault(str(upstream_id), []).append(target)
     balancers: dict[str, Balancer] = {}
+    probe_tls = HealthcheckTlsCompiler(settings, config)
     for upstream in config.get("upstreams", []):
-        balancers[upstream["name"]] = Balancer(upstream, targets_by_upstream.get(str(upstream["id"]), []))
+        balancer = Balancer(upstream, targets_by_upstream.get(str(upstream["id"]), []))
+        if ((upstream.get("healthchecks") or {}).get("active") or {}).get("type") == "https":
+            balancer.probe_tls = probe_tls.profile(upstream)  # files and contexts here, never on the event loop
+        balancers[upstream["name"]] = balancer
+    probe_tls.finish()
 
     upstream_tls = UpstreamTlsCompiler(settings, config)
     services: dict[str, ServiceTarget] = {}

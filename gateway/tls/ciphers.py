@@ -167,6 +167,9 @@ class TlsProfile:
         dhparam: PEM DH parameters for DHE suites, or ``None`` (DHE then unavailable, as in nginx).
         session_tickets: ``ssl_session_tickets``; off sets ``SSL_OP_NO_TICKET``.
         session_timeout: ``ssl_session_timeout`` in seconds.
+        session_cache: ``ssl_session_cache_size`` is not 0. Beyond Kong (where 0 is not a valid size): 0 turns the
+            server-side session cache off, as nginx's ``ssl_session_cache off``; with tickets off as well, every
+            handshake is a full one (how the benchmarks measure handshakes).
     """
 
     suite: str = "intermediate"
@@ -177,6 +180,7 @@ class TlsProfile:
     dhparam: bytes | None = None
     session_tickets: bool = True
     session_timeout: int = 86400
+    session_cache: bool = True
 
     @classmethod
     def kong_default(cls) -> TlsProfile:
@@ -247,6 +251,7 @@ def tls_profile(settings: Settings) -> TlsProfile:
         dhparam=dhparam,
         session_tickets=settings.ssl_session_tickets,
         session_timeout=settings.ssl_session_timeout,
+        session_cache=settings.ssl_session_cache_size > 0,
     )
 
 
@@ -300,7 +305,7 @@ def apply_profile(ctx: SSL.Context, profile: TlsProfile) -> None:
             except SSL.Error as exc:
                 raise ConfigError(f"ssl_dhparam: failed loading DH parameters: {exc}") from None
     ctx.set_session_id(_SESSION_ID_CONTEXT)
-    ctx.set_session_cache_mode(SSL.SESS_CACHE_SERVER)
+    ctx.set_session_cache_mode(SSL.SESS_CACHE_SERVER if profile.session_cache else SSL.SESS_CACHE_OFF)
     ctx.set_timeout(profile.session_timeout)
 
 

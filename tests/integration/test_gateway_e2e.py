@@ -178,9 +178,8 @@ def test_streamed_bodies_both_ways(gateway: GatewayProcess, upstream: NginxServe
         gateway.proxy_url + "/chunked",
     )
     assert out.stdout == "200", out.stderr
-    lines = upstream.access_log_lines()
-    upload = next(line for line in lines if '"POST /upload HTTP/1.1"' in line)
-    chunked = next(line for line in lines if '"POST /chunked HTTP/1.1"' in line)
+    upload = upstream.wait_for_log('"POST /upload HTTP/1.1"')[0]
+    chunked = upstream.wait_for_log('"POST /chunked HTTP/1.1"')[0]
     assert int(upload.split()[-1]) > 10 * 1024 * 1024  # $request_length: head + the whole body arrived
     assert int(chunked.split()[-1]) > 10 * 1024 * 1024
     # 10 MB download
@@ -194,8 +193,9 @@ def test_upstream_keepalive_reuses_one_connection(gateway: GatewayProcess, upstr
     with httpx.Client() as client:
         for i in range(20):
             assert client.get(f"{gateway.proxy_url}/k{i}").status_code == 200
-    connections = {line.split()[1] for line in upstream.access_log_lines() if '"GET /k' in line}
-    requests_on_it = max(int(line.split()[2]) for line in upstream.access_log_lines() if '"GET /k' in line)
+    lines = upstream.wait_for_log('"GET /k', count=20)
+    connections = {line.split()[1] for line in lines}
+    requests_on_it = max(int(line.split()[2]) for line in lines)
     assert len(connections) == 1
     assert requests_on_it == 20
 

@@ -211,3 +211,14 @@ def test_custom_server_cipher_preference(tmp_path: pathlib.Path, pki: Pki, prefe
         result = s_client(server.port, "x.test", "-tls1_2", "-cipher", client_order)
         assert result.returncode == 0, result.output
         assert f"Cipher is {expected}" in result.output
+
+
+def test_session_cache_size_zero_turns_the_server_cache_off() -> None:
+    """``ssl_session_cache_size = 0`` is nginx's ``ssl_session_cache off``: with tickets off, only full handshakes."""
+    assert TlsProfile().session_cache is True
+    ctx = SSL.Context(SSL.TLS_SERVER_METHOD)
+    apply_profile(ctx, TlsProfile(session_tickets=False, session_cache=False))
+    assert ctx.get_session_cache_mode() == SSL.SESS_CACHE_OFF
+    ctx = SSL.Context(SSL.TLS_SERVER_METHOD)
+    apply_profile(ctx, TlsProfile())
+    assert ctx.get_session_cache_mode() == SSL.SESS_CACHE_SERVER

@@ -1,0 +1,241 @@
+"""Server processes for the benchmarks: nginx and the real ``gateway``, started, probed, measured and stopped.
+
+Every process started here is registered with a ``Processes`` stack and stopped when it closes, also when a run
+fails half-way (``with Processes() as procs: ...``). Readiness is never a fixed delay: nginx is ready when its
+port accepts, the gateway when it prints ``Gateway started`` (it binds its listeners first), and a proxy is put
+under load only after a probe request got a 2xx through it.
+
+``ProcStats`` reads ``/proc/<pid>/stat`` (utime + stime, in clock ticks) and ``/proc/<pid>/status`` (``VmHWM``,
+``VmRSS``) for a process and its children: nginx does its work in a worker process, the gateway in its only one.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+__all__ = [
+    "CpuMem",
+    "Processes",
+    "Server",
+    "free_port",
+    "nginx_binary",
+    "probe",
+    "read_cpu_mem",
+]
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def nginx_binary() -> str:
+    for candidate in (shutil.which("nginx"), "/usr/sbin/nginx"):
+        if candidate and os.path.exists(candidate):
+            return candidate
+    raise RuntimeError("nginx is not installed (make system-deps)")
+
+
+@dataclass
+class CpuMem:
+    """CPU seconds used so far and memory figures of a process tree."""
+
+    cpu_seconds: float
+    peak_rss_kib: int  # sum of VmHWM over the tree
+    rss_kib: int  # sum of VmRSS over the tree
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(p) for p in text.split()]
+
+
+def _status_kib(pid: int, field: str) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def read_cpu_mem(pid: int) -> CpuMem:
+    """utime + stime and VmHWM/VmRSS of ``pid`` and its children (nginx master + worker)."""
+    cpu = 0.0
+    hwm = rss = 0
+    for p in [pid, *_children(pid)]:
+        try:
+            stat = Path(f"/proc/{p}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        cpu += (int(fields[11]) + int(fields[12])) / _TICKS  # fields 14 and 15 of proc(5), 0-based after comm
+        hwm += _status_kib(p, "VmHWM")
+        rss += _status_kib(p, "VmRSS")
+    return CpuMem(cpu, hwm, rss)
+
+
+def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+    """Connect attempts until something accepts; fail fast if ``proc`` died."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"nothing listens on port {port}") from None
+            time.sleep(0.02)
+
+
+def probe(url: str, client_cert: tuple[Path, Path] | None = None, timeout: float = 15.0) -> None:
+    """One request through a proxy until it answers 2xx (the configuration is live), bounded in time."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    if client_cert is not None:
+        ctx.load_cert_chain(str(client_cert[0]), str(client_cert[1]))
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=5, context=ctx) as response:
+                if 200 <= response.status < 300:
+                    response.read()
+                    return
+                last = str(response.status)
+        except OSError as exc:
+            last = repr(exc)
+        time.sleep(0.05)
+    raise RuntimeError(f"{url} never answered 2xx (last: {last})")
+
+
+@dataclass
+class Server:
+    """A started server process: ``name`` (``gateway``/``nginx``) and its ``Popen``."""
+
+    name: str
+    proc: subprocess.Popen[bytes]
+    port: int
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def stats(self) -> CpuMem:
+        return read_cpu_mem(self.proc.pid)
+
+
+class Processes:
+    """Starts servers and guarantees they are stopped (reverse order) when the ``with`` block ends."""
+
+    def __init__(self) -> None:
+        self._started: list[subprocess.Popen[bytes]] = []
+
+    def __enter__(self) -> Processes:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop_all()
+
+    def stop_all(self) -> None:
+        while self._started:
+            self._stop(self._started.pop())
+
+    def stop(self, server: Server) -> None:
+        if server.proc in self._started:
+            self._started.remove(server.proc)
+        self._stop(server.proc)
+
+    @staticmethod
+    def _stop(proc: subprocess.Popen[bytes]) -> None:
+        if proc.poll() is not None:
+            return
+        is_nginx = str(proc.args[0]).endswith("nginx")  # type: ignore[index]
+        proc.send_signal(signal.SIGQUIT if is_nginx else signal.SIGTERM)  # graceful: nginx QUIT, gateway TERM
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+    # -- nginx ---------------------------------------------------------------------------------------------
+
+    def nginx(self, prefix: Path, conf: str, port: int) -> Server:
+        """Write ``conf`` under ``prefix`` and run nginx in the foreground (``daemon off``)."""
+        prefix.mkdir(parents=True, exist_ok=True)
+        path = prefix / "nginx.conf"
+        path.write_text(("user root;\n" if os.geteuid() == 0 else "") + conf)
+        stderr = open(prefix / "stderr.log", "wb")  # noqa: SIM115 - handed to the child, closed below
+        try:
+            proc = subprocess.Popen(
+                [nginx_binary(), "-p", str(prefix), "-c", str(path), "-g", "daemon off;"],
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+            )
+        finally:
+            stderr.close()
+        self._started.append(proc)
+        try:
+            wait_port(port, proc)
+        except RuntimeError:
+            raise RuntimeError(f"nginx did not start: {(prefix / 'stderr.log').read_text()}") from None
+        return Server("nginx", proc, port)
+
+    # -- gateway -------------------------------------------------------------------------------------------
+
+    def gateway(self, prefix: Path, env_extra: dict[str, str], port: int, timeout: float = 30.0) -> Server:
+        """Run ``python -m gateway start`` with ``KONG_*`` overrides; ready when it prints ``Gateway started``."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KONG_")}
+        env.update(env_extra)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "start", "-p", str(prefix)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        self._started.append(proc)
+        lines: queue.Queue[bytes | None] = queue.Queue()
+
+        def pump() -> None:
+            assert proc.stdout is not None
+            for line in proc.stdout:  # keep reading so the pipe never fills and blocks the gateway
+                lines.put(line)
+            lines.put(None)
+
+        threading.Thread(target=pump, daemon=True).start()
+        output: list[bytes] = []
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = lines.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                raise RuntimeError(f"gateway did not start in {timeout}s: {b''.join(output).decode()}") from None
+            if line is None:
+                raise RuntimeError(f"gateway exited ({proc.wait()}): {b''.join(output).decode()}")
+            output.append(line)
+            if b"Gateway started" in line:
+                return Server("gateway", proc, port)

@@ -1,0 +1,81 @@
+"""Profile the gateway under one scenario's load: py-spy samples the real process while wrk/ab drives it.
+
+    python -m benchmarks.profile S3 [--duration 10] [--native] [--out profile.txt]
+
+Writes py-spy's raw (collapsed-stack) output and prints the functions with the most samples, by self time and by
+total time: the list to read before changing anything on the hot path. ``--native`` adds C frames (OpenSSL,
+uvloop), to tell socket syscalls from TLS record work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+from benchmarks.run import prepare_environment
+from benchmarks.scenarios import SCENARIOS, drive, probe, start_gateway, url_of
+
+__all__ = ["summarize"]
+
+
+def summarize(raw: str, top: int = 25) -> str:
+    """Self and total sample counts per frame from py-spy's collapsed stacks (``a;b;c count`` lines)."""
+    self_counts: collections.Counter[str] = collections.Counter()
+    total_counts: collections.Counter[str] = collections.Counter()
+    samples = 0
+    for line in raw.splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        samples += count
+        frames = stack.split(";")
+        self_counts[frames[-1]] += count
+        for frame in set(frames):
+            total_counts[frame] += count
+    out = [f"{samples} samples", "", "self:"]
+    out += [f"{c * 100 / samples:6.1f}%  {f}" for f, c in self_counts.most_common(top)]
+    out += ["", "total:"]
+    out += [f"{c * 100 / samples:6.1f}%  {f}" for f, c in total_counts.most_common(top)]
+    return "\n".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("scenario")
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--native", action="store_true")
+    parser.add_argument("--rate", type=int, default=200)
+    parser.add_argument("--out", type=Path, default=Path("profile.txt"))
+    args = parser.parse_args()
+    scenario = next((s for s in SCENARIOS if s.key == args.scenario), None)
+    if scenario is None:
+        sys.exit(f"unknown scenario {args.scenario}")
+    pyspy = Path(sys.executable).with_name("py-spy")
+    with tempfile.TemporaryDirectory() as tmp, prepare_environment(Path(tmp)) as (env, procs):
+        server = start_gateway(procs, scenario, env)
+        client = None
+        if scenario.verify_client:
+            pki = env.pki[scenario.downstream_tls or "ecdsa"]
+            client = (pki.client_chain, pki.client_key)
+        probe(url_of(scenario, server), client)
+        drive(scenario, env, server, 1.0)
+        cmd = [str(pyspy), "record", "-f", "raw", "-o", str(args.out), "--pid", str(server.pid)]
+        cmd += ["--duration", str(round(args.duration)), "--rate", str(args.rate), "--nonblocking"]
+        if args.native:
+            cmd.append("--native")
+        spy = threading.Thread(target=subprocess.run, args=(cmd,), kwargs={"capture_output": True})
+        spy.start()
+        result = drive(scenario, env, server, args.duration)
+        spy.join(timeout=args.duration + 60)
+        print(f"{result.load.rps:,.0f} req/s under the profiler, cpu/10k {result.cpu_per_10k:.3f} s")
+    print(summarize(args.out.read_text()))
+
+
+if __name__ == "__main__":
+    main()

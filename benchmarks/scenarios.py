@@ -1,0 +1,319 @@
+"""The scenarios (issue 7) and how one is run: both proxies up, same load, alternating A/B, medians.
+
+Topology of every scenario: load generator -> proxy (the gateway or nginx, one worker each) -> the shared nginx
+upstream. Only the proxy differs between A and B; the load, the certificates, the upstream and the verify settings
+are the same (``nginx_configs`` states the equivalence rules).
+
+========  =====================================================================================================
+S1        HTTP -> HTTP, keepalive both sides (wrk)
+S2        HTTPS -> HTTP, keepalive both sides (wrk)
+S3        HTTPS -> HTTPS with ``tls_verify``, CA set and client certificate upstream, keepalive both sides (wrk)
+S4        S3 + client certificate downstream: mtls-auth vs ``ssl_verify_client on`` (``ab -k -E``)
+S5-rsa    a new TLS connection per request, full handshakes (tickets and session cache off), RSA-2048 (wrk,
+          ``Connection: close``); the upstream side stays pooled plain HTTP, so handshakes are the work
+S5-ecdsa  the same with ECDSA P-256
+S6        S3 with the upstream pool off (``upstream_keepalive_pool_size = 0``; nginx without ``keepalive``)
+S7        S3 with 1 MiB response bodies (MB/s)
+========  =====================================================================================================
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from benchmarks.loadgen import LoadResult, run_ab, run_wrk
+from benchmarks.nginx_configs import proxy_conf
+from benchmarks.pki import Pki
+from benchmarks.processes import Processes, Server, free_port, probe
+
+__all__ = ["SCENARIOS", "Environment", "Measurement", "Scenario", "ScenarioResult", "SideResult", "run_scenario"]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """What one scenario puts in front of the load generator."""
+
+    key: str
+    title: str
+    downstream_tls: str | None = None  # None: plain HTTP; "rsa"/"ecdsa": the served chain
+    upstream_tls: bool = False  # verified mTLS upstream (tls_verify, CA, client certificate)
+    pool: bool = True
+    verify_client: bool = False
+    full_handshakes: bool = False
+    path: str = "/"
+    tool: str = "wrk"
+    connections: int = 50
+    headers: tuple[str, ...] = ()
+    metric: str = "req/s"  # what the ratio compares: req/s, handshakes/s (= req/s), MB/s
+
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario("S1", "HTTP -> HTTP keepalive"),
+    Scenario("S2", "HTTPS -> HTTP keepalive", downstream_tls="ecdsa"),
+    Scenario("S3", "HTTPS -> verified mTLS HTTPS, keepalive", downstream_tls="ecdsa", upstream_tls=True),
+    Scenario(
+        "S4",
+        "S3 + client certificate downstream",
+        downstream_tls="ecdsa",
+        upstream_tls=True,
+        verify_client=True,
+        tool="ab",
+    ),
+    Scenario(
+        "S5-rsa",
+        "new TLS connection per request, RSA-2048",
+        downstream_tls="rsa",
+        full_handshakes=True,
+        headers=("Connection: close",),
+        metric="handshakes/s",
+    ),
+    Scenario(
+        "S5-ecdsa",
+        "new TLS connection per request, ECDSA P-256",
+        downstream_tls="ecdsa",
+        full_handshakes=True,
+        headers=("Connection: close",),
+        metric="handshakes/s",
+    ),
+    Scenario("S6", "S3 with the upstream pool off", downstream_tls="ecdsa", upstream_tls=True, pool=False),
+    Scenario(
+        "S7",
+        "S3 with 1 MiB responses",
+        downstream_tls="ecdsa",
+        upstream_tls=True,
+        path="/big",
+        connections=10,
+        metric="MB/s",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Environment:
+    """What every scenario shares: the working directory, the certificates and the upstream's ports."""
+
+    workdir: Path
+    pki: dict[str, Pki]  # by key type
+    pki_dir: Path
+    upstream_http: int
+    upstream_https: int
+    upstream_mtls: int
+
+
+@dataclass
+class Measurement:
+    """One load run against one proxy, with the server's CPU and memory around it."""
+
+    load: LoadResult
+    cpu_seconds: float
+    peak_rss_kib: int
+
+    @property
+    def cpu_per_10k(self) -> float:
+        return self.cpu_seconds / self.load.requests * 10_000 if self.load.requests else float("nan")
+
+
+@dataclass
+class SideResult:
+    """All runs of one proxy in one scenario, and their medians."""
+
+    runs: list[Measurement] = field(default_factory=list)
+
+    def median(self, value: Callable[[Measurement], float]) -> float:
+        return statistics.median(value(m) for m in self.runs) if self.runs else float("nan")
+
+    @property
+    def rps(self) -> float:
+        return self.median(lambda m: m.load.rps)
+
+    @property
+    def mb_per_s(self) -> float:
+        return self.median(lambda m: m.load.mb_per_s)
+
+    @property
+    def p50_ms(self) -> float:
+        return self.median(lambda m: m.load.p50_ms)
+
+    @property
+    def p99_ms(self) -> float:
+        return self.median(lambda m: m.load.p99_ms)
+
+    @property
+    def cpu_per_10k(self) -> float:
+        return self.median(lambda m: m.cpu_per_10k)
+
+    @property
+    def peak_rss_mib(self) -> float:
+        return max((m.peak_rss_kib for m in self.runs), default=0) / 1024
+
+    def headline(self, metric: str) -> float:
+        return self.mb_per_s if metric == "MB/s" else self.rps
+
+
+@dataclass
+class ScenarioResult:
+    scenario: Scenario
+    gateway: SideResult = field(default_factory=SideResult)
+    nginx: SideResult = field(default_factory=SideResult)
+
+    @property
+    def ratio(self) -> float:
+        metric = self.scenario.metric
+        base = self.nginx.headline(metric)
+        return self.gateway.headline(metric) / base if base else float("nan")
+
+    def to_json(self) -> dict[str, object]:
+        def side(result: SideResult) -> dict[str, object]:
+            return {
+                "rps": result.rps,
+                "mb_per_s": result.mb_per_s,
+                "p50_ms": result.p50_ms,
+                "p99_ms": result.p99_ms,
+                "cpu_per_10k": result.cpu_per_10k,
+                "peak_rss_mib": result.peak_rss_mib,
+                "runs_rps": [m.load.rps for m in result.runs],
+            }
+
+        return {"key": self.scenario.key, "ratio": self.ratio, "gateway": side(self.gateway), "nginx": side(self.nginx)}
+
+
+# ---------------------------------------------------------------------------------------------- the gateway side
+
+
+def gateway_config(scenario: Scenario, env: Environment) -> dict[str, object]:
+    """The DB-less ``kong.yml`` (as JSON, which is YAML) of the gateway for ``scenario``."""
+    ca_id, cert_id = str(uuid.uuid4()), str(uuid.uuid4())
+    pki = env.pki["ecdsa"]
+    service: dict[str, object] = {"name": "bench"}
+    config: dict[str, object] = {"_format_version": "3.0"}
+    if scenario.upstream_tls:
+        config["ca_certificates"] = [{"id": ca_id, "cert": pki.pems["root"]}]
+        config["certificates"] = [{"id": cert_id, "cert": pki.pems["client_chain"], "key": pki.pems["client_key"]}]
+        service.update(
+            url=f"https://localhost:{env.upstream_mtls}/",
+            tls_verify=True,
+            ca_certificates=[ca_id],
+            client_certificate={"id": cert_id},
+        )
+    else:
+        service["url"] = f"http://127.0.0.1:{env.upstream_http}/"
+    route: dict[str, object] = {"name": "bench", "paths": ["/"]}
+    if scenario.verify_client:
+        if "ca_certificates" not in config:
+            config["ca_certificates"] = [{"id": ca_id, "cert": pki.pems["root"]}]
+        route["plugins"] = [
+            {
+                "name": "mtls-auth",
+                "config": {"ca_certificates": [ca_id], "skip_consumer_lookup": True, "revocation_check_mode": "SKIP"},
+            }
+        ]
+    service["routes"] = [route]
+    config["services"] = [service]
+    return config
+
+
+def start_gateway(procs: Processes, scenario: Scenario, env: Environment) -> Server:
+    prefix = env.workdir / scenario.key / "gateway"
+    prefix.mkdir(parents=True, exist_ok=True)
+    kong_yml = prefix.parent / "kong.yml"
+    kong_yml.write_text(json.dumps(gateway_config(scenario, env), indent=1))
+    port = free_port()
+    settings = {
+        "KONG_DATABASE": "off",
+        "KONG_DECLARATIVE_CONFIG": str(kong_yml),
+        "KONG_PROXY_LISTEN": f"127.0.0.1:{port}" + (" ssl" if scenario.downstream_tls else ""),
+        "KONG_ADMIN_LISTEN": f"127.0.0.1:{free_port()}",
+        "KONG_PROXY_ACCESS_LOG": "off",
+        "KONG_LOG_LEVEL": "notice",
+    }
+    if scenario.downstream_tls is not None:
+        pki = env.pki[scenario.downstream_tls]
+        settings["KONG_SSL_CERT"] = str(pki.server_chain)
+        settings["KONG_SSL_CERT_KEY"] = str(pki.server_key)
+    if scenario.full_handshakes:
+        settings["KONG_SSL_SESSION_TICKETS"] = "off"
+        settings["KONG_SSL_SESSION_CACHE_SIZE"] = "0"
+    if not scenario.pool:
+        settings["KONG_UPSTREAM_KEEPALIVE_POOL_SIZE"] = "0"
+    return procs.gateway(prefix, settings, port)
+
+
+def start_nginx_proxy(procs: Processes, scenario: Scenario, env: Environment) -> Server:
+    port = free_port()
+    conf = proxy_conf(
+        env.workdir / scenario.key / "nginx",
+        port,
+        downstream_tls=scenario.downstream_tls,
+        pki_dir=env.pki_dir,
+        upstream_port=env.upstream_mtls if scenario.upstream_tls else env.upstream_http,
+        upstream_tls=scenario.upstream_tls,
+        keepalive=scenario.pool,
+        verify_client=scenario.verify_client,
+        full_handshakes=scenario.full_handshakes,
+    )
+    return procs.nginx(env.workdir / scenario.key / "nginx", conf, port)
+
+
+# ---------------------------------------------------------------------------------------------- running
+
+
+def url_of(scenario: Scenario, server: Server) -> str:
+    scheme = "https" if scenario.downstream_tls else "http"
+    return f"{scheme}://127.0.0.1:{server.port}{scenario.path}"
+
+
+def drive(scenario: Scenario, env: Environment, server: Server, duration: float) -> Measurement:
+    """One bounded load run against ``server``, with its CPU time and peak RSS around it."""
+    before = server.stats()
+    url = url_of(scenario, server)
+    if scenario.tool == "ab":
+        pki = env.pki[scenario.downstream_tls or "ecdsa"]
+        load = run_ab(url, duration, scenario.connections, pki.client_combined if scenario.verify_client else None)
+    else:
+        load = run_wrk(url, duration, scenario.connections, scenario.headers)
+    after = server.stats()
+    if load.errors:
+        raise RuntimeError(f"{scenario.key}: {server.name} answered {load.errors} errors under load:\n{load.raw}")
+    return Measurement(load, after.cpu_seconds - before.cpu_seconds, after.peak_rss_kib)
+
+
+def run_scenario(
+    scenario: Scenario,
+    env: Environment,
+    rounds: int,
+    duration: float,
+    warmup: float,
+    log: Callable[[str], None] = print,
+) -> ScenarioResult:
+    """Both proxies up, a warm-up run each, then ``rounds`` A/B runs alternating which goes first; all stopped at
+    the end whatever happens."""
+    result = ScenarioResult(scenario)
+    with Processes() as procs:
+        servers = {"gateway": start_gateway(procs, scenario, env), "nginx": start_nginx_proxy(procs, scenario, env)}
+        client = None
+        if scenario.verify_client:
+            pki = env.pki[scenario.downstream_tls or "ecdsa"]
+            client = (pki.client_chain, pki.client_key)
+        for server in servers.values():
+            probe(url_of(scenario, server), client)
+            if warmup > 0:
+                drive(scenario, env, server, warmup)
+        order = ["gateway", "nginx"]
+        for index in range(rounds):
+            for name in order if index % 2 == 0 else reversed(order):
+                time.sleep(0.5)  # let the previous run's sockets settle
+                measurement = drive(scenario, env, servers[name], duration)
+                side = result.gateway if name == "gateway" else result.nginx
+                side.runs.append(measurement)
+                value = measurement.load.mb_per_s if scenario.metric == "MB/s" else measurement.load.rps
+                log(
+                    f"  {scenario.key} round {index + 1} {name:7s} {value:>10,.1f} {scenario.metric}"
+                    f"  p99 {measurement.load.p99_ms:.2f} ms  cpu/10k {measurement.cpu_per_10k:.3f} s"
+                )
+    return result

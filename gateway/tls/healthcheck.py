@@ -1,0 +1,165 @@
+"""The TLS side of active ``https`` health checks: which trust store, depth and client certificate a probe uses.
+
+Kong's health checker opens its probes with Lua cosockets, not with nginx's proxy module, so the rules differ from
+the proxied traffic's (``gateway.tls.client``; reference section 7). Users find this split surprising:
+
+==================  ======================================================  =========================================
+setting             health-check probe                                      proxied request (for comparison)
+==================  ======================================================  =========================================
+trust store         ``lua_ssl_trusted_certificate`` (``system`` default,    ``service.ca_certificates``, else
+                    and/or PEM files)                                       ``proxy_ssl_trusted_certificate``
+depth               ``lua_ssl_verify_depth`` (default 1)                    ``service.tls_verify_depth``, else 1
+verify              ``healthchecks.active.https_verify_certificate``        ``service.tls_verify``, else off
+                    (default **on**)
+client certificate  ``upstream.client_certificate``, else the global        ``service.client_certificate`` first
+                    ``client_ssl_cert`` when ``client_ssl = on``; never
+                    the service's
+SNI                 ``https_sni``, else ``upstream.host_header``, else the  ``$upstream_host`` (no SNI for IPs)
+                    target's name (an IP target sends its IP)
+==================  ======================================================  =========================================
+
+``HealthcheckTlsCompiler`` runs with each snapshot build (on the store's thread: files are read there, never on the
+event loop) and gives each upstream whose active checks are ``https`` a ``ProbeTls``: a context from a cache of its
+own (the proxy's ``ContextCache.retain`` must not drop it), plus the notices to log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from OpenSSL import SSL
+
+from gateway.settings import ConfigError, Settings
+from gateway.tls.client import ClientCertificate, ContextCache, read_pem_setting
+from gateway.tls.x509 import PemError, TrustStore, key_matches_cert, load_pem_chain, load_pem_private_key
+
+__all__ = ["PROBE_CONTEXTS", "HealthcheckTlsCompiler", "ProbeTls"]
+
+#: contexts of health-check probes, by content (depth, trust set, client certificate)
+PROBE_CONTEXTS = ContextCache()
+
+
+class ProbeTls:
+    """What an ``https`` probe of one upstream uses.
+
+    Attributes:
+        context: the ``SSL.Context`` (records verification errors; the verdict is applied after the handshake).
+        client_cert: the client certificate presented, or None.
+        identity: a hashable content identity (a checker is reconfigured only when it changes).
+        notices: ``(level, message)`` lines to log once when the checker is (re)configured.
+    """
+
+    __slots__ = ("client_cert", "context", "identity", "notices")
+
+    def __init__(
+        self,
+        context: SSL.Context,
+        client_cert: ClientCertificate | None,
+        identity: tuple[Any, ...],
+        notices: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        self.context = context
+        self.client_cert = client_cert
+        self.identity = identity
+        self.notices = notices
+
+
+def _ref_id(ref: Any) -> str | None:
+    if isinstance(ref, Mapping):
+        value = ref.get("id")
+        return str(value) if value is not None else None
+    return str(ref) if ref is not None else None
+
+
+class HealthcheckTlsCompiler:
+    """``ProbeTls`` for the upstreams of one configuration.
+
+    Raises:
+        ConfigError: ``lua_ssl_trusted_certificate`` or the global client certificate cannot be loaded.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        config: Mapping[str, Sequence[Mapping[str, Any]]],
+        contexts: ContextCache = PROBE_CONTEXTS,
+    ) -> None:
+        self._settings = settings
+        self._contexts = contexts
+        self._certificates = {str(row["id"]): row for row in config.get("certificates", ())}
+        self._trust: TrustStore | None = None
+        self._global: ClientCertificate | bool | None = False  # False: not loaded yet
+        self._used: list[SSL.Context] = []
+
+    def _trust_store(self) -> TrustStore:
+        if self._trust is None:
+            system = False
+            certs = []
+            for entry in self._settings.lua_ssl_trusted_certificate:
+                entry = entry.strip()
+                if not entry:
+                    continue
+                if entry == "system":
+                    system = True
+                    continue
+                try:
+                    certs.extend(load_pem_chain(read_pem_setting("lua_ssl_trusted_certificate", entry)))
+                except PemError as exc:
+                    raise ConfigError(f"lua_ssl_trusted_certificate: {exc}") from None
+            self._trust = TrustStore(certs, system=system)
+        return self._trust
+
+    def _global_cert(self) -> ClientCertificate | None:
+        if self._global is False:
+            s = self._settings
+            cert: ClientCertificate | None = None
+            if s.client_ssl and s.client_ssl_cert and s.client_ssl_cert_key:
+                try:
+                    chain = load_pem_chain(read_pem_setting("client_ssl_cert", s.client_ssl_cert))
+                    key = load_pem_private_key(read_pem_setting("client_ssl_cert_key", s.client_ssl_cert_key))
+                except PemError as exc:
+                    raise ConfigError(f"client_ssl_cert: {exc}") from None
+                if not key_matches_cert(key, chain[0]):
+                    raise ConfigError("client_ssl_cert_key does not match client_ssl_cert")
+                cert = ClientCertificate(chain, key, "global", None)
+            self._global = cert
+        return self._global if isinstance(self._global, ClientCertificate) else None
+
+    def _entity_cert(self, cert_id: str) -> ClientCertificate | str:
+        row = self._certificates.get(cert_id)
+        if row is None:
+            return f"unable to fetch upstream client TLS certificate {cert_id}: certificate not found"
+        try:
+            chain = load_pem_chain(row["cert"])
+            key = load_pem_private_key(row["key"])
+        except (PemError, KeyError, TypeError) as exc:
+            return f"unable to fetch upstream client TLS certificate {cert_id}: {exc}"
+        if not key_matches_cert(key, chain[0]):
+            return f"unable to fetch upstream client TLS certificate {cert_id}: certificate does not match key"
+        return ClientCertificate(chain, key, "upstream", cert_id)
+
+    def profile(self, upstream: Mapping[str, Any]) -> ProbeTls:
+        """The probe TLS of an upstream row (the snapshot build asks only for upstreams with ``https`` checks)."""
+        notices: list[tuple[str, str]] = []
+        cert: ClientCertificate | None
+        cert_id = _ref_id(upstream.get("client_certificate"))
+        if cert_id is not None:
+            found = self._entity_cert(cert_id)
+            if isinstance(found, str):
+                notices.append(("error", found))
+                cert = None
+            else:
+                cert = found
+        else:
+            cert = self._global_cert()
+        trust = self._trust_store()
+        depth = self._settings.lua_ssl_verify_depth
+        context = self._contexts.get(depth, trust, cert)
+        self._used.append(context)
+        identity = (depth, trust.digest, cert.digest if cert is not None else "")
+        return ProbeTls(context, cert, identity, tuple(notices))
+
+    def finish(self) -> None:
+        """Forget probe contexts no upstream of this build uses."""
+        self._contexts.retain(self._used)
