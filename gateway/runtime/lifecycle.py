@@ -97,6 +97,8 @@ class Gateway:
             self.server_tls = self._load_server_tls(settings)
         except ConfigError as exc:
             raise StartupError(str(exc)) from None
+        except OSError as exc:  # the generated default pair could not be written under the prefix
+            raise StartupError(f"cannot prepare the default SSL certificate: {exc}") from None
         try:
             version = self.db.version
             first = self._build_snapshot(self.db.export(), settings)
@@ -243,7 +245,7 @@ class Gateway:
         try:
             # the running listeners decide whether TLS is served (they are not rebound); the rest is new
             server_tls = self._load_server_tls(fresh.replace(proxy_listen=self.settings.proxy_listen))
-        except ConfigError as exc:
+        except (ConfigError, OSError) as exc:
             self.error_log.error(f"[config] reload failed, keeping the running configuration: {exc}")
             return
         self.server_tls = server_tls

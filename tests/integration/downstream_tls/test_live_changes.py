@@ -155,5 +155,12 @@ def test_sighup_rereads_ssl_cert_files(tmp_path, pki: Pki, upstream: NginxServer
         _served(port, "whatever.test", "file-b.test")
         assert early.get()[0] == 200 and cn(early.peer_certificate) == "file-a.test"
         early.close()
+
+        # a SIGHUP that cannot read the files keeps the running certificates
+        key_file.unlink()
+        gw.signal(signal.SIGHUP)
+        log = wait_until(lambda: gw.error_log.read_text(), lambda text: "reload failed" in text)
+        assert "[config] reload failed, keeping the running configuration: ssl_cert_key" in log
+        assert s_client(port, None).subjects[0] == "file-b.test"
     finally:
         assert gw.stop() == 0
