@@ -19,11 +19,16 @@ __all__ = ["MTLS_AUTH", "TLS_METADATA_HEADERS", "PluginSpec", "get_plugin", "reg
 
 @dataclass(frozen=True, slots=True)
 class PluginSpec:
-    """A known plugin: its ``config`` record and the default of its ``protocols``."""
+    """A known plugin: its ``config`` record, the default of its ``protocols``, and Kong's ``no_consumer``.
+
+    ``no_consumer`` plugins (authentication plugins: they run before a consumer is known) refuse a
+    ``consumer`` scope on write with ``consumer: value must be null``, as Kong's ``typedefs.no_consumer``.
+    """
 
     name: str
     config: Schema
     protocols_default: tuple[str, ...] = typedefs.HTTP_PROTOCOLS
+    no_consumer: bool = False
 
     @property
     def references_ca_certificates(self) -> bool:
@@ -95,6 +100,7 @@ MTLS_AUTH = PluginSpec(
             ("crls", Field("array", default=[], elements=Field("string"))),
         ],
     ),
+    no_consumer=True,
 )
 
 register_plugin(MTLS_AUTH)
@@ -115,6 +121,7 @@ TLS_METADATA_HEADERS = PluginSpec(
         ],
     ),
     protocols_default=("grpcs", "https"),
+    no_consumer=True,
 )
 
 register_plugin(TLS_METADATA_HEADERS)

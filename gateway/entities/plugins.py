@@ -12,7 +12,7 @@ from typing import Any
 
 from gateway.entities import typedefs
 from gateway.entities.plugin_configs import get_plugin
-from gateway.entities.schema import Field, Schema, Subschema
+from gateway.entities.schema import NULL, Field, Schema, Subschema
 
 __all__ = ["SCHEMA", "scope_key"]
 
@@ -21,13 +21,13 @@ def _subschema(data: Mapping[str, Any]) -> Subschema | None:
     spec = get_plugin(data.get("name"))
     if spec is None:
         return None
-    return Subschema(
-        spec.name,
-        fields={
-            "config": Field("record", record=spec.config, required=True),
-            "protocols": typedefs.protocols(default=list(spec.protocols_default)),
-        },
-    )
+    fields: dict[str, Field] = {
+        "config": Field("record", record=spec.config, required=True),
+        "protocols": typedefs.protocols(default=list(spec.protocols_default)),
+    }
+    if spec.no_consumer:
+        fields["consumer"] = Field("foreign", reference="consumers", default=None, eq=NULL, on_delete="cascade")
+    return Subschema(spec.name, fields=fields)
 
 
 def scope_key(row: Mapping[str, Any]) -> dict[str, Any]:

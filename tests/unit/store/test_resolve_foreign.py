@@ -39,3 +39,16 @@ def test_valid_primary_key_is_left_to_the_foreign_key_check(db: Database) -> Non
     with pytest.raises(EntityError) as caught:
         db.dao("routes").insert({"paths": ["/x"], "service": {"id": "6c0dc8b8-0b8b-4bd2-bb3c-1d8d1e5b8a4e"}})
     assert caught.value.code == 4
+
+
+def test_authentication_plugins_refuse_a_consumer_scope(db: Database) -> None:
+    """Kong's ``typedefs.no_consumer`` on mtls-auth: ``consumer: value must be null``, nothing stored."""
+    consumer = db.dao("consumers").insert({"username": "alice"})
+    ca_id = "6c0dc8b8-0b8b-4bd2-bb3c-1d8d1e5b8a4e"
+    before = db.export()
+    with pytest.raises(EntityError) as caught:
+        db.dao("plugins").insert(
+            {"name": "mtls-auth", "consumer": {"id": consumer["id"]}, "config": {"ca_certificates": [ca_id]}}
+        )
+    assert caught.value.message == "schema violation (consumer: value must be null)"
+    assert db.export() == before
