@@ -42,5 +42,11 @@ format: install
 test: system-deps install lint
 	$(BIN)/pytest -q
 
+# The benchmark suite (benchmarks/run.py): the gateway next to nginx, one worker each, writes benchmarks/RESULTS.md
+# and benchmarks/ratios.png. A few minutes; run it on an otherwise idle machine. BENCH_ARGS=--quick for a sanity pass.
+bench: system-deps install
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) $(PREFIX) .pytest_cache .mypy_cache .ruff_cache

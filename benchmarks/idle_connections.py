@@ -38,9 +38,7 @@ async def _open_one(port: int, ctx: ssl.SSLContext) -> asyncio.StreamWriter:
     return writer
 
 
-async def hold_idle_connections(
-    port: int, count: int, measure: Callable[[], int], batch: int = 100
-) -> tuple[int, int]:
+async def hold_idle_connections(port: int, count: int, measure: Callable[[], int], batch: int = 100) -> tuple[int, int]:
     """Open ``count`` connections (``batch`` at a time), call ``measure()`` before and after; returns the two values."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False

@@ -37,6 +37,7 @@ __all__ = [
 ]
 
 _TICKS = os.sysconf("SC_CLK_TCK")
+_REPO = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:
@@ -207,13 +208,21 @@ class Processes:
 
     # -- gateway -------------------------------------------------------------------------------------------
 
-    def gateway(self, prefix: Path, env_extra: dict[str, str], port: int, timeout: float = 30.0) -> Server:
-        """Run ``python -m gateway start`` with ``KONG_*`` overrides; ready when it prints ``Gateway started``."""
+    def gateway(
+        self, prefix: Path, env_extra: dict[str, str], port: int, source: Path | None = None, timeout: float = 30.0
+    ) -> Server:
+        """Run ``python -m gateway start`` with ``KONG_*`` overrides; ready when it prints ``Gateway started``.
+
+        ``source``: a directory holding another ``gateway`` package (an older copy of the tree) to run instead of
+        this checkout's, for before/after comparisons (``benchmarks.compare``); ``-m`` imports from the working
+        directory first.
+        """
         env = {k: v for k, v in os.environ.items() if not k.startswith("KONG_")}
         env.update(env_extra)
         proc = subprocess.Popen(
             [sys.executable, "-m", "gateway", "start", "-p", str(prefix)],
             env=env,
+            cwd=str(source or _REPO),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )

@@ -218,8 +218,11 @@ def gateway_config(scenario: Scenario, env: Environment) -> dict[str, object]:
     return config
 
 
-def start_gateway(procs: Processes, scenario: Scenario, env: Environment) -> Server:
-    prefix = env.workdir / scenario.key / "gateway"
+def start_gateway(
+    procs: Processes, scenario: Scenario, env: Environment, source: Path | None = None, name: str = "gateway"
+) -> Server:
+    """The gateway for ``scenario`` (``source``: run another copy of the ``gateway`` package, see ``compare``)."""
+    prefix = env.workdir / scenario.key / name
     prefix.mkdir(parents=True, exist_ok=True)
     kong_yml = prefix.parent / "kong.yml"
     kong_yml.write_text(json.dumps(gateway_config(scenario, env), indent=1))
@@ -231,6 +234,7 @@ def start_gateway(procs: Processes, scenario: Scenario, env: Environment) -> Ser
         "KONG_ADMIN_LISTEN": f"127.0.0.1:{free_port()}",
         "KONG_PROXY_ACCESS_LOG": "off",
         "KONG_LOG_LEVEL": "notice",
+        "KONG_WORKER_PROCESSES": "1",  # one worker, as nginx's worker_processes 1
     }
     if scenario.downstream_tls is not None:
         pki = env.pki[scenario.downstream_tls]
@@ -241,7 +245,7 @@ def start_gateway(procs: Processes, scenario: Scenario, env: Environment) -> Ser
         settings["KONG_SSL_SESSION_CACHE_SIZE"] = "0"
     if not scenario.pool:
         settings["KONG_UPSTREAM_KEEPALIVE_POOL_SIZE"] = "0"
-    return procs.gateway(prefix, settings, port)
+    return procs.gateway(prefix, settings, port, source)
 
 
 def start_nginx_proxy(procs: Processes, scenario: Scenario, env: Environment) -> Server:

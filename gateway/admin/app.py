@@ -10,12 +10,15 @@ Request processing, in Kong's order (``kong/api/init.lua`` with lapis):
 5. The handler; an uncaught exception is logged and answered 500 ``An unexpected error occurred``.
 
 Every response carries Kong's CORS headers; every request gets one line in the admin access log.
+
+Read-your-writes: when a request changed the store (its version moved) and ``settle`` is given, the answer waits
+for ``settle(version)``: the runtime returns once the new configuration is live in every proxy process (bounded).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from gateway.admin import certificates, config, consumers, health, info, plugins, upstreams
@@ -127,16 +130,21 @@ class AdminApp:
         settings: Settings,
         error_log: ErrorLog,
         access_log: AccessLog,
-        status: Callable[[], dict[str, Any]],
+        status: Callable[[], dict[str, Any] | Awaitable[dict[str, Any]]],
         coerce: FormCoercer | None = None,
         health_view: health.HealthView | None = None,
+        settle: Callable[[int], Awaitable[None]] | None = None,
+        pids: Callable[[], list[int]] | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
         self.error_log = error_log
         self.access_log = access_log
         self.config_state = config.ConfigState()
+        self.settle = settle
         self.node = info.NodeInfo(status=status, config_hash=lambda: self.config_state.current(db.export))
+        if pids is not None:
+            self.node.pids = pids
         self.coerce = coerce or _default_coercer()
         self.router = build_router(self.node, self.config_state, health_view)
 
@@ -163,7 +171,12 @@ class AdminApp:
     async def dispatch(self, request: Request) -> Response:
         """Route, check, parse and run; never raises."""
         started = time.monotonic()
+        before = getattr(self.db, "version", None) if self.settle is not None else None
         response = await self._dispatch(request)
+        if self.settle is not None and before is not None:
+            after = getattr(self.db, "version", None)
+            if isinstance(after, int) and after != before:
+                await self.settle(after)
         if request.method == "HEAD":
             response = Response(response.status, b"", [*response.headers, ("Content-Length", str(len(response.body)))])
         latency = int((time.monotonic() - started) * 1000)

@@ -10,6 +10,7 @@ DB-less mode, ``configuration_hash`` instead of ``database``).
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import os
 import platform
 import socket
@@ -60,8 +61,10 @@ def public_configuration(settings: Settings) -> dict[str, Any]:
 class NodeInfo:
     """Process-wide facts ``GET /`` and ``/status`` report."""
 
-    status: Callable[[], dict[str, Any]]
+    status: Callable[[], Any]  # the summed proxy counters, or an awaitable of them
     config_hash: Callable[[], str]
+    #: the pids serving traffic (the master first), for ``pids`` and ``workers_lua_vms``
+    pids: Callable[[], list[int]] = dataclasses.field(default=lambda: [os.getpid()])
     node_id: str = dataclasses.field(default_factory=lambda: str(uuid.uuid4()))
     hostname: str = dataclasses.field(default_factory=socket.gethostname)
 
@@ -108,7 +111,7 @@ def _root(node: NodeInfo) -> Handler:
                     },
                     "lua_version": f"Python {platform.python_version()}",
                     "configuration": public_configuration(ctx.settings),
-                    "pids": {"master": pid, "workers": [pid]},
+                    "pids": {"master": pid, "workers": node.pids()},
                 },
             )
 
@@ -119,9 +122,12 @@ def _root(node: NodeInfo) -> Handler:
 
 def _status(node: NodeInfo) -> Handler:
     async def handler(ctx: Context) -> Response:
+        server = node.status()
+        if inspect.isawaitable(server):
+            server = await server
         body: dict[str, Any] = {
-            "memory": {"workers_lua_vms": [{"pid": os.getpid()}], "lua_shared_dicts": {}},
-            "server": dict(node.status()),
+            "memory": {"workers_lua_vms": [{"pid": pid} for pid in node.pids()], "lua_shared_dicts": {}},
+            "server": dict(server),
         }
         if ctx.dbless:
             body["configuration_hash"] = node.config_hash()

@@ -133,9 +133,12 @@ class HttpConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.peer_ip = peer[0] if isinstance(peer, tuple) else "unix:"
         self.remote_addr = self.peer_ip
-        sock = transport.get_extra_info("sockname")
-        if isinstance(sock, tuple):
-            self.local_port = sock[1]
+        if not self.local_port:
+            # only a listener bound to port 0 needs the socket's word for it (each query is a getsockname call;
+            # an accepted socket's local port is the listening port)
+            sock = transport.get_extra_info("sockname")
+            if isinstance(sock, tuple):
+                self.local_port = sock[1]
         tls = transport.get_extra_info("tls")
         self.tls = tls
         self.https = tls is not None
@@ -428,21 +431,30 @@ class HttpConnection(asyncio.Protocol):
 
     # ================================================================== the one timer
     def _arm_keepalive(self) -> None:
-        timeout = self.state.settings.keepalive_timeout
+        settings = self.state.settings
+        timeout = settings.keepalive_timeout
         if timeout <= 0 or self.closing:
             self._close()
             return
-        self._set_deadline(self.loop.time() + timeout, _T_KEEPALIVE)
+        now = self.loop.time()
+        # The handle fires no later than a head timeout from now (early, it just re-arms for the deadline), so
+        # the next request's head deadline (``_message_begin``) finds it early enough and creates no handle:
+        # creating and cancelling a uvloop timer per request costs more than the rare early wake-up.
+        self._set_deadline(now + timeout, _T_KEEPALIVE, now + min(timeout, settings.client_header_timeout))
 
-    def _set_deadline(self, when: float, mode: int) -> None:
+    def _set_deadline(self, when: float, mode: int, fire_at: float | None = None) -> None:
+        """Move the deadline; the one handle is replaced only when it would fire after ``when``.
+
+        ``fire_at`` (<= ``when``): where a new handle goes, when an earlier wake-up saves later replacements.
+        """
         self._timer_mode = mode
         self._deadline = when
         handle = self._timer
         if handle is None:
-            self._timer = self.loop.call_at(when, self._on_timer)
+            self._timer = self.loop.call_at(when if fire_at is None else fire_at, self._on_timer)
         elif handle.when() > when:
             handle.cancel()
-            self._timer = self.loop.call_at(when, self._on_timer)
+            self._timer = self.loop.call_at(when if fire_at is None else fire_at, self._on_timer)
 
     def _cancel_timer(self) -> None:
         self._timer_mode = _T_NONE

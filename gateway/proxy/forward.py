@@ -36,6 +36,7 @@ Rules:
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import os
 import random
@@ -70,6 +71,8 @@ __all__ = ["REPLAY_LIMIT", "Exchange", "new_request_id"]
 
 REPLAY_LIMIT = 64 * 1024
 NON_IDEMPOTENT = frozenset(("POST", "LOCK", "PATCH"))
+_RESPONSE_HOP_BY_HOP_BYTES = frozenset(name.encode() for name in RESPONSE_HOP_BY_HOP)
+_VIA_BYTES = VIA_VALUE.encode()
 _getrandbits = random.getrandbits
 
 _FAIL_TEXT = {
@@ -607,7 +610,7 @@ class Exchange:
         content_type: bytes | None = None
         content_length: bytes | None = None
         via: bytes | None = None
-        has_server = False
+        has_server = has_date = False
         drop: set[bytes] | None = None
         rest: list[bytes] = []
         for name, value in headers:
@@ -623,7 +626,7 @@ class Exchange:
             if lname == b"content-length":
                 content_length = value
                 continue
-            if lname.decode("latin-1") in RESPONSE_HOP_BY_HOP:
+            if lname in _RESPONSE_HOP_BY_HOP_BYTES:
                 continue
             if lname == b"trailer" and not self._client_wants_trailers():
                 continue
@@ -633,9 +636,13 @@ class Exchange:
                 continue
             if lname == b"server":
                 has_server = True
+            elif lname == b"date":
+                has_date = True
             rest.append(name + b": " + value + b"\r\n")
         if drop:
             rest = [line for line in rest if line.split(b":", 1)[0].lower() not in drop]
+            if b"date" in drop:
+                has_date = False
         keep = self.keep_alive and not conn.closing
         if no_body:
             framing = b"Content-Length: " + content_length + b"\r\n" if content_length is not None else b""
@@ -649,7 +656,7 @@ class Exchange:
             keep = False  # close-delimited body for an HTTP/1.0 client
         self.keep_alive = keep
         parts = [b"HTTP/1.1 %d %b\r\n" % (status, reason)]
-        if not any(line.startswith((b"Date:", b"date:", b"DATE:")) for line in rest):
+        if not has_date:
             parts.append(conn.state.date.line())
         if content_type is not None:
             parts.append(b"Content-Type: " + content_type + b"\r\n")
@@ -657,7 +664,7 @@ class Exchange:
         parts.append(b"Connection: keep-alive\r\n" if keep else b"Connection: close\r\n")
         via_line = None
         if policy.via:
-            kong_via = VIA_VALUE.encode()
+            kong_via = _VIA_BYTES
             via_line = b"Via: " + (via + b", " + kong_via if via is not None else kong_via) + b"\r\n"
         elif via is not None:
             via_line = b"Via: " + via + b"\r\n"
@@ -1026,7 +1033,9 @@ class Exchange:
         )
 
 
+@functools.lru_cache(maxsize=1024)
 def _is_ip(host: str) -> bool:
+    """Cached: a host name is checked on every request, and ``ip_address`` raises for each one that is not an IP."""
     try:
         ipaddress.ip_address(host.strip("[]"))
     except ValueError:

@@ -154,6 +154,10 @@ class HealthChecker:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._identity: tuple[Any, ...] = self._config_identity(upstream, probe_tls)
         self.on_change: Any = None  # called after a target turns healthy/unhealthy (the registry's balancer log)
+        #: called with (checker, target) when a target's availability changes or is forced (pushed to workers)
+        self.on_target: Any = None
+        #: False in worker processes: the master probes, workers take its results over the channel
+        self.active = True
         self.rounds = 0  # completed active rounds (tests and debugging)
 
     @staticmethod
@@ -236,8 +240,11 @@ class HealthChecker:
         if self.log.debug_enabled:
             after = health.available
             self.log.debug(f"{self.prefix}event: target status '{health.label}' from '{before}' to '{after}'")
-        if health.available != before and self.on_change is not None:
-            self.on_change(self)
+        if health.available != before:
+            if self.on_change is not None:
+                self.on_change(self)
+            if self.on_target is not None:
+                self.on_target(self, health)
 
     def report_success(self, health: Any, check: str) -> None:
         self._incr(health, "healthy", self.checks.modes[check]["successes"], SUCCESS)
@@ -259,12 +266,17 @@ class HealthChecker:
         """Forced by the Admin API: the state is set and the counters cleared."""
         health.counters = [0, 0, 0, 0]
         report = "healthy" if healthy else "unhealthy"
+        before = health.available
         self._set_state(health, report)
+        if health.available == before and self.on_target is not None:
+            self.on_target(self, health)  # forced to what it already was here: workers may differ, tell them
         self.log.warn(f"{self.prefix}{report} forced for {health.hostname} {health.ip}:{health.port}")
 
     # ------------------------------------------------------------------ active checks
     def start(self) -> None:
         """Start the probe loops of the modes whose interval is non-zero (on the running loop)."""
+        if not self.active:
+            return
         loop = asyncio.get_running_loop()
         for mode, interval in self.checks.intervals.items():
             if interval > 0 and mode not in self._tasks:
@@ -349,9 +361,14 @@ class HealthChecker:
 class HealthRegistry:
     """Every upstream's checker, kept in step with the installed snapshot (see the module docstring)."""
 
-    def __init__(self, log: ErrorLog, dns: DnsCache) -> None:
+    def __init__(self, log: ErrorLog, dns: DnsCache, active: bool = True) -> None:
         self.log = log
         self.dns = dns
+        #: False in a worker process: no probes here, the master's results arrive through ``apply_remote``
+        self.active = active
+        #: ``on_target(upstream_id, target)`` after a target's availability changed or was forced (the master
+        #: pushes it to its workers)
+        self.on_target: Any = None
         self.checkers: dict[str, HealthChecker] = {}
         #: upstream id -> the balancer of the installed snapshot
         self.balancers: dict[str, Balancer] = {}
@@ -399,6 +416,8 @@ class HealthRegistry:
                 retired.append(checker)
             checker = HealthChecker(row, probe_tls, self.log)
             checker.on_change = self._health_changed
+            checker.active = self.active
+            checker.on_target = self._target_changed
             self.checkers[balancer.id] = checker
             if probe_tls is not None:
                 for level, text in probe_tls.notices:
@@ -424,6 +443,28 @@ class HealthRegistry:
             self.log.warn(
                 f"[healthchecks] balancer {WORKSPACE}:{balancer.name} reported health status changed to {status}"
             )
+
+    def _target_changed(self, checker: HealthChecker, health: TargetHealth) -> None:
+        if self.on_target is not None:
+            self.on_target(checker.upstream_id, health)
+
+    def apply_remote(self, upstream_id: str, ip: str, port: int, hostname: str, healthy: bool) -> None:
+        """A health result from the master (worker processes): the state is set and the counters cleared."""
+        checker = self.checkers.get(upstream_id)
+        health = checker.targets.get((ip, port, hostname)) if checker is not None else None
+        if checker is None or health is None:
+            return
+        health.counters = [0, 0, 0, 0]
+        checker._set_state(health, "healthy" if healthy else "unhealthy")
+
+    def unavailable(self) -> list[tuple[str, TargetHealth]]:
+        """Every tracked target that is not serving (a new worker process starts from these)."""
+        return [
+            (upstream_id, health)
+            for upstream_id, checker in self.checkers.items()
+            for health in checker.targets.values()
+            if not health.available
+        ]
 
     async def close(self) -> None:
         """Stop every checker (shutdown)."""

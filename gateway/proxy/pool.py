@@ -80,11 +80,21 @@ class UpstreamPool:
             stack.pop(0).close()
         stack.append(conn)
         if self.idle_timeout > 0:
-            conn.idle_handle = self.loop.call_later(self.idle_timeout, self._expire, conn)
+            # one handle per connection, moved by a deadline (lesson 10): a busy connection's timer that fires
+            # finds ``idle_deadline == 0`` and is dropped; the next release arms a new one
+            deadline = conn.idle_deadline = self.loop.time() + self.idle_timeout
+            if conn.idle_handle is None:
+                conn.idle_handle = self.loop.call_at(deadline, self._idle_check, conn)
         return True
 
-    def _expire(self, conn: UpstreamConnection) -> None:
+    def _idle_check(self, conn: UpstreamConnection) -> None:
         conn.idle_handle = None
+        deadline = conn.idle_deadline
+        if conn.closed or not deadline:
+            return
+        if self.loop.time() < deadline:
+            conn.idle_handle = self.loop.call_at(deadline, self._idle_check, conn)
+            return
         self.discard(conn)
         conn.close()
 

@@ -16,7 +16,10 @@ Rules:
    event to its current ``exchange`` (``on_upstream_*``). When idle (in the pool) any byte or EOF from
    the peer marks it dead and removes it, so a closed connection is never handed out.
 4. One read-timeout timer per connection: a deadline moved forward on every read, a single
-   ``call_at`` handle re-armed only when it fires early (lesson 10). The write timeout runs only while
+   ``call_at`` handle re-armed only when it fires early (lesson 10). The handle outlives the request: the
+   next request on the pooled connection moves the deadline instead of cancelling and creating a timer
+   (``_read_deadline == 0`` means "not armed"; a handle that fires then is dropped). The pool's idle
+   timeout works the same way (``idle_deadline``, see ``pool.py``). The write timeout runs only while
    the transport's buffer is above its high-water mark.
 """
 
@@ -228,6 +231,7 @@ class UpstreamConnection(asyncio.Protocol):
         "closed",
         "exchange",
         "got_bytes",
+        "idle_deadline",
         "idle_handle",
         "key",
         "loop",
@@ -255,6 +259,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.got_bytes = False
         self.response_started = False
         self.idle_handle: asyncio.TimerHandle | None = None
+        #: when the pool may close this idle connection (0 while it is in use); see ``UpstreamPool.release``
+        self.idle_deadline = 0.0
         #: called once by the pool at the first release after a complete response (TLS: store the session)
         self.release_hook: Callable[[UpstreamConnection], None] | None = None
         self.read_timeout = 60.0
@@ -296,7 +302,8 @@ class UpstreamConnection(asyncio.Protocol):
             self.close()
             return
         self.got_bytes = True
-        self._read_deadline = self.loop.time() + self.read_timeout
+        if self._read_deadline:
+            self._read_deadline = self.loop.time() + self.read_timeout
         # what this read produces downstream (head, body, chunk framing) leaves in one write: see HttpConnection.cork
         sink = self.exchange.conn
         corked = sink.cork()
@@ -328,10 +335,9 @@ class UpstreamConnection(asyncio.Protocol):
 
     # ------------------------------------------------------------------ use by an exchange
     def bind(self, exchange: UpstreamEvents, read_timeout: float, write_timeout: float, skip_body: bool) -> None:
-        """Attach to an exchange for one request/response."""
-        if self.idle_handle is not None:
-            self.idle_handle.cancel()
-            self.idle_handle = None
+        """Attach to an exchange for one request/response (a pending idle timer just finds it busy)."""
+        self.idle_deadline = 0.0
+        self._read_deadline = 0.0
         self.exchange = exchange
         self.read_timeout = read_timeout
         self.write_timeout = write_timeout
@@ -345,14 +351,18 @@ class UpstreamConnection(asyncio.Protocol):
 
     def arm_read_timer(self) -> None:
         """Start (or keep) the read timeout: called once the request has been fully written."""
-        self._read_deadline = self.loop.time() + self.read_timeout
-        if self._read_handle is None:
-            self._read_handle = self.loop.call_at(self._read_deadline, self._read_timer_fired)
+        deadline = self._read_deadline = self.loop.time() + self.read_timeout
+        handle = self._read_handle
+        if handle is None:
+            self._read_handle = self.loop.call_at(deadline, self._read_timer_fired)
+        elif handle.when() > deadline:  # left by a request with a longer read_timeout on this connection
+            handle.cancel()
+            self._read_handle = self.loop.call_at(deadline, self._read_timer_fired)
 
     def _read_timer_fired(self) -> None:
         self._read_handle = None
-        if self.exchange is None or self.closed:
-            return
+        if self.exchange is None or self.closed or not self._read_deadline:
+            return  # idle, or the current request is not fully written yet: the next arm creates a handle
         now = self.loop.time()
         if now < self._read_deadline:
             self._read_handle = self.loop.call_at(self._read_deadline, self._read_timer_fired)
@@ -383,11 +393,13 @@ class UpstreamConnection(asyncio.Protocol):
             self.idle_handle = None
 
     def detach(self) -> None:
-        """The exchange is done with this connection (it goes back to the pool or is closed)."""
+        """The exchange is done with this connection (it goes back to the pool or is closed).
+
+        The read timer stays (disarmed): cancelling and re-creating it per request costs more than letting a
+        stale handle fire once and find nothing to do.
+        """
         self.exchange = None
-        if self._read_handle is not None:
-            self._read_handle.cancel()
-            self._read_handle = None
+        self._read_deadline = 0.0
         if self._write_handle is not None:
             self._write_handle.cancel()
             self._write_handle = None

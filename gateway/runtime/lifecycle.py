@@ -2,8 +2,9 @@
 
 Order of start-up (each step fails with a message naming what is wrong, before anything listens):
 prefix directories -> logs -> store (SQLite file, or memory + the declarative file in DB-less mode) ->
-first snapshot -> proxy listeners -> Admin API listeners -> pid file. The Admin API opens last, so
-``GET /status`` answering 200 means the proxy is already accepting: scripts wait on it for readiness.
+first snapshot -> proxy listeners -> worker processes (``worker_processes`` > 1, each ready) -> Admin API listeners ->
+pid file. The Admin API opens last, so ``GET /status`` answering 200 means the proxy is already accepting: scripts
+wait on it for readiness.
 
 Signals (Kong runs nginx in the foreground in containers; these are nginx's meanings where they exist):
 - SIGTERM / SIGINT: stop accepting, let in-flight requests finish (up to ``drain_timeout``), exit 0.
@@ -11,6 +12,13 @@ Signals (Kong runs nginx in the foreground in containers; these are nginx's mean
   rebuild the snapshot. Listeners are not rebound (say so in the log if they changed), but the ``ssl``
   listeners' base contexts are rebuilt, so new ``ssl_*`` settings and certificate files apply to new handshakes.
 - SIGUSR1: reopen log files (log rotation).
+
+Processes (``worker_processes``; ``auto`` = the number of cores): with 1, this process is the whole gateway. With
+N > 1 this process is the master: the same full gateway, plus N-1 proxy-only workers (``runtime/workers.py``)
+spawned after its own listeners are bound and before the Admin API opens (so ``/status`` answering still means
+every process accepts). Every proxy listener then uses ``SO_REUSEPORT``. Admin API writes, ``POST /config`` and
+SIGHUP return once the master's snapshot and every live worker carry the new configuration (``settle``, bounded
+by ``SETTLE_TIMEOUT``). SIGTERM stops the workers too; SIGUSR1 is forwarded to them.
 
 Downstream TLS inputs that come from files (``ssl_cert``/``ssl_cert_key``, or the generated default pair) are read
 into a ``ServerTlsConfig`` at start and on SIGHUP only; every snapshot build reuses it, and the previous
@@ -28,12 +36,15 @@ import yaml
 
 from gateway.observability.accesslog import AccessLog, open_access_log
 from gateway.observability.errorlog import ErrorLog
+from gateway.runtime import building
 from gateway.runtime.manager import SnapshotManager
 from gateway.settings import ConfigError, Listener, Settings, load_settings
 
 __all__ = ["Gateway", "StartupError", "load_declarative_file"]
 
 DRAIN_TIMEOUT = 10.0  # seconds, as `kong quit`'s default timeout
+SETTLE_TIMEOUT = 5.0  # seconds an Admin API write waits for every process to serve it
+WORKERS_START_TIMEOUT = 30.0
 
 
 class StartupError(RuntimeError):
@@ -79,6 +90,8 @@ class Gateway:
         self._tick: asyncio.TimerHandle | None = None
         self.server_tls: Any = None  # tls.listener.ServerTlsConfig when an ssl listener is configured
         self.health: Any = None  # proxy.healthcheck.HealthRegistry: target health and probes, across snapshots
+        self.worker_count = building.worker_count(settings)
+        self.workers: Any = None  # runtime.workers.WorkerPool with worker_processes > 1
 
     # ------------------------------------------------------------------------------------------ start
     async def start(self) -> None:
@@ -101,7 +114,8 @@ class Gateway:
             raise StartupError(f"cannot prepare the default SSL certificate: {exc}") from None
         try:
             version = self.db.version
-            first = self._build_snapshot(self.db.export(), settings)
+            first_config = self.db.export()
+            first = self._build_snapshot(first_config, settings)
         except Exception as exc:
             raise StartupError(f"could not build the configuration: {exc}") from exc
         self.proxy_state = ProxyState(settings, self.error_log, self.access_log, first)
@@ -118,6 +132,8 @@ class Gateway:
 
         for listener in settings.proxy_listen:
             self.proxy_servers.append(await self._listen(listener, self.proxy_state.protocol_factory(listener)))
+        if self.worker_count > 1:
+            await self._start_workers(version, first_config)
         await self._start_admin()
         self._write_pid()
         self._install_signals(loop)
@@ -127,25 +143,39 @@ class Gateway:
 
     def _load_server_tls(self, settings: Settings) -> Any:
         """The ``ssl`` listeners' profile and default certificates (read or generated), or None without any."""
-        from gateway.tls.listener import ServerTlsConfig, ssl_listeners
-
-        if not ssl_listeners(settings):
-            return None
-        return ServerTlsConfig.load(settings, self.error_log)
+        return building.load_server_tls(settings, self.error_log)
 
     def _build_snapshot(self, config: Any, settings: Settings) -> Any:
-        """The snapshot builder the manager runs (on the store's thread): reuses the current snapshot's compiled
-        certificates and the ``ServerTlsConfig`` loaded at start or by the last SIGHUP."""
-        from gateway.runtime.snapshot import build_snapshot
+        """The snapshot builder the manager runs (on the store's thread); the workers run the same one."""
+        return building.build(config, settings, self.proxy_state, self.server_tls, self.error_log)
 
-        state = self.proxy_state
-        return build_snapshot(
-            config,
-            settings,
-            previous=state.snapshot if state is not None else None,
-            server_tls=self.server_tls,
-            log=self.error_log,
-        )
+    async def _start_workers(self, version: int, config: Any) -> None:
+        from gateway.runtime.workers import WorkerPool
+
+        pool = WorkerPool(self.worker_count, self.conf_path, self.overrides, self.error_log, health=self.health)
+        self.workers = pool
+        pool.publish(version, config)
+        assert self.snapshots is not None
+        self.snapshots.on_built = pool.publish
+        self.health.on_target = pool.push_health
+        try:
+            await pool.start(WORKERS_START_TIMEOUT)
+        except (RuntimeError, OSError) as exc:
+            raise StartupError(str(exc)) from None
+
+    async def settle(self, version: int) -> None:
+        """Until ``version`` is live in this process and in every live worker (bounded; a warning on timeout)."""
+        if self.snapshots is None:
+            return
+        try:
+            async with asyncio.timeout(SETTLE_TIMEOUT):
+                await self.snapshots.wait_built(version)
+                if self.workers is not None:
+                    await self.workers.wait_synced()
+        except TimeoutError:
+            self.error_log.warn(
+                f"[runtime] configuration version {version} not live in every process after {SETTLE_TIMEOUT:.0f}s"
+            )
 
     def _prepare_prefix(self) -> None:
         prefix = self.settings.prefix
@@ -180,16 +210,9 @@ class Gateway:
             raise StartupError(f"cannot open the database {path}: {exc}") from exc
 
     async def _listen(self, listener: Listener, factory: Any) -> asyncio.base_events.Server:
-        loop = asyncio.get_running_loop()
         try:
-            return await loop.create_server(
-                factory,
-                listener.host,
-                listener.port,
-                backlog=listener.backlog,
-                reuse_port=listener.reuseport or None,
-                reuse_address=True,
-            )
+            several = self.worker_count > 1
+            return await building.listen(listener, factory, force_reuse_port=several, check_free=several)
         except OSError as exc:
             raise StartupError(f"could not listen on {listener.host}:{listener.port}: {exc.strerror}") from None
 
@@ -198,7 +221,14 @@ class Gateway:
 
         assert self.admin_access_log is not None
         app = AdminApp(
-            self.db, self.settings, self.error_log, self.admin_access_log, self._status, health_view=self.health
+            self.db,
+            self.settings,
+            self.error_log,
+            self.admin_access_log,
+            self._status,
+            health_view=self.health,
+            settle=self.settle,
+            pids=self._pids,
         )
         for listener in self.settings.admin_listen:
             try:
@@ -206,12 +236,19 @@ class Gateway:
             except OSError as exc:
                 raise StartupError(f"could not listen on {listener.host}:{listener.port}: {exc.strerror}") from None
 
-    def _status(self) -> dict[str, Any]:
-        state = self.proxy_state
-        counters = getattr(state, "counters", None)
-        if callable(counters):
-            return dict(counters())
-        return {}
+    async def _status(self) -> dict[str, Any]:
+        """The proxy counters of every process, summed (``GET /status``)."""
+        totals = building.proxy_counters(self.proxy_state)
+        if self.workers is not None:
+            for reply in await self.workers.stats():
+                for name, value in (reply.get("counters") or {}).items():
+                    if name in totals and isinstance(value, int):
+                        totals[name] += value
+        return totals
+
+    def _pids(self) -> list[int]:
+        """This process and its live workers (``GET /``'s ``pids.workers``, ``/status``'s ``workers_lua_vms``)."""
+        return [os.getpid(), *(self.workers.pids() if self.workers is not None else [])]
 
     def _write_pid(self) -> None:
         with open(os.path.join(self.settings.prefix, "pids", "gateway.pid"), "w", encoding="ascii") as handle:
@@ -221,7 +258,7 @@ class Gateway:
         loop.add_signal_handler(signal.SIGTERM, self.request_stop)
         loop.add_signal_handler(signal.SIGINT, self.request_stop)
         loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.reload()))
-        loop.add_signal_handler(signal.SIGUSR1, self.reopen_logs)
+        loop.add_signal_handler(signal.SIGUSR1, self._on_usr1)
 
     def _on_tick(self) -> None:
         """Once a second: flush buffered access logs."""
@@ -261,11 +298,20 @@ class Gateway:
                     f"[config] reload of {fresh.declarative_config} failed, keeping the running configuration: "
                     f"{_format_entity_error(exc)}"
                 )
+        if self.workers is not None:
+            self.workers.reload_settings_next()
         self.snapshots.request_rebuild()
         await self.snapshots.settled()
         if self.proxy_state is not None:
             self.proxy_state.refresh_tls()
+        if self.workers is not None:
+            await self.settle(self.snapshots.built_version)
         self.error_log.notice("reconfiguration done")
+
+    def _on_usr1(self) -> None:
+        self.reopen_logs()
+        if self.workers is not None:
+            self.workers.signal(signal.SIGUSR1)
 
     def reopen_logs(self) -> None:
         self.error_log.reopen()
@@ -283,6 +329,8 @@ class Gateway:
         """Stop accepting, drain in-flight requests, close everything. Idempotent."""
         self._stopping = True
         self.error_log.notice("gracefully shutting down")
+        if self.workers is not None:
+            self.workers.begin_stop()  # they drain in parallel with this process
         for server in self.proxy_servers + self.admin_servers:
             server.close()
         if self.proxy_state is not None:
@@ -291,6 +339,8 @@ class Gateway:
             if not drained:
                 self.error_log.warn(f"[runtime] in-flight requests still open after {drain_timeout:.0f}s; closing")
             self.proxy_state.close()
+        if self.workers is not None:
+            await self.workers.stop(drain_timeout + 5.0)
         if self.health is not None:
             await self.health.close()  # probe loops stop; no probe outlives the process's listeners
         if self._tick is not None:

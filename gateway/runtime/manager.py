@@ -13,6 +13,10 @@ Theory of operation:
 - ``prepare(snapshot)``, when given, runs on the loop between the build and the swap: the health registry attaches
   the long-lived target health to the new balancers there (and resolves their name targets), so the first request
   on a new snapshot already sees the health its predecessor knew.
+- ``on_built(version, config)``, when given, runs on the loop right after each swap with the export the snapshot
+  was built from: the worker pool pushes it to the worker processes there.
+- ``wait_built(version)`` returns once a build that started at ``version`` or later has finished (swapped, or
+  failed and logged): the Admin API awaits it so that a write is live when its answer leaves.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ class SnapshotManager:
         error_log: ErrorLog,
         build: Callable[[dict[str, list[dict[str, Any]]], Settings], Any],
         prepare: Callable[[Any], Awaitable[None]] | None = None,
+        on_built: Callable[[int, Any], None] | None = None,
     ) -> None:
         self._db = db
         self._settings = settings
@@ -60,6 +65,10 @@ class SnapshotManager:
         self._build = build
         #: awaited on the loop with each new snapshot before it goes live (the health registry attaches health)
         self._prepare = prepare
+        self.on_built = on_built
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        #: the newest version a build was attempted for (swapped or failed)
+        self.done_version = -1
         self._loop: asyncio.AbstractEventLoop | None = None
         self._running: asyncio.Task[None] | None = None
         self._dirty = False
@@ -96,7 +105,7 @@ class SnapshotManager:
                 self._dirty = False
                 version = self._db.version
                 try:
-                    snapshot = await self._db.run(self._export_and_build)
+                    config, snapshot = await self._db.run(self._export_and_build)
                 except Exception as exc:  # keep serving the previous snapshot
                     self._log.error(f"[runtime] could not rebuild the configuration: {exc!r}")
                 else:
@@ -110,13 +119,41 @@ class SnapshotManager:
                     self.builds += 1
                     if self._log.debug_enabled:
                         self._log.debug(f"[runtime] configuration version {version} is live")
+                    if self.on_built is not None:
+                        try:
+                            self.on_built(version, config)
+                        except Exception as exc:
+                            self._log.error(f"[runtime] could not publish the configuration: {exc!r}")
+                self._finished(version)
                 if not self._dirty:
                     break
         finally:
             self._idle.set()
 
-    def _export_and_build(self) -> Any:
-        return self._build(self._db.export(), self._settings)
+    def _export_and_build(self) -> tuple[Any, Any]:
+        config = self._db.export()
+        return config, self._build(config, self._settings)
+
+    def _finished(self, version: int) -> None:
+        self.done_version = max(self.done_version, version)
+        pending = []
+        for wanted, future in self._waiters:
+            if wanted <= self.done_version:
+                if not future.done():
+                    future.set_result(None)
+            else:
+                pending.append((wanted, future))
+        self._waiters = pending
+
+    async def wait_built(self, version: int) -> None:
+        """Until a build of ``version`` (or newer) has finished. Unbounded: callers put a timeout around it."""
+        if version <= max(self.done_version, self.built_version):
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((version, future))
+        if self._running is None or self._running.done():
+            self.request_rebuild()  # the store's notice may still be on its way: make sure a build follows
+        await future
 
     async def settled(self) -> None:
         """Wait until no rebuild is pending (tests, and the Admin API's read-your-writes if wanted)."""

@@ -1,0 +1,72 @@
+"""Before/after figures for a hot-path change: two copies of the gateway and nginx, same scenario, alternating.
+
+    python -m benchmarks.compare S3 --before /tmp/gw-before [--rounds 5] [--duration 5]
+
+``--before`` is a directory holding the older ``gateway`` package (for example ``git archive <commit> gateway |
+tar -x -C /tmp/gw-before``); the current checkout is "after". The three servers run side by side and each round
+runs them in a rotated order, so machine noise hits all three alike; medians are printed with the ratios to
+nginx, which is the figure that survives a busy machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.processes import Processes
+from benchmarks.run import prepare_environment
+from benchmarks.scenarios import SCENARIOS, drive, probe, start_gateway, start_nginx_proxy, url_of
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("scenario")
+    parser.add_argument("--before", type=Path, required=True)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--duration", type=float, default=5.0)
+    args = parser.parse_args()
+    scenario = next((s for s in SCENARIOS if s.key == args.scenario), None)
+    if scenario is None:
+        sys.exit(f"unknown scenario {args.scenario}")
+    values: dict[str, list[float]] = {"before": [], "after": [], "nginx": []}
+    p99: dict[str, list[float]] = {name: [] for name in values}
+    cpu: dict[str, list[float]] = {name: [] for name in values}
+    with tempfile.TemporaryDirectory() as tmp, prepare_environment(Path(tmp)) as (env, _), Processes() as procs:
+        servers = {
+            "before": start_gateway(procs, scenario, env, args.before.resolve(), "before"),
+            "after": start_gateway(procs, scenario, env, None, "after"),
+            "nginx": start_nginx_proxy(procs, scenario, env),
+        }
+        client = None
+        if scenario.verify_client:
+            pki = env.pki[scenario.downstream_tls or "ecdsa"]
+            client = (pki.client_chain, pki.client_key)
+        for server in servers.values():
+            probe(url_of(scenario, server), client)
+            drive(scenario, env, server, 1.0)
+        names = list(servers)
+        for index in range(args.rounds):
+            order = names[index % 3 :] + names[: index % 3]
+            for name in order:
+                time.sleep(0.5)
+                m = drive(scenario, env, servers[name], args.duration)
+                value = m.load.mb_per_s if scenario.metric == "MB/s" else m.load.rps
+                values[name].append(value)
+                p99[name].append(m.load.p99_ms)
+                cpu[name].append(m.cpu_per_10k)
+                print(f"  round {index + 1} {name:6s} {value:>10,.1f} {scenario.metric}", flush=True)
+    base = statistics.median(values["nginx"])
+    for name in values:
+        med = statistics.median(values[name])
+        print(
+            f"{name:6s} median {med:>10,.1f} {scenario.metric}  ratio {med / base:.3f}  "
+            f"p99 {statistics.median(p99[name]):.2f} ms  cpu/10k {statistics.median(cpu[name]):.3f} s"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,208 @@
+"""A proxy-only worker process: ``python -m gateway.runtime.worker --fd N [--conf F] [--overrides JSON]``.
+
+Spawned by the master (``gateway.runtime.workers.WorkerPool``), never started by hand. It loads the settings as
+the master did (same file, same ``KONG_*`` environment, same overrides), opens the same log files (appending, its
+own pid in each error-log line, as nginx workers do), waits for the first ``config`` message, builds its snapshot
+with the master's builder (``gateway.runtime.building``), binds the proxy listeners with ``SO_REUSEPORT`` and
+answers ``ready``. Each later ``config`` is built (reusing the previous snapshot's compiled certificates) and
+answered ``ack``; ``settings_reload`` re-reads the configuration file and certificate files first (the master's
+SIGHUP). ``health`` messages set a target's health (the master runs the active probes; passive health is counted
+here). ``stop``, SIGTERM/SIGINT, or the channel's EOF (the master is gone): stop accepting, drain, exit 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import sys
+from typing import Any
+
+from gateway.observability.accesslog import AccessLog, open_access_log
+from gateway.observability.errorlog import ErrorLog
+from gateway.runtime import building
+from gateway.runtime.channel import Channel
+from gateway.settings import ConfigError, Settings, load_settings
+
+__all__ = ["Worker", "main"]
+
+DRAIN_TIMEOUT = 10.0
+
+
+class Worker:
+    def __init__(self, settings: Settings, conf_path: str | None, overrides: dict[str, str], channel: Channel) -> None:
+        self.settings = settings
+        self.conf_path = conf_path
+        self.overrides = overrides
+        self.channel = channel
+        self.error_log = ErrorLog(settings.path(settings.proxy_error_log), settings.log_level)
+        self.access_log: AccessLog = open_access_log(settings.proxy_access_log, settings.path, with_request_id=True)
+        self.server_tls: Any = None
+        self.proxy_state: Any = None
+        self.health: Any = None
+        self.servers: list[asyncio.base_events.Server] = []
+        self._stop = asyncio.Event()
+        self._tick: asyncio.TimerHandle | None = None
+
+    # ------------------------------------------------------------------ start
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self._stop.set)
+        loop.add_signal_handler(signal.SIGINT, self._stop.set)
+        loop.add_signal_handler(signal.SIGHUP, lambda: None)  # the master reloads, then tells us
+        loop.add_signal_handler(signal.SIGUSR1, self.reopen_logs)
+        try:
+            self.server_tls = building.load_server_tls(self.settings, self.error_log)
+        except (ConfigError, OSError) as exc:
+            self.error_log.log("emerg", f"[worker] cannot load the SSL certificates: {exc}")
+            return 1
+        first = await self.channel.receive()
+        while first is not None and first.get("type") != "config":
+            if first.get("type") == "stop":
+                return 0
+            first = await self.channel.receive()
+        if first is None:
+            return 0
+        from gateway.proxy.healthcheck import HealthRegistry
+        from gateway.proxy.state import ProxyState
+
+        snapshot = await self._build(first["config"], None)
+        self.proxy_state = ProxyState(self.settings, self.error_log, self.access_log, snapshot)
+        self.health = HealthRegistry(self.error_log, self.proxy_state.dns, active=False)
+        await self.health.install(snapshot)
+        for listener in self.settings.proxy_listen:
+            factory = self.proxy_state.protocol_factory(listener)
+            try:
+                self.servers.append(await building.listen(listener, factory, force_reuse_port=True))
+            except OSError as exc:
+                self.error_log.log("emerg", f"[worker] could not listen on {listener.host}:{listener.port}: {exc}")
+                print(f"Error: could not listen on {listener.host}:{listener.port}: {exc.strerror}", file=sys.stderr)
+                return 1
+        self.channel.send("ready", pid=os.getpid(), seq=first.get("seq", 0))
+        self._tick = loop.call_later(1.0, self._on_tick)
+        receiving = loop.create_task(self._receive())
+        await self._stop.wait()
+        receiving.cancel()
+        await self.shutdown()
+        return 0
+
+    async def _build(self, config: Any, settings: Settings | None) -> Any:
+        use = settings or self.settings
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            None, building.build, config, use, self.proxy_state, self.server_tls, self.error_log
+        )
+
+    # ------------------------------------------------------------------ messages
+    async def _receive(self) -> None:
+        while True:
+            message = await self.channel.receive()
+            if message is None:  # the master is gone: drain and exit, as an orphaned nginx worker would not linger
+                self.error_log.notice("[worker] master process gone, exiting")
+                self._stop.set()
+                return
+            kind = message.get("type")
+            if kind == "config":
+                await self._configure(message)
+            elif kind == "health":
+                if self.health is not None:
+                    self.health.apply_remote(
+                        str(message["upstream"]),
+                        str(message["ip"]),
+                        int(message["port"]),
+                        str(message["hostname"]),
+                        bool(message["healthy"]),
+                    )
+            elif kind == "stats":
+                counters = building.proxy_counters(self.proxy_state)
+                self.channel.send("stats", id=message.get("id"), pid=os.getpid(), counters=counters)
+            elif kind == "stop":
+                self._stop.set()
+                return
+
+    async def _configure(self, message: dict[str, Any]) -> None:
+        if message.get("settings_reload"):
+            self._reload_settings()
+        try:
+            snapshot = await self._build(message["config"], None)
+        except Exception as exc:  # keep serving the previous snapshot, as the master does
+            self.error_log.error(f"[runtime] could not rebuild the configuration: {exc!r}")
+        else:
+            try:
+                await self.health.install(snapshot)
+            except Exception as exc:
+                self.error_log.error(f"[runtime] could not prepare the configuration: {exc!r}")
+            self.proxy_state.snapshot = snapshot
+            if message.get("settings_reload"):
+                self.proxy_state.refresh_tls()
+        self.channel.send("ack", seq=message.get("seq", 0))
+
+    def _reload_settings(self) -> None:
+        try:
+            fresh = load_settings(self.conf_path, overrides=self.overrides)
+            server_tls = building.load_server_tls(
+                fresh.replace(proxy_listen=self.settings.proxy_listen), self.error_log
+            )
+        except (ConfigError, OSError) as exc:
+            self.error_log.error(f"[config] reload failed, keeping the running configuration: {exc}")
+            return
+        self.server_tls = server_tls
+        self.settings = fresh
+
+    # ------------------------------------------------------------------ housekeeping, stop
+    def _on_tick(self) -> None:
+        self.access_log.flush()
+        if not self._stop.is_set():
+            self._tick = asyncio.get_running_loop().call_later(1.0, self._on_tick)
+
+    def reopen_logs(self) -> None:
+        self.error_log.reopen()
+        self.access_log.reopen()
+
+    async def shutdown(self) -> None:
+        for server in self.servers:
+            server.close()
+        if self.proxy_state is not None:
+            self.proxy_state.begin_shutdown()
+            if not await self.proxy_state.wait_idle(DRAIN_TIMEOUT):
+                self.error_log.warn(f"[runtime] in-flight requests still open after {DRAIN_TIMEOUT:.0f}s; closing")
+            self.proxy_state.close()
+        if self.health is not None:
+            await self.health.close()
+        if self._tick is not None:
+            self._tick.cancel()
+        self.access_log.close()
+        self.channel.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="gateway-worker")
+    parser.add_argument("--fd", type=int, required=True)
+    parser.add_argument("--master", type=int, default=0)
+    parser.add_argument("--conf", default=None)
+    parser.add_argument("--overrides", default="{}")
+    args = parser.parse_args(argv)
+    overrides = {str(k): str(v) for k, v in json.loads(args.overrides).items()}
+    try:
+        settings = load_settings(args.conf, overrides=overrides)
+    except ConfigError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+    sock = socket.socket(fileno=args.fd)
+
+    async def run() -> int:
+        channel = await Channel.open(sock)
+        return await Worker(settings, args.conf, overrides, channel).run()
+
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover
+        return int(asyncio.run(run()))
+    return int(uvloop.run(run()))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,236 @@
+"""``worker_processes`` against the real ``gateway`` process: a master that serves traffic plus proxy-only workers
+on ``SO_REUSEPORT`` listeners, configured over their channel, respawned when they die, stopped with the master.
+
+Which process served a request is read from the error log (nginx's ``<pid>#0`` in every line): a route to a
+closed port makes each request log one ``connect() failed`` line from the process that handled it. Every wait
+is bounded and polls an observable fact (a log line, ``/status``), never a fixed delay.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.fixtures.gateway_process import GATEWAY, GatewayProcess, make_gateway
+from tests.fixtures.nginx import NginxRunner, NginxServer, nginx  # noqa: F401  (fixture)
+from tests.fixtures.ports import closed_port
+
+WORKERS = {"KONG_WORKER_PROCESSES": "2"}
+UPSTREAM = """
+server {
+    listen 127.0.0.1:{port};
+    location /slow { limit_rate 100k; alias {prefix}/slow.bin; }
+    location / { return 200 "upstream ok $uri\\n"; }
+}
+"""
+SLOW_BODY = 200 * 1024  # about 2 s at limit_rate 100k
+PID_LINE = re.compile(r"\[error\] (\d+)#0: \*\d+ connect\(\) failed")
+
+
+@pytest.fixture
+def upstream(nginx: NginxRunner) -> NginxServer:  # noqa: F811
+    return nginx.start(UPSTREAM, files={"slow.bin": b"s" * SLOW_BODY})
+
+
+@pytest.fixture
+def gateway(tmp_path: pathlib.Path) -> Iterator[GatewayProcess]:
+    gw = make_gateway(tmp_path, WORKERS).start()
+    try:
+        yield gw
+    finally:
+        assert gw.stop() == 0
+
+
+def wait_until(check: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached in {timeout}s")
+        time.sleep(0.05)
+
+
+def fresh_get(port: int, path: str) -> tuple[int, bytes]:
+    """One request on a new connection (so ``SO_REUSEPORT`` picks a process for each)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n".encode())
+        chunks = []
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                break
+            chunks.append(data)
+    raw = b"".join(chunks)
+    head, _, body = raw.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), body
+
+
+def status(gw: GatewayProcess) -> dict[str, Any]:
+    reply = httpx.get(f"{gw.admin_url}/status", timeout=10)
+    assert reply.status_code == 200
+    body: dict[str, Any] = reply.json()
+    return body
+
+
+def pids(gw: GatewayProcess) -> list[int]:
+    return [vm["pid"] for vm in status(gw)["memory"]["workers_lua_vms"]]
+
+
+def admin(gw: GatewayProcess, path: str, data: dict[str, Any]) -> dict[str, Any]:
+    reply = httpx.post(f"{gw.admin_url}{path}", json=data, timeout=10)
+    assert reply.status_code == 201, reply.text
+    body: dict[str, Any] = reply.json()
+    return body
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_master_and_worker_both_serve_and_status_sums_their_counters(gateway: GatewayProcess) -> None:
+    serving = pids(gateway)
+    assert len(serving) == 2 and serving[0] == gateway.proc.pid  # type: ignore[union-attr]
+    admin(gateway, "/services", {"name": "down", "url": f"http://127.0.0.1:{closed_port()}/"})
+    admin(gateway, "/services/down/routes", {"paths": ["/down"]})
+    requests = 40
+    for _ in range(requests):
+        assert fresh_get(gateway.proxy_port, "/down")[0] == 502
+
+    def served_by() -> set[int] | None:
+        found = [int(m.group(1)) for m in PID_LINE.finditer(gateway.error_log.read_text())]
+        return set(found) if len(found) >= requests else None
+
+    assert wait_until(served_by, what="one error line per request") == set(serving)
+    server = status(gateway)["server"]
+    assert server["total_requests"] == requests
+    assert server["connections_accepted"] == server["connections_handled"] == requests
+
+
+def test_an_admin_write_is_live_in_every_process_when_it_answers(
+    gateway: GatewayProcess,
+    upstream: NginxServer,
+) -> None:
+    admin(gateway, "/services", {"name": "up", "url": f"http://127.0.0.1:{upstream.port}"})
+    for n in range(5):
+        admin(gateway, "/services/up/routes", {"paths": [f"/new{n}"], "strip_path": False})
+        answers = [fresh_get(gateway.proxy_port, f"/new{n}") for _ in range(20)]
+        assert [code for code, _ in answers] == [200] * 20, answers
+        assert answers[0][1] == f"upstream ok /new{n}\n".encode()
+
+
+def test_sigterm_drains_every_process_and_leaves_no_worker(tmp_path: pathlib.Path, upstream: NginxServer) -> None:
+    gw = make_gateway(tmp_path, WORKERS).start()
+    try:
+        serving = pids(gw)
+        admin(gw, "/services", {"name": "slow", "url": f"http://127.0.0.1:{upstream.port}"})
+        admin(gw, "/services/slow/routes", {"paths": ["/slow"], "strip_path": False})
+        results: list[tuple[int, int]] = []
+
+        def fetch() -> None:
+            code, body = fresh_get(gw.proxy_port, "/slow")
+            results.append((code, len(body)))
+
+        threads = [threading.Thread(target=fetch) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        wait_until(lambda: status(gw)["server"]["connections_writing"] >= 8, what="8 requests in flight")
+    except BaseException:
+        gw.stop()
+        raise
+    code = gw.stop()
+    for thread in threads:
+        thread.join(15)
+    assert code == 0
+    assert sorted(results) == [(200, SLOW_BODY)] * 8
+    assert not any(alive(pid) for pid in serving)
+    assert f"worker process {serving[1]} exited with code 0" in gw.error_log.read_text()
+
+
+def test_a_killed_worker_is_respawned_and_traffic_keeps_flowing(
+    gateway: GatewayProcess,
+    upstream: NginxServer,
+) -> None:
+    admin(gateway, "/services", {"name": "up", "url": f"http://127.0.0.1:{upstream.port}"})
+    admin(gateway, "/services/up/routes", {"paths": ["/"]})
+    master, worker = pids(gateway)
+    os.kill(worker, signal.SIGKILL)
+    # connections already queued on the killed process's listener are reset by the kernel (nginx has the same
+    # SO_REUSEPORT caveat); once the master has reaped it, new connections go to the live processes only
+    alert = f"[alert] {master}#0: worker process {worker} exited on signal 9"
+    wait_until(lambda: alert in gateway.error_log.read_text(), what="the master's alert")
+    assert not alive(worker)
+    assert [fresh_get(gateway.proxy_port, "/a")[0] for _ in range(20)] == [200] * 20
+    respawned = wait_until(lambda: [p for p in pids(gateway) if p not in (master, worker)], what="a new worker")
+    # the new worker has the configuration: every fresh connection is routed
+    assert [fresh_get(gateway.proxy_port, "/b")[0] for _ in range(20)] == [200] * 20
+    admin(gateway, "/services/up/routes", {"paths": ["/later"], "name": "later"})
+    assert [fresh_get(gateway.proxy_port, "/later")[0] for _ in range(20)] == [200] * 20
+    assert respawned[0] in pids(gateway)
+
+
+def test_forced_health_reaches_every_process(gateway: GatewayProcess, upstream: NginxServer) -> None:
+    admin(gateway, "/upstreams", {"name": "pool", "healthchecks": {"passive": {"unhealthy": {"tcp_failures": 3}}}})
+    admin(gateway, "/upstreams/pool/targets", {"target": f"127.0.0.1:{upstream.port}"})
+    admin(gateway, "/services", {"name": "balanced", "host": "pool"})
+    admin(gateway, "/services/balanced/routes", {"paths": ["/"]})
+    assert [fresh_get(gateway.proxy_port, "/")[0] for _ in range(20)] == [200] * 20
+    target = f"{gateway.admin_url}/upstreams/pool/targets/127.0.0.1:{upstream.port}"
+    for word, expected in (("unhealthy", 503), ("healthy", 200)):
+        assert httpx.put(f"{target}/{word}", timeout=10).status_code == 204
+
+        # Kong propagates forced health with worker events, asynchronously: poll (bounded) until all agree
+        def agreed(expected: int = expected) -> bool:
+            return [fresh_get(gateway.proxy_port, "/")[0] for _ in range(20)] == [expected] * 20
+
+        wait_until(agreed, what=f"every process answering {expected}")
+
+
+def test_sighup_reconfigures_every_process(tmp_path: pathlib.Path, upstream: NginxServer) -> None:
+    declarative = tmp_path / "kong.yml"
+
+    def write(path: str) -> None:
+        declarative.write_text(
+            "_format_version: '3.0'\n"
+            "services:\n"
+            f"- name: up\n  url: http://127.0.0.1:{upstream.port}\n"
+            f"  routes:\n  - name: r\n    paths: [{path}]\n    strip_path: false\n"
+        )
+
+    write("/before")
+    gw = make_gateway(tmp_path, {**WORKERS, "KONG_DATABASE": "off", "KONG_DECLARATIVE_CONFIG": str(declarative)})
+    gw.start()
+    try:
+        assert [fresh_get(gw.proxy_port, "/before")[0] for _ in range(20)] == [200] * 20
+        write("/after")
+        gw.signal(signal.SIGHUP)
+        wait_until(lambda: "reconfiguration done" in gw.error_log.read_text(), what="the reload")
+        assert [fresh_get(gw.proxy_port, "/after")[0] for _ in range(20)] == [200] * 20
+        assert [fresh_get(gw.proxy_port, "/before")[0] for _ in range(20)] == [404] * 20
+    finally:
+        assert gw.stop() == 0
+
+
+def test_a_second_gateway_cannot_share_the_port(gateway: GatewayProcess, tmp_path: pathlib.Path) -> None:
+    other = make_gateway(tmp_path / "two", {**WORKERS, "KONG_PROXY_LISTEN": f"127.0.0.1:{gateway.proxy_port}"})
+    out = subprocess.run(
+        [GATEWAY, "start", "-p", str(other.prefix)], env=other.env, capture_output=True, text=True, timeout=30
+    )
+    assert out.returncode == 1
+    assert f"could not listen on 127.0.0.1:{gateway.proxy_port}" in out.stderr
