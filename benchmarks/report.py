@@ -63,8 +63,8 @@ def results_table(results: list[ScenarioResult]) -> str:
     """The Markdown table: headline figure, latency, CPU per 10k requests, peak RSS, ratio gateway/nginx."""
     lines = [
         "| Scenario | Metric | gateway | nginx | ratio | p50 ms gw / nginx | p99 ms gw / nginx "
-        "| CPU s/10k req gw / nginx | peak RSS MiB gw / nginx |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| CPU s/10k req gw / nginx | CPU ratio | peak RSS MiB gw / nginx |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         s = r.scenario
@@ -74,7 +74,7 @@ def results_table(results: list[ScenarioResult]) -> str:
             f"| {_fmt(r.nginx.headline(s.metric), digits)} | **{_fmt(r.ratio, 2)}** "
             f"| {_fmt(r.gateway.p50_ms, 2)} / {_fmt(r.nginx.p50_ms, 2)} "
             f"| {_fmt(r.gateway.p99_ms, 2)} / {_fmt(r.nginx.p99_ms, 2)} "
-            f"| {_fmt(r.gateway.cpu_per_10k, 3)} / {_fmt(r.nginx.cpu_per_10k, 3)} "
+            f"| {_fmt(r.gateway.cpu_per_10k, 3)} / {_fmt(r.nginx.cpu_per_10k, 3)} | {_fmt(r.cpu_ratio, 2)} "
             f"| {_fmt(r.gateway.peak_rss_mib, 1)} / {_fmt(r.nginx.peak_rss_mib, 1)} |"
         )
     return "\n".join(lines)
@@ -126,7 +126,7 @@ def render_markdown(
     parts = [
         "# Benchmark results",
         "",
-        f"Date: {today}. Command: `{command}` ({rounds} rounds of {duration:g} s per proxy and scenario, A/B "
+        f"Date: {today}. Command: {command} ({rounds} rounds of {duration:g} s per proxy and scenario, A/B "
         "alternating; medians shown).",
         "",
         "Machine: " + "; ".join(machine_facts()) + ".",
@@ -135,7 +135,9 @@ def render_markdown(
         "off (`proxy_access_log = off` / `access_log off`), `log_level = notice`, the same certificates, the same "
         "verify settings and upstream keepalive on (except S6), in front of the same nginx upstream (`return 200`, "
         "a 24-byte body; a 1 MiB file for S7). ratio = gateway / nginx (req/s, handshakes/s or MB/s). CPU is the "
-        "server process tree's utime + stime during the run; peak RSS is VmHWM.",
+        "server process tree's utime + stime during the run; CPU ratio = nginx's CPU per request / the gateway's, "
+        "the capacity ratio if each had a core to itself (the load generator and the upstream share the same 2 "
+        "cores, so the throughput ratio also depends on what they leave); peak RSS is VmHWM.",
         "",
         results_table(results),
         "",

@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     _print_summary(results)
     if output is not None:
         args_used = argv if argv is not None else sys.argv[1:]
-        command = "make bench` (`python -m benchmarks.run" + (" " + shlex.join(args_used) if args_used else "") + ")"
+        command = "`make bench` (`python -m benchmarks.run" + (" " + shlex.join(args_used) if args_used else "") + "`)"
         chart_path = output.with_name("ratios.png")
         chart = chart_path.name if write_chart(results, chart_path) else None
         notes = [
@@ -106,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
             "The gateway's TLS is pyOpenSSL over the OpenSSL bundled with `cryptography`; nginx uses the system "
             "OpenSSL 3.0: both do the same handshakes and record work, but not with the same library build.",
             "S4: ab's percentiles are whole milliseconds.",
+            "S5: with handshakes, the load generator's side of each handshake costs as much CPU as the server's "
+            "(ECDSA) and all of it shares 2 cores, so handshakes/s swings widely between rounds; the CPU ratio "
+            "(server CPU per handshake) is the steadier capacity figure there.",
         ]
         output.write_text(render_markdown(results, idle, command, args.rounds, args.duration, chart, notes))
         (output.with_name("results.json")).write_text(json.dumps([r.to_json() for r in results], indent=1) + "\n")

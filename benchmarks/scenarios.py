@@ -168,6 +168,12 @@ class ScenarioResult:
         base = self.nginx.headline(metric)
         return self.gateway.headline(metric) / base if base else float("nan")
 
+    @property
+    def cpu_ratio(self) -> float:
+        """nginx's CPU per request / the gateway's: the throughput ratio each would reach on a core of its own."""
+        gateway = self.gateway.cpu_per_10k
+        return self.nginx.cpu_per_10k / gateway if gateway else float("nan")
+
     def to_json(self) -> dict[str, object]:
         def side(result: SideResult) -> dict[str, object]:
             return {
@@ -180,7 +186,13 @@ class ScenarioResult:
                 "runs_rps": [m.load.rps for m in result.runs],
             }
 
-        return {"key": self.scenario.key, "ratio": self.ratio, "gateway": side(self.gateway), "nginx": side(self.nginx)}
+        return {
+            "key": self.scenario.key,
+            "ratio": self.ratio,
+            "cpu_ratio": self.cpu_ratio,
+            "gateway": side(self.gateway),
+            "nginx": side(self.nginx),
+        }
 
 
 # ---------------------------------------------------------------------------------------------- the gateway side
