@@ -313,7 +313,8 @@ def _sorted_unique(certs: Iterable[x509.Certificate]) -> list[x509.Certificate]:
     return [by_digest[d] for d in sorted(by_digest)]
 
 
-def _ref_id(ref: Any) -> str | None:
+def foreign_id(ref: Any) -> str | None:
+    """The id of a foreign key as rows carry it: ``{"id": ...}`` from the store, a bare id from older callers."""
     if ref is None:
         return None
     if isinstance(ref, Mapping):
@@ -436,7 +437,7 @@ class UpstreamTlsCompiler:
         notices: list[tuple[str, str]] = []
 
         cert: ClientCertificate | None = None
-        service_cert_id = _ref_id(row.get("client_certificate"))
+        service_cert_id = foreign_id(row.get("client_certificate"))
         if service_cert_id is not None:
             found = self._client_certificate(service_cert_id)
             if isinstance(found, str):
@@ -445,7 +446,7 @@ class UpstreamTlsCompiler:
                 cert = _with_source(found, "service")
         else:
             upstream = self._upstreams.get(str(row.get("host")))
-            upstream_cert_id = _ref_id(upstream.get("client_certificate")) if upstream is not None else None
+            upstream_cert_id = foreign_id(upstream.get("client_certificate")) if upstream is not None else None
             if upstream_cert_id is not None:
                 found = self._client_certificate(upstream_cert_id)
                 if isinstance(found, str):

@@ -31,7 +31,7 @@ from typing import Any
 from OpenSSL import SSL
 
 from gateway.settings import ConfigError, Settings
-from gateway.tls.client import ClientCertificate, ContextCache, read_pem_setting
+from gateway.tls.client import ClientCertificate, ContextCache, foreign_id, read_pem_setting
 from gateway.tls.x509 import PemError, TrustStore, key_matches_cert, load_pem_chain, load_pem_private_key
 
 __all__ = ["PROBE_CONTEXTS", "HealthcheckTlsCompiler", "ProbeTls"]
@@ -63,13 +63,6 @@ class ProbeTls:
         self.client_cert = client_cert
         self.identity = identity
         self.notices = notices
-
-
-def _ref_id(ref: Any) -> str | None:
-    if isinstance(ref, Mapping):
-        value = ref.get("id")
-        return str(value) if value is not None else None
-    return str(ref) if ref is not None else None
 
 
 class HealthcheckTlsCompiler:
@@ -143,7 +136,7 @@ class HealthcheckTlsCompiler:
         """The probe TLS of an upstream row (the snapshot build asks only for upstreams with ``https`` checks)."""
         notices: list[tuple[str, str]] = []
         cert: ClientCertificate | None
-        cert_id = _ref_id(upstream.get("client_certificate"))
+        cert_id = foreign_id(upstream.get("client_certificate"))
         if cert_id is not None:
             found = self._entity_cert(cert_id)
             if isinstance(found, str):
