@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import pytest
 
+from tests.fixtures.admin_client import Admin
 from tests.fixtures.certs import Issued, make_ca, make_cert
 from tests.fixtures.gateway_process import GatewayProcess, make_gateway
 from tests.fixtures.nginx import NginxRunner, NginxServer
@@ -75,30 +75,6 @@ def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NginxServer]:
         yield runner.start(UPSTREAM)
     finally:
         runner.stop_all()
-
-
-class Admin:
-    """A thin Admin API client that fails loudly on unexpected statuses."""
-
-    def __init__(self, gw: GatewayProcess) -> None:
-        self.http = httpx.Client(base_url=gw.admin_url, timeout=10)
-
-    def post(self, path: str, body: dict[str, Any], expect: int = 201) -> dict[str, Any]:
-        res = self.http.post(path, json=body)
-        assert res.status_code == expect, res.text
-        return dict(res.json())
-
-    def patch(self, path: str, body: dict[str, Any], expect: int = 200) -> dict[str, Any]:
-        res = self.http.patch(path, json=body)
-        assert res.status_code == expect, res.text
-        return dict(res.json())
-
-    def delete(self, path: str) -> None:
-        res = self.http.delete(path)
-        assert res.status_code == 204, res.text
-
-    def close(self) -> None:
-        self.http.close()
 
 
 def start_ssl_gateway(tmp_path: pathlib.Path, extra_env: dict[str, str] | None = None) -> GatewayProcess:

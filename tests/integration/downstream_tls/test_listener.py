@@ -12,10 +12,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.fixtures.admin_client import Admin
 from tests.fixtures.gateway_process import GatewayProcess
 from tests.fixtures.nginx import NginxServer
 from tests.integration.downstream_tls.clients import curl, python_handshake, s_client, wait_until
-from tests.integration.downstream_tls.conftest import Admin, start_ssl_gateway
+from tests.integration.downstream_tls.conftest import start_ssl_gateway
 
 PLAIN_HTTP_PAGE = (
     b"<html>\r\n<head><title>400 The plain HTTP request was sent to HTTPS port</title></head>\r\n<body>\r\n"

@@ -20,10 +20,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.fixtures.admin_client import Admin
 from tests.fixtures.gateway_process import GatewayProcess
 from tests.fixtures.nginx import NginxServer
 from tests.integration.downstream_tls.clients import HttpsKeepalive, curl
-from tests.integration.downstream_tls.conftest import Admin, start_ssl_gateway
+from tests.integration.downstream_tls.conftest import start_ssl_gateway
 
 HANDSHAKE_TIMEOUT = 2  # seconds (client_header_timeout)
 FLOOD = 200

@@ -22,10 +22,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
 
+from tests.fixtures.admin_client import Admin
 from tests.fixtures.gateway_process import GatewayProcess
 from tests.fixtures.nginx import NginxServer
 from tests.integration.mtls.conftest import (
-    Admin,
     ClientPki,
     PythonClient,
     curl,

@@ -25,11 +25,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
+from tests.fixtures.admin_client import Admin
 from tests.fixtures.certs import Issued, days, make_ca, make_key
 from tests.fixtures.gateway_process import GatewayProcess
 from tests.fixtures.nginx import NginxServer
 from tests.fixtures.ports import closed_port
-from tests.integration.mtls.conftest import Admin, curl, start_gateway, wait_until
+from tests.integration.mtls.conftest import curl, start_gateway, wait_until
 
 FAILED = '{"message":"TLS certificate failed verification"}'
 
