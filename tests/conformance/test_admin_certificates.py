@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import uuid
 from typing import Any
 
@@ -259,7 +258,6 @@ async def test_72_schema_validate(admin: Admin, pki: dict[str, Pair]) -> None:
     assert admin.export()["certificates"] == []
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 async def test_45_multipart_file_upload_with_curl(admin: Admin, pki: dict[str, Pair], tmp_path: Any) -> None:
     (tmp_path / "c.crt").write_text(pki["rsa"].cert)
     (tmp_path / "c.key").write_text(pki["rsa"].key)

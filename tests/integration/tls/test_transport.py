@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
 import ssl
 from collections.abc import AsyncIterator
 
@@ -162,7 +161,6 @@ async def test_server_close_sends_close_notify(pki):
             writer.close()
 
 
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl CLI not installed")
 async def test_openssl_s_client(pki, tmp_path):
     root, _, server_id = pki
     ca = tmp_path / "ca.pem"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pathlib
-import shutil
 import subprocess
 from typing import Any
 
@@ -23,8 +22,6 @@ from gateway.tls.ciphers import (
 from gateway.tls.server import CertificateIndex, base_context, make_sni_callback
 from tests.unit.tls_server.conftest import Pki
 from tests.unit.tls_server.harness import s_client, tls_server
-
-needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl CLI not installed")
 
 
 def _settings(tmp_path: pathlib.Path, **overrides: str) -> Settings:
@@ -130,7 +127,6 @@ def test_tickets_off_sets_no_ticket_and_chain_is_never_auto_built() -> None:
     assert ctx.get_session_cache_mode() & SSL.SESS_CACHE_SERVER
 
 
-@needs_openssl
 def test_ffdhe_groups_are_openssls_named_groups() -> None:
     assert set(FFDHE_GROUPS) == {"ffdhe2048", "ffdhe3072", "ffdhe4096", "ffdhe6144", "ffdhe8192"}
     for name in FFDHE_GROUPS:
@@ -155,7 +151,6 @@ class _NullLog:
         pass
 
 
-@needs_openssl
 def test_intermediate_negotiates_tls12_and_tls13_and_dhe(tmp_path: pathlib.Path, pki: Pki) -> None:
     ctx, _ = _serve(pki, _settings(tmp_path))
     with tls_server(ctx) as server:
@@ -173,7 +168,6 @@ def test_intermediate_negotiates_tls12_and_tls13_and_dhe(tmp_path: pathlib.Path,
         assert server.outcome().error is not None
 
 
-@needs_openssl
 def test_modern_refuses_tls12(tmp_path: pathlib.Path, pki: Pki) -> None:
     ctx, _ = _serve(pki, _settings(tmp_path, ssl_cipher_suite="modern"))
     with tls_server(ctx) as server:
@@ -182,7 +176,6 @@ def test_modern_refuses_tls12(tmp_path: pathlib.Path, pki: Pki) -> None:
         assert s_client(server.port, "x.test", "-tls1_3").returncode == 0
 
 
-@needs_openssl
 def test_old_allows_tls11(tmp_path: pathlib.Path, pki: Pki) -> None:
     ctx, _ = _serve(pki, _settings(tmp_path, ssl_cipher_suite="old"))
     with tls_server(ctx) as server:
@@ -194,7 +187,6 @@ def test_old_allows_tls11(tmp_path: pathlib.Path, pki: Pki) -> None:
         assert s_client(server.port, "x.test", "-tls1_1", "-cipher", "DEFAULT:@SECLEVEL=0").returncode != 0
 
 
-@needs_openssl
 @pytest.mark.parametrize(
     ("prefer", "expected"), [("on", "ECDHE-RSA-AES128-GCM-SHA256"), ("off", "ECDHE-RSA-AES256-GCM-SHA384")]
 )

@@ -7,7 +7,6 @@ ECDSA-capable clients, ALPN, and a configuration change applying to the very nex
 from __future__ import annotations
 
 import io
-import shutil
 import socket
 import ssl
 from collections.abc import Iterator
@@ -30,7 +29,6 @@ from tests.unit.tls_server.harness import (
     tls_server,
 )
 
-needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl CLI not installed")
 Rows = tuple[list[dict[str, Any]], list[dict[str, Any]]]
 
 
@@ -79,7 +77,6 @@ def test_served_certificate_per_sni_python_ssl(listener: Listener, sni: str | No
     assert (outcome.entry.certificate_id is None) == (cn == "localhost")
 
 
-@needs_openssl
 @pytest.mark.parametrize(
     ("sni", "cn"),
     [
@@ -97,7 +94,6 @@ def test_served_certificate_per_sni_s_client(listener: Listener, sni: str | None
     assert listener.server.outcome().error is None
 
 
-@needs_openssl
 def test_catch_all_entity_only_with_an_sni(pki: Pki) -> None:
     row = certificate_row("c-star", pki.example_rsa, ["*"], alt=pki.example_ecdsa)
     index = CertificateIndex.build([row], sni_rows(row), pki.defaults)
@@ -111,7 +107,6 @@ def test_catch_all_entity_only_with_an_sni(pki: Pki) -> None:
         assert common_name(result.chain[0]) == "ssl-example.com"
 
 
-@needs_openssl
 @pytest.mark.parametrize(
     ("sni", "reason"),
     [
@@ -134,7 +129,6 @@ def test_invalid_client_sni_gets_default_and_debug_line(listener: Listener, sni:
     assert "[error]" not in log
 
 
-@needs_openssl
 def test_full_chain_sent_without_root(listener: Listener, pki: Pki) -> None:
     result = s_client(listener.server.port, "wildcard.org")
     assert [common_name(c) for c in result.chain] == ["ssl-alt-alt.com", "Kong Testing Intermediate CA"]
@@ -142,7 +136,6 @@ def test_full_chain_sent_without_root(listener: Listener, pki: Pki) -> None:
     assert result.chain[1] == pki.intermediate.cert
 
 
-@needs_openssl
 @pytest.mark.parametrize("tls_version", ["-tls1_2", "-tls1_3"])
 def test_rsa_only_client_gets_rsa_chain_ecdsa_client_gets_ecdsa_chain(
     listener: Listener, pki: Pki, tls_version: str
@@ -238,7 +231,6 @@ def _leaf_only_index_with_ca_store(pki: Pki) -> CertificateIndex:
     return index
 
 
-@needs_openssl
 @pytest.mark.parametrize("auto_chain", [False, True])
 def test_chain_is_exactly_the_pem_even_with_a_trust_store(pki: Pki, auto_chain: bool) -> None:
     """SSL_MODE_NO_AUTO_CHAIN: a CA store on the context (e.g. for client certificates) never extends the chain.
