@@ -259,30 +259,27 @@ def upsert_row(db: Database, spec: EntitySpec, key: str, data: dict[str, Any], d
     return db.dao(spec.name).upsert(key, data)
 
 
-def entity_put(spec: EntitySpec) -> Handler:
+def _entity_write(spec: EntitySpec, write: Callable[[Database, EntitySpec, str, dict[str, Any], bool], Row]) -> Handler:
+    """``PUT``/``PATCH /E/:E``: the body is written by ``write`` (upsert or update) and echoed with 200."""
+
     async def handler(ctx: Context) -> Response:
         key = _key(ctx, spec)
         data = ctx.post(spec.name)
 
         def op(db: Database) -> Response:
-            return json_response(200, upsert_row(db, spec, key, data, ctx.dbless))
+            return json_response(200, write(db, spec, key, data, ctx.dbless))
 
         return await _run(ctx, op)
 
     return handler
+
+
+def entity_put(spec: EntitySpec) -> Handler:
+    return _entity_write(spec, upsert_row)
 
 
 def entity_patch(spec: EntitySpec) -> Handler:
-    async def handler(ctx: Context) -> Response:
-        key = _key(ctx, spec)
-        data = ctx.post(spec.name)
-
-        def op(db: Database) -> Response:
-            return json_response(200, update_row(db, spec, key, data, ctx.dbless))
-
-        return await _run(ctx, op)
-
-    return handler
+    return _entity_write(spec, update_row)
 
 
 def entity_delete(spec: EntitySpec) -> Handler:

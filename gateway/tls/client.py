@@ -323,6 +323,38 @@ def foreign_id(ref: Any) -> str | None:
     return str(ref)
 
 
+def load_global_client_certificate(settings: Settings) -> ClientCertificate | None:
+    """``client_ssl = on`` + ``client_ssl_cert``/``_key`` (path, inline or base64 PEM), or None when off.
+
+    Raises:
+        ConfigError: the files cannot be read or parsed, or the key does not match (nginx would not start).
+    """
+    if not settings.client_ssl or not settings.client_ssl_cert or not settings.client_ssl_cert_key:
+        return None
+    try:
+        chain = load_pem_chain(read_pem_setting("client_ssl_cert", settings.client_ssl_cert))
+        key = load_pem_private_key(read_pem_setting("client_ssl_cert_key", settings.client_ssl_cert_key))
+    except PemError as exc:
+        raise ConfigError(f"client_ssl_cert: {exc}") from None
+    if not key_matches_cert(key, chain[0]):
+        raise ConfigError("client_ssl_cert_key does not match client_ssl_cert")
+    return ClientCertificate(chain, key, "global", None)
+
+
+def client_certificate_from_row(row: Mapping[str, Any], source: str, cert_id: str) -> ClientCertificate:
+    """A ``certificates`` row's ``cert``/``key`` as a client certificate (the alt pair is for serving only).
+
+    Raises:
+        PemError: unparsable PEM, or the key does not match the certificate (``KeyError``/``TypeError`` for a
+        malformed row); callers turn it into Kong's ``unable to fetch/apply ...`` text.
+    """
+    chain = load_pem_chain(row["cert"])
+    key = load_pem_private_key(row["key"])
+    if not key_matches_cert(key, chain[0]):
+        raise PemError("certificate does not match key")
+    return ClientCertificate(chain, key, source, cert_id)
+
+
 class UpstreamTlsCompiler:
     """Builds the ``UpstreamTlsProfile`` of each TLS service of one configuration (one snapshot build).
 
@@ -374,17 +406,7 @@ class UpstreamTlsCompiler:
         return TrustStore(_sorted_unique(certs))
 
     def _load_global_cert(self) -> ClientCertificate | None:
-        s = self._settings
-        if not s.client_ssl or not s.client_ssl_cert or not s.client_ssl_cert_key:
-            return None
-        try:
-            chain = load_pem_chain(read_pem_setting("client_ssl_cert", s.client_ssl_cert))
-            key = load_pem_private_key(read_pem_setting("client_ssl_cert_key", s.client_ssl_cert_key))
-        except PemError as exc:
-            raise ConfigError(f"client_ssl_cert: {exc}") from None
-        if not key_matches_cert(key, chain[0]):
-            raise ConfigError("client_ssl_cert_key does not match client_ssl_cert")
-        return ClientCertificate(chain, key, "global", None)
+        return load_global_client_certificate(self._settings)
 
     # -- per service --------------------------------------------------------------------------------------------
 
@@ -399,11 +421,7 @@ class UpstreamTlsCompiler:
             result = f"unable to fetch upstream client TLS certificate {cert_id}: certificate not found"
         else:
             try:
-                chain = load_pem_chain(row["cert"])
-                key = load_pem_private_key(row["key"])
-                if not key_matches_cert(key, chain[0]):
-                    raise PemError("certificate does not match key")
-                result = ClientCertificate(chain, key, "", cert_id)
+                result = client_certificate_from_row(row, "", cert_id)
             except (PemError, KeyError, TypeError) as exc:
                 result = f"unable to apply upstream client TLS certificate {cert_id}: {exc}"
         self._cert_cache[cert_id] = result

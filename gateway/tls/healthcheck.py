@@ -31,8 +31,15 @@ from typing import Any
 from OpenSSL import SSL
 
 from gateway.settings import ConfigError, Settings
-from gateway.tls.client import ClientCertificate, ContextCache, foreign_id, read_pem_setting
-from gateway.tls.x509 import PemError, TrustStore, key_matches_cert, load_pem_chain, load_pem_private_key
+from gateway.tls.client import (
+    ClientCertificate,
+    ContextCache,
+    client_certificate_from_row,
+    foreign_id,
+    load_global_client_certificate,
+    read_pem_setting,
+)
+from gateway.tls.x509 import PemError, TrustStore, load_pem_chain
 
 __all__ = ["PROBE_CONTEXTS", "HealthcheckTlsCompiler", "ProbeTls"]
 
@@ -105,18 +112,7 @@ class HealthcheckTlsCompiler:
 
     def _global_cert(self) -> ClientCertificate | None:
         if self._global is False:
-            s = self._settings
-            cert: ClientCertificate | None = None
-            if s.client_ssl and s.client_ssl_cert and s.client_ssl_cert_key:
-                try:
-                    chain = load_pem_chain(read_pem_setting("client_ssl_cert", s.client_ssl_cert))
-                    key = load_pem_private_key(read_pem_setting("client_ssl_cert_key", s.client_ssl_cert_key))
-                except PemError as exc:
-                    raise ConfigError(f"client_ssl_cert: {exc}") from None
-                if not key_matches_cert(key, chain[0]):
-                    raise ConfigError("client_ssl_cert_key does not match client_ssl_cert")
-                cert = ClientCertificate(chain, key, "global", None)
-            self._global = cert
+            self._global = load_global_client_certificate(self._settings)
         return self._global if isinstance(self._global, ClientCertificate) else None
 
     def _entity_cert(self, cert_id: str) -> ClientCertificate | str:
@@ -124,13 +120,9 @@ class HealthcheckTlsCompiler:
         if row is None:
             return f"unable to fetch upstream client TLS certificate {cert_id}: certificate not found"
         try:
-            chain = load_pem_chain(row["cert"])
-            key = load_pem_private_key(row["key"])
+            return client_certificate_from_row(row, "upstream", cert_id)
         except (PemError, KeyError, TypeError) as exc:
             return f"unable to fetch upstream client TLS certificate {cert_id}: {exc}"
-        if not key_matches_cert(key, chain[0]):
-            return f"unable to fetch upstream client TLS certificate {cert_id}: certificate does not match key"
-        return ClientCertificate(chain, key, "upstream", cert_id)
 
     def profile(self, upstream: Mapping[str, Any]) -> ProbeTls:
         """The probe TLS of an upstream row (the snapshot build asks only for upstreams with ``https`` checks)."""
