@@ -67,12 +67,6 @@ def _unserialize(text: str) -> dict[str, Any]:
     return value
 
 
-def _truthy(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.lower() in ("true", "1", "on", "yes")
-    return value is True or value == 1
-
-
 def dump_config(db: Database) -> str:
     """The YAML of ``GET /config``: the store's declarative dump (flat, foreign keys as ids), else an export."""
     try:

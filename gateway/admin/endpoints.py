@@ -437,10 +437,5 @@ def run_op(ctx: Context, fn: Callable[[Database], Response]) -> Awaitable[Respon
     return _run(ctx, fn)
 
 
-def exit_with(response: Response) -> Exception:
-    """Raise inside a store function to answer ``response`` (e.g. Kong's ``SNI not found``)."""
-    return _Exit(response)
-
-
 def not_found() -> Exception:
     return _not_found()

@@ -148,10 +148,6 @@ class ErrorLog:
     def crit(self, message: str, conn: int | None = None, context: str = "") -> None:
         self.log("crit", message, conn, context)
 
-    def refresh_pid(self) -> None:
-        """Re-read the pid after a fork (workers)."""
-        self._pid_tag = f"{os.getpid()}#0"
-
     def reopen(self) -> None:
         """Reopen the file (log rotation on SIGUSR1 / SIGHUP), as nginx does."""
         if self._owns_file and self.path is not None:

@@ -148,21 +148,6 @@ class PluginContext:
         self._log_context: str | None = None
         self.data: dict[str, Any] = {}
 
-    # -- PDK-like helpers ---------------------------------------------------------------------------------------
-    def set_upstream_header(self, name: str, value: str) -> None:
-        self.upstream_headers[name.lower()] = (name, value)
-
-    def clear_upstream_header(self, name: str) -> None:
-        self.upstream_headers[name.lower()] = (name, None)
-
-    def get_header(self, name: str) -> str | None:
-        """The first value of a request header (case-insensitive)."""
-        lname = name.lower()
-        for key, value in self.headers:
-            if key.lower() == lname:
-                return value
-        return None
-
     def log(self, level: str, plugin: str, message: str) -> None:
         """One error-log line ``[<plugin>] <message>`` with the request's context, when ``level`` is enabled."""
         log = self.error_log

@@ -112,9 +112,6 @@ class SqliteBackend:
             applied.append(migration.version)
         return applied
 
-    def migrations(self) -> list[tuple[int, str]]:
-        return list(self._conn.execute("SELECT version, name FROM schema_migrations ORDER BY version"))
-
     # ------------------------------------------------------------------ transactions
     def begin(self) -> None:
         self._conn.execute("BEGIN IMMEDIATE")

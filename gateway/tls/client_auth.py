@@ -222,9 +222,6 @@ class ClientCertRequest:
         conn.set_verify(SSL.VERIFY_PEER, _accept_any)
         conn.set_options(SSL.OP_NO_TICKET)
 
-    def variant_count(self) -> int:
-        return len(self._variants)
-
 
 def _default_variant(pairs: Sequence[PemPair], index: CertificateIndex) -> SSL.Context:
     ctx = _new_context(index.profile)

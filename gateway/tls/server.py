@@ -150,10 +150,6 @@ class CertificateEntry:
     context: SSL.Context
     error: str | None = None
 
-    @property
-    def is_default(self) -> bool:
-        return self.certificate_id is None and self.error is None
-
 
 @dataclass(frozen=True, slots=True)
 class _Compiled:

@@ -214,9 +214,6 @@ class Checker:
                     return verdict
         return None
 
-    def has_sources(self, leaf: x509.Certificate) -> bool:
-        return bool(ocsp_urls(leaf) or crl_urls(leaf))
-
     async def check(self, leaf: x509.Certificate, issuer: x509.Certificate) -> Verdict:
         """Ask the sources in order; definite answers are cached."""
         verdict = self.configured(leaf, issuer)
