@@ -1,7 +1,8 @@
 """A tiny certificate factory for the TLS tests (EC P-256: fast), plus contexts and an in-memory pair driver.
 
-Used by the unit and the integration tests of ``gateway.tls``; kept next to them until a shared factory exists
-in ``tests/fixtures``.
+Used by the unit and the integration tests of ``gateway.tls``. It differs from ``tests/fixtures/certs.py`` on
+purpose: EC keys only (these tests make many chains), leaves without a CN or with IP SANs for the host-check
+cases, and DER/bytes accessors that feed pyOpenSSL directly; entity-level tests use the shared factory.
 """
 
 from __future__ import annotations
