@@ -13,7 +13,6 @@ on any error nothing changes and the answer is 400 with the ``invalid declarativ
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 from collections.abc import Callable
 from typing import Any
@@ -24,6 +23,7 @@ from gateway.admin.context import Context
 from gateway.admin.endpoints import Handler, error_response, run_op
 from gateway.admin.http import Response, json_response, message
 from gateway.entities.errors import Code, EntityError
+from gateway.store import declarative
 from gateway.store.interface import Config, Database
 
 __all__ = ["ConfigState", "config_routes", "dump_config", "hash_config"]
@@ -57,28 +57,15 @@ def _declarative_error(text: str) -> EntityError:
 
 
 def _unserialize(text: str) -> dict[str, Any]:
-    """``dc:unserialize``: YAML (JSON is YAML) that must give a mapping."""
     try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise _declarative_error(f"failed parsing declarative configuration: {exc}") from None
-    if not isinstance(value, dict):
-        raise _declarative_error("failed parsing declarative configuration: expected an object")
-    return value
+        return declarative.parse_text(text)
+    except ValueError as exc:
+        raise _declarative_error(str(exc)) from None
 
 
 def dump_config(db: Database) -> str:
-    """The YAML of ``GET /config``: the store's declarative dump (flat, foreign keys as ids), else an export."""
-    try:
-        declarative: Any = importlib.import_module("gateway.store.declarative")
-    except ImportError:
-        declarative = None
-    dump = getattr(declarative, "dump", None)
-    if callable(dump):
-        document = dump(db)
-    else:
-        document = {"_format_version": "3.0", "_transform": False}
-        document.update({name: rows for name, rows in db.export().items() if rows})
+    """The YAML of ``GET /config``: the store's declarative dump (flat, foreign keys as ids)."""
+    document = declarative.dump(db)
     return yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
 
 

@@ -32,8 +32,6 @@ import os
 import signal
 from typing import Any
 
-import yaml
-
 from gateway.observability.accesslog import AccessLog, open_access_log
 from gateway.observability.errorlog import ErrorLog
 from gateway.runtime import building
@@ -53,16 +51,15 @@ class StartupError(RuntimeError):
 
 def load_declarative_file(path: str) -> dict[str, Any]:
     """Read a kong.yml (YAML or JSON, JSON being YAML) into a dict, or raise ``StartupError``."""
+    from gateway.store.declarative import parse_text
+
     try:
         with open(path, encoding="utf-8") as handle:
-            data = yaml.safe_load(handle)
+            return parse_text(handle)
     except OSError as exc:
         raise StartupError(f"failed loading declarative config file {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise StartupError(f"failed parsing declarative configuration: {exc}") from None
-    if not isinstance(data, dict):
-        raise StartupError("failed parsing declarative configuration: expected an object")
-    return data
+    except ValueError as exc:
+        raise StartupError(str(exc)) from None
 
 
 def _format_entity_error(exc: Exception) -> str:

@@ -31,13 +31,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import yaml
+
 from gateway.entities import SCHEMAS
 from gateway.entities import ca_certificates as ca_entity
 from gateway.entities import targets as targets_entity
 from gateway.entities.errors import DeclarativeConfigError, EntityError
 from gateway.entities.schema import Schema, is_uuid
 
-__all__ = ["FORMAT_VERSIONS", "dump", "generate_id", "load"]
+__all__ = ["FORMAT_VERSIONS", "dump", "generate_id", "load", "parse_text"]
 
 FORMAT_VERSIONS = ("1.1", "2.1", "3.0")
 _NAMESPACE = uuid.UUID("fd02801f-0957-4a15-a55a-c8d9606f30b5")
@@ -338,6 +340,22 @@ def _check_top(config: Any) -> dict[str, Any]:
         if key not in _META_FIELDS and key not in SCHEMAS:
             errors[key] = "unknown field"
     return errors
+
+
+def parse_text(text: Any) -> dict[str, Any]:
+    """Kong's ``dc:unserialize``: YAML text (JSON being YAML), or an open file, that must hold a mapping.
+
+    Raises:
+        ValueError: with Kong's ``failed parsing declarative configuration: ...`` wording; callers wrap it in
+        their own error (the Admin API's code 14, the CLI's start-up error).
+    """
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"failed parsing declarative configuration: {exc}") from None
+    if not isinstance(value, dict):
+        raise ValueError("failed parsing declarative configuration: expected an object")
+    return value
 
 
 def load(config: Any, now: float | None = None) -> dict[str, list[Row]]:
