@@ -42,6 +42,7 @@ from gateway.admin.endpoints import (
 from gateway.admin.http import Request, Response, message
 from gateway.admin.router import Router
 from gateway.entities.errors import EntityError
+from gateway.entities.forms import coerce_form
 from gateway.observability.accesslog import AccessLog
 from gateway.observability.errorlog import ErrorLog
 from gateway.settings import Settings
@@ -50,15 +51,6 @@ from gateway.version import SERVER_TOKEN
 __all__ = ["AdminApp", "build_router"]
 
 _DISABLED = ("/targets", "/targets/:targets", "/targets/:targets/upstream", "/snis/:snis/certificate")
-
-
-def _default_coercer() -> FormCoercer:
-    """The entity layer's form typing; identity until it exists (JSON bodies never need it)."""
-    try:
-        from gateway.entities.forms import coerce_form
-    except ImportError:
-        return lambda entity, data: data
-    return coerce_form
 
 
 def _add_all(router: Router, routes: dict[str, dict[str, Handler]], accepts_yaml: bool = False) -> None:
@@ -145,7 +137,7 @@ class AdminApp:
         self.node = info.NodeInfo(status=status, config_hash=lambda: self.config_state.current(db.export))
         if pids is not None:
             self.node.pids = pids
-        self.coerce = coerce or _default_coercer()
+        self.coerce = coerce or coerce_form
         self.router = build_router(self.node, self.config_state, health_view)
 
     async def handle(
@@ -171,12 +163,10 @@ class AdminApp:
     async def dispatch(self, request: Request) -> Response:
         """Route, check, parse and run; never raises."""
         started = time.monotonic()
-        before = getattr(self.db, "version", None) if self.settle is not None else None
+        before = self.db.version
         response = await self._dispatch(request)
-        if self.settle is not None and before is not None:
-            after = getattr(self.db, "version", None)
-            if isinstance(after, int) and after != before:
-                await self.settle(after)
+        if self.settle is not None and self.db.version != before:
+            await self.settle(self.db.version)
         if request.method == "HEAD":
             response = Response(response.status, b"", [*response.headers, ("Content-Length", str(len(response.body)))])
         latency = int((time.monotonic() - started) * 1000)

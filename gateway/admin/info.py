@@ -70,12 +70,13 @@ class NodeInfo:
 
 
 def _available_plugins() -> dict[str, Any]:
-    from gateway.entities.plugin_configs import get_plugin, registered_plugins
+    from gateway.entities.plugin_configs import registered_plugins
+    from gateway.plugins import handler_class  # the package registers the bundled handlers
 
     out: dict[str, Any] = {}
     for name in registered_plugins():
-        spec = get_plugin(name)
-        out[name] = {"version": getattr(spec, "version", KONG_VERSION), "priority": getattr(spec, "priority", 0)}
+        handler = handler_class(name)
+        out[name] = {"version": KONG_VERSION, "priority": handler.PRIORITY if handler is not None else 0}
     return out
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from gateway.admin.bodies import unescape_segment
 from gateway.admin.catalog import by_name
 from gateway.admin.context import Context
-from gateway.admin.endpoints import Handler, is_uuid, not_found, run_op, unsupported, update_row
+from gateway.admin.endpoints import Handler, not_found, run_op, unsupported, update_row
 from gateway.admin.http import Response, json_response
 from gateway.admin.pagination import collection_body, next_link, page_size
 from gateway.store.interface import Database, Row
@@ -24,26 +24,8 @@ _SCAN = 1000
 
 
 def _find_target(db: Database, upstream: Row, key: str) -> Row | None:
-    """By id, or the upstream's target whose ``target`` string equals ``key`` (the store's own lookup,
-    which also applies the default port, when it has one)."""
-    finder = getattr(db, "select_target", None)
-    if callable(finder):
-        found: Row | None = finder(upstream["id"], key)
-        return found
-    dao = db.dao(TARGETS.name)
-    if is_uuid(key):
-        row = dao.select(key)
-    else:
-        row = None
-        offset: str | None = None
-        while row is None:
-            rows, offset = dao.page(_SCAN, offset, {"upstream": upstream["id"]})
-            row = next((r for r in rows if r.get("target") == key), None)
-            if offset is None:
-                break
-    if row is None or (row.get("upstream") or {}).get("id") != upstream["id"]:
-        return None
-    return row
+    """By id, or the upstream's target whose ``target`` string equals ``key`` (default port applied)."""
+    return db.select_target(upstream["id"], key)
 
 
 def _target_op(action: str) -> Handler:

@@ -67,6 +67,9 @@ class Database(Protocol):
     def replace_all(self, declarative: Mapping[str, Any]) -> None:
         """Validate a whole declarative config (kong.yml dict) and swap it in atomically, or raise."""
 
+    def select_target(self, upstream: str, key: str) -> Row | None:
+        """A target of ``upstream`` (id or name) by its id or its ``host:port`` (Kong's default port applied)."""
+
     def subscribe(self, callback: Callable[[int], None]) -> None:
         """Call ``callback(version)`` after every committed change (from the writing thread)."""
 
