@@ -90,4 +90,4 @@ def proxy_counters(state: Any) -> dict[str, int]:
     """This process's proxy counters (nginx ``stub_status``)."""
     if state is None:
         return {}
-    return {name: int(getattr(state, name, 0)) for name in COUNTERS}
+    return {name: int(getattr(state, name)) for name in COUNTERS}

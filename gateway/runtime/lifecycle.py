@@ -32,11 +32,17 @@ import os
 import signal
 from typing import Any
 
+from gateway.admin.server import AdminApp, start_admin_server
 from gateway.observability.accesslog import AccessLog, open_access_log
 from gateway.observability.errorlog import ErrorLog
+from gateway.proxy.healthcheck import HealthRegistry
+from gateway.proxy.state import ProxyState
 from gateway.runtime import building
 from gateway.runtime.manager import SnapshotManager
+from gateway.runtime.workers import WorkerPool
 from gateway.settings import ConfigError, Listener, Settings, load_settings
+from gateway.store import open_database
+from gateway.store.declarative import parse_text
 
 __all__ = ["Gateway", "StartupError", "load_declarative_file"]
 
@@ -51,8 +57,6 @@ class StartupError(RuntimeError):
 
 def load_declarative_file(path: str) -> dict[str, Any]:
     """Read a kong.yml (YAML or JSON, JSON being YAML) into a dict, or raise ``StartupError``."""
-    from gateway.store.declarative import parse_text
-
     try:
         with open(path, encoding="utf-8") as handle:
             return parse_text(handle)
@@ -101,8 +105,6 @@ class Gateway:
             self.error_log.warn(f"[config] ignoring unknown setting from the environment: {name}")
 
         self.db = self._open_store()
-        from gateway.proxy.state import ProxyState
-
         try:
             self.server_tls = self._load_server_tls(settings)
         except ConfigError as exc:
@@ -116,8 +118,6 @@ class Gateway:
         except Exception as exc:
             raise StartupError(f"could not build the configuration: {exc}") from exc
         self.proxy_state = ProxyState(settings, self.error_log, self.access_log, first)
-        from gateway.proxy.healthcheck import HealthRegistry
-
         self.health = HealthRegistry(self.error_log, self.proxy_state.dns)
         await self.health.install(first)
         self.snapshots = SnapshotManager(
@@ -147,8 +147,6 @@ class Gateway:
         return building.build(config, settings, self.proxy_state, self.server_tls, self.error_log)
 
     async def _start_workers(self, version: int, config: Any) -> None:
-        from gateway.runtime.workers import WorkerPool
-
         pool = WorkerPool(self.worker_count, self.conf_path, self.overrides, self.error_log, health=self.health)
         self.workers = pool
         pool.publish(version, config)
@@ -185,8 +183,6 @@ class Gateway:
             raise StartupError(f"prefix directory {prefix} is not writable")
 
     def _open_store(self) -> Any:
-        from gateway.store import open_database
-
         settings = self.settings
         if settings.database == "off":
             db = open_database("off", None)
@@ -214,8 +210,6 @@ class Gateway:
             raise StartupError(f"could not listen on {listener.host}:{listener.port}: {exc.strerror}") from None
 
     async def _start_admin(self) -> None:
-        from gateway.admin.server import AdminApp, start_admin_server
-
         assert self.admin_access_log is not None
         app = AdminApp(
             self.db,
