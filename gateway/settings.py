@@ -268,6 +268,18 @@ ALIASES: dict[str, str] = {
     "nginx_worker_processes": "worker_processes",
     "nginx_main_worker_processes": "worker_processes",
 }
+# nginx directives that are first-class keys here and that Kong users inject as ``nginx_http_<directive>``
+# (or ``nginx_proxy_<directive>`` for the proxy server block).
+for _directive in (
+    "large_client_header_buffers",
+    "client_header_buffer_size",
+    "client_header_timeout",
+    "client_body_timeout",
+    "keepalive_timeout",
+    "client_max_body_size",
+):
+    ALIASES[f"nginx_http_{_directive}"] = _directive
+    ALIASES[f"nginx_proxy_{_directive}"] = _directive
 
 
 @dataclass(frozen=True, slots=True)

@@ -94,6 +94,11 @@ def test_kong_injected_aliases() -> None:
     assert s.proxy_ssl_verify_depth == 5
     assert s.proxy_ssl_trusted_certificate == "/ca.pem"
     assert parse_conf_text("nginx_http_proxy_ssl_verify = on") == {"proxy_ssl_verify": "on"}
+    injected = load_settings(
+        env={"KONG_NGINX_HTTP_LARGE_CLIENT_HEADER_BUFFERS": "8 16k", "KONG_NGINX_PROXY_KEEPALIVE_TIMEOUT": "5s"}
+    )
+    assert injected.large_header_buffer_size == 16384 and injected.large_header_buffer_count == 8
+    assert injected.keepalive_timeout == 5
 
 
 def test_cross_checks() -> None:
