@@ -252,7 +252,7 @@ SPECS: dict[str, Spec] = {
     "dns_not_found_ttl": Spec("30", _int_parser(0), "seconds a name-not-found answer is cached"),
     "dns_error_ttl": Spec("1", _int_parser(0), "seconds a DNS error is cached"),
     # workers
-    "worker_processes": Spec("1", _parse_str, "processes serving the proxy, or auto (one per core)"),
+    "worker_processes": Spec("auto", _parse_str, "processes serving the proxy, or auto (one per core)"),
 }
 
 # Kong's injected nginx spellings that mean one of our keys.

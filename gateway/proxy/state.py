@@ -79,7 +79,7 @@ class ProxyState:
             return cls(self, listener)
 
         if listener.ssl:
-            tls = TlsListener(self, listener, factory)
+            tls = TlsListener(self, listener, factory, position=len(self.tls_listeners))
             self.tls_listeners.append(tls)
             return tls.protocol_factory
         return factory

@@ -4,7 +4,9 @@ Theory of operation
 -------------------
 One ``TlsListener`` per ``proxy_listen ... ssl`` entry. It owns the listener's *base* ``SSL.Context`` (protocol
 versions, options, session cache and ticket keys live there, whatever certificate a connection is switched to),
-built once at start and again on SIGHUP, with the servername callback installed. That callback reads
+built once at start and again on SIGHUP, with the servername callback installed. In a worker process the first
+one is built on the blank context inherited from the zygote (``gateway.tls.ticket_keys``), so that every worker
+encrypts session tickets with the same keys. The servername callback reads
 ``state.snapshot.certificates`` on every ClientHello, so a certificate or SNI written through the Admin API or
 ``POST /config`` is served from the next handshake on, while established connections keep their session.
 
@@ -34,6 +36,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from OpenSSL import SSL
 
+from gateway.tls import ticket_keys
 from gateway.tls.server import CertificateIndex, base_context, make_sni_callback
 from gateway.tls.session import TlsHandshakeError
 from gateway.tls.transport import TlsProtocol
@@ -55,11 +58,18 @@ class TlsListener:
         state: the proxy state (settings, logs, and the snapshot whose ``certificates`` the callback reads).
         listener: the ``proxy_listen`` entry.
         app_factory: the HTTP connection factory shared with the plain listener.
+        position: this listener's rank among the process's ``ssl`` listeners (which inherited blank context).
     """
 
     __slots__ = ("_fallback", "app_factory", "context", "listener", "server_addr", "state")
 
-    def __init__(self, state: ProxyState, listener: Listener, app_factory: Callable[[], asyncio.Protocol]) -> None:
+    def __init__(
+        self,
+        state: ProxyState,
+        listener: Listener,
+        app_factory: Callable[[], asyncio.Protocol],
+        position: int = 0,
+    ) -> None:
         self.state = state
         self.listener = listener
         self.app_factory = app_factory
@@ -68,7 +78,7 @@ class TlsListener:
         if index is None:
             raise RuntimeError("the snapshot has no certificate index: build it with an ssl listener configured")
         self._fallback: CertificateIndex = index
-        self.context: SSL.Context = self._new_context(index)
+        self.context: SSL.Context = self._new_context(index, ticket_keys.take(position))
 
     # -- configuration ------------------------------------------------------------------------------------------
     def _current_index(self) -> CertificateIndex:
@@ -81,11 +91,11 @@ class TlsListener:
         """The current snapshot's certificate-phase hook (plugins: mtls-auth's client-certificate request)."""
         return self.state.snapshot.plugins.certificate_phase
 
-    def _new_context(self, index: CertificateIndex) -> SSL.Context:
+    def _new_context(self, index: CertificateIndex, blank: SSL.Context | None = None) -> SSL.Context:
         callback = make_sni_callback(
             self._current_index, self.state.error_log, certificate_phase=self._certificate_phase
         )
-        return base_context(None, index, sni_callback=callback)
+        return base_context(None, index, sni_callback=callback, blank=blank)
 
     def refresh(self) -> None:
         """Rebuild the base context from the current snapshot (SIGHUP: new ``ssl_*`` settings or default certs).

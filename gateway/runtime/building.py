@@ -12,7 +12,7 @@ from typing import Any
 
 from gateway.settings import Listener, Settings
 
-__all__ = ["COUNTERS", "build", "listen", "load_server_tls", "proxy_counters", "worker_count"]
+__all__ = ["COUNTERS", "build", "ensure_free", "listen", "load_server_tls", "proxy_counters", "worker_count"]
 
 #: nginx ``stub_status`` counters, as Kong's ``GET /status`` reports them under ``server``
 COUNTERS = (
@@ -57,16 +57,8 @@ def build(config: Any, settings: Settings, proxy_state: Any, server_tls: Any, lo
     )
 
 
-async def listen(
-    listener: Listener, factory: Any, force_reuse_port: bool = False, check_free: bool = False
-) -> asyncio.base_events.Server:
-    """Bind one proxy listener (``SO_REUSEPORT`` when the listener asks for it or several processes share it).
-
-    ``check_free`` (the master, when it forces ``SO_REUSEPORT``): fail with ``EADDRINUSE`` if anything already listens
-    there, as a plain bind would; ``SO_REUSEPORT`` alone would let a second gateway silently share the port.
-    """
-    if check_free and not listener.reuseport:
-        _check_free(listener)
+async def listen(listener: Listener, factory: Any, force_reuse_port: bool = False) -> asyncio.base_events.Server:
+    """Bind one proxy listener (``SO_REUSEPORT`` when the listener asks for it or several processes share it)."""
     loop = asyncio.get_running_loop()
     return await loop.create_server(
         factory,
@@ -78,7 +70,14 @@ async def listen(
     )
 
 
-def _check_free(listener: Listener) -> None:
+def ensure_free(listener: Listener) -> None:
+    """Raise ``OSError`` (``EADDRINUSE``) if anything already listens on ``listener``, as a plain bind would.
+
+    The master calls it before its workers bind with ``SO_REUSEPORT``, which alone would let a second gateway
+    silently share the port. A listener that asks for ``reuseport`` itself is left to the kernel.
+    """
+    if listener.reuseport:
+        return
     family = socket.AF_INET6 if ":" in listener.host else socket.AF_INET
     for info in socket.getaddrinfo(listener.host, listener.port, family, socket.SOCK_STREAM, 0, socket.AI_PASSIVE):
         with socket.socket(info[0], socket.SOCK_STREAM) as probe:

@@ -6,7 +6,7 @@ Both ends use asyncio streams; ``send`` only queues bytes (it never awaits), ``r
 
 Messages (see ``gateway.runtime.workers`` and ``gateway.runtime.worker``):
 
-- master -> worker: ``config`` {seq, version, config, settings_reload}, ``health`` {upstream, ip, port, hostname,
+- master -> worker: ``config`` {seq, version, config}, ``health`` {upstream, ip, port, hostname,
   healthy}, ``stats`` {id}, ``stop``;
 - worker -> master: ``ready`` {pid, seq}, ``ack`` {seq}, ``stats`` {id, pid, counters}.
 """

@@ -2,23 +2,25 @@
 
 Order of start-up (each step fails with a message naming what is wrong, before anything listens):
 prefix directories -> logs -> store (SQLite file, or memory + the declarative file in DB-less mode) ->
-first snapshot -> proxy listeners -> worker processes (``worker_processes`` > 1, each ready) -> Admin API listeners ->
-pid file. The Admin API opens last, so ``GET /status`` answering 200 means the proxy is already accepting: scripts
-wait on it for readiness.
+first snapshot -> proxy listeners (or, with ``worker_processes`` > 1, the worker processes, each ready) -> Admin API
+listeners -> pid file. The Admin API opens last, so ``GET /status`` answering 200 means the proxy is already
+accepting: scripts wait on it for readiness.
 
 Signals (Kong runs nginx in the foreground in containers; these are nginx's meanings where they exist):
 - SIGTERM / SIGINT: stop accepting, let in-flight requests finish (up to ``drain_timeout``), exit 0.
 - SIGHUP: re-read the configuration file's certificate settings and, in DB-less mode, the declarative file;
   rebuild the snapshot. Listeners are not rebound (say so in the log if they changed), but the ``ssl``
-  listeners' base contexts are rebuilt, so new ``ssl_*`` settings and certificate files apply to new handshakes.
+  listeners' base contexts are rebuilt (with workers: a new generation of workers is started and the old one
+  drains, as nginx does), so new ``ssl_*`` settings and certificate files apply to new handshakes.
 - SIGUSR1: reopen log files (log rotation).
 
-Processes (``worker_processes``; ``auto`` = the number of cores): with 1, this process is the whole gateway. With
-N > 1 this process is the master: the same full gateway, plus N-1 proxy-only workers (``runtime/workers.py``)
-spawned after its own listeners are bound and before the Admin API opens (so ``/status`` answering still means
-every process accepts). Every proxy listener then uses ``SO_REUSEPORT``. Admin API writes, ``POST /config`` and
-SIGHUP return once the master's snapshot and every live worker carry the new configuration (``settle``, bounded
-by ``SETTLE_TIMEOUT``). SIGTERM stops the workers too; SIGUSR1 is forwarded to them.
+Processes (``worker_processes``; ``auto``, the default, = the number of cores): with 1, this process is the whole
+gateway. With N > 1 this process is nginx's master: store, Admin API, snapshots and active health checks, but no
+proxy listener; N proxy-only workers (``runtime/workers.py``, forked by a zygote so that they share session-ticket
+keys) serve the traffic on ``SO_REUSEPORT`` listeners. They start before the Admin API opens (so ``/status``
+answering still means the proxy accepts). Admin API writes, ``POST /config`` and SIGHUP return once the master's
+snapshot and every live worker carry the new configuration (``settle``, bounded by ``SETTLE_TIMEOUT``). SIGTERM
+stops the workers too; SIGUSR1 is forwarded to them.
 
 Downstream TLS inputs that come from files (``ssl_cert``/``ssl_cert_key``, or the generated default pair) are read
 into a ``ServerTlsConfig`` at start and on SIGHUP only; every snapshot build reuses it, and the previous
@@ -127,10 +129,11 @@ class Gateway:
         loop = asyncio.get_running_loop()
         self.snapshots.attach(loop)
 
-        for listener in settings.proxy_listen:
-            self.proxy_servers.append(await self._listen(listener, self.proxy_state.protocol_factory(listener)))
         if self.worker_count > 1:
             await self._start_workers(version, first_config)
+        else:
+            for listener in settings.proxy_listen:
+                self.proxy_servers.append(await self._listen(listener, self.proxy_state.protocol_factory(listener)))
         await self._start_admin()
         self._write_pid()
         self._install_signals(loop)
@@ -147,7 +150,19 @@ class Gateway:
         return building.build(config, settings, self.proxy_state, self.server_tls, self.error_log)
 
     async def _start_workers(self, version: int, config: Any) -> None:
-        pool = WorkerPool(self.worker_count, self.conf_path, self.overrides, self.error_log, health=self.health)
+        for listener in self.settings.proxy_listen:
+            try:
+                building.ensure_free(listener)
+            except OSError as exc:
+                raise StartupError(f"could not listen on {listener.host}:{listener.port}: {exc.strerror}") from None
+        pool = WorkerPool(
+            self.worker_count,
+            self.conf_path,
+            self.overrides,
+            self.error_log,
+            health=self.health,
+            tls_contexts=sum(1 for listener in self.settings.proxy_listen if listener.ssl),
+        )
         self.workers = pool
         pool.publish(version, config)
         assert self.snapshots is not None
@@ -204,8 +219,7 @@ class Gateway:
 
     async def _listen(self, listener: Listener, factory: Any) -> asyncio.base_events.Server:
         try:
-            several = self.worker_count > 1
-            return await building.listen(listener, factory, force_reuse_port=several, check_free=several)
+            return await building.listen(listener, factory)
         except OSError as exc:
             raise StartupError(f"could not listen on {listener.host}:{listener.port}: {exc.strerror}") from None
 
@@ -289,13 +303,12 @@ class Gateway:
                     f"[config] reload of {fresh.declarative_config} failed, keeping the running configuration: "
                     f"{_format_entity_error(exc)}"
                 )
-        if self.workers is not None:
-            self.workers.reload_settings_next()
         self.snapshots.request_rebuild()
         await self.snapshots.settled()
         if self.proxy_state is not None:
             self.proxy_state.refresh_tls()
         if self.workers is not None:
+            await self.workers.regenerate(WORKERS_START_TIMEOUT)
             await self.settle(self.snapshots.built_version)
         self.error_log.notice("reconfiguration done")
 

@@ -1,13 +1,14 @@
-"""A proxy-only worker process: ``python -m gateway.runtime.worker --fd N [--conf F] [--overrides JSON]``.
+"""A proxy-only worker process: ``main(["--fd", N, "--conf", F, "--overrides", JSON])`` in a fork of the zygote.
 
-Spawned by the master (``gateway.runtime.workers.WorkerPool``), never started by hand. It loads the settings as
-the master did (same file, same ``KONG_*`` environment, same overrides), opens the same log files (appending, its
+Forked by the zygote (``gateway.runtime.zygote``) at the master's request (``gateway.runtime.workers``), never
+started by hand. It loads the settings as the master did (same file, same ``KONG_*`` environment, same overrides;
+read afresh, so a worker generation started by SIGHUP sees the new file), opens the same log files (appending, its
 own pid in each error-log line, as nginx workers do), waits for the first ``config`` message, builds its snapshot
-with the master's builder (``gateway.runtime.building``), binds the proxy listeners with ``SO_REUSEPORT`` and
-answers ``ready``. Each later ``config`` is built (reusing the previous snapshot's compiled certificates) and
-answered ``ack``; ``settings_reload`` re-reads the configuration file and certificate files first (the master's
-SIGHUP). ``health`` messages set a target's health (the master runs the active probes; passive health is counted
-here). ``stop``, SIGTERM/SIGINT, or the channel's EOF (the master is gone): stop accepting, drain, exit 0.
+with the master's builder (``gateway.runtime.building``), binds the proxy listeners with ``SO_REUSEPORT`` (the
+``ssl`` ones on the blank contexts inherited from the zygote: shared ticket keys) and answers ``ready``. Each
+later ``config`` is built (reusing the previous snapshot's compiled certificates) and answered ``ack``.
+``health`` messages set a target's health (the master runs the active probes; passive health is counted here).
+``stop``, SIGTERM/SIGINT, or the channel's EOF (the master is gone): stop accepting, drain, exit 0.
 """
 
 from __future__ import annotations
@@ -33,10 +34,8 @@ DRAIN_TIMEOUT = 10.0
 
 
 class Worker:
-    def __init__(self, settings: Settings, conf_path: str | None, overrides: dict[str, str], channel: Channel) -> None:
+    def __init__(self, settings: Settings, channel: Channel) -> None:
         self.settings = settings
-        self.conf_path = conf_path
-        self.overrides = overrides
         self.channel = channel
         self.error_log = ErrorLog(settings.path(settings.proxy_error_log), settings.log_level)
         self.access_log: AccessLog = open_access_log(settings.proxy_access_log, settings.path, with_request_id=True)
@@ -124,8 +123,6 @@ class Worker:
                 return
 
     async def _configure(self, message: dict[str, Any]) -> None:
-        if message.get("settings_reload"):
-            self._reload_settings()
         try:
             snapshot = await self._build(message["config"], None)
         except Exception as exc:  # keep serving the previous snapshot, as the master does
@@ -136,21 +133,7 @@ class Worker:
             except Exception as exc:
                 self.error_log.error(f"[runtime] could not prepare the configuration: {exc!r}")
             self.proxy_state.snapshot = snapshot
-            if message.get("settings_reload"):
-                self.proxy_state.refresh_tls()
         self.channel.send("ack", seq=message.get("seq", 0))
-
-    def _reload_settings(self) -> None:
-        try:
-            fresh = load_settings(self.conf_path, overrides=self.overrides)
-            server_tls = building.load_server_tls(
-                fresh.replace(proxy_listen=self.settings.proxy_listen), self.error_log
-            )
-        except (ConfigError, OSError) as exc:
-            self.error_log.error(f"[config] reload failed, keeping the running configuration: {exc}")
-            return
-        self.server_tls = server_tls
-        self.settings = fresh
 
     # ------------------------------------------------------------------ housekeeping, stop
     def _on_tick(self) -> None:
@@ -181,7 +164,6 @@ class Worker:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="gateway-worker")
     parser.add_argument("--fd", type=int, required=True)
-    parser.add_argument("--master", type=int, default=0)
     parser.add_argument("--conf", default=None)
     parser.add_argument("--overrides", default="{}")
     args = parser.parse_args(argv)
@@ -195,14 +177,10 @@ def main(argv: list[str] | None = None) -> int:
 
     async def run() -> int:
         channel = await Channel.open(sock)
-        return await Worker(settings, args.conf, overrides, channel).run()
+        return await Worker(settings, channel).run()
 
     try:
         import uvloop
     except ImportError:  # pragma: no cover
         return int(asyncio.run(run()))
     return int(uvloop.run(run()))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

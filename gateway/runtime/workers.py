@@ -1,23 +1,30 @@
-"""The master's worker processes (``worker_processes`` > 1): spawn, configure, watch, respawn, stop.
+"""The master's worker processes (``worker_processes`` > 1): spawn, configure, watch, respawn, regenerate, stop.
 
-Theory of operation. The master is a full gateway (store, Admin API, snapshot manager, health checks, proxy
-listeners); it also runs N-1 proxy-only workers, each a fresh interpreter (``python -m gateway.runtime.worker``,
-never a fork of a running loop) holding one end of a socketpair (``gateway.runtime.channel``). Every proxy listener
-of every process is bound with ``SO_REUSEPORT``, so the kernel spreads new connections over the processes.
+Theory of operation. With N > 1 the master is nginx's master: it runs the store, the Admin API, the snapshot
+manager and the active health checks, and N proxy-only workers serve the traffic on ``SO_REUSEPORT`` listeners
+(the kernel spreads new connections over them). Every worker is forked by the zygote (``gateway.runtime.zygote``,
+a fresh interpreter that never runs a loop), so all workers of a generation share their ``ssl`` listeners' session
+ticket keys and resume each other's TLS sessions; each holds one end of a socketpair (``gateway.runtime.channel``).
 
 - Configuration: after each snapshot swap the manager calls ``publish(version, config)``; the export is encoded
-  once as a ``config`` message with a new sequence number and sent to every worker (a respawned worker gets the
-  latest one first). A worker answers ``ready`` (first one) or ``ack`` with that sequence number once its own
-  snapshot is live. ``wait_synced()`` returns when every live worker has acknowledged the latest sequence number:
-  the Admin API awaits it (read-your-writes across processes). A worker that dies stops being waited for.
+  once as a ``config`` message with a new sequence number and sent to every worker (a new worker gets the latest
+  one first). A worker answers ``ready`` (first one) or ``ack`` with that sequence number once its own snapshot is
+  live. ``wait_synced()`` returns when every live worker of the current generation has acknowledged the latest
+  sequence number: the Admin API awaits it (read-your-writes across processes). A worker that dies stops being
+  waited for.
 - Health: the master alone runs active probes; each change of a target's availability (probe results, or forced
   through the Admin API) is pushed as a ``health`` message. A new worker gets the master's unavailable targets
   after its ``ready``. Passive health is counted per process.
 - ``/status``: ``stats()`` asks every ready worker for its counters (bounded wait).
 - A worker that exits while the master is running is logged at ``alert`` (nginx: ``worker process N exited on
-  signal 9``) and respawned, after a back-off that doubles with each quick death (0.1 s up to 5 s).
+  signal 9``) and respawned from the same zygote (same ticket keys), after a back-off that doubles with each quick
+  death (0.1 s up to 5 s).
+- ``regenerate()`` (SIGHUP, as an nginx reload): the zygote draws new ticket keys, a new generation of workers
+  starts (each reads the configuration file afresh), and once it serves, the old generation stops accepting and
+  drains. If the zygote itself dies, a new one is started and the workers are regenerated the same way, so the
+  workers never disagree on keys.
 - ``stop()`` sends ``stop`` to every worker (they stop accepting and drain), waits for them (bounded), then kills
-  what is left.
+  what is left and lets the zygote go.
 """
 
 from __future__ import annotations
@@ -27,13 +34,12 @@ import json
 import os
 import signal
 import socket
-import subprocess
-import sys
 import time
 from typing import Any
 
 from gateway.observability.errorlog import ErrorLog
 from gateway.runtime.channel import Channel, encode
+from gateway.runtime.zygote import Zygote
 
 __all__ = ["WorkerPool"]
 
@@ -52,22 +58,24 @@ def _exit_text(code: int | None) -> str:
 
 
 class _Worker:
-    __slots__ = ("channel", "exited", "pid", "proc", "reader", "ready", "seq", "slot", "started")
+    __slots__ = ("channel", "code", "exited", "pid", "reader", "ready", "retiring", "seq", "slot", "started")
 
-    def __init__(self, slot: int, proc: subprocess.Popen[bytes], channel: Channel) -> None:
+    def __init__(self, slot: int, pid: int, channel: Channel) -> None:
+        loop = asyncio.get_running_loop()
         self.slot = slot
-        self.proc = proc
-        self.pid = proc.pid
+        self.pid = pid
         self.channel = channel
-        self.ready = asyncio.get_running_loop().create_future()
+        self.ready: asyncio.Future[None] = loop.create_future()
+        self.code: asyncio.Future[int | None] = loop.create_future()  # resolved by the zygote's exit report
         self.exited = asyncio.Event()
+        self.retiring = False  # an older generation, draining after a SIGHUP: not respawned, not waited for
         self.seq = -1
         self.started = time.monotonic()
         self.reader: asyncio.Task[None] | None = None
 
 
 class WorkerPool:
-    """``count`` proxy-only worker processes of this master."""
+    """``count`` proxy-only worker processes of this master, forked by one zygote."""
 
     def __init__(
         self,
@@ -76,35 +84,36 @@ class WorkerPool:
         overrides: dict[str, str],
         error_log: ErrorLog,
         health: Any = None,
+        tls_contexts: int = 0,
     ) -> None:
         self.count = count
         self.conf_path = conf_path
         self.overrides = dict(overrides)
         self.log = error_log
         self.health = health  # the master's HealthRegistry: new workers get its unavailable targets
+        self.tls_contexts = tls_contexts  # blank contexts per generation: one per ssl listener
         self.workers: dict[int, _Worker] = {}
+        self.retiring: set[_Worker] = set()
+        self.zygote: Zygote | None = None
         self.seq = 0
         self._latest: bytes | None = None
-        self._settings_reload = False
         self._stopping = False
         self._changed = asyncio.Event()
         self._stats: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._stats_id = 0
         self._failures: dict[int, int] = {}
-        self._respawns: set[asyncio.Task[None]] = set()
+        self._pending_codes: dict[int, int | None] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._regenerating: asyncio.Lock = asyncio.Lock()
+        self._start_timeout = 30.0
 
     # ------------------------------------------------------------------ configuration
     def publish(self, version: int, config: Any) -> None:
         """A new snapshot is live in the master: send its export to every worker."""
         self.seq += 1
-        reload, self._settings_reload = self._settings_reload, False
-        self._latest = encode("config", seq=self.seq, version=version, config=config, settings_reload=reload)
-        for worker in self.workers.values():
+        self._latest = encode("config", seq=self.seq, version=version, config=config)
+        for worker in self._all():
             worker.channel.send_raw(self._latest)
-
-    def reload_settings_next(self) -> None:
-        """The next ``publish`` tells workers to re-read the configuration file and certificate files (SIGHUP)."""
-        self._settings_reload = True
 
     async def wait_synced(self) -> None:
         """Until every live worker has acknowledged the latest configuration (unbounded: wrap it in a timeout)."""
@@ -118,10 +127,13 @@ class WorkerPool:
     def _notify(self) -> None:
         self._changed.set()
 
+    def _all(self) -> list[_Worker]:
+        return [*self.workers.values(), *self.retiring]
+
     # ------------------------------------------------------------------ health
     def push_health(self, upstream_id: str, target: Any) -> None:
         frame = self._health_frame(upstream_id, target)
-        for worker in self.workers.values():
+        for worker in self._all():
             if worker.ready.done():
                 worker.channel.send_raw(frame)
 
@@ -144,47 +156,84 @@ class WorkerPool:
             worker.channel.send_raw(self._health_frame(upstream_id, target))
 
     # ------------------------------------------------------------------ spawning
-    def _command(self, fd: int) -> list[str]:
-        args = [sys.executable, "-m", "gateway.runtime.worker", "--fd", str(fd), "--master", str(os.getpid())]
+    def _argv(self) -> list[str]:
+        args: list[str] = []
         if self.conf_path:
             args += ["--conf", self.conf_path]
         if self.overrides:
             args += ["--overrides", json.dumps(self.overrides)]
         return args
 
+    async def _start_zygote(self) -> Zygote:
+        zygote = await Zygote.start(self.tls_contexts, self._on_exit, self._on_zygote_gone, self._start_timeout)
+        self.zygote = zygote
+        return zygote
+
     async def _spawn(self, slot: int) -> _Worker:
+        zygote = self.zygote
+        if zygote is None:
+            raise OSError("no zygote process")
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            proc = subprocess.Popen(self._command(child.fileno()), pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL)
+            pid = await zygote.spawn(child, self._argv())
+        except BaseException:
+            parent.close()
+            raise
         finally:
             child.close()
         channel = await Channel.open(parent)
-        worker = _Worker(slot, proc, channel)
+        worker = _Worker(slot, pid, channel)
+        if pid in self._pending_codes:  # it ended before we got here
+            worker.code.set_result(self._pending_codes.pop(pid))
         self.workers[slot] = worker
         if self._latest is not None:
             channel.send_raw(self._latest)
-        worker.reader = asyncio.get_running_loop().create_task(self._read(worker), name=f"worker {worker.pid}")
-        self.log.notice(f"start worker process {worker.pid}")
+        worker.reader = self._task(self._read(worker), f"worker {pid}")
+        self.log.notice(f"start worker process {pid}")
         return worker
 
     async def start(self, timeout: float) -> None:
-        """Spawn the workers and wait until each serves (raises ``RuntimeError`` if one dies or times out)."""
-        workers = [await self._spawn(slot) for slot in range(1, self.count)]
+        """Start the zygote, fork the workers and wait until each serves (``RuntimeError`` if one dies or times out)."""
+        self._start_timeout = timeout
+        try:
+            await self._start_zygote()
+        except OSError as exc:
+            raise RuntimeError(f"could not start the worker zygote process: {exc}") from None
+        workers = [await self._spawn(slot) for slot in range(self.count)]
+        await self._wait_ready(workers, timeout)
+
+    async def _wait_ready(self, workers: list[_Worker], timeout: float) -> None:
         try:
             async with asyncio.timeout(timeout):
                 for worker in workers:
-                    exited = asyncio.ensure_future(worker.exited.wait())
+                    exited: asyncio.Future[Any] = asyncio.ensure_future(worker.exited.wait())
+                    waiters: set[asyncio.Future[Any]] = {worker.ready, exited}
                     try:
-                        await asyncio.wait({worker.ready, exited}, return_when=asyncio.FIRST_COMPLETED)
+                        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
                     finally:
                         exited.cancel()
                     if not worker.ready.done():
+                        code = worker.code.result() if worker.code.done() else None
                         raise RuntimeError(
-                            f"worker process {worker.pid} {_exit_text(worker.proc.returncode)} during start-up "
-                            "(see the error log)"
+                            f"worker process {worker.pid} {_exit_text(code)} during start-up (see the error log)"
                         )
         except TimeoutError:
             raise RuntimeError(f"worker processes not ready after {timeout:.0f}s") from None
+
+    def _task(self, coro: Any, name: str) -> asyncio.Task[None]:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _on_exit(self, pid: int, code: int | None) -> None:
+        """The zygote reports a worker's end (possibly before its channel's EOF is read)."""
+        for worker in self._all():
+            if worker.pid == pid:
+                if not worker.code.done():
+                    worker.code.set_result(code)
+                return
+        self._pending_codes[pid] = code
 
     async def _read(self, worker: _Worker) -> None:
         channel = worker.channel
@@ -204,13 +253,18 @@ class WorkerPool:
                 if future is not None and not future.done():
                     future.set_result(message)
         channel.close()
-        loop = asyncio.get_running_loop()
-        code = await loop.run_in_executor(None, _wait, worker.proc)
+        code: int | None = None
+        try:
+            async with asyncio.timeout(5.0):  # the zygote reports every exit; it may be gone itself
+                code = await asyncio.shield(worker.code)
+        except TimeoutError:
+            pass
         worker.exited.set()
+        self.retiring.discard(worker)
         if self.workers.get(worker.slot) is worker:
             del self.workers[worker.slot]
         self._notify()
-        if self._stopping:
+        if self._stopping or worker.retiring:
             self.log.notice(f"worker process {worker.pid} {_exit_text(code)}")
             return
         self.log.log("alert", f"worker process {worker.pid} {_exit_text(code)}")
@@ -218,19 +272,55 @@ class WorkerPool:
         failures = 0 if lived >= STABLE_AFTER else self._failures.get(worker.slot, 0) + 1
         self._failures[worker.slot] = failures
         delay = min(BACKOFF_MAX, BACKOFF_MIN * (2 ** max(0, failures - 1))) if failures else 0.0
-        task = loop.create_task(self._respawn(worker.slot, delay))
-        self._respawns.add(task)
-        task.add_done_callback(self._respawns.discard)
+        self._task(self._respawn(worker.slot, delay), f"respawn {worker.slot}")
 
     async def _respawn(self, slot: int, delay: float) -> None:
         if delay:
             await asyncio.sleep(delay)
-        if self._stopping or slot in self.workers:
+        if self._stopping or slot in self.workers or self._regenerating.locked():
             return
         try:
             await self._spawn(slot)
         except OSError as exc:
             self.log.log("alert", f"could not respawn a worker process: {exc}")
+
+    # ------------------------------------------------------------------ generations
+    async def regenerate(self, timeout: float) -> None:
+        """A new generation of workers with new ticket keys; the old one drains once the new one serves."""
+        async with self._regenerating:
+            if self._stopping:
+                return
+            zygote = self.zygote
+            if zygote is None:
+                zygote = await self._start_zygote()
+            else:
+                await zygote.regenerate()
+            old = list(self.workers.values())
+            for worker in old:
+                worker.retiring = True
+                self.retiring.add(worker)
+            self.workers = {}
+            fresh = [await self._spawn(slot) for slot in range(self.count)]
+            try:
+                await self._wait_ready(fresh, timeout)
+            except RuntimeError as exc:
+                self.log.log("alert", f"[runtime] new worker generation: {exc}")
+            for worker in old:
+                worker.channel.send("stop")
+            self._notify()
+
+    def _on_zygote_gone(self) -> None:
+        code = self.zygote.proc.returncode if self.zygote is not None else None
+        self.log.log("alert", f"worker zygote process {_exit_text(code)}; starting a new one")
+        self.zygote = None
+        if not self._stopping:
+            self._task(self._replace_zygote(), "replace zygote")
+
+    async def _replace_zygote(self) -> None:
+        try:
+            await self.regenerate(self._start_timeout)
+        except (OSError, RuntimeError) as exc:
+            self.log.log("alert", f"could not start a new worker zygote process: {exc}")
 
     # ------------------------------------------------------------------ stats, signals
     def pids(self) -> list[int]:
@@ -240,7 +330,7 @@ class WorkerPool:
         """Every ready worker's ``{pid, counters}`` (the ones that answer within ``timeout``)."""
         loop = asyncio.get_running_loop()
         asked: list[asyncio.Future[dict[str, Any]]] = []
-        for worker in self.workers.values():
+        for worker in self._all():
             if not worker.ready.done() or worker.exited.is_set():
                 continue
             self._stats_id += 1
@@ -256,48 +346,46 @@ class WorkerPool:
         return [f.result() for f in done]
 
     def signal(self, sig: signal.Signals) -> None:
-        for pid in self.pids():
-            try:
-                os.kill(pid, sig)
-            except OSError:
-                pass
+        for worker in self._all():
+            if not worker.exited.is_set():
+                _kill(worker.pid, sig)
 
     # ------------------------------------------------------------------ stop
     def begin_stop(self) -> None:
         """Tell every worker to stop accepting and drain (no respawn from now on)."""
         self._stopping = True
-        for task in list(self._respawns):
-            task.cancel()
-        for worker in self.workers.values():
+        for task in list(self._tasks):
+            if task.get_name().startswith(("respawn", "replace")):
+                task.cancel()
+        for worker in self._all():
             worker.channel.send("stop")
 
     async def stop(self, timeout: float) -> None:
-        """``begin_stop`` then wait for the workers (bounded); kill what is left."""
+        """``begin_stop`` then wait for the workers (bounded); kill what is left; let the zygote go."""
         self.begin_stop()
-        workers = list(self.workers.values())
+        workers = self._all()
         waits = [asyncio.ensure_future(w.exited.wait()) for w in workers]
         if waits:
             _, pending = await asyncio.wait(waits, timeout=timeout)
             for future in pending:
                 future.cancel()
         for worker in workers:
-            if worker.proc.poll() is None:
+            if not worker.exited.is_set():
                 self.log.warn(f"worker process {worker.pid} still running after {timeout:.0f}s; killing it")
-                worker.proc.kill()
-        loop = asyncio.get_running_loop()
+                _kill(worker.pid, signal.SIGKILL)
         for worker in workers:
-            await loop.run_in_executor(None, _wait, worker.proc)
             if worker.reader is not None:
                 try:
-                    async with asyncio.timeout(1.0):
+                    async with asyncio.timeout(6.0):
                         await worker.reader
                 except (TimeoutError, asyncio.CancelledError):
                     worker.reader.cancel()
+        if self.zygote is not None:
+            await self.zygote.wait_closed()
 
 
-def _wait(proc: subprocess.Popen[bytes]) -> int | None:
+def _kill(pid: int, sig: signal.Signals) -> None:
     try:
-        return proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        return proc.wait()
+        os.kill(pid, sig)
+    except OSError:
+        pass

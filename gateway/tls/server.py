@@ -181,8 +181,10 @@ def _openssl_reason(exc: Exception) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _new_context(profile: TlsProfile) -> SSL.Context:
-    ctx = SSL.Context(SSL.TLS_SERVER_METHOD)
+def _new_context(profile: TlsProfile, blank: SSL.Context | None = None) -> SSL.Context:
+    """A server context with ``profile`` applied: a new one, or ``blank`` (a never-configured context whose
+    session-ticket keys are shared with other processes, ``gateway.tls.ticket_keys``)."""
+    ctx = blank if blank is not None else SSL.Context(SSL.TLS_SERVER_METHOD)
     apply_profile(ctx, profile)
     ctx.set_alpn_select_callback(_select_alpn)
     return ctx
@@ -487,14 +489,16 @@ def base_context(
     settings: Settings | None,
     index: CertificateIndex,
     sni_callback: Callable[[SSL.Connection], None] | None = None,
+    blank: SSL.Context | None = None,
 ) -> SSL.Context:
     """The listening socket's context: the TLS profile, the default certificates, and the servername callback.
 
     Build it once per listener (per settings load): OpenSSL keeps session tickets' keys and the session cache
     here, whatever context a connection is later switched to. ``settings=None`` uses ``index.profile``.
+    ``blank``: configure this never-used context instead of creating one (a worker's inherited ticket keys).
     """
     profile = tls_profile(settings) if settings is not None else index.profile
-    ctx = _new_context(profile)
+    ctx = _new_context(profile, blank)
     for pair in index.default_pairs:
         error = _load_pair(ctx, pair.cert, pair.key, alt=False)
         if error is not None:

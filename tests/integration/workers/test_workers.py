@@ -1,5 +1,7 @@
-"""``worker_processes`` against the real ``gateway`` process: a master that serves traffic plus proxy-only workers
-on ``SO_REUSEPORT`` listeners, configured over their channel, respawned when they die, stopped with the master.
+"""``worker_processes`` against the real ``gateway`` process: a master (Admin API, store, health checks, no proxy
+listener) plus proxy-only workers on ``SO_REUSEPORT`` listeners, forked by one zygote, configured over their channel,
+respawned when they die, replaced by a new generation on SIGHUP, stopped with the master; every worker resumes the
+TLS sessions the others issued (shared ticket keys).
 
 Which process served a request is read from the error log (nginx's ``<pid>#0`` in every line): a route to a
 closed port makes each request log one ``connect() failed`` line from the process that handled it. Every wait
@@ -13,6 +15,7 @@ import pathlib
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -104,20 +107,27 @@ def alive(pid: int) -> bool:
     return True
 
 
-def test_master_and_worker_both_serve_and_status_sums_their_counters(gateway: GatewayProcess) -> None:
-    serving = pids(gateway)
-    assert len(serving) == 2 and serving[0] == gateway.proc.pid  # type: ignore[union-attr]
+def served_by(gw: GatewayProcess, requests: int) -> list[int]:
+    """The pid that logged each ``connect() failed`` line, once ``requests`` of them are in the error log."""
+
+    def found() -> list[int] | None:
+        pids = [int(m.group(1)) for m in PID_LINE.finditer(gw.error_log.read_text())]
+        return pids if len(pids) >= requests else None
+
+    return list(wait_until(found, what=f"{requests} connect() failed lines"))
+
+
+def test_the_workers_serve_the_master_does_not_and_status_sums_their_counters(gateway: GatewayProcess) -> None:
+    processes = pids(gateway)
+    master, workers = processes[0], processes[1:]
+    assert master == gateway.proc.pid and len(workers) == 2  # type: ignore[union-attr]
     admin(gateway, "/services", {"name": "down", "url": f"http://127.0.0.1:{closed_port()}/"})
     admin(gateway, "/services/down/routes", {"paths": ["/down"]})
     requests = 40
     for _ in range(requests):
         assert fresh_get(gateway.proxy_port, "/down")[0] == 502
 
-    def served_by() -> set[int] | None:
-        found = [int(m.group(1)) for m in PID_LINE.finditer(gateway.error_log.read_text())]
-        return set(found) if len(found) >= requests else None
-
-    assert wait_until(served_by, what="one error line per request") == set(serving)
+    assert set(served_by(gateway, requests)) == set(workers)  # 40 fresh connections: both workers, never the master
     server = status(gateway)["server"]
     assert server["total_requests"] == requests
     assert server["connections_accepted"] == server["connections_handled"] == requests
@@ -169,7 +179,7 @@ def test_a_killed_worker_is_respawned_and_traffic_keeps_flowing(
 ) -> None:
     admin(gateway, "/services", {"name": "up", "url": f"http://127.0.0.1:{upstream.port}"})
     admin(gateway, "/services/up/routes", {"paths": ["/"]})
-    master, worker = pids(gateway)
+    master, worker, sibling = pids(gateway)
     os.kill(worker, signal.SIGKILL)
     # connections already queued on the killed process's listener are reset by the kernel (nginx has the same
     # SO_REUSEPORT caveat); once the master has reaped it, new connections go to the live processes only
@@ -177,7 +187,9 @@ def test_a_killed_worker_is_respawned_and_traffic_keeps_flowing(
     wait_until(lambda: alert in gateway.error_log.read_text(), what="the master's alert")
     assert not alive(worker)
     assert [fresh_get(gateway.proxy_port, "/a")[0] for _ in range(20)] == [200] * 20
-    respawned = wait_until(lambda: [p for p in pids(gateway) if p not in (master, worker)], what="a new worker")
+    respawned = wait_until(
+        lambda: [p for p in pids(gateway) if p not in (master, worker, sibling)], what="a new worker"
+    )
     # the new worker has the configuration: every fresh connection is routed
     assert [fresh_get(gateway.proxy_port, "/b")[0] for _ in range(20)] == [200] * 20
     admin(gateway, "/services/up/routes", {"paths": ["/later"], "name": "later"})
@@ -217,12 +229,18 @@ def test_sighup_reconfigures_every_process(tmp_path: pathlib.Path, upstream: Ngi
     gw = make_gateway(tmp_path, {**WORKERS, "KONG_DATABASE": "off", "KONG_DECLARATIVE_CONFIG": str(declarative)})
     gw.start()
     try:
+        old = pids(gw)[1:]
         assert [fresh_get(gw.proxy_port, "/before")[0] for _ in range(20)] == [200] * 20
         write("/after")
         gw.signal(signal.SIGHUP)
         wait_until(lambda: "reconfiguration done" in gw.error_log.read_text(), what="the reload")
         assert [fresh_get(gw.proxy_port, "/after")[0] for _ in range(20)] == [200] * 20
         assert [fresh_get(gw.proxy_port, "/before")[0] for _ in range(20)] == [404] * 20
+        # as an nginx reload: a new generation of workers, the old one drains and exits
+        new = pids(gw)[1:]
+        assert len(new) == 2 and not set(new) & set(old)
+        for pid in old:
+            wait_until(lambda pid=pid: f"worker process {pid} exited with code 0" in gw.error_log.read_text())
     finally:
         assert gw.stop() == 0
 
@@ -234,3 +252,112 @@ def test_a_second_gateway_cannot_share_the_port(gateway: GatewayProcess, tmp_pat
     )
     assert out.returncode == 1
     assert f"could not listen on 127.0.0.1:{gateway.proxy_port}" in out.stderr
+
+
+def s_client_request(port: int, *extra: str) -> str:
+    """``openssl s_client`` sending one request and reading the answer (so TLS 1.3 tickets have arrived)."""
+    args = ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-servername", "tickets.test", "-ign_eof"]
+    request = b"GET /down HTTP/1.1\r\nHost: tickets.test\r\nConnection: close\r\n\r\n"
+    done = subprocess.run([*args, *extra], input=request, capture_output=True, timeout=15)
+    return done.stdout.decode("latin-1")
+
+
+def client_context(version: ssl.TLSVersion) -> ssl.SSLContext:
+    """One client context per test: Python's ``ssl`` offers a session only through the context that made it."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    ctx.minimum_version = ctx.maximum_version = version
+    return ctx
+
+
+def tls_get(ctx: ssl.SSLContext, port: int, path: str, session: ssl.SSLSession | None) -> tuple[bool, Any]:
+    """One HTTPS request on a new connection offering ``session``; (resumed?, the session to offer next)."""
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    with ctx.wrap_socket(raw, server_hostname="tickets.test", session=session) as tls:
+        tls.sendall(f"GET {path} HTTP/1.1\r\nHost: tickets.test\r\nConnection: close\r\n\r\n".encode())
+        while tls.recv(65536):  # TLS 1.3 tickets arrive after the handshake: read to the end
+            pass
+        return tls.session_reused, tls.session
+
+
+@pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2], ids=["tls1.3", "tls1.2"])
+def test_every_worker_resumes_the_sessions_another_issued(tmp_path: pathlib.Path, version: ssl.TLSVersion) -> None:
+    gw = make_gateway(tmp_path, WORKERS, ssl=True).start()
+    try:
+        port = gw.proxy_ssl_port
+        assert port is not None
+        workers = pids(gw)[1:]
+        admin(gw, "/services", {"name": "down", "url": f"http://127.0.0.1:{closed_port()}/"})
+        admin(gw, "/services/down/routes", {"paths": ["/down"]})
+        ctx = client_context(version)
+        reused, session = tls_get(ctx, port, "/down", None)
+        assert not reused
+        attempts = 24
+        resumed = [tls_get(ctx, port, "/down", session)[0] for _ in range(attempts)]
+        # each connection logged one line with the pid of the worker that served it: both workers took part
+        serving = served_by(gw, attempts + 1)
+        assert set(serving[1:]) == set(workers), serving
+        assert resumed == [True] * attempts
+        # a peer nobody here wrote: openssl s_client, session saved once, offered again on new connections
+        saved = tmp_path / "session.pem"
+        flag = "-tls1_3" if version is ssl.TLSVersion.TLSv1_3 else "-tls1_2"
+        first = s_client_request(port, flag, "-sess_out", str(saved))
+        assert "New, TLSv1." in first and "HTTP/1.1 502" in first
+        again = [s_client_request(port, flag, "-sess_in", str(saved)) for _ in range(8)]
+        assert [("Reused, TLSv1." in out, "HTTP/1.1 502" in out) for out in again] == [(True, True)] * 8
+    finally:
+        assert gw.stop() == 0
+
+
+def test_sighup_draws_new_ticket_keys_for_the_new_generation(tmp_path: pathlib.Path) -> None:
+    gw = make_gateway(tmp_path, WORKERS, ssl=True).start()
+    try:
+        port = gw.proxy_ssl_port
+        assert port is not None
+        admin(gw, "/services", {"name": "down", "url": f"http://127.0.0.1:{closed_port()}/"})
+        admin(gw, "/services/down/routes", {"paths": ["/down"]})
+        ctx = client_context(ssl.TLSVersion.TLSv1_3)
+        _, before = tls_get(ctx, port, "/down", None)
+        assert tls_get(ctx, port, "/down", before)[0]
+        gw.signal(signal.SIGHUP)
+        wait_until(lambda: "reconfiguration done" in gw.error_log.read_text(), what="the reload")
+        # nginx's reload: tickets of the old generation no longer resume; the new generation shares its own keys
+        reused, after = tls_get(ctx, port, "/down", before)
+        assert not reused
+        assert [tls_get(ctx, port, "/down", after)[0] for _ in range(12)] == [True] * 12
+    finally:
+        assert gw.stop() == 0
+
+
+def zygote_of(master: int) -> int:
+    """The master's zygote child (``python -m gateway.runtime.zygote``), from /proc."""
+    for entry in pathlib.Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == master and b"gateway.runtime.zygote" in cmdline:
+            return int(entry.name)
+    raise AssertionError(f"no zygote child of {master}")
+
+
+def test_a_killed_zygote_is_replaced_with_a_new_worker_generation(
+    gateway: GatewayProcess, upstream: NginxServer
+) -> None:
+    admin(gateway, "/services", {"name": "up", "url": f"http://127.0.0.1:{upstream.port}"})
+    admin(gateway, "/services/up/routes", {"paths": ["/"]})
+    master, *old = pids(gateway)
+    zygote = zygote_of(master)
+    os.kill(zygote, signal.SIGKILL)
+    wait_until(lambda: "worker zygote process exited on signal 9" in gateway.error_log.read_text(), what="alert")
+    # the old workers (orphans now) are retired: a new generation from a new zygote, so keys agree again
+    new = wait_until(lambda: [p for p in pids(gateway)[1:] if p not in old], what="new workers")
+    wait_until(lambda: len(pids(gateway)) == 3 and not set(pids(gateway)) & set(old), what="a whole new generation")
+    assert zygote_of(master) != zygote
+    for pid in old:
+        wait_until(lambda pid=pid: not alive(pid), what=f"old worker {pid} gone")
+    assert new[0] in pids(gateway)
+    assert [fresh_get(gateway.proxy_port, "/z")[0] for _ in range(20)] == [200] * 20

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -32,8 +33,9 @@ async def test_channel_round_trip_and_eof() -> None:
 def test_worker_count(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("KONG_WORKER_PROCESSES", raising=False)
     assert worker_count(load_settings(None, overrides={"worker_processes": "3"})) == 3
-    assert worker_count(load_settings(None, overrides={"worker_processes": "auto"})) >= 1
-    assert worker_count(load_settings(None)) == 1
+    cores = os.cpu_count() or 1
+    assert worker_count(load_settings(None, overrides={"worker_processes": "auto"})) == cores
+    assert worker_count(load_settings(None)) == cores  # Kong's default: auto
 
 
 class _Store:
