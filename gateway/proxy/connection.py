@@ -395,8 +395,8 @@ class HttpConnection(asyncio.Protocol):
             head.request_line,
             ex.status,
             ex.bytes_sent,
-            head.get("referer"),
-            head.get("user-agent"),
+            head.referer,
+            head.user_agent,
             ex.request_id,
         )
 

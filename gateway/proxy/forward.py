@@ -48,7 +48,7 @@ from gateway.plugins import Exit, PluginContext, run_access, run_header_filter, 
 from gateway.proxy.balancer import Handle, NoPeerError
 from gateway.proxy.flow import BODY_HIGH_WATER, PAUSE_BUFFER, PAUSE_PEER
 from gateway.proxy.generated import CONTINUE_100, render_generated
-from gateway.proxy.headers import REQUEST_HOP_BY_HOP, RESPONSE_HOP_BY_HOP, SERVER_HEADER, VIA_VALUE, connection_tokens
+from gateway.proxy.headers import REQUEST_HOP_BY_HOP, RESPONSE_HOP_BY_HOP, VIA_VALUE, connection_tokens
 from gateway.proxy.responses import (
     ERROR_MESSAGES,
     error_body,
@@ -73,6 +73,30 @@ REPLAY_LIMIT = 64 * 1024
 NON_IDEMPOTENT = frozenset(("POST", "LOCK", "PATCH"))
 _RESPONSE_HOP_BY_HOP_BYTES = frozenset(name.encode() for name in RESPONSE_HOP_BY_HOP)
 _VIA_BYTES = VIA_VALUE.encode()
+(
+    _R_SERVER,
+    _R_DATE,
+    _R_CONTENT_TYPE,
+    _R_CONTENT_LENGTH,
+    _R_CONNECTION,
+    _R_VIA,
+    _R_TRAILER,
+    _R_HOP_BY_HOP,
+) = range(8)
+#: upstream response header names (lowercase) that are not copied as they are: one dict lookup per header
+_RESPONSE_KINDS = {
+    b"server": _R_SERVER,
+    b"date": _R_DATE,
+    b"content-type": _R_CONTENT_TYPE,
+    b"content-length": _R_CONTENT_LENGTH,
+    b"connection": _R_CONNECTION,
+    b"via": _R_VIA,
+    b"trailer": _R_TRAILER,
+    **{name: _R_HOP_BY_HOP for name in _RESPONSE_HOP_BY_HOP_BYTES - {b"connection", b"content-length"}},
+}
+_VIA_SLOT = b"\x00via"  # placeholder for the Via line in the upstream's header list
+_VIA_10 = "1 " + VIA_VALUE[4:]  # the Via entry of an HTTP/1.0 client's request
+_CRLF = "\r\n"
 _getrandbits = random.getrandbits
 
 _FAIL_TEXT = {
@@ -88,8 +112,17 @@ _TLS_KINDS = frozenset(("tls", "tls_info", "tls_timeout"))
 
 
 def new_request_id() -> str:
-    """32 lowercase hex characters (Kong: four random uint32 values)."""
-    return f"{_getrandbits(128):032x}"
+    """32 lowercase hex characters (Kong: four random uint32 values).
+
+    ``bytes.hex`` of the 16 bytes, not ``f"{n:032x}"``: the same text in a quarter of the time (the format-spec
+    path of an f-string is slow for a 128-bit int).
+    """
+    return _getrandbits(128).to_bytes(16, "big").hex()
+
+
+def _lists_trailers(te: str) -> bool:
+    """Whether a ``TE`` header value lists ``trailers``."""
+    return "trailers" in [t.strip().lower() for t in te.split(",")]
 
 
 def _ms(seconds: float) -> int:
@@ -130,7 +163,6 @@ class Exchange:
         "_up",
         "_up_read_paused",
         "_upstream_head",
-        "_upstream_label",
         "_upstream_uri",
         "bytes_sent",
         "conn",
@@ -178,7 +210,6 @@ class Exchange:
         self._replay_ok = True
         self._upstream_head = b""
         self._upstream_uri = "/"
-        self._upstream_label = ""
         self._host_header = ""
         self._peer: tuple[str, int] = ("", 0)
         self._tls_error: str | None = None
@@ -211,6 +242,8 @@ class Exchange:
             self.conn.flow.pause_reading(PAUSE_BUFFER)
 
     def body_complete(self) -> None:
+        if self._body_done:
+            return  # no body: ``_use`` armed the read timer when it wrote the head
         self._body_done = True
         if self._discarding:
             self._maybe_finish()
@@ -328,7 +361,9 @@ class Exchange:
             return
 
         # upstream request line and the headers Kong sets
-        uri = escape_path(upstream_uri_v0(route.strip_path, match.prefix, path, service.path))
+        uri = match.upstream_uri
+        if uri is None:
+            uri = match.upstream_uri = escape_path(upstream_uri_v0(route.strip_path, match.prefix, path, service.path))
         if query_at != -1:
             uri += target[query_at:]
         self._upstream_uri = uri
@@ -368,27 +403,21 @@ class Exchange:
         fpath: str,
         fprefix: str | None,
     ) -> bytes:
-        """Everything of the upstream request head after the Host line (which depends on the peer)."""
+        """Everything of the upstream request head after the Host line (which depends on the peer).
+
+        One f-string for the lines Kong always sets (the block's fixed text is compiled once, only the values
+        are filled in), then the client's headers minus the hop-by-hop ones.
+        """
         conn = self.conn
         policy = conn.state.header_policy
-        parts: list[str] = ["Connection: keep-alive\r\n"]
-        xff = head.get("x-forwarded-for")
-        parts.append(
-            f"X-Forwarded-For: {xff}, {conn.peer_ip}\r\n"
-            if xff is not None
-            else f"X-Forwarded-For: {conn.remote_addr}\r\n"
-        )
-        parts.append(f"X-Forwarded-Proto: {proto}\r\nX-Forwarded-Host: {fhost}\r\nX-Forwarded-Port: {fport}\r\n")
-        parts.append(f"X-Forwarded-Path: {fpath}\r\n")
-        if fprefix:
-            parts.append(f"X-Forwarded-Prefix: {fprefix}\r\n")
-        parts.append(f"X-Real-IP: {conn.remote_addr}\r\n")
-        if policy.request_id_upstream:
-            parts.append(f"X-Kong-Request-Id: {self.request_id}\r\n")
+        xff = head.x_forwarded_for
+        remote = conn.remote_addr
         if head.chunked:
-            parts.append("Transfer-Encoding: chunked\r\n")
+            framing = "Transfer-Encoding: chunked\r\n"
         elif head.content_length is not None:
-            parts.append(f"Content-Length: {head.content_length}\r\n")
+            framing = f"Content-Length: {head.content_length}\r\n"
+        else:
+            framing = ""
         drop = REQUEST_HOP_BY_HOP
         listed = connection_tokens(head.connection)
         if listed or policy.request_id_upstream:
@@ -398,27 +427,32 @@ class Exchange:
         changed = self._plugins.upstream_headers if self._plugins is not None else None
         if changed:
             drop = drop.union(changed)  # plugins' set/clear replace whatever the client sent
-        for name, value in head.headers:
-            if name.lower() not in drop:
-                parts.append(f"{name}: {value}\r\n")
+        client = "".join([f"{name}: {value}\r\n" for name, value in head.headers if name.lower() not in drop])
         if changed:
-            for set_name, set_value in changed.values():
-                if set_value is not None:
-                    parts.append(f"{set_name}: {set_value}\r\n")
-        parts.append("\r\n")
-        return "".join(parts).encode("latin-1")
+            client += "".join(
+                [f"{set_name}: {set_value}\r\n" for set_name, set_value in changed.values() if set_value is not None]
+            )
+        return (
+            f"Connection: keep-alive\r\n"
+            f"X-Forwarded-For: {remote if xff is None else f'{xff}, {conn.peer_ip}'}\r\n"
+            f"X-Forwarded-Proto: {proto}\r\nX-Forwarded-Host: {fhost}\r\nX-Forwarded-Port: {fport}\r\n"
+            f"X-Forwarded-Path: {fpath}\r\n{f'X-Forwarded-Prefix: {fprefix}' + _CRLF if fprefix else ''}"
+            f"X-Real-IP: {remote}\r\n"
+            f"{f'X-Kong-Request-Id: {self.request_id}' + _CRLF if policy.request_id_upstream else ''}"
+            f"{framing}{client}\r\n"
+        ).encode("latin-1")
 
     def _lead_headers(self, host_header: str) -> bytes:
+        """The request line, ``TE``, ``Via`` and ``Host``: what comes before ``_fixed_headers``."""
         head = self.head
-        parts = [f"{head.method} {self._upstream_uri} HTTP/1.1\r\n"]
-        te = head.get("te")
-        if te is not None and "trailers" in [t.strip().lower() for t in te.split(",")]:
-            parts.append("TE: trailers\r\n")
-        via = head.get("via")
-        inbound = ("1 " if head.version == "1.0" else "1.1 ") + VIA_VALUE[4:]
-        parts.append(f"Via: {via}, {inbound}\r\n" if via is not None else f"Via: {inbound}\r\n")
-        parts.append(f"Host: {host_header}\r\n")
-        return "".join(parts).encode("latin-1")
+        te = head.te
+        via = head.via
+        inbound = _VIA_10 if head.version == "1.0" else VIA_VALUE
+        return (
+            f"{head.method} {self._upstream_uri} HTTP/1.1\r\n"
+            f"{'TE: trailers' + _CRLF if te is not None and _lists_trailers(te) else ''}"
+            f"Via: {inbound if via is None else f'{via}, {inbound}'}\r\nHost: {host_header}\r\n"
+        ).encode("latin-1")
 
     # ================================================================== balancer and connect
     def _pick_peer_and_connect(self) -> None:
@@ -445,15 +479,15 @@ class Exchange:
                             f"failed to retry the dns/balancer resolver for '{service.host}' with: "
                             "failure to get a peer from the ring-balancer",
                             conn.conn_id,
-                            self._context(self._upstream_label),
+                            self._context(self._upstream_label()),
                         )
                         self._respond_error(503, proxied=True)
                         return
                     raise
                 host, port = address.ip, address.port
-                hostname = balancer.host_header or address.hostname
+                host_header = host_header_for(balancer.host_header or address.hostname, port, service.protocol)
             else:
-                host, port, hostname = service.host, service.port, service.host
+                host, port, host_header = service.host, service.port, service.host_header
         except NoPeerError as exc:
             self._kong_error(exc.status, exc.message)
             return
@@ -461,7 +495,7 @@ class Exchange:
         if route is not None and route.preserve_host and self.head.host is not None:
             self._host_header = self.head.host
         else:
-            self._host_header = host_header_for(hostname, port, service.protocol)
+            self._host_header = host_header
         if balancer is not None or (service.host_is_ip and host == service.host) or _is_ip(host):
             self._connect(host.strip("[]"), port)
             return
@@ -509,8 +543,6 @@ class Exchange:
         assert service is not None
         conn = self.conn
         self._peer = (ip, port)
-        host_literal = f"[{ip}]" if ":" in ip else ip
-        self._upstream_label = f"{service.protocol}://{host_literal}:{port}{self._upstream_uri}"
         self._attempts += 1
         key = pool_key(ip, port, self._host_header, service)
         pool = conn.state.pool
@@ -570,7 +602,13 @@ class Exchange:
         up.bind(self, service.read_timeout, service.write_timeout, self.head.method == "HEAD")
         transport = up.transport
         assert transport is not None
-        pieces = [self._lead_headers(self._host_header), self._upstream_head]
+        head_bytes = self._lead_headers(self._host_header) + self._upstream_head
+        if not self._buffer and not self._replay and not self.head.chunked:
+            # the common case, no body bytes (yet): one write (the TLS transport encrypts it without a join)
+            transport.write(head_bytes)
+            self._sent()
+            return
+        pieces = [head_bytes]
         if self._replay and self._attempts > 1:
             pieces.extend(self._replay)  # a retry resends the body bytes the failed try already sent
         chunked = self.head.chunked
@@ -586,6 +624,12 @@ class Exchange:
         if self._body_done and chunked and self.head.has_body:
             pieces.append(b"0\r\n\r\n")
         transport.writelines(pieces)
+        self._sent()
+
+    def _sent(self) -> None:
+        """The request head (and what was buffered of the body) is written: wait for the response."""
+        up = self._up
+        assert up is not None
         self._request_sent = True
         self._sent_at = self.conn.loop.time()
         if self.head.expect_continue and not self._body_done and not self._continue_sent:
@@ -602,49 +646,54 @@ class Exchange:
     ) -> None:
         conn = self.conn
         now = conn.loop.time()
-        policy = conn.state.header_policy
+        state = conn.state
+        policy = state.header_policy
         head = self.head
         self.status = status
         self.response_started = True
-        no_body = head.method == "HEAD" or status in (204, 304)
         content_type: bytes | None = None
         content_length: bytes | None = None
         via: bytes | None = None
+        via_at = -1  # where the first upstream Via was: Kong's Via goes there
         has_server = has_date = False
         drop: set[bytes] | None = None
         rest: list[bytes] = []
+        kinds = _RESPONSE_KINDS
         for name, value in headers:
-            lname = name.lower()
-            if lname == b"connection":
-                tokens = connection_tokens(value.decode("latin-1"))
-                if tokens:
-                    drop = (drop or set()) | {t.encode() for t in tokens}
-                continue
-            if lname == b"content-type":
-                content_type = value
-                continue
-            if lname == b"content-length":
-                content_length = value
-                continue
-            if lname in _RESPONSE_HOP_BY_HOP_BYTES:
-                continue
-            if lname == b"trailer" and not self._client_wants_trailers():
-                continue
-            if lname == b"via":
-                via = value
-                rest.append(b"\x00via")  # placeholder: replaced in place below
-                continue
-            if lname == b"server":
+            kind = kinds.get(name.lower())
+            if kind is None:
+                rest.append(name + b": " + value + b"\r\n")
+            elif kind == _R_SERVER:
                 has_server = True
-            elif lname == b"date":
+                rest.append(name + b": " + value + b"\r\n")
+            elif kind == _R_DATE:
                 has_date = True
-            rest.append(name + b": " + value + b"\r\n")
+                rest.append(name + b": " + value + b"\r\n")
+            elif kind == _R_CONTENT_TYPE:
+                content_type = value
+            elif kind == _R_CONTENT_LENGTH:
+                content_length = value
+            elif kind == _R_CONNECTION:
+                if value != b"keep-alive" and value != b"close":
+                    tokens = connection_tokens(value.decode("latin-1"))
+                    if tokens:
+                        drop = (drop or set()) | {t.encode() for t in tokens}
+            elif kind == _R_VIA:
+                via = value
+                if via_at == -1:
+                    via_at = len(rest)
+                    rest.append(_VIA_SLOT)  # replaced below, once the line is known
+            elif kind == _R_TRAILER and self._client_wants_trailers():
+                rest.append(name + b": " + value + b"\r\n")
+            # else: a hop-by-hop header, or a Trailer the client did not ask for: dropped
         if drop:
             rest = [line for line in rest if line.split(b":", 1)[0].lower() not in drop]
             if b"date" in drop:
                 has_date = False
+            if via is not None:
+                via_at = rest.index(_VIA_SLOT)
         keep = self.keep_alive and not conn.closing
-        if no_body:
+        if head.method == "HEAD" or status == 204 or status == 304:
             framing = b"Content-Length: " + content_length + b"\r\n" if content_length is not None else b""
         elif content_length is not None:
             framing = b"Content-Length: " + content_length + b"\r\n"
@@ -655,52 +704,46 @@ class Exchange:
             framing = b""
             keep = False  # close-delimited body for an HTTP/1.0 client
         self.keep_alive = keep
-        parts = [b"HTTP/1.1 %d %b\r\n" % (status, reason)]
-        if not has_date:
-            parts.append(conn.state.date.line())
-        if content_type is not None:
-            parts.append(b"Content-Type: " + content_type + b"\r\n")
-        parts.append(framing)
-        parts.append(b"Connection: keep-alive\r\n" if keep else b"Connection: close\r\n")
-        via_line = None
-        if policy.via:
-            kong_via = _VIA_BYTES
-            via_line = b"Via: " + (via + b", " + kong_via if via is not None else kong_via) + b"\r\n"
-        elif via is not None:
-            via_line = b"Via: " + via + b"\r\n"
-        for line in rest:
-            if line == b"\x00via":
-                if via_line is not None:
-                    parts.append(via_line)
-                    via_line = None
-            else:
-                parts.append(line)
+        front = b"HTTP/1.1 %d %b\r\n%b%b%b%b" % (
+            status,
+            reason,
+            b"" if has_date else state.date.line(),
+            b"" if content_type is None else b"Content-Type: " + content_type + b"\r\n",
+            framing,
+            b"Connection: keep-alive\r\n" if keep else b"Connection: close\r\n",
+        )
+        if via is not None:
+            rest[via_at] = b"Via: " + via + b", " + _VIA_BYTES + b"\r\n" if policy.via else b"Via: " + via + b"\r\n"
+        pick = policy.tail_values
+        tail = policy.response_tails[(via is not None) * 2 + has_server]
+        if pick is not None:
+            sent_at = self._sent_at
+            tail = tail % pick((status, _ms(now - sent_at), _ms(sent_at - self.start), self.request_id.encode()))
         handle = self._handle
-        if handle is not None and handle.set_cookie is not None:
-            parts.append(b"Set-Cookie: " + handle.set_cookie.encode("latin-1") + b"\r\n")  # hash_on = cookie
-        if policy.upstream_status:
-            parts.append(b"X-Kong-Upstream-Status: %d\r\n" % status)
-        if policy.upstream_latency:
-            parts.append(b"X-Kong-Upstream-Latency: %d\r\n" % _ms(now - self._sent_at))
-        if policy.proxy_latency:
-            parts.append(b"X-Kong-Proxy-Latency: %d\r\n" % _ms(self._sent_at - self.start))
-        if via_line is not None:
-            parts.append(via_line)
-        if not has_server and policy.server:
-            parts.append(SERVER_HEADER)
-        if policy.request_id:
-            parts.append(b"X-Kong-Request-Id: " + self.request_id.encode() + b"\r\n")
+        cookie = handle.set_cookie if handle is not None else None  # hash_on = cookie
         plugins = self._plugins
-        if plugins is not None and self._plugin_chain is not None and self._plugin_chain.has_header_filter:
+        chain = self._plugin_chain
+        if plugins is None or chain is None or not chain.has_header_filter:
+            if cookie is None:  # the common case: the upstream's headers between the compiled front and tail
+                conn.write(b"".join((front, *rest, tail)) if rest else front + tail)
+                return
+            plugins = None
+        parts = [front, *rest]
+        if cookie is not None:
+            parts.append(b"Set-Cookie: " + cookie.encode("latin-1") + b"\r\n")
+        if plugins is None:
+            parts.append(tail)
+        else:
+            parts.append(tail[:-2])  # the plugins' headers go before the blank line
             run_header_filter(plugins)
             for header, text in plugins.response_headers:
                 parts.append(f"{header}: {text}\r\n".encode("latin-1"))
-        parts.append(b"\r\n")
+            parts.append(b"\r\n")
         conn.write(b"".join(parts))
 
     def _client_wants_trailers(self) -> bool:
-        te = self.head.get("te")
-        return te is not None and "trailers" in [t.strip().lower() for t in te.split(",")]
+        te = self.head.te
+        return te is not None and _lists_trailers(te)
 
     def on_upstream_body(self, data: bytes) -> None:
         if not data:
@@ -740,7 +783,7 @@ class Exchange:
             self.conn.state.error_log.error(
                 "upstream prematurely closed connection while reading upstream",
                 self.conn.conn_id,
-                self._context(self._upstream_label),
+                self._context(self._upstream_label()),
             )
             self._response_done = True
             self.keep_alive = False
@@ -790,7 +833,7 @@ class Exchange:
         else:
             text = _FAIL_TEXT.get(kind, "upstream error")
         conn.state.error_log.log(
-            "info" if kind == "tls_info" else "error", text, conn.conn_id, self._context(self._upstream_label)
+            "info" if kind == "tls_info" else "error", text, conn.conn_id, self._context(self._upstream_label())
         )
         if reused and kind in ("closed", "reset") and self.head.method not in NON_IDEMPOTENT:
             # a keepalive connection the peer closed under us: does not use up a try
@@ -995,7 +1038,7 @@ class Exchange:
         """Kong's balancer debug lines (``enabled connection keepalive``, ``keepalive reusing/no free``)."""
         log = self.conn.state.error_log
         cid = self.conn.conn_id
-        ctx = self._context(self._upstream_label)
+        ctx = self._context(self._upstream_label())
         name = pool_name(key)
         log.debug(
             f"enabled connection keepalive (pool={name}, pool_size={pool.size}, "
@@ -1021,6 +1064,15 @@ class Exchange:
         log.debug(f"lua balancer: keepalive not saving connection {id(up):X}, {where}", cid)
         if pool.idle_count(up.key) == 0:
             log.debug(f'keepalive: free connection pool {id(pool):X} for "{name}"', cid)
+
+    def _upstream_label(self) -> str:
+        """nginx's ``upstream:`` for error lines (the current try's peer), built only when a line is logged."""
+        service = self._service
+        if not self._attempts or service is None:
+            return ""
+        ip, port = self._peer
+        host_literal = f"[{ip}]" if ":" in ip else ip
+        return f"{service.protocol}://{host_literal}:{port}{self._upstream_uri}"
 
     def _context(self, upstream: str | None) -> str:
         head = self.head

@@ -21,8 +21,11 @@ The ``Date`` header is formatted once per second (``DateCache``); header lists a
 
 from __future__ import annotations
 
+import operator
 import time
+from collections.abc import Callable
 from email.utils import formatdate
+from typing import Any
 
 from gateway.version import SERVER_TOKEN
 
@@ -38,6 +41,7 @@ __all__ = [
 
 SERVER_HEADER = b"Server: " + SERVER_TOKEN.encode() + b"\r\n"
 VIA_VALUE = "1.1 " + SERVER_TOKEN
+_VIA_LINE = b"Via: " + VIA_VALUE.encode() + b"\r\n"
 
 # lowercase names dropped from the client's headers before they are appended to ours
 REQUEST_HOP_BY_HOP = frozenset(
@@ -95,14 +99,26 @@ class DateCache:
 
 
 class HeaderPolicy:
-    """The ``headers`` / ``headers_upstream`` settings as booleans, computed once."""
+    """The ``headers`` / ``headers_upstream`` settings as booleans, computed once, and the proxied response's tail.
+
+    The tail is what Kong appends to every proxied response head after the upstream's own headers:
+    ``X-Kong-Upstream-Status``, ``X-Kong-Upstream-Latency``, ``X-Kong-Proxy-Latency``, ``Via`` (when the upstream
+    sent none), ``Server`` (when the upstream sent none) and ``X-Kong-Request-Id``, each as the policy allows, then
+    the blank line. Its text is fixed by the policy except for two facts of the response (did the upstream send
+    ``Via``, ``Server``), so the four variants are compiled here as ``%`` templates (``response_tails``, indexed
+    by ``2 * via_sent + server_sent``) and a request only fills in the values: ``tail_values`` picks them, in
+    template order, from ``(status, upstream latency ms, proxy latency ms, request id bytes)`` (None when the
+    template has none).
+    """
 
     __slots__ = (
         "proxy_latency",
         "request_id",
         "request_id_upstream",
         "response_latency",
+        "response_tails",
         "server",
+        "tail_values",
         "upstream_latency",
         "upstream_status",
         "via",
@@ -126,3 +142,31 @@ class HeaderPolicy:
             else set()
         )
         self.request_id_upstream = "x-kong-request-id" in up
+        lead = b""
+        picked: list[int] = []
+        if self.upstream_status:
+            lead += b"X-Kong-Upstream-Status: %d\r\n"
+            picked.append(0)
+        if self.upstream_latency:
+            lead += b"X-Kong-Upstream-Latency: %d\r\n"
+            picked.append(1)
+        if self.proxy_latency:
+            lead += b"X-Kong-Proxy-Latency: %d\r\n"
+            picked.append(2)
+        end = b"\r\n"
+        if self.request_id:
+            end = b"X-Kong-Request-Id: %b\r\n\r\n"
+            picked.append(3)
+        # fixed text in a template that is %-formatted
+        via = _VIA_LINE.replace(b"%", b"%%") if picked else _VIA_LINE
+        server = SERVER_HEADER.replace(b"%", b"%%") if picked else SERVER_HEADER
+        #: index ``2 * via_sent + server_sent``: did the upstream's head carry ``Via`` / ``Server``
+        self.response_tails: tuple[bytes, ...] = tuple(
+            lead
+            + (b"" if via_sent or not self.via else via)
+            + (b"" if server_sent or not self.server else server)
+            + end
+            for via_sent in (False, True)
+            for server_sent in (False, True)
+        )
+        self.tail_values: Callable[[tuple[Any, ...]], Any] | None = operator.itemgetter(*picked) if picked else None

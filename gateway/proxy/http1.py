@@ -38,7 +38,8 @@ class HttpToolsProtocol(HttpConnection):
         super().__init__(state, listener)
         self._parser = httptools.HttpRequestParser(self)
         self._url = b""
-        self._headers: list[tuple[bytes, bytes]] = []
+        #: decoded as they arrive (latin-1: one char per byte), so the head takes the list as it is
+        self._headers: list[tuple[str, str]] = []
         self._head_bytes = 0
 
     def data_received(self, data: bytes) -> None:
@@ -79,7 +80,7 @@ class HttpToolsProtocol(HttpConnection):
     def on_header(self, name: bytes, value: bytes) -> None:
         if len(name) + len(value) + 2 > self.limits.buffer_size:
             raise HeadRejected(494, "client sent too long header line")
-        self._headers.append((name, value))
+        self._headers.append((name.decode("latin-1"), value.decode("latin-1")))
 
     def on_headers_complete(self) -> None:
         parser = self._parser
@@ -87,7 +88,7 @@ class HttpToolsProtocol(HttpConnection):
             parser.get_method().decode("latin-1"),
             self._url.decode("latin-1"),
             parser.get_http_version(),
-            [(n.decode("latin-1"), v.decode("latin-1")) for n, v in self._headers],
+            self._headers,
             parser.should_keep_alive(),
         )
         if parser.should_upgrade():

@@ -58,8 +58,13 @@ class RequestHead:
         "host",
         "keep_alive",
         "method",
+        "referer",
         "target",
+        "te",
+        "user_agent",
         "version",
+        "via",
+        "x_forwarded_for",
     )
 
     def __init__(
@@ -77,13 +82,20 @@ class RequestHead:
         self.content_length: int | None = None
         self.chunked = False
         self.expect_continue = False
+        # first values of the headers every proxied request (or its access-log line) reads, recorded by
+        # ``check_head``'s one pass so the hot path does not scan the header list once per name
+        self.te: str | None = None
+        self.via: str | None = None
+        self.x_forwarded_for: str | None = None
+        self.referer: str | None = None
+        self.user_agent: str | None = None
 
     @property
     def request_line(self) -> str:
         return f"{self.method} {self.target} HTTP/{self.version}"
 
     def get(self, lower_name: str) -> str | None:
-        """First value of a header (Kong's ``get_header``)."""
+        """First value of a header (Kong's ``get_header``); the ones ``check_head`` records are attributes."""
         for name, value in self.headers:
             if name.lower() == lower_name:
                 return value
@@ -92,6 +104,37 @@ class RequestHead:
     @property
     def has_body(self) -> bool:
         return self.chunked or bool(self.content_length)
+
+
+(
+    _HOST,
+    _CONTENT_LENGTH,
+    _TRANSFER_ENCODING,
+    _CONNECTION,
+    _EXPECT,
+    _ACCEPT,
+    _CONTENT_TYPE,
+    _TE,
+    _VIA,
+    _X_FORWARDED_FOR,
+    _REFERER,
+    _USER_AGENT,
+) = range(12)
+#: the lowercase header names ``check_head`` looks at: one dict lookup per header instead of a comparison chain
+_KINDS = {
+    "host": _HOST,
+    "content-length": _CONTENT_LENGTH,
+    "transfer-encoding": _TRANSFER_ENCODING,
+    "connection": _CONNECTION,
+    "expect": _EXPECT,
+    "accept": _ACCEPT,
+    "content-type": _CONTENT_TYPE,
+    "te": _TE,
+    "via": _VIA,
+    "x-forwarded-for": _X_FORWARDED_FOR,
+    "referer": _REFERER,
+    "user-agent": _USER_AGENT,
+}
 
 
 def check_head(head: RequestHead, limits: HeadLimits, raw_lengths: Sequence[int] | None = None) -> None:
@@ -108,30 +151,48 @@ def check_head(head: RequestHead, limits: HeadLimits, raw_lengths: Sequence[int]
     te: str | None = None
     te_count = 0
     cl_values: list[str] = []
+    kinds = _KINDS
     for name, value in head.headers:
         line = len(name) + 2 + len(value)
         if line > size:
             raise HeadRejected(494, "client sent too long header line")
         total += line + 2
-        lname = name.lower()
-        if lname == "host":
+        kind = kinds.get(name.lower())
+        if kind is None:
+            continue
+        if kind == _HOST:
             hosts += 1
             head.host = value
-        elif lname == "content-length":
+        elif kind == _CONTENT_LENGTH:
             cl_values.append(value)
-        elif lname == "transfer-encoding":
+        elif kind == _TRANSFER_ENCODING:
             te = value
             te_count += 1
-        elif lname == "connection":
+        elif kind == _CONNECTION:
             head.connection = value if head.connection is None else head.connection + ", " + value
-        elif lname == "accept":
+        elif kind == _EXPECT:
+            if value.strip().lower() == "100-continue":
+                head.expect_continue = True
+        elif kind == _ACCEPT:
             if head.accept is None:
                 head.accept = value
-        elif lname == "content-type":
+        elif kind == _CONTENT_TYPE:
             if head.content_type is None:
                 head.content_type = value
-        elif lname == "expect" and value.strip().lower() == "100-continue":
-            head.expect_continue = True
+        elif kind == _TE:
+            if head.te is None:
+                head.te = value
+        elif kind == _VIA:
+            if head.via is None:
+                head.via = value
+        elif kind == _X_FORWARDED_FOR:
+            if head.x_forwarded_for is None:
+                head.x_forwarded_for = value
+        elif kind == _REFERER:
+            if head.referer is None:
+                head.referer = value
+        elif head.user_agent is None:  # _USER_AGENT
+            head.user_agent = value
     if total > limits.total:
         raise HeadRejected(494, "client sent too large request")
     if hosts > 1:

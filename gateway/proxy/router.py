@@ -19,6 +19,11 @@ Theory of operation (``kong/router/transform.lua``, ``atc.lua``, ``utils.lua``):
 4. The common case is fast: matchers are indexed by exact route host; a request host picks a pre-merged,
    pre-sorted candidate list (exact-host matchers + host-less/wildcard matchers), so a lookup is one dict
    access plus a short scan.
+5. Like Kong's router (its match LRU cache of ``MATCH_CACHE_SIZE`` entries), answers are cached per router, so
+   per snapshot: the same method, path, Host, port, scheme and SNI give the same ``Match`` object (a snapshot
+   swap starts with an empty cache). A ``Match`` is read-only once made, except ``upstream_uri``, which the
+   proxy fills in once: it depends only on the route, the service and the path, all part of the key. Routers
+   with ``headers`` conditions are not cached (the key would need the headers). The cache is emptied when full.
 
 Path helpers (``normalize_path``, ``escape_path``, ``upstream_uri_v0``/``v1``) live here because they are
 route semantics: what the router matched decides what is sent upstream.
@@ -52,6 +57,7 @@ _PLAIN_HOST_ONLY_BIT = 1 << 60
 _REGEX_URL_BIT = 1 << 51
 
 _EXACT, _PREFIX, _SUFFIX = 0, 1, 2
+MATCH_CACHE_SIZE = 5000  # Kong's router LRU size
 
 
 # ----------------------------------------------------------------------------------------- path helpers
@@ -176,13 +182,18 @@ class Route:
 class Match:
     """The router's answer: the route, its service, and what the path match produced."""
 
-    __slots__ = ("captures", "prefix", "route", "service")
+    __slots__ = ("captures", "prefix", "route", "service", "upstream_uri")
 
     def __init__(self, route: Route, prefix: str | None, captures: dict[str, str] | None) -> None:
         self.route = route
         self.service = route.service
         self.prefix = prefix  # the matched path when strip_path, else None (Kong's match_t.prefix)
         self.captures = captures
+        #: the escaped upstream path for the matched request path, set by the proxy on first use (rule 5)
+        self.upstream_uri: str | None = None
+
+
+_UNCACHED = Match.__new__(Match)  # "not in the match cache" (a cached answer may be None: no route)
 
 
 def _compile_regex(path: str) -> re.Pattern[str]:
@@ -372,7 +383,7 @@ def _group_paths(paths: list[str]) -> list[list[str]]:
 class Router:
     """The compiled router of one snapshot. ``uses_headers`` tells the caller whether to build the header map."""
 
-    __slots__ = ("_by_host", "_general", "routes", "uses_headers")
+    __slots__ = ("_by_host", "_cache", "_general", "routes", "uses_headers")
 
     def __init__(self, routes: Iterable[tuple[Mapping[str, Any], Any]]) -> None:
         """``routes``: (route row, compiled service or None) pairs; rows of non-HTTP protocols are skipped."""
@@ -400,6 +411,7 @@ class Router:
             for h in m.exact_hosts:
                 by_host.setdefault(h, []).append(m)
         self._general: tuple[_Matcher, ...] = tuple(general)
+        self._cache: dict[tuple[object, ...], Match | None] | None = None if self.uses_headers else {}
         self._by_host: dict[str, tuple[_Matcher, ...]] = {
             h: tuple(sorted([*ms, *general], key=lambda m: m.sort_key, reverse=True)) for h, ms in by_host.items()
         }
@@ -426,6 +438,28 @@ class Router:
             headers: request headers keyed by ``_``-normalized lowercase name (only needed when
                 ``uses_headers``).
         """
+        cache = self._cache
+        if cache is None:
+            return self._match(method, path, host_header, listen_port, https, sni, headers)
+        key = (method, path, host_header, listen_port, https, sni)
+        found = cache.get(key, _UNCACHED)
+        if found is not _UNCACHED:
+            return found
+        if len(cache) >= MATCH_CACHE_SIZE:
+            cache.clear()
+        result = cache[key] = self._match(method, path, host_header, listen_port, https, sni, headers)
+        return result
+
+    def _match(
+        self,
+        method: str,
+        path: str,
+        host_header: str | None,
+        listen_port: int,
+        https: bool,
+        sni: str | None,
+        headers: Mapping[str, list[str]] | None,
+    ) -> Match | None:
         if host_header is None:
             host, port = "", None
         else:

@@ -137,6 +137,7 @@ class ServiceTarget:
         "connect_timeout",
         "enabled",
         "host",
+        "host_header",
         "host_is_ip",
         "id",
         "name",
@@ -179,6 +180,8 @@ class ServiceTarget:
         self.host_is_ip = host_is_ip
         self.pool_identity = pool_identity
         self.tls_profile = tls_profile
+        #: the Host header sent to ``host:port`` (services without a balancer), compiled once, not per request
+        self.host_header = host_header_for(self.host, self.port, self.protocol)
 
 
 def host_header_for(hostname: str, port: int, scheme: str) -> str:

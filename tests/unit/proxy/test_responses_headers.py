@@ -145,3 +145,59 @@ def test_check_head_limits_and_framing() -> None:
     head = _head([("Host", "a"), ("Transfer-Encoding", "Chunked"), ("Expect", "100-continue")])
     check_head(head, LIMITS)
     assert head.chunked and head.expect_continue and head.has_body and head.host == "a"
+
+
+def test_check_head_records_first_values_of_the_proxied_headers() -> None:
+    head = _head(
+        [
+            ("Host", "a"),
+            ("te", "trailers"),
+            ("TE", "gzip"),
+            ("Via", "1.0 p"),
+            ("X-Forwarded-For", "1.2.3.4"),
+            ("x-forwarded-for", "5.6.7.8"),
+            ("Referer", "r"),
+            ("User-Agent", "u"),
+            ("User-Agent", "v"),
+        ]
+    )
+    check_head(head, LIMITS)
+    assert (head.te, head.via, head.x_forwarded_for, head.referer, head.user_agent) == (
+        "trailers",
+        "1.0 p",
+        "1.2.3.4",
+        "r",
+        "u",
+    )
+    assert head.te == head.get("te") and head.x_forwarded_for == head.get("x-forwarded-for")
+
+
+@pytest.mark.parametrize(
+    ("headers", "tails"),
+    [
+        (
+            ("server_tokens", "latency_tokens", "X-Kong-Request-Id"),
+            (
+                b"X-Kong-Upstream-Latency: 1\r\nX-Kong-Proxy-Latency: 2\r\nVia: 1.1 kong/3.9.1\r\n"
+                b"Server: kong/3.9.1\r\nX-Kong-Request-Id: rid\r\n\r\n",
+                b"X-Kong-Upstream-Latency: 1\r\nX-Kong-Proxy-Latency: 2\r\nVia: 1.1 kong/3.9.1\r\n"
+                b"X-Kong-Request-Id: rid\r\n\r\n",
+                b"X-Kong-Upstream-Latency: 1\r\nX-Kong-Proxy-Latency: 2\r\nServer: kong/3.9.1\r\n"
+                b"X-Kong-Request-Id: rid\r\n\r\n",
+                b"X-Kong-Upstream-Latency: 1\r\nX-Kong-Proxy-Latency: 2\r\nX-Kong-Request-Id: rid\r\n\r\n",
+            ),
+        ),
+        (("X-Kong-Upstream-Status",), (b"X-Kong-Upstream-Status: 204\r\n\r\n",) * 4),
+        (("X-Kong-Request-Id",), (b"X-Kong-Request-Id: rid\r\n\r\n",) * 4),
+        (("off",), (b"\r\n",) * 4),
+        (("Via",), (b"Via: 1.1 kong/3.9.1\r\n\r\n", b"Via: 1.1 kong/3.9.1\r\n\r\n", b"\r\n", b"\r\n")),
+    ],
+)
+def test_response_tail_templates(headers: tuple[str, ...], tails: tuple[bytes, ...]) -> None:
+    policy = HeaderPolicy(headers, ())
+    values = (204, 1, 2, b"rid")
+    for index, expected in enumerate(tails):
+        tail = policy.response_tails[index]  # 2 * (upstream sent Via) + (upstream sent Server)
+        if policy.tail_values is not None:
+            tail = tail % policy.tail_values(values)
+        assert tail == expected

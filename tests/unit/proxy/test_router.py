@@ -191,3 +191,30 @@ def test_escape_and_split_host_port() -> None:
     assert split_host_port("example.com:8000") == ("example.com", 8000)
     assert split_host_port("example.com") == ("example.com", None)
     assert split_host_port("[::1]:80") == ("[::1]:80", None)
+
+
+def test_match_cache_returns_the_same_answer_per_key() -> None:
+    router = Router([(_r("01", paths=["/a"]), None), (_r("02", paths=["/b"], hosts=["x.test"]), None)])
+    first = router.match("GET", "/a/1", "h.test", 8000)
+    assert first is not None and first is router.match("GET", "/a/1", "h.test", 8000)
+    assert router.match("GET", "/a/1", "h.test", 8000, https=True) is not first  # scheme is part of the key
+    assert router.match("GET", "/b", "h.test", 8000) is None  # a miss is cached as a miss
+    assert router.match("GET", "/b", "h.test", 8000) is None
+    found = router.match("GET", "/b", "x.test:8000", 8000)
+    assert found is not None and found.route.id.endswith("02")
+
+
+def test_match_cache_is_bounded_and_skipped_for_header_routes(monkeypatch: pytest.MonkeyPatch) -> None:
+    import gateway.proxy.router as router_module
+
+    monkeypatch.setattr(router_module, "MATCH_CACHE_SIZE", 2)
+    router = Router([(_r("01", paths=["/"]), None)])
+    kept = router.match("GET", "/1", None, 80)
+    router.match("GET", "/2", None, 80)
+    router.match("GET", "/3", None, 80)  # full: emptied, then this answer stored
+    assert router.match("GET", "/1", None, 80) is not kept
+    with_headers = Router([(_r("01", paths=["/"], headers={"x-v": ["1"]}), None)])
+    assert with_headers.uses_headers
+    one = with_headers.match("GET", "/", None, 80, headers={"x_v": ["1"]})
+    assert one is not None
+    assert with_headers.match("GET", "/", None, 80, headers={"x_v": ["2"]}) is None
