@@ -2,7 +2,9 @@
 
 Equivalence rules (what makes the comparison fair, per scenario):
 
-- one worker (``worker_processes 1``), ``access_log off`` (the gateway runs with ``proxy_access_log = off``);
+- one worker (``worker_processes 1``), ``access_log off`` (the gateway runs with ``proxy_access_log = off``); the
+  all-cores rows run ``worker_processes auto`` with ``listen ... reuseport`` (Kong's default listen flags), as the
+  gateway runs ``worker_processes = auto`` on ``SO_REUSEPORT`` listeners;
 - the same downstream certificate chain and key, ``ssl_protocols TLSv1.2 TLSv1.3`` (the gateway's default);
 - upstream TLS as the gateway does it under ``tls_verify``: ``proxy_ssl_verify on`` against the same root,
   ``proxy_ssl_verify_depth 1`` (Kong's default depth for verified services is nginx's default, 1), the same client
@@ -25,7 +27,7 @@ __all__ = ["BIG_BODY_SIZE", "SMALL_BODY", "proxy_conf", "upstream_conf"]
 SMALL_BODY = "hello from the upstream\n"
 BIG_BODY_SIZE = 1024 * 1024
 
-_MAIN = """worker_processes 1;
+_MAIN = """worker_processes {workers};
 pid {prefix}/nginx.pid;
 error_log {prefix}/error.log warn;
 worker_rlimit_nofile 16384;
@@ -67,7 +69,7 @@ def upstream_conf(prefix: Path, http_port: int, https_port: int, mtls_port: int,
         ssl_verify_client on;
         ssl_verify_depth 3;{locations}
     }}"""
-    return _MAIN.format(prefix=prefix, body=body)
+    return _MAIN.format(prefix=prefix, body=body, workers=1)
 
 
 def proxy_conf(
@@ -81,6 +83,7 @@ def proxy_conf(
     keepalive: bool = True,
     verify_client: bool = False,
     full_handshakes: bool = False,
+    all_cores: bool = False,
 ) -> str:
     """nginx as the proxy of one scenario (see the module rules).
 
@@ -90,8 +93,9 @@ def proxy_conf(
         keepalive: keep an upstream keepalive pool.
         verify_client: require a client certificate chaining to the root (S4).
         full_handshakes: no session cache, no tickets (S5).
+        all_cores: ``worker_processes auto`` and a ``reuseport`` listener instead of one worker.
     """
-    listen = f"listen 127.0.0.1:{port}"
+    listen = f"listen 127.0.0.1:{port}" + (" reuseport" if all_cores else "")
     server_tls = ""
     if downstream_tls is not None:
         listen += " ssl"
@@ -131,4 +135,4 @@ def proxy_conf(
             proxy_set_header Connection "";{upstream_ssl}
         }}
     }}"""
-    return _MAIN.format(prefix=prefix, body=body)
+    return _MAIN.format(prefix=prefix, body=body, workers="auto" if all_cores else 1)

@@ -64,11 +64,13 @@ class CpuMem:
 
 
 def _children(pid: int) -> list[int]:
+    """Every descendant of ``pid`` (the gateway's workers are its zygote's children)."""
     try:
         text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
     except OSError:
         return []
-    return [int(p) for p in text.split()]
+    found = [int(p) for p in text.split()]
+    return [grand for child in found for grand in (child, *_children(child))]
 
 
 def _status_kib(pid: int, field: str) -> int:
@@ -82,7 +84,8 @@ def _status_kib(pid: int, field: str) -> int:
 
 
 def read_cpu_mem(pid: int) -> CpuMem:
-    """utime + stime and VmHWM/VmRSS of ``pid`` and its children (nginx master + worker)."""
+    """utime + stime and VmHWM/VmRSS of ``pid`` and its descendants (nginx master + workers; the gateway's master,
+    zygote and workers)."""
     cpu = 0.0
     hwm = rss = 0
     for p in [pid, *_children(pid)]:

@@ -112,6 +112,24 @@ def targets(results: list[ScenarioResult], idle: IdleMemory | None) -> list[str]
     return out
 
 
+def scaling(results: list[ScenarioResult]) -> list[str]:
+    """For each ``-all`` row: how much each side gained from all cores over its one-worker row of the same run."""
+    by_key = {r.scenario.key: r for r in results}
+    out: list[str] = []
+    for r in results:
+        if not r.scenario.all_cores:
+            continue
+        single = by_key.get(r.scenario.key.removesuffix("-all"))
+        metric = r.scenario.metric
+        line = f"- {r.scenario.key}: gateway / nginx {r.ratio:.2f}"
+        if single is not None and single.gateway.headline(metric) and single.nginx.headline(metric):
+            gw = r.gateway.headline(metric) / single.gateway.headline(metric)
+            ngx = r.nginx.headline(metric) / single.nginx.headline(metric)
+            line += f"; all cores / one worker: gateway {gw:.2f} x, nginx {ngx:.2f} x"
+        out.append(line)
+    return out
+
+
 def render_markdown(
     results: list[ScenarioResult],
     idle: IdleMemory | None,
@@ -131,8 +149,10 @@ def render_markdown(
         "",
         "Machine: " + "; ".join(machine_facts()) + ".",
         "",
-        "Both proxies run **one worker** (nginx `worker_processes 1`, the gateway a single process), with access logs "
-        "off (`proxy_access_log = off` / `access_log off`), `log_level = notice`, the same certificates, the same "
+        "Both proxies run **one worker** (nginx `worker_processes 1`, the gateway a single process), except the "
+        "`-all` rows: **all cores** on both sides (nginx `worker_processes auto` with `listen ... reuseport`, the "
+        "gateway `worker_processes = auto`: its master plus one worker per core, forked by its zygote), with access "
+        "logs off (`proxy_access_log = off` / `access_log off`), `log_level = notice`, the same certificates, the same "
         "verify settings and upstream keepalive on (except S6), in front of the same nginx upstream (`return 200`, "
         "a 24-byte body; a 1 MiB file for S7). ratio = gateway / nginx (req/s, handshakes/s or MB/s). CPU is the "
         "server process tree's utime + stime during the run; CPU ratio = nginx's CPU per request / the gateway's, "
@@ -145,6 +165,9 @@ def render_markdown(
     if chart:
         parts += [f"![ratios gateway / nginx]({chart})", ""]
     parts += ["## Targets (issue 7, one worker each, same run)", "", *targets(results, idle), ""]
+    scaled = scaling(results)
+    if scaled:
+        parts += ["## All cores vs all cores (same run)", "", *scaled, ""]
     if notes:
         parts += ["## Notes", "", *[f"- {n}" for n in notes], ""]
     return "\n".join(parts)
@@ -162,13 +185,13 @@ def write_chart(results: list[ScenarioResult], path: Path) -> bool:
         return False
     keys = [r.scenario.key for r in results]
     ratios = [r.ratio for r in results]
-    fig, ax = plt.subplots(figsize=(8, 4))
+    fig, ax = plt.subplots(figsize=(11, 4))
     bars = ax.bar(keys, ratios, color="#3b7dd8")
     ax.axhline(1.0, color="#444", linewidth=1, linestyle="--", label="nginx = 1.0")
     for bar, value in zip(bars, ratios, strict=True):
         ax.annotate(f"{value:.2f}", (bar.get_x() + bar.get_width() / 2, value), ha="center", va="bottom", fontsize=9)
     ax.set_ylabel("gateway / nginx")
-    ax.set_title("Gateway vs nginx, one worker each (higher is better)")
+    ax.set_title("Gateway vs nginx, one worker each; -all: all cores each (higher is better)")
     ax.set_ylim(0, max([1.1, *[r * 1.15 for r in ratios if not math.isnan(r)]]))
     ax.legend(loc="upper right")
     fig.tight_layout()

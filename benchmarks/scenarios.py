@@ -1,8 +1,8 @@
 """The scenarios (issue 7) and how one is run: both proxies up, same load, alternating A/B, medians.
 
-Topology of every scenario: load generator -> proxy (the gateway or nginx, one worker each) -> the shared nginx
-upstream. Only the proxy differs between A and B; the load, the certificates, the upstream and the verify settings
-are the same (``nginx_configs`` states the equivalence rules).
+Topology of every scenario: load generator -> proxy (the gateway or nginx, one worker each, or one per core in
+the ``-all`` rows) -> the shared nginx upstream. Only the proxy differs between A and B; the load, the certificates,
+the upstream and the verify settings are the same (``nginx_configs`` states the equivalence rules).
 
 ========  =====================================================================================================
 S1        HTTP -> HTTP, keepalive both sides (wrk)
@@ -14,6 +14,9 @@ S5-rsa    a new TLS connection per request, full handshakes (tickets and session
 S5-ecdsa  the same with ECDSA P-256
 S6        S3 with the upstream pool off (``upstream_keepalive_pool_size = 0``; nginx without ``keepalive``)
 S7        S3 with 1 MiB response bodies (MB/s)
+S1-all    S1 with all cores on both sides: nginx ``worker_processes auto``, the gateway ``worker_processes = auto``
+S3-all    S3 with all cores on both sides
+S5-ecdsa-all  S5-ecdsa with all cores on both sides
 ========  =====================================================================================================
 """
 
@@ -51,6 +54,7 @@ class Scenario:
     connections: int = 50
     headers: tuple[str, ...] = ()
     metric: str = "req/s"  # what the ratio compares: req/s, handshakes/s (= req/s), MB/s
+    all_cores: bool = False  # both proxies with one worker per core instead of one worker
 
 
 SCENARIOS: tuple[Scenario, ...] = (
@@ -90,6 +94,17 @@ SCENARIOS: tuple[Scenario, ...] = (
         path="/big",
         connections=10,
         metric="MB/s",
+    ),
+    Scenario("S1-all", "S1 with all cores", all_cores=True),
+    Scenario("S3-all", "S3 with all cores", downstream_tls="ecdsa", upstream_tls=True, all_cores=True),
+    Scenario(
+        "S5-ecdsa-all",
+        "S5-ecdsa with all cores",
+        downstream_tls="ecdsa",
+        full_handshakes=True,
+        headers=("Connection: close",),
+        metric="handshakes/s",
+        all_cores=True,
     ),
 )
 
@@ -246,7 +261,8 @@ def start_gateway(
         "KONG_ADMIN_LISTEN": f"127.0.0.1:{free_port()}",
         "KONG_PROXY_ACCESS_LOG": "off",
         "KONG_LOG_LEVEL": "notice",
-        "KONG_WORKER_PROCESSES": "1",  # one worker, as nginx's worker_processes 1
+        # one worker, as nginx's worker_processes 1; or one per core, as nginx's auto
+        "KONG_WORKER_PROCESSES": "auto" if scenario.all_cores else "1",
     }
     if scenario.downstream_tls is not None:
         pki = env.pki[scenario.downstream_tls]
@@ -272,6 +288,7 @@ def start_nginx_proxy(procs: Processes, scenario: Scenario, env: Environment) ->
         keepalive=scenario.pool,
         verify_client=scenario.verify_client,
         full_handshakes=scenario.full_handshakes,
+        all_cores=scenario.all_cores,
     )
     return procs.nginx(env.workdir / scenario.key / "nginx", conf, port)
 
