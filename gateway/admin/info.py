@@ -63,7 +63,8 @@ class NodeInfo:
 
     status: Callable[[], Any]  # the summed proxy counters, or an awaitable of them
     config_hash: Callable[[], str]
-    #: the pids serving traffic (the master first), for ``pids`` and ``workers_lua_vms``
+    #: the pids serving traffic (the workers; this process when it is the whole gateway), for ``pids.workers``
+    #: and ``workers_lua_vms``
     pids: Callable[[], list[int]] = dataclasses.field(default=lambda: [os.getpid()])
     node_id: str = dataclasses.field(default_factory=lambda: str(uuid.uuid4()))
     hostname: str = dataclasses.field(default_factory=socket.gethostname)

@@ -39,7 +39,7 @@ from gateway.observability.accesslog import AccessLog, open_access_log
 from gateway.observability.errorlog import ErrorLog
 from gateway.proxy.healthcheck import HealthRegistry
 from gateway.proxy.state import ProxyState
-from gateway.runtime import building
+from gateway.runtime import building, titles
 from gateway.runtime.manager import SnapshotManager
 from gateway.runtime.workers import WorkerPool
 from gateway.settings import ConfigError, Listener, Settings, load_settings
@@ -155,6 +155,7 @@ class Gateway:
                 building.ensure_free(listener)
             except OSError as exc:
                 raise StartupError(f"could not listen on {listener.host}:{listener.port}: {exc.strerror}") from None
+        titles.master()
         pool = WorkerPool(
             self.worker_count,
             self.conf_path,
@@ -252,8 +253,9 @@ class Gateway:
         return totals
 
     def _pids(self) -> list[int]:
-        """This process and its live workers (``GET /``'s ``pids.workers``, ``/status``'s ``workers_lua_vms``)."""
-        return [os.getpid(), *(self.workers.pids() if self.workers is not None else [])]
+        """The processes serving traffic (``GET /``'s ``pids.workers``, ``/status``'s ``workers_lua_vms``): the live
+        workers, or this process when it is the whole gateway."""
+        return self.workers.pids() if self.workers is not None else [os.getpid()]
 
     def _write_pid(self) -> None:
         with open(os.path.join(self.settings.prefix, "pids", "gateway.pid"), "w", encoding="ascii") as handle:

@@ -78,10 +78,11 @@ class _ZygoteProcess:
         os.set_blocking(self.wake_w, False)
 
     def run(self) -> int:
-        from gateway.runtime import worker  # imported once here, inherited by every fork
+        from gateway.runtime import titles, worker  # imported once here, inherited by every fork
         from gateway.tls import ticket_keys
 
         del worker
+        titles.zygote()
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
         signal.signal(signal.SIGCHLD, lambda _sig, _frame: None)
@@ -134,8 +135,10 @@ class _ZygoteProcess:
             self.events.close()
             os.close(self.wake_r)
             os.close(self.wake_w)
+            from gateway.runtime import titles
             from gateway.runtime.worker import main as worker_main
 
+            titles.worker()
             code = worker_main(["--fd", str(fd), *argv])
         except BaseException as exc:  # a worker must never fall back into the zygote's loop
             print(f"Error: worker process failed: {exc!r}", file=sys.stderr)

@@ -99,6 +99,11 @@ def admin(gw: GatewayProcess, path: str, data: dict[str, Any]) -> dict[str, Any]
     return body
 
 
+def cmdline(pid: int) -> str:
+    """What ``ps`` shows for ``pid``."""
+    return pathlib.Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").replace(b"\0", b" ").decode()
+
+
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -118,9 +123,14 @@ def served_by(gw: GatewayProcess, requests: int) -> list[int]:
 
 
 def test_the_workers_serve_the_master_does_not_and_status_sums_their_counters(gateway: GatewayProcess) -> None:
-    processes = pids(gateway)
-    master, workers = processes[0], processes[1:]
-    assert master == gateway.proc.pid and len(workers) == 2  # type: ignore[union-attr]
+    workers = pids(gateway)
+    master = gateway.proc.pid  # type: ignore[union-attr]
+    assert len(workers) == 2 and master not in workers
+    info = httpx.get(f"{gateway.admin_url}/", timeout=10).json()
+    assert info["pids"] == {"master": master, "workers": workers}
+    # ps tells the processes apart as it does nginx's
+    assert cmdline(master).startswith("gateway: master process ")
+    assert [cmdline(pid) for pid in workers] == ["gateway: worker process"] * 2
     admin(gateway, "/services", {"name": "down", "url": f"http://127.0.0.1:{closed_port()}/"})
     admin(gateway, "/services/down/routes", {"paths": ["/down"]})
     requests = 40
@@ -170,7 +180,7 @@ def test_sigterm_drains_every_process_and_leaves_no_worker(tmp_path: pathlib.Pat
     assert code == 0
     assert sorted(results) == [(200, SLOW_BODY)] * 8
     assert not any(alive(pid) for pid in serving)
-    assert f"worker process {serving[1]} exited with code 0" in gw.error_log.read_text()
+    assert f"worker process {serving[0]} exited with code 0" in gw.error_log.read_text()
 
 
 def test_a_killed_worker_is_respawned_and_traffic_keeps_flowing(
@@ -179,7 +189,8 @@ def test_a_killed_worker_is_respawned_and_traffic_keeps_flowing(
 ) -> None:
     admin(gateway, "/services", {"name": "up", "url": f"http://127.0.0.1:{upstream.port}"})
     admin(gateway, "/services/up/routes", {"paths": ["/"]})
-    master, worker, sibling = pids(gateway)
+    master = gateway.proc.pid  # type: ignore[union-attr]
+    worker, sibling = pids(gateway)
     os.kill(worker, signal.SIGKILL)
     # connections already queued on the killed process's listener are reset by the kernel (nginx has the same
     # SO_REUSEPORT caveat); once the master has reaped it, new connections go to the live processes only
@@ -229,7 +240,7 @@ def test_sighup_reconfigures_every_process(tmp_path: pathlib.Path, upstream: Ngi
     gw = make_gateway(tmp_path, {**WORKERS, "KONG_DATABASE": "off", "KONG_DECLARATIVE_CONFIG": str(declarative)})
     gw.start()
     try:
-        old = pids(gw)[1:]
+        old = pids(gw)
         assert [fresh_get(gw.proxy_port, "/before")[0] for _ in range(20)] == [200] * 20
         write("/after")
         gw.signal(signal.SIGHUP)
@@ -237,7 +248,7 @@ def test_sighup_reconfigures_every_process(tmp_path: pathlib.Path, upstream: Ngi
         assert [fresh_get(gw.proxy_port, "/after")[0] for _ in range(20)] == [200] * 20
         assert [fresh_get(gw.proxy_port, "/before")[0] for _ in range(20)] == [404] * 20
         # as an nginx reload: a new generation of workers, the old one drains and exits
-        new = pids(gw)[1:]
+        new = pids(gw)
         assert len(new) == 2 and not set(new) & set(old)
         for pid in old:
             wait_until(lambda pid=pid: f"worker process {pid} exited with code 0" in gw.error_log.read_text())
@@ -286,7 +297,7 @@ def test_every_worker_resumes_the_sessions_another_issued(tmp_path: pathlib.Path
     try:
         port = gw.proxy_ssl_port
         assert port is not None
-        workers = pids(gw)[1:]
+        workers = pids(gw)
         admin(gw, "/services", {"name": "down", "url": f"http://127.0.0.1:{closed_port()}/"})
         admin(gw, "/services/down/routes", {"paths": ["/down"]})
         ctx = client_context(version)
@@ -330,16 +341,16 @@ def test_sighup_draws_new_ticket_keys_for_the_new_generation(tmp_path: pathlib.P
 
 
 def zygote_of(master: int) -> int:
-    """The master's zygote child (``python -m gateway.runtime.zygote``), from /proc."""
+    """The master's zygote child (titled ``gateway: zygote process``), from /proc."""
     for entry in pathlib.Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
             ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
         except (OSError, IndexError, ValueError):
             continue
-        if ppid == master and b"gateway.runtime.zygote" in cmdline:
+        if ppid == master and argv[0] == b"gateway: zygote process":
             return int(entry.name)
     raise AssertionError(f"no zygote child of {master}")
 
@@ -349,13 +360,14 @@ def test_a_killed_zygote_is_replaced_with_a_new_worker_generation(
 ) -> None:
     admin(gateway, "/services", {"name": "up", "url": f"http://127.0.0.1:{upstream.port}"})
     admin(gateway, "/services/up/routes", {"paths": ["/"]})
-    master, *old = pids(gateway)
+    master = gateway.proc.pid  # type: ignore[union-attr]
+    old = pids(gateway)
     zygote = zygote_of(master)
     os.kill(zygote, signal.SIGKILL)
     wait_until(lambda: "worker zygote process exited on signal 9" in gateway.error_log.read_text(), what="alert")
     # the old workers (orphans now) are retired: a new generation from a new zygote, so keys agree again
-    new = wait_until(lambda: [p for p in pids(gateway)[1:] if p not in old], what="new workers")
-    wait_until(lambda: len(pids(gateway)) == 3 and not set(pids(gateway)) & set(old), what="a whole new generation")
+    new = wait_until(lambda: [p for p in pids(gateway) if p not in old], what="new workers")
+    wait_until(lambda: len(pids(gateway)) == 2 and not set(pids(gateway)) & set(old), what="a whole new generation")
     assert zygote_of(master) != zygote
     for pid in old:
         wait_until(lambda pid=pid: not alive(pid), what=f"old worker {pid} gone")
