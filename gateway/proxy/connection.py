@@ -46,6 +46,7 @@ from gateway.proxy.responses import (
     error_body,
     error_page_mime,
 )
+from gateway.tls.transport import TlsTransport
 
 if TYPE_CHECKING:
     from gateway.proxy.state import ProxyState
@@ -403,18 +404,27 @@ class HttpConnection(asyncio.Protocol):
     def _close(self, abort: bool = False) -> None:
         self._broken = True
         self._cancel_timer()
-        if self._out is not None:
+        out = self._out
+        if out is not None:
+            self._out = None
             if abort:
-                self._out = None
-            else:
-                self.uncork()  # what was written before the close goes out before it
+                out = None
         transport = self.transport
         if transport is None:
             return
         if abort:
             transport.abort()
-        else:
-            transport.close()
+            return
+        if out and not transport.is_closing():  # what was written before the close goes out before it
+            if type(transport) is TlsTransport:
+                # the response's last bytes and the close_notify in one socket write
+                transport.close_with(out)
+                return
+            if len(out) == 1:
+                transport.write(out[0])
+            else:
+                transport.writelines(out)
+        transport.close()
 
     # ================================================================== shutdown
     def shutdown(self) -> None:

@@ -18,7 +18,9 @@ ordinary 400. The protocol then hands the socket over with ``transport.set_proto
 afterwards every read goes straight to ``TlsProtocol`` (or the HTTP connection), with no extra call per read.
 
 Timeouts: nginx arms ``client_header_timeout`` when it accepts an ``ssl`` connection and lets it run through the
-handshake (Kong's OpenResty predates ``ssl_handshake_timeout``); the handshake gets what is left of it.
+handshake (Kong's OpenResty predates ``ssl_handshake_timeout``); the handshake gets what is left of it: the
+accept timer's handle is handed to ``TlsProtocol`` (``handshake_timer``) rather than cancelled and replaced, and
+when it fires it ends the handshake there.
 
 Failures are logged as nginx logs them, at ``info`` (Kong's default ``notice`` hides them)::
 
@@ -138,39 +140,40 @@ class TlsListener:
 class FirstBytes(asyncio.Protocol):
     """The first protocol of an ``ssl`` listener's socket: TLS or plain HTTP, decided by the first byte."""
 
-    __slots__ = ("_deadline", "_listener", "_raw", "_timer")
+    __slots__ = ("_listener", "_raw", "_timer", "_tls")
 
     def __init__(self, listener: TlsListener) -> None:
         self._listener = listener
         self._raw: asyncio.Transport | None = None
         self._timer: asyncio.TimerHandle | None = None
-        self._deadline = 0.0
+        #: the ``TlsProtocol`` that adopted the timer (its handshake timeout), once the first byte said TLS
+        self._tls: TlsProtocol | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._raw = cast(asyncio.Transport, transport)
         loop = asyncio.get_running_loop()
-        timeout = self._listener.handshake_timeout()
-        self._deadline = loop.time() + timeout
-        self._timer = loop.call_at(self._deadline, self._timed_out)
+        self._timer = loop.call_at(loop.time() + self._listener.handshake_timeout(), self._timed_out)
 
     def data_received(self, data: bytes) -> None:
         raw = self._raw
         if raw is None or not data:
             return
-        self._cancel_timer()
         listener = self._listener
         first = data[0]
         protocol: asyncio.Protocol
         if first == _TLS_HANDSHAKE_RECORD or first & _SSLV2_BIT:
-            remaining = self._deadline - asyncio.get_running_loop().time()
-            protocol = TlsProtocol(
+            # the handshake runs on what is left of the accept timer: the same handle, now TlsProtocol's to cancel
+            timer = self._timer
+            self._timer = None
+            protocol = self._tls = TlsProtocol(
                 listener.context,
                 listener.app_factory,
                 server_side=True,
-                handshake_timeout=max(remaining, 0.001),
                 on_handshake_error=listener.on_handshake_error,
+                handshake_timer=timer,
             )
         else:
+            self._cancel_timer()
             protocol = listener.app_factory()
         self._raw = None
         raw.set_protocol(protocol)
@@ -193,6 +196,11 @@ class FirstBytes(asyncio.Protocol):
 
     def _timed_out(self) -> None:
         self._timer = None
+        tls = self._tls
+        if tls is not None:  # the handshake's timeout now: TlsProtocol aborts and logs it (if still handshaking)
+            self._tls = None
+            tls.handshake_timed_out()
+            return
         raw = self._raw
         if raw is None:
             return

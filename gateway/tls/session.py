@@ -27,9 +27,10 @@ Two cheap tricks keep the data path free of per-call exceptions (pyOpenSSL signa
   usual ``WantReadError`` - and that case is exactly when OpenSSL may have written something, so the outgoing
   BIO is drained then (and never after a clean data-only read, where nothing can have been written).
 
-Results are plain fields, set once when the handshake completes (``established``, ``sni``, ``alpn``,
-``cipher``, ``version``, ``verify_errors``, ``verify_code``/``verify_depth``, ``session_reused``) and the
-lazily converted ``peer_chain``; ``info`` is an immutable ``TlsInfo`` for the layers above, which never see a
+Results are plain fields, set once when the handshake completes (``established``, ``sni``,
+``verify_errors``, ``verify_code``/``verify_depth``, ``session_reused``), plus ``alpn``, ``cipher``,
+``version`` and ``peer_chain``, read from OpenSSL on first access (fixed once the handshake is complete, and
+not needed by most connections); ``info`` is an immutable ``TlsInfo`` for the layers above, which never see a
 pyOpenSSL object.
 
 Errors follow h11: ``TlsRemoteError`` (the peer sent something we reject, including every handshake failure as
@@ -68,6 +69,8 @@ RECV_SIZE: Final = 65536
 BIO_READ_SIZE: Final = 262144
 
 _HANDSHAKING, _ESTABLISHED, _CLOSED, _ERRORED = 0, 1, 2, 3
+# ``alpn``/``cipher``/``version``: handshake not complete, complete but not read from OpenSSL yet, read.
+_NEG_PENDING, _NEG_UNREAD, _NEG_READ = 0, 1, 2
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -146,33 +149,44 @@ def _openssl_reason(exc: SSL.Error) -> str:
 class TlsInfo:
     """What the layers above may know about an established TLS connection (``get_extra_info("tls")``).
 
-    Plain fields; ``peer_chain`` is converted from OpenSSL on first access only (most requests never look).
+    Plain fields; ``alpn``, ``cipher``, ``version`` and ``peer_chain`` are read from OpenSSL on first access only
+    (nothing on the proxy path looks at them, and the three getters cost ~2 us per handshake; the values cannot
+    change once the handshake is complete, so reading them later gives the same answer).
     """
 
     __slots__ = (
         "_session",
-        "alpn",
-        "cipher",
         "server_side",
         "session_reused",
         "sni",
         "verify_code",
         "verify_depth",
         "verify_errors",
-        "version",
     )
 
     def __init__(self, session: TlsSession) -> None:
         self._session = session
         self.server_side: bool = session.server_side
         self.sni: str | None = session.sni
-        self.alpn: str | None = session.alpn
-        self.cipher: str | None = session.cipher
-        self.version: str | None = session.version
         self.verify_errors: tuple[tuple[int, int], ...] = tuple(session.verify_errors)
         self.verify_code: int = session.verify_code
         self.verify_depth: int = session.verify_depth
         self.session_reused: bool = session.session_reused
+
+    @property
+    def alpn(self) -> str | None:
+        """The negotiated ALPN protocol, if any."""
+        return self._session.alpn
+
+    @property
+    def cipher(self) -> str | None:
+        """OpenSSL's name of the negotiated cipher suite."""
+        return self._session.cipher
+
+    @property
+    def version(self) -> str | None:
+        """The protocol version (``TLSv1.3``, ``TLSv1.2``)."""
+        return self._session.version
 
     @property
     def peer_chain(self) -> list[cx509.Certificate]:
@@ -276,9 +290,12 @@ class TlsSession:
     """
 
     __slots__ = (
+        "_alpn",
+        "_cipher",
         "_conn",
         "_err",
         "_info",
+        "_negotiated",
         "_peer_chain",
         "_probe",
         "_rec_hdr",
@@ -287,8 +304,7 @@ class TlsSession:
         "_unread",
         "_verify",
         "_verify_hostname",
-        "alpn",
-        "cipher",
+        "_version",
         "close_notify_received",
         "close_notify_sent",
         "server_certificate",
@@ -299,7 +315,6 @@ class TlsSession:
         "verify_depth",
         "verify_errors",
         "verify_rejected",
-        "version",
     )
 
     def __init__(
@@ -334,9 +349,10 @@ class TlsSession:
         self.verify_code = 0
         self.verify_depth = 0
         self.sni: str | None = None
-        self.alpn: str | None = None
-        self.cipher: str | None = None
-        self.version: str | None = None
+        self._negotiated = _NEG_PENDING
+        self._alpn: str | None = None
+        self._cipher: str | None = None
+        self._version: str | None = None
         self.session_reused = False
         self.close_notify_received = False
         self.close_notify_sent = False
@@ -370,6 +386,36 @@ class TlsSession:
     def errored(self) -> bool:
         """True after any error; every further call raises ``TlsLocalError``."""
         return self._state == _ERRORED
+
+    @property
+    def alpn(self) -> str | None:
+        """The negotiated ALPN protocol (None before the handshake completed or when none was agreed)."""
+        if self._negotiated == _NEG_UNREAD:
+            self._read_negotiated()
+        return self._alpn
+
+    @property
+    def cipher(self) -> str | None:
+        """OpenSSL's name of the cipher suite (None before the handshake completed)."""
+        if self._negotiated == _NEG_UNREAD:
+            self._read_negotiated()
+        return self._cipher
+
+    @property
+    def version(self) -> str | None:
+        """The protocol version name (None before the handshake completed)."""
+        if self._negotiated == _NEG_UNREAD:
+            self._read_negotiated()
+        return self._version
+
+    def _read_negotiated(self) -> None:
+        """Read ALPN, cipher and version once, on first use: fixed from the end of the handshake on."""
+        conn = self._conn
+        self._negotiated = _NEG_READ
+        self._version = conn.get_protocol_version_name()
+        self._cipher = conn.get_cipher_name()
+        alpn = conn.get_alpn_proto_negotiated()
+        self._alpn = alpn.decode("ascii", "replace") if alpn else None
 
     @property
     def info(self) -> TlsInfo | None:
@@ -585,17 +631,52 @@ class TlsSession:
             self._check_usable()
             if self._info is None or self.close_notify_sent:
                 raise TlsLocalError("cannot send: TLS connection not established or already closing")
+        conn = self._conn
         try:
-            self._conn.sendall(data)
+            # One SSL_write takes up to a record (16 KiB) with the context's partial-write mode; ``sendall`` only
+            # for the rest, so the common small write skips its loop.
+            size = len(data) if type(data) is bytes else memoryview(data).nbytes
+            if size:  # SSL_write of nothing is an error to OpenSSL, a no-op to sendall
+                sent = conn.send(data)
+                if sent < size:
+                    conn.sendall(memoryview(data).cast("B")[sent:])
         except SSL.Error as exc:
             raise self._fail(TlsRemoteError(_openssl_reason(exc), to_send=self._drain())) from None
-        return self._drain()
+        # ``_drain``'s first read, inline: after a write the BIO holds at least one record, and a short read is all
+        try:
+            out = conn.bio_read(BIO_READ_SIZE)
+        except SSL.WantReadError:
+            return b""
+        if len(out) < BIO_READ_SIZE:
+            return out
+        return out + self._drain()
 
     def send_many(self, buffers: Sequence[bytes | bytearray | memoryview]) -> bytes:
         """Encrypt several buffers at once (one join, so small pieces share records); returns the ciphertext."""
         if len(buffers) == 1:
             return self.send(buffers[0])
         return self.send(b"".join(buffers))
+
+    def send_and_close(self, data: bytes | bytearray | memoryview) -> bytes:
+        """``send(data)`` then ``close()`` with one drain: the ciphertext of ``data`` followed by the close_notify.
+
+        For a connection that ends after its last write (``Connection: close``): both leave in one socket write
+        instead of two, and the outgoing BIO is read once. Raises as ``send`` does.
+        """
+        if self._state != _ESTABLISHED or self.close_notify_sent or not data:
+            ciphertext = self.send(data)
+            return ciphertext + self.close()
+        conn = self._conn
+        try:
+            conn.sendall(data)
+        except SSL.Error as exc:
+            raise self._fail(TlsRemoteError(_openssl_reason(exc), to_send=self._drain())) from None
+        self.close_notify_sent = True
+        try:
+            conn.shutdown()
+        except SSL.Error:
+            pass  # nothing more to add; what ``data`` produced still goes out, as with send() then close()
+        return self._drain()
 
     def close(self) -> bytes:
         """Start the TLS close: returns the close_notify to write (``b""`` if nothing can be sent any more).
@@ -617,7 +698,8 @@ class TlsSession:
     # -- handshake --------------------------------------------------------------------------------------------
 
     def _feed_probe(self, data: bytes) -> None:
-        buf = (self._probe or b"") + data
+        probe = self._probe
+        buf = probe + data if probe else data  # the common case: the whole first flight at once, no copy
         verdict = _probe_resumption(buf)
         if verdict is None:
             self._probe = buf if len(buf) < _PROBE_LIMIT else None
@@ -664,10 +746,7 @@ class TlsSession:
     def _established(self) -> None:
         conn = self._conn
         self._state = _ESTABLISHED
-        self.version = conn.get_protocol_version_name()
-        self.cipher = conn.get_cipher_name()
-        alpn = conn.get_alpn_proto_negotiated()
-        self.alpn = alpn.decode("ascii", "replace") if alpn else None
+        self._negotiated = _NEG_UNREAD
         if self.server_side:
             name = conn.get_servername()
             self.sni = name.decode("utf-8", "replace") if name else None

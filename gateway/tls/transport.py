@@ -85,7 +85,10 @@ class TlsTransport(asyncio.Transport):
         """One encryption and one socket write for the whole batch."""
         if self._closing:
             return
-        buffers = list_of_data if isinstance(list_of_data, Sequence) else list(list_of_data)
+        # a list (the proxy's case) skips the ABC instance check
+        buffers = (
+            list_of_data if type(list_of_data) is list or isinstance(list_of_data, Sequence) else list(list_of_data)
+        )
         if not buffers:
             return
         try:
@@ -94,6 +97,29 @@ class TlsTransport(asyncio.Transport):
             self._tls._fatal(exc)
             return
         self._raw.write(ciphertext)
+
+    def close_with(self, buffers: Sequence[bytes | bytearray | memoryview]) -> None:
+        """``writelines(buffers)`` then ``close()``, with the last bytes and the close_notify in one socket write.
+
+        A connection that ends after its response (``Connection: close``) would otherwise pay a second socket
+        send, and a second read of the outgoing BIO, for the 24-byte close_notify record alone.
+        """
+        if self._closing:
+            return
+        if not buffers:
+            self.close()
+            return
+        try:
+            ciphertext = self._session.send_and_close(buffers[0] if len(buffers) == 1 else b"".join(buffers))
+        except TlsError as exc:
+            self._tls._fatal(exc)
+            return
+        self._closing = True
+        self._tls._state = _CLOSED
+        raw = self._raw
+        if ciphertext and not raw.is_closing():
+            raw.write(ciphertext)
+        raw.close()
 
     def can_write_eof(self) -> bool:
         """TLS has no half-close of our own writing short of close_notify, which is ``close()``."""
@@ -193,6 +219,9 @@ class TlsProtocol(asyncio.Protocol):
         server_hostname, alpn_protocols, verify, verify_hostname, ssl_session: client side, see ``TlsSession``.
         handshake_timeout: seconds from ``connection_made`` to a completed handshake; then the socket is
             aborted and the failure reported with ``kind="timeout"``.
+        handshake_timer: instead of ``handshake_timeout``, a handle the caller armed already, whose callback
+            calls ``handshake_timed_out()``: adopted (cancelled on completion or loss) rather than a second
+            handle created (the ``ssl`` listener's accept timer, so one handle covers accept and handshake).
         on_handshake_error: server side, ``(exc, peername)`` for each failed handshake.
         waiter: client side, resolved with ``None`` when the app is connected, or with the exception.
     """
@@ -229,6 +258,7 @@ class TlsProtocol(asyncio.Protocol):
         handshake_timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT,
         on_handshake_error: HandshakeErrorHandler | None = None,
         waiter: asyncio.Future[None] | None = None,
+        handshake_timer: asyncio.TimerHandle | None = None,
     ) -> None:
         self._session = TlsSession(
             context,
@@ -245,8 +275,8 @@ class TlsProtocol(asyncio.Protocol):
         self._raw: asyncio.Transport | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._state = _HANDSHAKING
-        self._timeout = handshake_timeout
-        self._timer: asyncio.TimerHandle | None = None
+        self._timeout = handshake_timeout if handshake_timer is None else None
+        self._timer: asyncio.TimerHandle | None = handshake_timer
         self._on_handshake_error = on_handshake_error
         self._waiter = waiter
         self._app_paused = False
@@ -278,7 +308,7 @@ class TlsProtocol(asyncio.Protocol):
         self._raw = transport = cast(asyncio.Transport, transport)
         loop = self._loop = asyncio.get_running_loop()
         if self._timeout is not None:
-            self._timer = loop.call_later(self._timeout, self._handshake_timed_out)
+            self._timer = loop.call_later(self._timeout, self.handshake_timed_out)
         if not self._session.server_side:
             try:
                 hello = self._session.start()
@@ -407,7 +437,8 @@ class TlsProtocol(asyncio.Protocol):
                 raw.close()
         self._report_handshake_error(exc)
 
-    def _handshake_timed_out(self) -> None:
+    def handshake_timed_out(self) -> None:
+        """The handshake timer fired (ours, or the adopted ``handshake_timer``): abort and report, once."""
         self._timer = None
         if self._state == _HANDSHAKING:
             self._handshake_failed(TlsHandshakeError("SSL handshaking timed out", kind="timeout"))

@@ -322,3 +322,56 @@ def test_interop_with_stdlib_memory_bio_client(pki):
     sslobj.unwrap()
     assert server.receive(outgoing.read()) == (b"", b"", True)
     assert server.close_notify_received
+
+
+# ---------------------------------------------------------------------------------- per-call savings, same results
+
+
+def test_negotiated_fields_are_read_on_demand_and_match_openssl(pki):
+    root, _, server_id = pki
+    server = TlsSession(server_context(server_id, alpn=[b"http/1.1"]), server_side=True)
+    client = TlsSession(client_context([root]), server_side=False, alpn_protocols=["http/1.1"])
+    assert (server.version, server.cipher, server.alpn) == (None, None, None)  # not before the handshake
+    pump(client, server)
+    conn = server.ssl_connection
+    info = server.info
+    assert info is not None
+    assert (info.version, info.cipher, info.alpn) == (
+        conn.get_protocol_version_name(),
+        conn.get_cipher_name(),
+        "http/1.1",
+    )
+    assert (server.version, server.cipher, server.alpn) == (info.version, info.cipher, info.alpn)
+    # still readable after the close (they describe the handshake, not the live connection)
+    server.close()
+    assert server.info is info and info.version == conn.get_protocol_version_name()
+
+
+def test_send_large_and_non_byte_buffers(pki):
+    client, server = _pair(pki)
+    # more than one record: the first SSL_write takes 16 KiB (partial-write mode), the rest follows
+    blob = bytes(range(256)) * 300
+    assert client.receive(server.send(blob))[0] == blob
+    words = memoryview(bytearray(blob)).cast("I")  # len() counts items, not bytes
+    assert client.receive(server.send(words))[0] == blob
+    assert client.receive(server.send(memoryview(blob)[5:]))[0] == blob[5:]
+    assert server.send(b"") == b""
+
+
+def test_send_and_close_is_send_then_close_in_one_piece(pki):
+    client, server = _pair(pki)
+    wire = server.send_and_close(b"last response")
+    assert server.close_notify_sent
+    plaintext, _, closed = client.receive(wire)
+    assert (plaintext, closed) == (b"last response", True)
+    assert client.close_notify_received
+    with pytest.raises(TlsLocalError):
+        server.send_and_close(b"again")
+    # after the peer's close_notify (TLS 1.3 half-close) it still answers, then closes
+    client, server = _pair(pki)
+    server.receive(client.close())
+    plaintext, _, closed = client.receive(server.send_and_close(b"bye"))
+    assert (plaintext, closed) == (b"bye", True)
+    # nothing to send: just the close_notify
+    client, server = _pair(pki)
+    assert client.receive(server.send_and_close(b""))[2] is True
