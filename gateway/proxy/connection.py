@@ -58,6 +58,10 @@ MAX_PIPELINE = 32
 
 _IDLE, _HEAD, _BODY = 0, 1, 2  # parse phase
 _T_NONE, _T_KEEPALIVE, _T_HEAD, _T_BODY = 0, 1, 2, 3  # timer mode
+#: seconds a connection that has not sent its first request yet still gets once the process stops (its request may
+#: be on the wire: the client connected just before the stop); a keepalive connection between requests is closed
+#: at once, as nginx closes idle connections on a graceful shutdown
+FIRST_REQUEST_GRACE = 1.0
 _PLAIN_HTTP_ON_TLS = 497  # nginx's internal NGX_HTTP_TO_HTTPS, sent as 400
 
 
@@ -67,6 +71,7 @@ class HttpConnection(asyncio.Protocol):
     __slots__ = (
         "_broken",
         "_deadline",
+        "_fresh",
         "_out",
         "_pending_error",
         "_phase",
@@ -117,6 +122,7 @@ class HttpConnection(asyncio.Protocol):
         self.parsing: Exchange | None = None
         self._queue: deque[Exchange] = deque()
         self._phase = _IDLE
+        self._fresh = True  # no request begun yet on this connection
         self._reading_counted = False
         self._broken = False
         self._pending_error: tuple[int, str, RequestHead | None] | None = None
@@ -148,10 +154,10 @@ class HttpConnection(asyncio.Protocol):
         state = self.state
         self.peer_trusted = state.is_trusted(self.peer_ip)
         self.conn_id = state.register(self)
-        if self.closing:
-            transport.close()
-            return
-        self._set_deadline(self.loop.time() + state.settings.client_header_timeout, _T_KEEPALIVE)
+        timeout = float(state.settings.client_header_timeout)
+        if self.closing:  # accepted as the process stops: serve the request already on its way, if it comes soon
+            timeout = min(timeout, FIRST_REQUEST_GRACE)
+        self._set_deadline(self.loop.time() + timeout, _T_KEEPALIVE)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._broken = True
@@ -234,6 +240,7 @@ class HttpConnection(asyncio.Protocol):
     def _message_begin(self) -> None:
         if self._phase == _HEAD:
             return
+        self._fresh = False
         self._phase = _HEAD
         if not self._reading_counted:
             self._reading_counted = True
@@ -428,9 +435,13 @@ class HttpConnection(asyncio.Protocol):
 
     # ================================================================== shutdown
     def shutdown(self) -> None:
-        """Graceful stop: idle now, busy after the current response."""
+        """Graceful stop: idle now, busy after the current response, one still waiting for its first request after
+        ``FIRST_REQUEST_GRACE`` at most (its answer then says ``Connection: close``)."""
         self.closing = True
         if self.current is None and self._phase == _IDLE:
+            if self._fresh:
+                self._set_deadline(self.loop.time() + FIRST_REQUEST_GRACE, _T_KEEPALIVE)
+                return
             self._close()
         elif self.current is not None and not self.current.response_started:
             self.current.keep_alive = False

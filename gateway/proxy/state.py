@@ -170,7 +170,13 @@ class ProxyState:
             conn.shutdown()
 
     async def wait_idle(self, timeout: float) -> bool:
-        """True once every downstream connection is closed, False if ``timeout`` passes first."""
+        """True once every downstream connection is closed, False if ``timeout`` passes first.
+
+        A socket accepted in the loop's last pass has a transport whose ``connection_made`` (registration here) is
+        only scheduled (uvloop calls it soon, not at once); one pass of the loop lets it register, so it is drained
+        (served, with its grace for the first request) rather than dropped when the process exits.
+        """
+        await asyncio.sleep(0)
         if not self.connections:
             return True
         if self._idle_event is None:

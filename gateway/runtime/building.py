@@ -12,7 +12,17 @@ from typing import Any
 
 from gateway.settings import Listener, Settings
 
-__all__ = ["COUNTERS", "build", "ensure_free", "listen", "load_server_tls", "proxy_counters", "worker_count"]
+__all__ = [
+    "COUNTERS",
+    "bind_sockets",
+    "build",
+    "ensure_free",
+    "listen",
+    "load_server_tls",
+    "proxy_counters",
+    "serve_sockets",
+    "worker_count",
+]
 
 #: nginx ``stub_status`` counters, as Kong's ``GET /status`` reports them under ``server``
 COUNTERS = (
@@ -57,24 +67,62 @@ def build(config: Any, settings: Settings, proxy_state: Any, server_tls: Any, lo
     )
 
 
-async def listen(listener: Listener, factory: Any, force_reuse_port: bool = False) -> asyncio.base_events.Server:
-    """Bind one proxy listener (``SO_REUSEPORT`` when the listener asks for it or several processes share it)."""
+async def listen(listener: Listener, factory: Any) -> asyncio.base_events.Server:
+    """Bind one proxy listener of a single-process gateway (``SO_REUSEPORT`` when the listener asks for it)."""
     loop = asyncio.get_running_loop()
     return await loop.create_server(
         factory,
         listener.host,
         listener.port,
         backlog=listener.backlog,
-        reuse_port=(listener.reuseport or force_reuse_port) or None,
+        reuse_port=listener.reuseport or None,
         reuse_address=True,
     )
+
+
+def bind_sockets(listener: Listener) -> list[socket.socket]:
+    """The listening sockets of one worker slot for ``listener`` (one per address it resolves to), bound with
+    ``SO_REUSEPORT`` so that every slot has its own accept queue on the same port, as nginx's ``reuseport``.
+
+    The master binds them and keeps them open for the life of the gateway; each worker gets its slot's sockets
+    (``SCM_RIGHTS`` through the zygote). So a worker that dies or is replaced on SIGHUP leaves its queue to the next
+    worker of that slot instead of the kernel resetting the connections waiting in it.
+    """
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _name, address in socket.getaddrinfo(
+            listener.host, listener.port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE
+        ):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.listen(listener.backlog)
+            sock.setblocking(False)
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+async def serve_sockets(
+    listener: Listener, sockets: list[socket.socket], factory: Any
+) -> list[asyncio.base_events.Server]:
+    """A worker's servers on the listening sockets the master bound for its slot (``create_server`` calls
+    ``listen`` again: with the listener's backlog, not its default of 100)."""
+    loop = asyncio.get_running_loop()
+    return [await loop.create_server(factory, sock=sock, backlog=listener.backlog) for sock in sockets]
 
 
 def ensure_free(listener: Listener) -> None:
     """Raise ``OSError`` (``EADDRINUSE``) if anything already listens on ``listener``, as a plain bind would.
 
-    The master calls it before its workers bind with ``SO_REUSEPORT``, which alone would let a second gateway
-    silently share the port. A listener that asks for ``reuseport`` itself is left to the kernel.
+    The master calls it before it binds its workers' sockets with ``SO_REUSEPORT``, which alone would let a second
+    gateway silently share the port. A listener that asks for ``reuseport`` itself is left to the kernel.
     """
     if listener.reuseport:
         return

@@ -8,7 +8,8 @@ Messages (see ``gateway.runtime.workers`` and ``gateway.runtime.worker``):
 
 - master -> worker: ``config`` {seq, version, config}, ``health`` {upstream, ip, port, hostname,
   healthy}, ``stats`` {id}, ``stop``;
-- worker -> master: ``ready`` {pid, seq}, ``ack`` {seq}, ``stats`` {id, pid, counters}.
+- worker -> master: ``ready`` {pid, seq}, ``ack`` {seq}, ``stats`` {id, pid, counters}, ``closed`` (after ``stop``:
+  it no longer accepts).
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ from gateway.proxy.healthcheck import HealthRegistry
 from gateway.proxy.state import ProxyState
 from gateway.runtime import building, titles
 from gateway.runtime.manager import SnapshotManager
-from gateway.runtime.workers import WorkerPool
+from gateway.runtime.workers import ListenError, WorkerPool
 from gateway.settings import ConfigError, Listener, Settings, load_settings
 from gateway.store import open_database
 from gateway.store.declarative import parse_text
@@ -150,20 +150,26 @@ class Gateway:
         return building.build(config, settings, self.proxy_state, self.server_tls, self.error_log)
 
     async def _start_workers(self, version: int, config: Any) -> None:
-        for listener in self.settings.proxy_listen:
-            try:
-                building.ensure_free(listener)
-            except OSError as exc:
-                raise StartupError(f"could not listen on {listener.host}:{listener.port}: {exc.strerror}") from None
-        titles.master()
+        listeners = self.settings.proxy_listen
         pool = WorkerPool(
             self.worker_count,
             self.conf_path,
             self.overrides,
             self.error_log,
             health=self.health,
-            tls_contexts=sum(1 for listener in self.settings.proxy_listen if listener.ssl),
+            tls_contexts=sum(1 for listener in listeners if listener.ssl),
+            listeners=listeners,
         )
+        try:
+            for listener in listeners:
+                try:
+                    building.ensure_free(listener)
+                except OSError as exc:
+                    raise ListenError(listener, exc) from None
+            pool.bind()
+        except ListenError as exc:
+            raise StartupError(f"could not listen on {exc.listener.host}:{exc.listener.port}: {exc.reason}") from None
+        titles.master()
         self.workers = pool
         pool.publish(version, config)
         assert self.snapshots is not None

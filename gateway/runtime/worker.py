@@ -4,11 +4,13 @@ Forked by the zygote (``gateway.runtime.zygote``) at the master's request (``gat
 started by hand. It loads the settings as the master did (same file, same ``KONG_*`` environment, same overrides;
 read afresh, so a worker generation started by SIGHUP sees the new file), opens the same log files (appending, its
 own pid in each error-log line, as nginx workers do), waits for the first ``config`` message, builds its snapshot
-with the master's builder (``gateway.runtime.building``), binds the proxy listeners with ``SO_REUSEPORT`` (the
-``ssl`` ones on the blank contexts inherited from the zygote: shared ticket keys) and answers ``ready``. Each
+with the master's builder (``gateway.runtime.building``), serves the proxy listeners on the sockets the master bound
+for its slot (the ``ssl`` ones on the blank contexts inherited from the zygote: shared ticket keys) and answers
+``ready``. Each
 later ``config`` is built (reusing the previous snapshot's compiled certificates) and answered ``ack``.
 ``health`` messages set a target's health (the master runs the active probes; passive health is counted here).
-``stop``, SIGTERM/SIGINT, or the channel's EOF (the master is gone): stop accepting, drain, exit 0.
+``stop``, SIGTERM/SIGINT, or the channel's EOF (the master is gone): stop accepting (answering ``closed``), drain,
+exit 0.
 """
 
 from __future__ import annotations
@@ -34,8 +36,10 @@ DRAIN_TIMEOUT = 10.0
 
 
 class Worker:
-    def __init__(self, settings: Settings, channel: Channel) -> None:
+    def __init__(self, settings: Settings, channel: Channel, listening: list[tuple[int, socket.socket]]) -> None:
         self.settings = settings
+        #: (position in ``proxy_listen``, socket): this slot's listening sockets, bound and kept by the master
+        self.listening = listening
         self.channel = channel
         self.error_log = ErrorLog(settings.path(settings.proxy_error_log), settings.log_level)
         self.access_log: AccessLog = open_access_log(settings.proxy_access_log, settings.path, with_request_id=True)
@@ -72,10 +76,13 @@ class Worker:
         self.proxy_state = ProxyState(self.settings, self.error_log, self.access_log, snapshot)
         self.health = HealthRegistry(self.error_log, self.proxy_state.dns, active=False)
         await self.health.install(snapshot)
-        for listener in self.settings.proxy_listen:
+        for position, listener in enumerate(self.settings.proxy_listen):
             factory = self.proxy_state.protocol_factory(listener)
+            sockets = [sock for index, sock in self.listening if index == position]
             try:
-                self.servers.append(await building.listen(listener, factory, force_reuse_port=True))
+                if not sockets:
+                    raise OSError(f"no listening socket from the master for {listener.host}:{listener.port}")
+                self.servers += await building.serve_sockets(listener, sockets, factory)
             except OSError as exc:
                 self.error_log.log("emerg", f"[worker] could not listen on {listener.host}:{listener.port}: {exc}")
                 print(f"Error: could not listen on {listener.host}:{listener.port}: {exc.strerror}", file=sys.stderr)
@@ -147,7 +154,8 @@ class Worker:
 
     async def shutdown(self) -> None:
         for server in self.servers:
-            server.close()
+            server.close()  # our copy of the slot's sockets; the master's keeps the queue for our successor
+        self.channel.send("closed")  # no longer accepting: a SIGHUP's new generation now has the slot alone
         if self.proxy_state is not None:
             self.proxy_state.begin_shutdown()
             if not await self.proxy_state.wait_idle(DRAIN_TIMEOUT):
@@ -166,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fd", type=int, required=True)
     parser.add_argument("--conf", default=None)
     parser.add_argument("--overrides", default="{}")
+    parser.add_argument("--listen-fds", default="", help="the slot's listening sockets, comma-separated fds")
+    parser.add_argument("--listen-map", default="", help="for each of those fds, its position in proxy_listen")
     args = parser.parse_args(argv)
     overrides = {str(k): str(v) for k, v in json.loads(args.overrides).items()}
     try:
@@ -174,10 +184,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
     sock = socket.socket(fileno=args.fd)
+    fds = [int(fd) for fd in args.listen_fds.split(",") if fd]
+    positions = [int(p) for p in args.listen_map.split(",") if p]
+    listening = [(position, socket.socket(fileno=fd)) for position, fd in zip(positions, fds, strict=True)]
 
     async def run() -> int:
         channel = await Channel.open(sock)
-        return await Worker(settings, channel).run()
+        return await Worker(settings, channel, listening).run()
 
     try:
         import uvloop

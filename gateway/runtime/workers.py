@@ -1,28 +1,30 @@
 """The master's worker processes (``worker_processes`` > 1): spawn, configure, watch, respawn, regenerate, stop.
 
-Theory of operation. With N > 1 the master is nginx's master: it runs the store, the Admin API, the snapshot
-manager and the active health checks, and N proxy-only workers serve the traffic on ``SO_REUSEPORT`` listeners
-(the kernel spreads new connections over them). Every worker is forked by the zygote (``gateway.runtime.zygote``,
-a fresh interpreter that never runs a loop), so all workers of a generation share their ``ssl`` listeners' session
-ticket keys and resume each other's TLS sessions; each holds one end of a socketpair (``gateway.runtime.channel``).
+Theory of operation. With N > 1 the master is nginx's master: it runs the store, the Admin API, the snapshot manager
+and the active health checks, and N proxy-only workers serve the traffic. As with nginx's ``reuseport``, the master
+binds one set of listening sockets per worker slot with ``SO_REUSEPORT`` (the kernel spreads new connections over
+them) and keeps them open: the worker of a slot gets its sockets at spawn, and when it dies or is replaced, the
+connections waiting in its accept queue go to the slot's next worker instead of being reset. Every worker is forked
+by the zygote (``gateway.runtime.zygote``, a fresh interpreter that never runs a loop), so all workers of a
+generation share their ``ssl`` listeners' session ticket keys and resume each other's TLS sessions; each holds one
+end of a socketpair (``gateway.runtime.channel``).
 
-- Configuration: after each snapshot swap the manager calls ``publish(version, config)``; the export is encoded
-  once as a ``config`` message with a new sequence number and sent to every worker (a new worker gets the latest
-  one first). A worker answers ``ready`` (first one) or ``ack`` with that sequence number once its own snapshot is
-  live. ``wait_synced()`` returns when every live worker of the current generation has acknowledged the latest
-  sequence number: the Admin API awaits it (read-your-writes across processes). A worker that dies stops being
-  waited for.
+- Configuration: after each snapshot swap the manager calls ``publish(version, config)``; the export is encoded once
+  as a ``config`` message with a new sequence number and sent to every worker (a new worker gets the latest one
+  first). A worker answers ``ready`` (first one) or ``ack`` with that sequence number once its own snapshot is live.
+  ``wait_synced()`` returns when every live worker of the current generation has acknowledged the latest sequence
+  number: the Admin API awaits it (read-your-writes across processes). A worker that dies stops being waited for.
 - Health: the master alone runs active probes; each change of a target's availability (probe results, or forced
-  through the Admin API) is pushed as a ``health`` message. A new worker gets the master's unavailable targets
-  after its ``ready``. Passive health is counted per process.
+  through the Admin API) is pushed as a ``health`` message. A new worker gets the master's unavailable targets after
+  its ``ready``. Passive health is counted per process.
 - ``/status``: ``stats()`` asks every ready worker for its counters (bounded wait).
-- A worker that exits while the master is running is logged at ``alert`` (nginx: ``worker process N exited on
-  signal 9``) and respawned from the same zygote (same ticket keys), after a back-off that doubles with each quick
-  death (0.1 s up to 5 s).
+- A worker that exits while the master is running is logged at ``alert`` (nginx: ``worker process N exited on signal
+  9``) and respawned from the same zygote (same ticket keys), after a back-off that doubles with each quick death
+  (0.1 s up to 5 s).
 - ``regenerate()`` (SIGHUP, as an nginx reload): the zygote draws new ticket keys, a new generation of workers
-  starts (each reads the configuration file afresh), and once it serves, the old generation stops accepting and
-  drains. If the zygote itself dies, a new one is started and the workers are regenerated the same way, so the
-  workers never disagree on keys.
+  starts on the same sockets (each reads the configuration file afresh), and once it serves, the old generation
+  stops accepting (answers ``closed``; the reload returns then) and drains. If the zygote itself dies, a new one is
+  started and the workers are regenerated the same way, so the workers never disagree on keys.
 - ``stop()`` sends ``stop`` to every worker (they stop accepting and drain), waits for them (bounded), then kills
   what is left and lets the zygote go.
 """
@@ -35,13 +37,18 @@ import os
 import signal
 import socket
 import time
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from gateway.observability.errorlog import ErrorLog
+from gateway.runtime import building
 from gateway.runtime.channel import Channel, encode
 from gateway.runtime.zygote import Zygote
 
-__all__ = ["WorkerPool"]
+if TYPE_CHECKING:
+    from gateway.settings import Listener
+
+__all__ = ["ListenError", "WorkerPool"]
 
 BACKOFF_MIN = 0.1
 BACKOFF_MAX = 5.0
@@ -57,8 +64,29 @@ def _exit_text(code: int | None) -> str:
     return f"exited with code {code}"
 
 
+class ListenError(OSError):
+    """A proxy listener the master could not bind for its workers."""
+
+    def __init__(self, listener: Listener, cause: OSError) -> None:
+        super().__init__(cause.errno, cause.strerror)
+        self.listener = listener
+        self.reason = cause.strerror or str(cause)
+
+
 class _Worker:
-    __slots__ = ("channel", "code", "exited", "pid", "reader", "ready", "retiring", "seq", "slot", "started")
+    __slots__ = (
+        "channel",
+        "closed",
+        "code",
+        "exited",
+        "pid",
+        "reader",
+        "ready",
+        "retiring",
+        "seq",
+        "slot",
+        "started",
+    )
 
     def __init__(self, slot: int, pid: int, channel: Channel) -> None:
         loop = asyncio.get_running_loop()
@@ -68,6 +96,7 @@ class _Worker:
         self.ready: asyncio.Future[None] = loop.create_future()
         self.code: asyncio.Future[int | None] = loop.create_future()  # resolved by the zygote's exit report
         self.exited = asyncio.Event()
+        self.closed = asyncio.Event()  # it no longer accepts (its answer to ``stop``)
         self.retiring = False  # an older generation, draining after a SIGHUP: not respawned, not waited for
         self.seq = -1
         self.started = time.monotonic()
@@ -85,6 +114,7 @@ class WorkerPool:
         error_log: ErrorLog,
         health: Any = None,
         tls_contexts: int = 0,
+        listeners: Sequence[Listener] = (),
     ) -> None:
         self.count = count
         self.conf_path = conf_path
@@ -92,6 +122,10 @@ class WorkerPool:
         self.log = error_log
         self.health = health  # the master's HealthRegistry: new workers get its unavailable targets
         self.tls_contexts = tls_contexts  # blank contexts per generation: one per ssl listener
+        self.listeners = list(listeners)
+        #: each slot's listening sockets, bound by ``bind()`` and kept open here while workers come and go
+        self._slot_sockets: dict[int, list[socket.socket]] = {}
+        self._listen_map: list[int] = []  # for each socket of a slot, its listener's position in proxy_listen
         self.workers: dict[int, _Worker] = {}
         self.retiring: set[_Worker] = set()
         self.zygote: Zygote | None = None
@@ -156,8 +190,30 @@ class WorkerPool:
             worker.channel.send_raw(self._health_frame(upstream_id, target))
 
     # ------------------------------------------------------------------ spawning
+    def bind(self) -> None:
+        """Bind every slot's listening sockets; ``ListenError`` (and nothing left bound) if one cannot be."""
+        for slot in range(self.count):
+            sockets: list[socket.socket] = []
+            listen_map: list[int] = []
+            self._slot_sockets[slot] = sockets
+            for position, listener in enumerate(self.listeners):
+                try:
+                    bound = building.bind_sockets(listener)
+                except OSError as exc:
+                    self.close_sockets()
+                    raise ListenError(listener, exc) from None
+                sockets += bound
+                listen_map += [position] * len(bound)
+            self._listen_map = listen_map
+
+    def close_sockets(self) -> None:
+        for sockets in self._slot_sockets.values():
+            for sock in sockets:
+                sock.close()
+        self._slot_sockets.clear()
+
     def _argv(self) -> list[str]:
-        args: list[str] = []
+        args: list[str] = ["--listen-map", ",".join(str(p) for p in self._listen_map)]
         if self.conf_path:
             args += ["--conf", self.conf_path]
         if self.overrides:
@@ -175,7 +231,7 @@ class WorkerPool:
             raise OSError("no zygote process")
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            pid = await zygote.spawn(child, self._argv())
+            pid = await zygote.spawn(child, self._slot_sockets.get(slot, []), self._argv())
         except BaseException:
             parent.close()
             raise
@@ -248,11 +304,14 @@ class WorkerPool:
                     worker.ready.set_result(None)
                     self._sync_health(worker)
                 self._notify()
+            elif kind == "closed":
+                worker.closed.set()
             elif kind == "stats":
                 future = self._stats.get(int(message.get("id", -1)))
                 if future is not None and not future.done():
                     future.set_result(message)
         channel.close()
+        worker.closed.set()
         code: int | None = None
         try:
             async with asyncio.timeout(5.0):  # the zygote reports every exit; it may be gone itself
@@ -307,6 +366,13 @@ class WorkerPool:
                 self.log.log("alert", f"[runtime] new worker generation: {exc}")
             for worker in old:
                 worker.channel.send("stop")
+            # return once only the new generation accepts (bounded): a client connecting after the reload
+            # meets the new configuration and the new ticket keys
+            closing = [asyncio.ensure_future(worker.closed.wait()) for worker in old]
+            if closing:
+                _, pending = await asyncio.wait(closing, timeout=5.0)
+                for future in pending:
+                    future.cancel()
             self._notify()
 
     def _on_zygote_gone(self) -> None:
@@ -382,6 +448,7 @@ class WorkerPool:
                     worker.reader.cancel()
         if self.zygote is not None:
             await self.zygote.wait_closed()
+        self.close_sockets()
 
 
 def _kill(pid: int, sig: signal.Signals) -> None:

@@ -12,7 +12,8 @@ SIGHUP (``regenerate``) draws new keys for the next generation, as an nginx relo
 Protocol (``gateway.runtime.channel`` framing, length-prefixed JSON):
 
 - ``control`` socket, master -> zygote requests, one at a time, each answered on the same socket:
-  ``spawn`` {argv} with the worker's channel fd attached (``SCM_RIGHTS``) -> ``spawned`` {pid};
+  ``spawn`` {argv} with the worker's channel fd and its slot's listening sockets attached (``SCM_RIGHTS``) ->
+  ``spawned`` {pid};
   ``regenerate`` -> ``regenerated``.
 - ``events`` socket, zygote -> master: ``ready`` {pid} once, then ``exit`` {pid, code} for every worker that ends
   (``code`` as ``subprocess``'s ``returncode``: negative for a signal).
@@ -41,12 +42,13 @@ __all__ = ["Zygote", "main"]
 
 _HEADER = 4
 _MAX_CONTROL = 1024 * 1024
+_MAX_FDS = 250  # a channel plus a slot's listening sockets (SCM_RIGHTS carries up to 253)
 
 
 # ---------------------------------------------------------------------------------------------- zygote process side
 def _read_frame(sock: socket.socket) -> tuple[dict[str, Any] | None, list[int]]:
     """One request from the master and the fds attached to it; (None, []) when the master is gone."""
-    header, fds, _flags, _addr = socket.recv_fds(sock, _HEADER, 1)
+    header, fds, _flags, _addr = socket.recv_fds(sock, _HEADER, _MAX_FDS)
     try:
         header += _recv_exactly(sock, _HEADER - len(header)) if header else b""
         if len(header) < _HEADER:
@@ -107,12 +109,14 @@ class _ZygoteProcess:
         from gateway.tls import ticket_keys
 
         kind = message.get("type")
-        if kind == "spawn" and len(fds) == 1:
+        if kind == "spawn" and fds:
             argv = [str(a) for a in message.get("argv", [])]
+            argv += ["--fd", str(fds[0]), "--listen-fds", ",".join(str(fd) for fd in fds[1:])]
             pid = os.fork()
             if pid == 0:
-                self._become_worker(fds[0], argv)  # never returns
-            os.close(fds[0])
+                self._become_worker(argv)  # never returns
+            for fd in fds:  # the worker has them; no later worker may inherit them from here
+                os.close(fd)
             self.children.add(pid)
             self.control.sendall(encode("spawned", pid=pid))
         elif kind == "regenerate":
@@ -123,7 +127,7 @@ class _ZygoteProcess:
                 os.close(fd)
             self.control.sendall(encode("error", reason=f"unknown request {kind!r}"))
 
-    def _become_worker(self, fd: int, argv: list[str]) -> None:
+    def _become_worker(self, argv: list[str]) -> None:
         """In the forked child: drop the zygote's sockets and signal set-up, run a worker, never return."""
         code = 1
         try:
@@ -139,7 +143,7 @@ class _ZygoteProcess:
             from gateway.runtime.worker import main as worker_main
 
             titles.worker()
-            code = worker_main(["--fd", str(fd), *argv])
+            code = worker_main(argv)
         except BaseException as exc:  # a worker must never fall back into the zygote's loop
             print(f"Error: worker process failed: {exc!r}", file=sys.stderr)
         finally:
@@ -264,9 +268,10 @@ class Zygote:
         if not self._closing:
             self._on_gone()
 
-    async def spawn(self, channel_end: socket.socket, argv: list[str]) -> int:
-        """Fork a worker holding ``channel_end`` (the zygote keeps no copy); its pid."""
-        reply = await self._request(encode("spawn", argv=argv), [channel_end.fileno()])
+    async def spawn(self, channel_end: socket.socket, listening: list[socket.socket], argv: list[str]) -> int:
+        """Fork a worker holding ``channel_end`` and the ``listening`` sockets (the zygote keeps no copy); its pid."""
+        fds = [channel_end.fileno(), *(sock.fileno() for sock in listening)]
+        reply = await self._request(encode("spawn", argv=argv), fds)
         if reply.get("type") != "spawned":
             raise OSError(f"the zygote could not fork a worker: {reply.get('reason', reply)}")
         return int(reply["pid"])

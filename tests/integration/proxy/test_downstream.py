@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.proxy.connection import FIRST_REQUEST_GRACE
 from tests.integration.proxy.harness import config, raw_exchange, read_response, route, running_gateway, service
 from tests.integration.proxy.upstreams import python_upstream, read_head
 
@@ -242,6 +243,36 @@ async def test_shutdown_closes_idle_and_finishes_busy(tmp_path: Path) -> None:
             assert await gw.state.wait_idle(2)
             idle_w.close()
             busy_w.close()
+
+
+async def test_shutdown_gives_a_connection_without_request_a_short_grace(tmp_path: Path) -> None:
+    """A keepalive connection between requests is closed at once; one that has not sent its first request yet (the
+    client connected just before the stop, its request may be on the wire) is served if the request comes within
+    ``FIRST_REQUEST_GRACE``, with ``Connection: close``, and closed after it otherwise."""
+    async with python_upstream(_echo_upstream) as port:
+        svc = service("127.0.0.1", port)
+        async with running_gateway(tmp_path, config([svc], [route(svc, paths=["/"])])) as gw:
+            used_r, used_w = await asyncio.open_connection("127.0.0.1", gw.port)
+            used_w.write(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            assert (await read_response(used_r))[0] == 200
+            late_r, late_w = await asyncio.open_connection("127.0.0.1", gw.port)
+            silent_r, silent_w = await asyncio.open_connection("127.0.0.1", gw.port)
+            while gw.state.connections_active < 3:
+                await asyncio.sleep(0.01)
+            loop = asyncio.get_running_loop()
+            stopped = loop.time()
+            gw.state.begin_shutdown()
+            async with asyncio.timeout(FIRST_REQUEST_GRACE / 2):
+                assert await used_r.read() == b""  # at once
+            late_w.write(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            status, headers, _, _ = await read_response(late_r)
+            assert (status, headers["connection"]) == (200, "close")
+            async with asyncio.timeout(FIRST_REQUEST_GRACE + 2):
+                assert await silent_r.read() == b""
+            assert loop.time() - stopped >= FIRST_REQUEST_GRACE * 0.9
+            assert await gw.state.wait_idle(2)
+            for writer in (used_w, late_w, silent_w):
+                writer.close()
 
 
 async def test_status_counters(tmp_path: Path) -> None:

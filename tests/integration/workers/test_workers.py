@@ -192,8 +192,8 @@ def test_a_killed_worker_is_respawned_and_traffic_keeps_flowing(
     master = gateway.proc.pid  # type: ignore[union-attr]
     worker, sibling = pids(gateway)
     os.kill(worker, signal.SIGKILL)
-    # connections already queued on the killed process's listener are reset by the kernel (nginx has the same
-    # SO_REUSEPORT caveat); once the master has reaped it, new connections go to the live processes only
+    # the master keeps the dead worker's listening sockets open: connections the kernel queues there meanwhile wait
+    # for its successor instead of being reset, so every request below is answered
     alert = f"[alert] {master}#0: worker process {worker} exited on signal 9"
     wait_until(lambda: alert in gateway.error_log.read_text(), what="the master's alert")
     assert not alive(worker)
@@ -373,3 +373,50 @@ def test_a_killed_zygote_is_replaced_with_a_new_worker_generation(
         wait_until(lambda pid=pid: not alive(pid), what=f"old worker {pid} gone")
     assert new[0] in pids(gateway)
     assert [fresh_get(gateway.proxy_port, "/z")[0] for _ in range(20)] == [200] * 20
+
+
+def more_traffic(results: list[int | str], count: int = 50) -> None:
+    """Until ``count`` more requests have been answered (or failed)."""
+    start = len(results)
+    wait_until(lambda: len(results) >= start + count, what=f"{count} more requests")
+
+
+def test_reloads_under_load_lose_no_connection(tmp_path: pathlib.Path, upstream: NginxServer) -> None:
+    """SIGHUP replaces every worker; the master keeps the slots' listening sockets, so nothing queued is reset."""
+    gw = make_gateway(tmp_path, WORKERS).start()
+    try:
+        admin(gw, "/services", {"name": "up", "url": f"http://127.0.0.1:{upstream.port}"})
+        admin(gw, "/services/up/routes", {"paths": ["/"]})
+        results: list[int | str] = []
+        done = threading.Event()
+
+        def load() -> None:
+            while not done.is_set():
+                try:
+                    results.append(fresh_get(gw.proxy_port, "/load")[0])
+                except (OSError, IndexError) as exc:  # reset, or closed without an answer
+                    results.append(repr(exc))
+
+        clients = [threading.Thread(target=load) for _ in range(4)]
+        for client in clients:
+            client.start()
+        try:
+            generations = [pids(gw)]
+            for reload in range(3):
+                more_traffic(results)
+                gw.signal(signal.SIGHUP)
+                wait_until(
+                    lambda reload=reload: gw.error_log.read_text().count("reconfiguration done") > reload,
+                    what="the reload",
+                )
+                generations.append(pids(gw))
+            more_traffic(results)
+        finally:
+            done.set()
+            for client in clients:
+                client.join(15)
+        assert len({pid for generation in generations for pid in generation}) == 8  # 4 generations of 2
+        assert len(results) >= 200
+        assert [r for r in results if r != 200] == []
+    finally:
+        assert gw.stop() == 0
