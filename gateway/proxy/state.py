@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gateway.observability.accesslog import AccessLog
 from gateway.observability.errorlog import ErrorLog
@@ -60,6 +60,9 @@ class ProxyState:
         self._real_ip_header = settings.real_ip_header.lower()
         self._pool: UpstreamPool | None = None
         self.connections: set[HttpConnection] = set()
+        #: accepted sockets that are not an ``HttpConnection`` yet (an ``ssl`` listener's first byte or handshake):
+        #: a drain waits for them too (``settle_pending`` when they become one or go away)
+        self.pending: set[Any] = set()
         self._conn_seq = 0
         self._idle_event: asyncio.Event | None = None
         self.shutting_down = False
@@ -117,7 +120,13 @@ class ProxyState:
 
     def unregister(self, conn: HttpConnection) -> None:
         self.connections.discard(conn)
-        if not self.connections and self._idle_event is not None:
+        if not self.connections and not self.pending and self._idle_event is not None:
+            self._idle_event.set()
+
+    def settle_pending(self, item: Any) -> None:
+        """A pending socket became an ``HttpConnection`` (registered already) or is gone."""
+        self.pending.discard(item)
+        if not self.connections and not self.pending and self._idle_event is not None:
             self._idle_event.set()
 
     @property
@@ -168,6 +177,8 @@ class ProxyState:
             self._pool.shutdown()
         for conn in list(self.connections):
             conn.shutdown()
+        for item in list(self.pending):
+            item.shutdown()
 
     async def wait_idle(self, timeout: float) -> bool:
         """True once every downstream connection is closed, False if ``timeout`` passes first.
@@ -177,7 +188,7 @@ class ProxyState:
         (served, with its grace for the first request) rather than dropped when the process exits.
         """
         await asyncio.sleep(0)
-        if not self.connections:
+        if not self.connections and not self.pending:
             return True
         if self._idle_event is None:
             self._idle_event = asyncio.Event()
@@ -185,7 +196,7 @@ class ProxyState:
             async with asyncio.timeout(timeout):
                 await self._idle_event.wait()
         except TimeoutError:
-            return not self.connections
+            return not self.connections and not self.pending
         return True
 
     def close(self) -> None:

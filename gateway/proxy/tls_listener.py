@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from OpenSSL import SSL
 
+from gateway.proxy.connection import FIRST_REQUEST_GRACE
 from gateway.tls import ticket_keys
 from gateway.tls.server import CertificateIndex, base_context, make_sni_callback
 from gateway.tls.session import TlsHandshakeError
@@ -152,7 +153,25 @@ class FirstBytes(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._raw = cast(asyncio.Transport, transport)
         loop = asyncio.get_running_loop()
-        self._timer = loop.call_at(loop.time() + self._listener.handshake_timeout(), self._timed_out)
+        state = self._listener.state
+        state.pending.add(self)  # a drain waits for it until it is an HTTP connection (or gone)
+        timeout = self._listener.handshake_timeout()
+        if state.shutting_down:
+            timeout = min(timeout, FIRST_REQUEST_GRACE)
+        self._timer = loop.call_at(loop.time() + timeout, self._timed_out)
+
+    def shutdown(self) -> None:
+        """The process stops: a socket that has not sent its first byte gets ``FIRST_REQUEST_GRACE`` at most (a
+        handshake under way runs on under its own timeout)."""
+        timer = self._timer
+        if self._raw is not None and timer is not None:
+            loop = asyncio.get_running_loop()
+            if timer.when() > loop.time() + FIRST_REQUEST_GRACE:
+                timer.cancel()
+                self._timer = loop.call_at(loop.time() + FIRST_REQUEST_GRACE, self._timed_out)
+
+    def _settled(self) -> None:
+        self._listener.state.settle_pending(self)
 
     def data_received(self, data: bytes) -> None:
         raw = self._raw
@@ -171,13 +190,18 @@ class FirstBytes(asyncio.Protocol):
                 server_side=True,
                 on_handshake_error=listener.on_handshake_error,
                 handshake_timer=timer,
+                on_settled=self._settled,
             )
+            self._raw = None
+            raw.set_protocol(protocol)
+            protocol.connection_made(raw)
         else:
             self._cancel_timer()
             protocol = listener.app_factory()
-        self._raw = None
-        raw.set_protocol(protocol)
-        protocol.connection_made(raw)
+            self._raw = None
+            raw.set_protocol(protocol)
+            protocol.connection_made(raw)  # an HttpConnection, registered from here on
+            self._settled()
         protocol.data_received(data)
 
     def eof_received(self) -> bool:
@@ -188,6 +212,7 @@ class FirstBytes(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_timer()
         self._raw = None
+        self._settled()
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:

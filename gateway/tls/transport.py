@@ -219,6 +219,8 @@ class TlsProtocol(asyncio.Protocol):
         server_hostname, alpn_protocols, verify, verify_hostname, ssl_session: client side, see ``TlsSession``.
         handshake_timeout: seconds from ``connection_made`` to a completed handshake; then the socket is
             aborted and the failure reported with ``kind="timeout"``.
+        on_settled: called once, when the app has been handed its transport or the connection is gone (the
+            ``ssl`` listener counts connections still handshaking, so that a drain waits for them).
         handshake_timer: instead of ``handshake_timeout``, a handle the caller armed already, whose callback
             calls ``handshake_timed_out()``: adopted (cancelled on completion or loss) rather than a second
             handle created (the ``ssl`` listener's accept timer, so one handle covers accept and handshake).
@@ -236,6 +238,7 @@ class TlsProtocol(asyncio.Protocol):
         "_error",
         "_loop",
         "_on_handshake_error",
+        "_on_settled",
         "_raw",
         "_session",
         "_state",
@@ -259,6 +262,7 @@ class TlsProtocol(asyncio.Protocol):
         on_handshake_error: HandshakeErrorHandler | None = None,
         waiter: asyncio.Future[None] | None = None,
         handshake_timer: asyncio.TimerHandle | None = None,
+        on_settled: Callable[[], None] | None = None,
     ) -> None:
         self._session = TlsSession(
             context,
@@ -278,6 +282,7 @@ class TlsProtocol(asyncio.Protocol):
         self._timeout = handshake_timeout if handshake_timer is None else None
         self._timer: asyncio.TimerHandle | None = handshake_timer
         self._on_handshake_error = on_handshake_error
+        self._on_settled = on_settled
         self._waiter = waiter
         self._app_paused = False
         self._backlog: list[bytes] | None = None
@@ -364,6 +369,7 @@ class TlsProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_timer()
+        self._settle()
         state = self._state
         self._state = _CLOSED
         if state == _HANDSHAKING:
@@ -404,11 +410,19 @@ class TlsProtocol(asyncio.Protocol):
         transport = self._app_transport = TlsTransport(self, raw, self._session)
         app = self._app = cast(asyncio.Protocol, self._app_factory())
         app.connection_made(transport)
+        self._settle()
         waiter = self._waiter
         if waiter is not None:
             self._waiter = None
             if not waiter.done():
                 waiter.set_result(None)
+
+    def _settle(self) -> None:
+        """``on_settled``, once: the handshake is over (the app has its transport) or the connection is gone."""
+        hook = self._on_settled
+        if hook is not None:
+            self._on_settled = None
+            hook()
 
     def _report_handshake_error(self, exc: TlsHandshakeError) -> None:
         waiter = self._waiter

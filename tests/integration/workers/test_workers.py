@@ -381,9 +381,27 @@ def more_traffic(results: list[int | str], count: int = 50) -> None:
     wait_until(lambda: len(results) >= start + count, what=f"{count} more requests")
 
 
-def test_reloads_under_load_lose_no_connection(tmp_path: pathlib.Path, upstream: NginxServer) -> None:
-    """SIGHUP replaces every worker; the master keeps the slots' listening sockets, so nothing queued is reset."""
-    gw = make_gateway(tmp_path, WORKERS).start()
+def fresh_tls_get(port: int, path: str) -> tuple[int, bytes]:
+    """One HTTPS request on a new connection (full handshake)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    chunks = []
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, ctx.wrap_socket(raw) as tls:
+        tls.sendall(f"GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n".encode())
+        while data := tls.recv(65536):
+            chunks.append(data)
+    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), body
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_reloads_under_load_lose_no_connection(tmp_path: pathlib.Path, upstream: NginxServer, scheme: str) -> None:
+    """SIGHUP replaces every worker while clients open a connection per request: the master keeps the slots'
+    listening sockets (nothing queued is reset) and an old worker drains what it accepted, handshakes included."""
+    gw = make_gateway(tmp_path, WORKERS, ssl=scheme == "https").start()
+    port = gw.proxy_ssl_port if scheme == "https" else gw.proxy_port
+    get = fresh_tls_get if scheme == "https" else fresh_get
+    assert port is not None
     try:
         admin(gw, "/services", {"name": "up", "url": f"http://127.0.0.1:{upstream.port}"})
         admin(gw, "/services/up/routes", {"paths": ["/"]})
@@ -393,7 +411,7 @@ def test_reloads_under_load_lose_no_connection(tmp_path: pathlib.Path, upstream:
         def load() -> None:
             while not done.is_set():
                 try:
-                    results.append(fresh_get(gw.proxy_port, "/load")[0])
+                    results.append(get(port, "/load")[0])
                 except (OSError, IndexError) as exc:  # reset, or closed without an answer
                     results.append(repr(exc))
 

@@ -155,10 +155,22 @@ class Log:
         self.stream.write(text + "\n")
 
 
+class State:
+    """The parts of ``ProxyState`` that ``FirstBytes`` uses: the pending set a drain waits for."""
+
+    def __init__(self) -> None:
+        self.pending: set[Any] = set()
+        self.shutting_down = False
+
+    def settle_pending(self, item: Any) -> None:
+        self.pending.discard(item)
+
+
 class Listener:
     """The parts of ``TlsListener`` that ``FirstBytes`` uses."""
 
     def __init__(self, timeout: float) -> None:
+        self.state = State()
         self.context = _context()
         self.timeout = timeout
         self.lines: list[str] = []
@@ -204,6 +216,9 @@ async def test_accept_timer_becomes_the_handshake_timer() -> None:
     # the handshake's timeout, reported once, socket aborted (as nginx: "client timed out")
     assert listener.lines == ["timeout: SSL handshaking timed out"]
     assert raw.aborted and protocol._timer is None
+    assert listener.state.pending == {first}  # until the transport reports the loss
+    protocol.connection_lost(None)
+    assert listener.state.pending == set()
 
 
 async def test_completed_handshake_cancels_the_adopted_timer() -> None:
@@ -220,10 +235,12 @@ async def test_completed_handshake_cancels_the_adopted_timer() -> None:
         pass
     first.data_received(outgoing.read())
     protocol = raw.protocol
+    assert listener.state.pending == {first}  # handshaking: a drain waits for it
     incoming.write(b"".join(raw.writes))
     client.do_handshake()
     protocol.data_received(outgoing.read())
     assert timer.cancelled() and listener.apps
+    assert listener.state.pending == set()  # an HTTP connection now, drained as one
     await asyncio.sleep(0.1)
     assert listener.lines == [] and not raw.aborted
 
@@ -235,7 +252,26 @@ async def test_plain_http_cancels_the_accept_timer() -> None:
     first.connection_made(raw)
     timer = first._timer
     assert timer is not None
+    assert listener.state.pending == {first}
     first.data_received(b"GET / HTTP/1.1\r\n")
     assert timer.cancelled() and raw.protocol is listener.apps[0]
+    assert listener.state.pending == set()
     await asyncio.sleep(0.1)
     assert listener.lines == []
+
+
+async def test_shutdown_gives_a_silent_socket_the_first_request_grace(monkeypatch: Any) -> None:
+    """A socket that has sent nothing when the process stops waits ``FIRST_REQUEST_GRACE``, not the 60 s header
+    timeout (the drain would otherwise wait for it)."""
+    import gateway.proxy.tls_listener as tls_listener
+
+    monkeypatch.setattr(tls_listener, "FIRST_REQUEST_GRACE", 0.05)
+    listener = Listener(60.0)
+    first = FirstBytes(listener)  # type: ignore[arg-type]
+    raw = Raw()
+    first.connection_made(raw)
+    first.shutdown()
+    await asyncio.sleep(0.1)
+    assert raw.aborted and listener.lines == ["client timed out (110: Connection timed out) while SSL handshaking"]
+    first.connection_lost(None)
+    assert listener.state.pending == set()
