@@ -304,15 +304,19 @@ def foreign_entity_handlers(spec: EntitySpec, fk: str) -> dict[str, Handler]:
     """``/E/:E/f``: the entity an E points at (``/routes/{r}/service``)."""
     target = by_name(spec.foreign[fk])
 
+    def referenced(db: Database, key: str) -> str:
+        """The id the E row points at; 404 when the row does not exist or points at nothing."""
+        row = _select(db, spec, key)
+        ref = _fk_id(row, fk) if row is not None else None
+        if ref is None:
+            raise _not_found()
+        return ref
+
     async def get(ctx: Context) -> Response:
         key = _key(ctx, spec)
 
         def op(db: Database) -> Response:
-            row = _select(db, spec, key)
-            ref = _fk_id(row, fk) if row is not None else None
-            if ref is None:
-                raise _not_found()
-            found = _select(db, target, ref)
+            found = _select(db, target, referenced(db, key))
             if found is None:
                 raise _not_found()
             return json_response(200, found)
@@ -342,11 +346,7 @@ def foreign_entity_handlers(spec: EntitySpec, fk: str) -> dict[str, Handler]:
         data = ctx.post(target.name)
 
         def op(db: Database) -> Response:
-            row = _select(db, spec, key)
-            ref = _fk_id(row, fk) if row is not None else None
-            if ref is None:
-                raise _not_found()
-            return json_response(200, update_row(db, target, ref, data, ctx.dbless))
+            return json_response(200, update_row(db, target, referenced(db, key), data, ctx.dbless))
 
         return await _run(ctx, op)
 
@@ -354,9 +354,7 @@ def foreign_entity_handlers(spec: EntitySpec, fk: str) -> dict[str, Handler]:
         key = _key(ctx, spec)
 
         def op(db: Database) -> Response:
-            row = _select(db, spec, key)
-            if row is None or _fk_id(row, fk) is None:
-                raise _not_found()
+            referenced(db, key)
             return message(405, "Method not allowed")
 
         return await _run(ctx, op)
