@@ -37,6 +37,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gateway.runtime.channel import Channel, encode
+from gateway.tls import ticket_keys
 
 __all__ = ["Zygote", "main"]
 
@@ -46,26 +47,33 @@ _MAX_FDS = 250  # a channel plus a slot's listening sockets (SCM_RIGHTS carries 
 
 
 # ---------------------------------------------------------------------------------------------- zygote process side
-def _read_frame(sock: socket.socket) -> tuple[dict[str, Any] | None, list[int]]:
+def _recv_message(sock: socket.socket, header: bytes = b"") -> dict[str, Any]:
+    """One framed message from a blocking socket (``header``: bytes of it already read); ``OSError`` if the
+    stream ends or the frame is not a JSON object."""
+    header += _recv_exactly(sock, _HEADER - len(header))
+    size = int.from_bytes(header, "big")
+    if size > _MAX_CONTROL:
+        raise OSError("oversized message on the zygote's control socket")
+    try:
+        message = json.loads(_recv_exactly(sock, size))
+    except ValueError:
+        raise OSError("malformed message on the zygote's control socket") from None
+    if not isinstance(message, dict):
+        raise OSError("malformed message on the zygote's control socket")
+    return message
+
+
+def _read_request(sock: socket.socket) -> tuple[dict[str, Any] | None, list[int]]:
     """One request from the master and the fds attached to it; (None, []) when the master is gone."""
     header, fds, _flags, _addr = socket.recv_fds(sock, _HEADER, _MAX_FDS)
     try:
-        header += _recv_exactly(sock, _HEADER - len(header)) if header else b""
-        if len(header) < _HEADER:
+        if not header:
             raise OSError("end of the control stream")
-        size = int.from_bytes(header, "big")
-        if size > _MAX_CONTROL:
-            raise OSError("oversized request")
-        message = json.loads(_recv_exactly(sock, size))
-    except (OSError, ValueError):
+        return _recv_message(sock, header), fds
+    except OSError:
         for fd in fds:
             os.close(fd)
         return None, []
-    return (message if isinstance(message, dict) else None), fds
-
-
-def _exit_code(status: int) -> int:
-    return os.waitstatus_to_exitcode(status)
 
 
 class _ZygoteProcess:
@@ -81,7 +89,6 @@ class _ZygoteProcess:
 
     def run(self) -> int:
         from gateway.runtime import titles, worker  # imported once here, inherited by every fork
-        from gateway.tls import ticket_keys
 
         del worker
         titles.zygote()
@@ -100,14 +107,12 @@ class _ZygoteProcess:
                 os.read(self.wake_r, 4096)
                 self._reap()
             if self.control.fileno() in readable:
-                message, fds = _read_frame(self.control)
+                message, fds = _read_request(self.control)
                 if message is None:
                     return 0
                 self._handle(message, fds)
 
     def _handle(self, message: dict[str, Any], fds: list[int]) -> None:
-        from gateway.tls import ticket_keys
-
         kind = message.get("type")
         if kind == "spawn" and fds:
             argv = [str(a) for a in message.get("argv", [])]
@@ -160,7 +165,7 @@ class _ZygoteProcess:
             if pid == 0:
                 return
             self.children.discard(pid)
-            self._event("exit", pid=pid, code=_exit_code(status))
+            self._event("exit", pid=pid, code=os.waitstatus_to_exitcode(status))
 
     def _event(self, kind: str, **fields: Any) -> None:
         try:
@@ -295,12 +300,7 @@ class Zygote:
             sock.sendall(frame[_HEADER:])
         else:
             sock.sendall(frame)
-        header = _recv_exactly(sock, _HEADER)
-        body = _recv_exactly(sock, int.from_bytes(header, "big"))
-        message = json.loads(body)
-        if not isinstance(message, dict):
-            raise OSError("unexpected answer from the zygote")
-        return message
+        return _recv_message(sock)
 
     def close(self) -> None:
         """Let the zygote go (it exits on the control socket's EOF); workers are stopped separately."""
@@ -325,7 +325,7 @@ def _recv_exactly(sock: socket.socket, size: int) -> bytes:
     while len(data) < size:
         chunk = sock.recv(size - len(data))
         if not chunk:
-            raise OSError("the zygote closed its control socket")
+            raise OSError("the control socket was closed")
         data += chunk
     return data
 
