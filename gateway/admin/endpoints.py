@@ -194,10 +194,7 @@ def nested_collection_get(child: EntitySpec, parent: EntitySpec, fk: str) -> Han
         raw_parent = ctx.params[parent.name]
 
         def op(db: Database) -> Response:
-            owner = _select(db, parent, unescape_segment(raw_parent))
-            if owner is None:
-                raise _not_found()
-            rows, offset = _page(db, child, args, {fk: owner["id"]})
+            rows, offset = _page(db, child, args, {fk: _parent_id(db, parent, unescape_segment(raw_parent))})
             link = next_link(f"/{parent.path}/{raw_parent}/{child.nested_path}", offset, None)
             return json_response(200, collection_body(rows, offset, link))
 
@@ -214,10 +211,7 @@ def nested_collection_post(child: EntitySpec, parent: EntitySpec, fk: str) -> Ha
         key = _key(ctx, parent)
 
         def op(db: Database) -> Response:
-            owner = _select(db, parent, key)
-            if owner is None:
-                raise _not_found()
-            data[fk] = {"id": owner["id"]}
+            data[fk] = {"id": _parent_id(db, parent, key)}
             if ctx.dbless:
                 raise unsupported(child, "insert")
             return json_response(201, db.dao(child.name).insert(data))
@@ -363,13 +357,19 @@ def foreign_entity_handlers(spec: EntitySpec, fk: str) -> dict[str, Handler]:
 
 
 # --------------------------------------------------------------------------------------------- /P/:P/E/:E
-def _owned(db: Database, parent: EntitySpec, parent_key: str, child: EntitySpec, child_key: str, fk: str) -> Row:
-    """The child row, checked to belong to the parent; 404 otherwise."""
+def _parent_id(db: Database, parent: EntitySpec, parent_key: str) -> str:
+    """The id of the parent row addressed in the path; 404 when there is none."""
     owner = _select(db, parent, parent_key)
     if owner is None:
         raise _not_found()
+    return str(owner["id"])
+
+
+def _owned(db: Database, parent: EntitySpec, parent_key: str, child: EntitySpec, child_key: str, fk: str) -> Row:
+    """The child row, checked to belong to the parent; 404 otherwise."""
+    owner_id = _parent_id(db, parent, parent_key)
     row = _select(db, child, child_key)
-    if row is None or _fk_id(row, fk) != owner["id"]:
+    if row is None or _fk_id(row, fk) != owner_id:
         raise _not_found()
     return row
 
@@ -390,10 +390,7 @@ def nested_entity_handlers(parent: EntitySpec, child: EntitySpec, fk: str) -> di
         data = ctx.post(child.name)
 
         def op(db: Database) -> Response:
-            owner = _select(db, parent, pkey)
-            if owner is None:
-                raise _not_found()
-            data[fk] = {"id": owner["id"]}
+            data[fk] = {"id": _parent_id(db, parent, pkey)}
             return json_response(200, upsert_row(db, child, ckey, data, ctx.dbless))
 
         return await _run(ctx, op)
@@ -403,14 +400,9 @@ def nested_entity_handlers(parent: EntitySpec, child: EntitySpec, fk: str) -> di
         data = ctx.post(child.name)
 
         def op(db: Database) -> Response:
-            owner = _select(db, parent, pkey)
-            if owner is None:
-                raise _not_found()
+            row = _owned(db, parent, pkey, child, ckey, fk)
             if not data.get(fk):
-                data[fk] = {"id": owner["id"]}
-            row = _select(db, child, ckey)
-            if row is None or _fk_id(row, fk) != owner["id"]:
-                raise _not_found()
+                data[fk] = {"id": _fk_id(row, fk)}  # the parent's id, checked by _owned
             return json_response(200, update_row(db, child, ckey, data, ctx.dbless))
 
         return await _run(ctx, op)
