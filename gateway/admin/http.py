@@ -14,6 +14,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.proxy.headers import first_value
+
 __all__ = [
     "JSON_TYPE",
     "REASONS",
@@ -56,11 +58,7 @@ class Request:
 
     def header(self, name: str) -> str | None:
         """The first value of a header (case-insensitive), or None."""
-        lname = name.lower()
-        for key, value in self.headers:
-            if key.lower() == lname:
-                return value
-        return None
+        return first_value(self.headers, name)
 
     def header_values(self, name: str) -> list[str]:
         """Every value of a header: Kong refuses some headers when they are repeated."""
@@ -81,11 +79,7 @@ class Response:
         return json.loads(self.body) if self.body else None
 
     def header(self, name: str) -> str | None:
-        lname = name.lower()
-        for key, value in self.headers:
-            if key.lower() == lname:
-                return value
-        return None
+        return first_value(self.headers, name)
 
 
 def _encode(value: Any) -> bytes:

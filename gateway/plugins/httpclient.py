@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 
 import httptools
 
+from gateway.proxy.headers import first_value
+
 __all__ = ["FetchError", "HttpResponse", "fetch"]
 
 MAX_BODY = 16 * 1024 * 1024
@@ -30,11 +32,7 @@ class HttpResponse:
     body: bytes = b""
 
     def header(self, name: str) -> str | None:
-        lname = name.lower()
-        for key, value in self.headers:
-            if key.lower() == lname:
-                return value
-        return None
+        return first_value(self.headers, name)
 
 
 class _Collector:

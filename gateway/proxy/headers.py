@@ -23,11 +23,24 @@ from __future__ import annotations
 
 import operator
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from email.utils import formatdate
 from typing import Any
 
 from gateway.version import SERVER_TOKEN
+
+
+def first_value(headers: Iterable[tuple[str, str]], name: str) -> str | None:
+    """The first value of header ``name`` (case-insensitive) among (name, value) pairs, or None.
+
+    For the small header lists outside the proxy path (Admin API requests and responses, the OCSP/CRL client).
+    """
+    lname = name.lower()
+    for key, value in headers:
+        if key.lower() == lname:
+            return value
+    return None
+
 
 __all__ = [
     "REQUEST_HOP_BY_HOP",
