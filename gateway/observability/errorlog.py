@@ -19,7 +19,8 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import IO
+import traceback
+from typing import IO, Any
 
 __all__ = ["LEVELS", "ErrorLog", "request_context"]
 
@@ -147,6 +148,20 @@ class ErrorLog:
 
     def crit(self, message: str, conn: int | None = None, context: str = "") -> None:
         self.log("crit", message, conn, context)
+
+    def loop_exception(self, loop: Any, context: dict[str, Any]) -> None:
+        """The event loop's exception handler: an exception no callback caught goes here, never to stderr.
+
+        It is a bug of ours (every expected failure is handled where it happens), so it is logged at ``alert``
+        with its traceback, as Kong logs a Lua error with its stack traceback.
+        """
+        exc = context.get("exception")
+        message = context.get("message") or "unhandled exception"
+        if isinstance(exc, BaseException):
+            trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
+            self.log("alert", f"{message}: {exc!r}\n{trace}")
+        else:
+            self.log("alert", str(message))
 
     def reopen(self) -> None:
         """Reopen the file (log rotation on SIGUSR1 / SIGHUP), as nginx does."""

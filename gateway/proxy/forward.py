@@ -29,8 +29,15 @@ Rules:
    paused, the client's reading pauses (``PAUSE_PEER``). Response chunks go straight to the client; while
    the client's transport is paused, the upstream connection stops reading. Before the upstream
    connection exists, body bytes are buffered up to ``BODY_HIGH_WATER`` and then reading pauses.
-5. A response head, once written, cannot be taken back: a later upstream failure logs
-   ``upstream prematurely closed connection while reading upstream`` and closes the client connection.
+5. A response head, once written, cannot be taken back: a later upstream failure logs nginx's line for it
+   (``upstream prematurely closed connection while reading upstream``, ``recv() failed (104: ...) while
+   reading upstream``...) and closes the client connection.
+6. Every way a try can fail is a ``failures.UpstreamFailure`` (kind + phase): the log line, 502/504, the
+   retry and the passive health report are derived from it. The exchange places a failure the connection
+   reported in its phase (``_phase``): still sending the request, awaiting the head, or streaming the body.
+   A connection that ended before it could be used (accepted and closed at once) fails the try like any
+   other close, and no callback may leave the request hanging: whatever a try ends with, the client gets
+   Kong's answer and its log line, and both sockets are released.
 """
 
 from __future__ import annotations
@@ -41,11 +48,13 @@ import ipaddress
 import os
 import random
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from gateway.observability.errorlog import request_context
 from gateway.plugins import Exit, PluginContext, run_access, run_header_filter, run_log
 from gateway.proxy.balancer import Handle, NoPeerError
+from gateway.proxy.failures import Kind, Phase, UpstreamFailure
 from gateway.proxy.flow import BODY_HIGH_WATER, PAUSE_BUFFER, PAUSE_PEER
 from gateway.proxy.generated import CONTINUE_100, render_generated
 from gateway.proxy.headers import REQUEST_HOP_BY_HOP, RESPONSE_HOP_BY_HOP, VIA_VALUE, connection_tokens
@@ -99,17 +108,6 @@ _VIA_10 = "1 " + VIA_VALUE[4:]  # the Via entry of an HTTP/1.0 client's request
 _CRLF = "\r\n"
 _getrandbits = random.getrandbits
 
-_FAIL_TEXT = {
-    "connect_timeout": "upstream timed out (110: Connection timed out) while connecting to upstream",
-    "read_timeout": "upstream timed out (110: Connection timed out) while reading response header from upstream",
-    "write_timeout": "upstream timed out (110: Connection timed out) while sending request to upstream",
-    "closed": "upstream prematurely closed connection while reading response header from upstream",
-    "invalid": "upstream sent invalid header while reading response header from upstream",
-}
-_TIMEOUTS = frozenset(("connect_timeout", "read_timeout", "write_timeout", "tls_timeout"))
-#: failure kinds of a TLS handshake: the message is the reason, logged with nginx's TLS action
-_TLS_KINDS = frozenset(("tls", "tls_info", "tls_timeout"))
-
 
 def new_request_id() -> str:
     """32 lowercase hex characters (Kong: four random uint32 values).
@@ -123,6 +121,20 @@ def new_request_id() -> str:
 def _lists_trailers(te: str) -> bool:
     """Whether a ``TE`` header value lists ``trailers``."""
     return "trailers" in [t.strip().lower() for t in te.split(",")]
+
+
+def _guarded(callback: Callable[..., None]) -> Callable[..., None]:
+    """For the exchange's loop callbacks (connect, DNS, plugin tasks done): an exception there is a bug of ours, and
+    must still end the request (``Exchange._crashed``), never leave it hanging with a traceback on stderr."""
+
+    @functools.wraps(callback)
+    def run(self: Exchange, *args: Any) -> None:
+        try:
+            callback(self, *args)
+        except Exception as exc:
+            self._crashed(exc)
+
+    return run
 
 
 def _ms(seconds: float) -> int:
@@ -357,7 +369,7 @@ class Exchange:
             conn.state.error_log.error(
                 f"no connector for service protocol '{service.protocol}'", conn.conn_id, self._context(None)
             )
-            self._fail_final("closed")
+            self._fail_final(UpstreamFailure(Kind.BUG, Phase.CONNECTING))
             return
 
         # upstream request line and the headers Kong sets
@@ -507,6 +519,7 @@ class Exchange:
         self._connect_task = task
         task.add_done_callback(lambda t: self._resolved(t, port))
 
+    @_guarded
     def _balancer_resolved(self, task: asyncio.Future[None]) -> None:
         """The first resolution of an upstream's name targets is done: pick now (no address -> 503)."""
         self._connect_task = None
@@ -520,6 +533,7 @@ class Exchange:
             return
         self._pick_peer_and_connect()
 
+    @_guarded
     def _resolved(self, task: asyncio.Future[list[str]], port: int) -> None:
         self._connect_task = None
         if self._done:
@@ -561,24 +575,26 @@ class Exchange:
 
     async def _open(
         self, service: ServiceTarget, ip: str, port: int, up: UpstreamConnection
-    ) -> UpstreamConnection | tuple[str, int, str]:
+    ) -> UpstreamConnection | UpstreamFailure:
         assert service.connect is not None
         try:
             await service.connect(self.conn.loop, up, ip, port, service, self._host_header)
         except TimeoutError:
             up.abort()
-            return ("connect_timeout", 110, "Connection timed out")
+            return UpstreamFailure(Kind.TIMEOUT, Phase.CONNECTING)
         except HandshakeFailure as failure:
-            kind = "tls_timeout" if failure.timeout else ("tls_info" if failure.level == "info" else "tls")
-            return (kind, 0, failure.reason)
+            kind = Kind.TIMEOUT if failure.timeout else Kind.TLS
+            return UpstreamFailure(kind, Phase.HANDSHAKING, 0, failure.reason, failure.level)
         except OSError as exc:
             # asyncio rewrites strerror ("Connect call failed ..."): log the C library's text, as nginx does
-            return ("connect", exc.errno or 0, os.strerror(exc.errno) if exc.errno else str(exc))
+            errno = exc.errno or 0
+            return UpstreamFailure(Kind.ERROR, Phase.CONNECTING, errno, os.strerror(errno) if errno else str(exc))
         except Exception as exc:  # a connector bug must fail this try, never leave the request hanging
             up.abort()
-            return ("connect_bug", 0, f"upstream connect failed ({exc!r})")
+            return UpstreamFailure(Kind.BUG, Phase.CONNECTING, 0, f"upstream connect failed ({exc!r})")
         return up
 
+    @_guarded
     def _opened(self, task: asyncio.Future[Any]) -> None:
         self._connect_task = None
         if task.cancelled():
@@ -591,17 +607,21 @@ class Exchange:
         if isinstance(result, UpstreamConnection):
             self._use(result)
             return
-        kind, errno, message = result
-        self._failed(kind, errno, message, reused=False)
+        self._failed(result, reused=False)
 
     def _use(self, up: UpstreamConnection) -> None:
         """Bind the connection, write the head and whatever body is buffered."""
         service = self._service
         assert service is not None
+        transport = up.transport
+        if up.closed or transport is None or transport.is_closing():
+            # the peer closed (or reset) between the connect and now: nothing can be written (rule 6)
+            ended = up.ended or UpstreamFailure(Kind.CLOSED, Phase.READING_HEADER)
+            up.abort()
+            self._failed(self._place(ended), reused=up.reused)
+            return
         self._up = up
         up.bind(self, service.read_timeout, service.write_timeout, self.head.method == "HEAD")
-        transport = up.transport
-        assert transport is not None
         head_bytes = self._lead_headers(self._host_header) + self._upstream_head
         if not self._buffer and not self._replay and not self.head.chunked:
             # the common case, no body bytes (yet): one write (the TLS transport encrypts it without a join)
@@ -769,21 +789,29 @@ class Exchange:
                 self._debug_pool_release(pool, up, saved)
         self._response_done = True
         if not self._body_done:
-            # the upstream answered before the whole body arrived: read and drop the rest
+            # the upstream answered before the whole body arrived: read and drop the rest (and read at all: the
+            # client was paused for the upstream's backpressure, which no longer exists)
             self._discarding = True
+            self.conn.flow.resume_reading(PAUSE_PEER)
         self._maybe_finish()
 
-    def on_upstream_error(self, kind: str, errno: int, message: str) -> None:
+    def on_upstream_trailing(self, text: str) -> None:
+        """Bytes followed the complete response: the connection is closed, not pooled (nginx warns)."""
+        conn = self.conn
+        conn.state.error_log.log(
+            "warn", f"{text} while {Phase.READING_BODY.value}", conn.conn_id, self._context(self._upstream_label())
+        )
+
+    def on_upstream_error(self, failure: UpstreamFailure) -> None:
         up = self._up
         self._up = None
         reused = up is not None and up.reused and not up.got_bytes
         if up is not None:
             up.abort()
+        failure = self._place(failure)
         if self.response_started:
-            self.conn.state.error_log.error(
-                "upstream prematurely closed connection while reading upstream",
-                self.conn.conn_id,
-                self._context(self._upstream_label()),
+            self.conn.state.error_log.log(
+                failure.level, failure.text(), self.conn.conn_id, self._context(self._upstream_label())
             )
             self._response_done = True
             self.keep_alive = False
@@ -793,7 +821,17 @@ class Exchange:
                 self._balancer_log()
             self.conn.exchange_finished(self, abort=True)
             return
-        self._failed(kind, errno, message, reused=reused)
+        self._failed(failure, reused=reused)
+
+    def _place(self, failure: UpstreamFailure) -> UpstreamFailure:
+        """Put a failure the connection reported (as ``READING_HEADER``) in the exchange's real phase (rule 6)."""
+        if failure.phase is not Phase.READING_HEADER:
+            return failure
+        if self.response_started:
+            return failure.at(Phase.READING_BODY)
+        if not self._body_done:
+            return failure.at(Phase.SENDING)
+        return failure
 
     def on_upstream_pause_writing(self) -> None:
         self.conn.flow.pause_reading(PAUSE_PEER)
@@ -818,24 +856,13 @@ class Exchange:
             up.pause_reading()
 
     # ================================================================== failures and retries
-    def _failed(self, kind: str, errno: int, message: str, reused: bool) -> None:
+    def _failed(self, failure: UpstreamFailure, reused: bool) -> None:
         conn = self.conn
         self.conn.flow.resume_reading(PAUSE_PEER)
-        if kind == "connect":
-            text = f"connect() failed ({errno}: {message}) while connecting to upstream"
-        elif kind == "reset":
-            text = f"recv() failed ({errno}: {message}) while reading response header from upstream"
-        elif kind == "connect_bug":
-            text = f"{message} while connecting to upstream"
-        elif kind in _TLS_KINDS:
-            text = f"{message} while SSL handshaking to upstream"
-            self._tls_error = message
-        else:
-            text = _FAIL_TEXT.get(kind, "upstream error")
-        conn.state.error_log.log(
-            "info" if kind == "tls_info" else "error", text, conn.conn_id, self._context(self._upstream_label())
-        )
-        if reused and kind in ("closed", "reset") and self.head.method not in NON_IDEMPOTENT:
+        if failure.in_handshake:
+            self._tls_error = failure.detail
+        conn.state.error_log.log(failure.level, failure.text(), conn.conn_id, self._context(self._upstream_label()))
+        if reused and failure.stale and self.head.method not in NON_IDEMPOTENT:
             # a keepalive connection the peer closed under us: does not use up a try
             self._fresh_only = True
             if self._can_replay():
@@ -846,8 +873,8 @@ class Exchange:
                     self._pick_peer_and_connect()
                 return
         self._tries_left -= 1
-        retryable = kind != "invalid" and self._tries_left > 0
-        if retryable and self._request_sent and self.head.method in NON_IDEMPOTENT and kind != "connect":
+        retryable = failure.retryable and self._tries_left > 0
+        if retryable and self._request_sent and self.head.method in NON_IDEMPOTENT:
             retryable = False
         if retryable and self._can_replay():
             self._request_sent = False
@@ -856,25 +883,40 @@ class Exchange:
                 # Kong's balancer phase reports the failed try to the passive health checker, then picks again
                 balancer = self._service.balancer if self._service is not None else None
                 if balancer is not None:
-                    if kind in _TIMEOUTS:
+                    if failure.timeout:
                         balancer.report_timeout(handle)
                     else:
                         balancer.report_tcp_failure(handle)
             self._pick_peer_and_connect()
             return
-        self._fail_final(kind)
+        self._fail_final(failure)
+
+    def _crashed(self, exc: Exception) -> None:
+        """A bug in a callback of this exchange: log it at ``alert`` and still answer (500, or close mid-response)."""
+        conn = self.conn
+        conn.state.error_log.loop_exception(None, {"message": "request processing failed", "exception": exc})
+        self._abort_upstream()
+        if self._done:
+            return
+        if not self.response_started:
+            self._close_after = True
+            self._respond_error(500)
+            return
+        self._done = True
+        self.keep_alive = False
+        conn.exchange_finished(self, abort=True)
 
     def _can_replay(self) -> bool:
         return self._replay_ok
 
-    def _fail_final(self, kind: str) -> None:
-        status = 504 if kind in _TIMEOUTS else 502
+    def _fail_final(self, failure: UpstreamFailure) -> None:
+        status = 504 if failure.timeout else 502
         if not self._body_done:
             self._discarding = True
         now = self.conn.loop.time()
         upstream_latency = _ms(now - self._sent_at) if self._sent_at else 0
         extra: tuple[tuple[str, str], ...] = ()
-        if kind in _TLS_KINDS and self._tls_error is not None and self.conn.state.settings.debug_tls_errors:
+        if failure.in_handshake and self._tls_error is not None and self.conn.state.settings.debug_tls_errors:
             extra = (("X-Gateway-TLS-Error", self._tls_error),)
         self._respond_error(status, proxied=True, upstream_latency_ms=upstream_latency, extra=extra)
 
@@ -926,6 +968,7 @@ class Exchange:
         result.add_done_callback(self._plugins_resumed)
         return False
 
+    @_guarded
     def _plugins_resumed(self, task: asyncio.Future[Exit | None]) -> None:
         self._connect_task = None
         if self._done or task.cancelled():

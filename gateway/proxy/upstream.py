@@ -13,8 +13,17 @@ Rules:
    derive). ``pool_key`` keys the keepalive pool: ``(ip, port)`` for plain HTTP, and for TLS
    ``(ip, port, upstream_host, *tls_profile.identity)`` - the complete, content-based TLS identity.
 3. ``UpstreamConnection`` never decides anything: it parses responses with httptools and reports every
-   event to its current ``exchange`` (``on_upstream_*``). When idle (in the pool) any byte or EOF from
-   the peer marks it dead and removes it, so a closed connection is never handed out.
+   event to its current ``exchange`` (``on_upstream_*``), failures as ``failures.UpstreamFailure`` values.
+   When idle (in the pool) any byte or EOF from the peer marks it dead and removes it, so a closed
+   connection is never handed out; a connection that ends *before* an exchange is bound to it (the peer
+   accepted and closed at once) keeps how it ended in ``ended``, for the exchange to report when it comes.
+5. A connection goes back to the pool only when the response's framing leaves it in a known state: the
+   response ends where its framing says, and not one byte follows it. A response is therefore completed
+   after the whole read that ended it has been parsed (``_completed``), not inside the parser's callback:
+   anything the parser meets after the end (the start of another message, garbage, body bytes after a HEAD
+   response or beyond ``Content-Length``) marks the connection ``_trailing`` and it is closed, with nginx's
+   warning (``upstream sent more data than specified in "Content-Length" header`` / ``upstream sent data
+   after final chunk``). A body delimited by the connection's close ends it anyway.
 4. One read-timeout timer per connection: a deadline moved forward on every read, a single
    ``call_at`` handle re-armed only when it fires early (lesson 10). The handle outlives the request: the
    next request on the pooled connection moves the deadline instead of cancelling and creating a timer
@@ -26,12 +35,12 @@ Rules:
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 import httptools
 
+from gateway.proxy.failures import Kind, Phase, UpstreamFailure, from_exception
 from gateway.tls.client import UpstreamTlsProfile, identity_label, open_upstream_tls
 
 if TYPE_CHECKING:
@@ -213,7 +222,9 @@ class UpstreamEvents(Protocol):
 
     def on_upstream_complete(self, keep_alive: bool) -> None: ...
 
-    def on_upstream_error(self, kind: str, errno: int, message: str) -> None: ...
+    def on_upstream_trailing(self, text: str) -> None: ...
+
+    def on_upstream_error(self, failure: UpstreamFailure) -> None: ...
 
     def on_upstream_pause_writing(self) -> None: ...
 
@@ -224,14 +235,19 @@ class UpstreamConnection(asyncio.Protocol):
     """One connection to an upstream peer, reused through the pool."""
 
     __slots__ = (
+        "_chunked",
         "_close_delimited",
+        "_completed",
+        "_completed_keep",
         "_headers",
         "_read_deadline",
         "_read_handle",
         "_reason",
         "_skip_body",
+        "_trailing",
         "_write_handle",
         "closed",
+        "ended",
         "exchange",
         "got_bytes",
         "idle_deadline",
@@ -275,6 +291,13 @@ class UpstreamConnection(asyncio.Protocol):
         self._reason = b""
         self._skip_body = False
         self._close_delimited = False
+        self._chunked = False
+        #: the exchange whose response ended in the read being parsed; completed once the read is parsed (rule 5)
+        self._completed: UpstreamEvents | None = None
+        self._completed_keep = False
+        self._trailing = False
+        #: how the connection ended while no exchange was bound to it (None while open)
+        self.ended: UpstreamFailure | None = None
 
     # ------------------------------------------------------------------ asyncio protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -285,16 +308,15 @@ class UpstreamConnection(asyncio.Protocol):
         self._cancel_timers()
         exchange = self.exchange
         if exchange is None:
+            self.ended = from_exception(exc, Phase.READING_HEADER)
             if self.pool is not None:
                 self.pool.discard(self)
             return
         self.exchange = None
         if self.response_started and self._close_delimited:
             exchange.on_upstream_complete(False)  # EOF ends a body without length or chunking
-        elif exc is not None and isinstance(exc, OSError) and exc.errno:
-            exchange.on_upstream_error("reset", exc.errno, os.strerror(exc.errno))
         else:
-            exchange.on_upstream_error("closed", 0, "")
+            exchange.on_upstream_error(from_exception(exc, Phase.READING_HEADER))
 
     def eof_received(self) -> bool | None:
         return None  # close the transport; connection_lost reports
@@ -313,16 +335,36 @@ class UpstreamConnection(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            pass
-        except httptools.HttpParserError as exc:
+            pass  # a 101 was refused in on_headers_complete
+        except httptools.HttpParserError:
             exchange = self.exchange
             if exchange is not None:
                 self.exchange = None
-                self.close()
-                exchange.on_upstream_error("invalid", 0, str(exc))
+                self.abort()
+                text = "upstream sent invalid chunked response" if self.response_started and self._chunked else ""
+                exchange.on_upstream_error(UpstreamFailure(Kind.INVALID, Phase.READING_HEADER, 0, text))
+            elif self._completed is not None:
+                self._trailing = True  # garbage after a complete response
         finally:
+            completed = self._completed
+            if completed is not None:
+                self._complete(completed)
             if corked:
                 sink.uncork()
+
+    def _complete(self, exchange: UpstreamEvents) -> None:
+        """The response ended in the read just parsed: reusable only if nothing followed it (rule 5)."""
+        self._completed = None
+        if self._trailing:
+            self._trailing = False
+            exchange.on_upstream_trailing(
+                "upstream sent data after final chunk"
+                if self._chunked
+                else 'upstream sent more data than specified in "Content-Length" header'
+            )
+            exchange.on_upstream_complete(False)
+            return
+        exchange.on_upstream_complete(self._completed_keep)
 
     def pause_writing(self) -> None:
         if self.exchange is not None:
@@ -349,6 +391,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.response_started = False
         self._skip_body = skip_body
         self._close_delimited = False
+        self._chunked = False
         self._headers = []
         self._reason = b""
 
@@ -373,7 +416,7 @@ class UpstreamConnection(asyncio.Protocol):
         exchange = self.exchange
         self.exchange = None
         self.abort()
-        exchange.on_upstream_error("read_timeout", 110, "Connection timed out")
+        exchange.on_upstream_error(UpstreamFailure(Kind.TIMEOUT, Phase.READING_HEADER))
 
     def _write_timed_out(self) -> None:
         self._write_handle = None
@@ -382,7 +425,7 @@ class UpstreamConnection(asyncio.Protocol):
             return
         self.exchange = None
         self.abort()
-        exchange.on_upstream_error("write_timeout", 110, "Connection timed out")
+        exchange.on_upstream_error(UpstreamFailure(Kind.TIMEOUT, Phase.SENDING))
 
     def _cancel_timers(self) -> None:
         if self._read_handle is not None:
@@ -438,6 +481,10 @@ class UpstreamConnection(asyncio.Protocol):
             self.transport.abort()
 
     # ------------------------------------------------------------------ httptools callbacks
+    def on_message_begin(self) -> None:
+        if self._completed is not None:
+            self._trailing = True  # another message after the complete one, in the same read
+
     def on_status(self, reason: bytes) -> None:
         self._reason += reason
 
@@ -450,9 +497,14 @@ class UpstreamConnection(asyncio.Protocol):
         exchange = self.exchange
         if exchange is None:
             return
-        if 100 <= status < 200 and status != 101:
+        if 100 <= status < 200:
             self._headers = []
             self._reason = b""
+            if status == 101:  # no request asks to upgrade (WebSockets are not proxied yet): nginx refuses it
+                self.exchange = None
+                self.abort()
+                text = 'upstream sent "101 Switching Protocols" response to a non-upgrade request'
+                exchange.on_upstream_error(UpstreamFailure(Kind.INVALID, Phase.READING_HEADER, 0, text))
             return  # interim responses are not forwarded
         self.response_started = True
         chunked = False
@@ -463,23 +515,27 @@ class UpstreamConnection(asyncio.Protocol):
             elif len(name) == 14 and name.lower() == b"content-length":
                 has_length = True
         self._close_delimited = not (chunked or has_length or self._skip_body or status in (204, 304))
+        self._chunked = chunked
         headers = self._headers
         self._headers = []
         exchange.on_upstream_head(status, self._reason, headers, parser.should_keep_alive(), chunked)
         if self._skip_body and self.exchange is not None:
-            # HEAD: no body follows whatever the headers say
-            exchange = self.exchange
+            # HEAD: no body follows whatever the headers say; the response ends here (rule 5)
+            self._completed = self.exchange
+            self._completed_keep = parser.should_keep_alive()
             self.exchange = None
-            exchange.on_upstream_complete(parser.should_keep_alive())
 
     def on_body(self, body: bytes) -> None:
         exchange = self.exchange
         if exchange is not None and self.response_started:
             exchange.on_upstream_body(body)
+        elif self._completed is not None:
+            self._trailing = True  # a body after a HEAD response's head
 
     def on_message_complete(self) -> None:
         exchange = self.exchange
         if exchange is None or not self.response_started:
             return
         self.exchange = None
-        exchange.on_upstream_complete(self.parser.should_keep_alive())
+        self._completed = exchange
+        self._completed_keep = self.parser.should_keep_alive()

@@ -101,6 +101,7 @@ class Gateway:
         settings = self.settings
         self._prepare_prefix()
         self.error_log = ErrorLog(settings.path(settings.proxy_error_log), settings.log_level)
+        asyncio.get_running_loop().set_exception_handler(self.error_log.loop_exception)
         self.access_log = open_access_log(settings.proxy_access_log, settings.path, with_request_id=True)
         self.admin_access_log = open_access_log(settings.admin_access_log, settings.path, with_request_id=False)
         for name in settings.ignored_env:

@@ -53,6 +53,7 @@ class Worker:
     # ------------------------------------------------------------------ start
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
+        loop.set_exception_handler(self.error_log.loop_exception)
         loop.add_signal_handler(signal.SIGTERM, self._stop.set)
         loop.add_signal_handler(signal.SIGINT, self._stop.set)
         loop.add_signal_handler(signal.SIGHUP, lambda: None)  # the master reloads, then tells us
