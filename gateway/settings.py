@@ -217,6 +217,15 @@ SPECS: dict[str, Spec] = {
     "keepalive_timeout": Spec("75s", _parse_duration, "downstream keepalive timeout (nginx default 75s)"),
     "client_header_timeout": Spec("60s", _parse_duration, "time to receive a request head"),
     "client_body_timeout": Spec("60s", _parse_duration, "time between two body reads"),
+    "underscores_in_headers": Spec(
+        "off", _BOOL, "nginx underscores_in_headers: accept request header names with '_' (else they are invalid)"
+    ),
+    "ignore_invalid_headers": Spec(
+        "on",
+        _BOOL,
+        "nginx ignore_invalid_headers: drop request headers whose name has a character other than letters, "
+        "digits, '-' (and '_' per underscores_in_headers), logged at info; off forwards them",
+    ),
     "upstream_keepalive_pool_size": Spec("512", _int_parser(0), "idle upstream connections per pool; 0 = off"),
     "upstream_keepalive_max_requests": Spec("10000", _int_parser(0), "requests per upstream connection; 0 = inf"),
     "upstream_keepalive_idle_timeout": Spec("60", _int_parser(0), "seconds an idle upstream connection is kept"),
@@ -277,6 +286,8 @@ for _directive in (
     "client_body_timeout",
     "keepalive_timeout",
     "client_max_body_size",
+    "underscores_in_headers",
+    "ignore_invalid_headers",
 ):
     ALIASES[f"nginx_http_{_directive}"] = _directive
     ALIASES[f"nginx_proxy_{_directive}"] = _directive
@@ -311,6 +322,8 @@ class Settings:
     keepalive_timeout: int
     client_header_timeout: int
     client_body_timeout: int
+    underscores_in_headers: bool
+    ignore_invalid_headers: bool
     upstream_keepalive_pool_size: int
     upstream_keepalive_max_requests: int
     upstream_keepalive_idle_timeout: int

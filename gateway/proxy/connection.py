@@ -18,12 +18,15 @@ Rules:
    head (``client_header_timeout`` from its first byte), reading a body (``client_body_timeout``
    between two reads). While the upstream works, no client timer runs. The handle is re-armed only
    when it fires before the (moved) deadline.
-4. Malformed input gets nginx's status (400/414/494->400/501, 413) with Kong's body and the connection
+4. A header with an invalid name (``request.check_head``) is dropped and the request goes on; its ``info``
+   line is written here, with nginx's request context (client, server, request line, the ``Host`` and
+   ``Referer`` read before it), and only when ``info`` is enabled.
+5. Malformed input gets nginx's status (400/414/494->400/501, 413) with Kong's body and the connection
    is closed after it; a body timeout answers 408 when nothing was sent yet. A head timeout closes
    silently, as nginx does.
-5. Counters follow nginx's stub_status: reading = connections reading a request head, writing =
+6. Counters follow nginx's stub_status: reading = connections reading a request head, writing =
    connections with a request in progress, waiting = the rest.
-6. Plain HTTP on an ``ssl`` listener (the listener hands such connections over unencrypted, as nginx does
+7. Plain HTTP on an ``ssl`` listener (the listener hands such connections over unencrypted, as nginx does
    when the first byte is not a TLS record): the head is parsed as usual, so malformed input still gets
    the normal 400, and a well-formed request gets nginx's internal 497 - the built-in 400 page "The plain
    HTTP request was sent to HTTPS port" - and the connection is closed.
@@ -35,6 +38,7 @@ import asyncio
 from collections import deque
 from typing import TYPE_CHECKING
 
+from gateway.observability.errorlog import request_context
 from gateway.proxy.flow import PAUSE_PIPELINE, FlowControl
 from gateway.proxy.forward import Exchange, new_request_id
 from gateway.proxy.generated import render_generated
@@ -254,8 +258,12 @@ class HttpConnection(asyncio.Protocol):
         try:
             check_head(head, self.limits, raw_lengths)
         except HeadRejected as exc:
+            if head.dropped is not None:
+                self._log_dropped(head)
             self._reject(exc.status, exc.reason, head)
             return
+        if head.dropped is not None:
+            self._log_dropped(head)
         state = self.state
         state.total_requests += 1
         if self.peer_trusted:
@@ -279,6 +287,22 @@ class HttpConnection(asyncio.Protocol):
             self._queue.append(ex)
             if len(self._queue) >= MAX_PIPELINE:
                 self.flow.pause_reading(PAUSE_PIPELINE)
+
+    def _log_dropped(self, head: RequestHead) -> None:
+        """nginx's ``info`` line for each invalid header ``check_head`` dropped (``ignore_invalid_headers``)."""
+        log = self.state.error_log
+        if not log.info_enabled or head.dropped is None:
+            return
+        request_line = head.request_line
+        for name, value, host, referer in head.dropped:
+            context = request_context(self.peer_ip, request_line, host=host)
+            if referer is not None:
+                context += f', referrer: "{referer}"'
+            log.info(
+                f'client sent invalid header line: "{name}: {value}" while reading client request headers',
+                self.conn_id,
+                context,
+            )
 
     def _body(self, data: bytes) -> None:
         ex = self.parsing

@@ -13,15 +13,28 @@ Rules, in the order they are checked (nginx 1.22 behaviour, which Kong inherits)
 - ``Transfer-Encoding`` other than exactly ``chunked`` -> **501** (nginx "unknown Transfer-Encoding");
   ``Transfer-Encoding`` in an HTTP/1.0 request -> 400.
 - ``Content-Length`` above ``client_max_body_size`` (when non-zero) -> **413**.
+- A header whose name has a character other than ASCII letters, digits and ``-`` (and ``_`` with
+  ``underscores_in_headers = on``) is *invalid*: with ``ignore_invalid_headers = on`` (nginx's default) it is
+  dropped from ``head.headers`` here, before routing (route ``headers``), plugins and the upstream see it, and
+  the request goes on. nginx logs one ``info`` line per dropped header as it reads it (``client sent invalid
+  header line: "<name>: <value>"`` with the request line, and the ``Host`` / ``Referer`` read *before* that
+  line); ``check_head`` records what that line needs in ``head.dropped`` and the connection writes it, so no
+  string is formatted below the log level. Why it matters: ``X_Consumer_Username`` next to the real
+  ``X-Consumer-Username`` reaches a WSGI/CGI upstream as the same ``HTTP_X_CONSUMER_USERNAME``, and Kong's
+  router folds ``-`` and ``_`` in route ``headers`` conditions. The only difference from nginx's line: nginx
+  prints the raw bytes between the colon and the value, we print ``": "`` (the parsers strip that space).
+  Both parsers only let token characters through in a name, so what can arrive here is ``_`` and the token
+  punctuation (``!#$%&'*+.^`|~``); the check is a lookup in a per-listener cache of names already classified.
 Both parsers already reject NUL/CR in values, a space before the colon and bad chunk sizes; httptools
 also rejects obs-fold, and the h11 protocol checks obs-fold itself before feeding h11.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
-__all__ = ["HeadLimits", "HeadRejected", "RequestHead", "check_head"]
+__all__ = ["DroppedHeader", "HeadLimits", "HeadRejected", "RequestHead", "check_head"]
 
 
 class HeadRejected(Exception):
@@ -33,15 +46,55 @@ class HeadRejected(Exception):
         self.reason = reason
 
 
+#: an invalid header ``check_head`` dropped: name, value, and the ``Host`` / ``Referer`` read before it (what
+#: nginx's log line shows); a plain tuple, not a NamedTuple, whose construction costs ten times more
+DroppedHeader = tuple[str, str, str | None, str | None]
+
+
 class HeadLimits:
-    """Sizes from the settings, computed once per listener."""
+    """Sizes and header-name rules from the settings, computed once per listener.
 
-    __slots__ = ("buffer_size", "max_body", "total")
+    ``names`` caches the kind of each header name as received (its case included): a client sends the same
+    few names again and again, so the usual cost per header is one dict lookup, cheaper than the
+    ``name.lower()`` it replaces. Names are client data, so the cache is bounded: long names are not kept,
+    and a full cache is emptied (a client that sends many distinct names only costs itself the lookups).
+    """
 
-    def __init__(self, buffer_size: int, buffer_count: int, max_body: int) -> None:
+    __slots__ = ("_invalid_char", "buffer_size", "max_body", "names", "total")
+
+    def __init__(
+        self,
+        buffer_size: int,
+        buffer_count: int,
+        max_body: int,
+        underscores_in_headers: bool = False,
+        ignore_invalid_headers: bool = True,
+    ) -> None:
         self.buffer_size = buffer_size
         self.total = buffer_size * buffer_count
         self.max_body = max_body
+        self.names: dict[str, int] = {}
+        #: finds a character nginx's ``ngx_http_parse_header_line`` does not allow in a name; None: keep them all
+        self._invalid_char = (
+            None
+            if not ignore_invalid_headers
+            else _INVALID_WITH_UNDERSCORES.search
+            if underscores_in_headers
+            else _INVALID_CHAR.search
+        )
+
+    def classify(self, name: str) -> int:
+        """The kind of header ``name`` (a ``_KINDS`` value, ``_OTHER`` or ``_INVALID``), cached in ``names``."""
+        kind = _KINDS.get(name.lower())
+        if kind is None:
+            invalid = self._invalid_char
+            kind = _INVALID if invalid is not None and invalid(name) is not None else _OTHER
+        if len(name) <= _CACHED_NAME_LENGTH:
+            names = self.names
+            if len(names) >= _CACHED_NAMES:
+                names.clear()
+            names[name] = kind
+        return kind
 
 
 class RequestHead:
@@ -53,6 +106,7 @@ class RequestHead:
         "connection",
         "content_length",
         "content_type",
+        "dropped",
         "expect_continue",
         "headers",
         "host",
@@ -89,6 +143,8 @@ class RequestHead:
         self.x_forwarded_for: str | None = None
         self.referer: str | None = None
         self.user_agent: str | None = None
+        #: the invalid headers ``check_head`` removed from ``headers``, in order (None: none, the usual case)
+        self.dropped: list[DroppedHeader] | None = None
 
     @property
     def request_line(self) -> str:
@@ -119,7 +175,9 @@ class RequestHead:
     _X_FORWARDED_FOR,
     _REFERER,
     _USER_AGENT,
-) = range(12)
+    _OTHER,  # a valid name check_head has nothing to do with
+    _INVALID,  # a name nginx's ignore_invalid_headers drops
+) = range(14)
 #: the lowercase header names ``check_head`` looks at: one dict lookup per header instead of a comparison chain
 _KINDS = {
     "host": _HOST,
@@ -135,6 +193,11 @@ _KINDS = {
     "referer": _REFERER,
     "user-agent": _USER_AGENT,
 }
+_INVALID_CHAR = re.compile(r"[^0-9A-Za-z-]")
+_INVALID_WITH_UNDERSCORES = re.compile(r"[^0-9A-Za-z_-]")
+#: bounds of ``HeadLimits.names``: real header names are short and few
+_CACHED_NAME_LENGTH = 64
+_CACHED_NAMES = 1024
 
 
 def check_head(head: RequestHead, limits: HeadLimits, raw_lengths: Sequence[int] | None = None) -> None:
@@ -151,14 +214,23 @@ def check_head(head: RequestHead, limits: HeadLimits, raw_lengths: Sequence[int]
     te: str | None = None
     te_count = 0
     cl_values: list[str] = []
-    kinds = _KINDS
-    for name, value in head.headers:
+    dropped: list[DroppedHeader] | None = None
+    names = limits.names
+    headers = head.headers
+    for name, value in headers:
         line = len(name) + 2 + len(value)
         if line > size:
             raise HeadRejected(494, "client sent too long header line")
         total += line + 2
-        kind = kinds.get(name.lower())
+        kind = names.get(name)
         if kind is None:
+            kind = limits.classify(name)
+        if kind >= _OTHER:
+            if kind == _INVALID:
+                if dropped is None:
+                    # on the head at once: a rejection later in this loop still logs the lines read before it
+                    head.dropped = dropped = []
+                dropped.append((name, value, head.host, head.referer))
             continue
         if kind == _HOST:
             hosts += 1
@@ -193,6 +265,13 @@ def check_head(head: RequestHead, limits: HeadLimits, raw_lengths: Sequence[int]
                 head.referer = value
         elif head.user_agent is None:  # _USER_AGENT
             head.user_agent = value
+    if dropped is not None:
+        if len(dropped) == 1:  # the usual case, in place: a client sends the one stray header it always sends
+            name, value, _, _ = dropped[0]
+            headers.remove((name, value))
+        else:  # one pass, not one remove per drop (a head can hold thousands of tiny lines)
+            invalid = {d[0] for d in dropped}
+            head.headers = [pair for pair in headers if pair[0] not in invalid]
     if total > limits.total:
         raise HeadRejected(494, "client sent too large request")
     if hosts > 1:

@@ -51,7 +51,11 @@ class ProxyState:
         self.snapshot = snapshot
         self.header_policy = HeaderPolicy(settings.headers, settings.headers_upstream)
         self.head_limits = HeadLimits(
-            settings.large_header_buffer_size, settings.large_header_buffer_count, settings.client_max_body_size
+            settings.large_header_buffer_size,
+            settings.large_header_buffer_count,
+            settings.client_max_body_size,
+            settings.underscores_in_headers,
+            settings.ignore_invalid_headers,
         )
         self.date = DateCache()
         self.dns = DnsCache(config_from_settings(settings))

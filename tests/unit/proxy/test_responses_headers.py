@@ -172,6 +172,72 @@ def test_check_head_records_first_values_of_the_proxied_headers() -> None:
     assert head.te == head.get("te") and head.x_forwarded_for == head.get("x-forwarded-for")
 
 
+def test_check_head_drops_invalid_header_names_and_records_their_context() -> None:
+    head = _head(
+        [
+            ("X.Early", "1"),
+            ("Host", "a"),
+            ("X_Consumer_Username", "admin"),
+            ("X-Consumer-Username", "real"),
+            ("Referer", "r"),
+            ("x_consumer_username", "again"),
+            ("Accept", "*/*"),
+        ]
+    )
+    check_head(head, LIMITS)
+    assert head.headers == [("Host", "a"), ("X-Consumer-Username", "real"), ("Referer", "r"), ("Accept", "*/*")]
+    # what nginx's info line shows: the Host / Referer read before the dropped line, not after
+    assert head.dropped == [
+        ("X.Early", "1", None, None),
+        ("X_Consumer_Username", "admin", "a", None),
+        ("x_consumer_username", "again", "a", "r"),
+    ]
+    assert head.get("x_consumer_username") is None and head.host == "a" and head.accept == "*/*"
+
+
+@pytest.mark.parametrize(
+    "name", ["X_Foo", "_", "X.Foo", "X!", "X#", "X$", "X%", "X&", "X'", "X*", "X+", "X^", "X`", "X|", "X~"]
+)
+def test_names_nginx_treats_as_invalid(name: str) -> None:
+    head = _head([("Host", "a"), (name, "v")])
+    check_head(head, LIMITS)
+    assert head.headers == [("Host", "a")] and head.dropped == [(name, "v", "a", None)]
+
+
+def test_underscores_in_headers_and_ignore_invalid_headers_off_keep_them() -> None:
+    underscores = HeadLimits(8192, 4, 0, underscores_in_headers=True)
+    head = _head([("Host", "a"), ("X_Foo", "1"), ("X.Foo", "2"), ("Content_Length", "5")])
+    check_head(head, underscores)
+    # an underscore name is just another header then: Content_Length is not Content-Length
+    assert head.headers == [("Host", "a"), ("X_Foo", "1"), ("Content_Length", "5")]
+    assert head.dropped == [("X.Foo", "2", "a", None)] and head.content_length is None
+    keep = HeadLimits(8192, 4, 0, ignore_invalid_headers=False)
+    head = _head([("Host", "a"), ("X_Foo", "1"), ("X.Foo", "2")])
+    check_head(head, keep)
+    assert head.headers == [("Host", "a"), ("X_Foo", "1"), ("X.Foo", "2")] and head.dropped is None
+
+
+def test_valid_names_are_kept_and_the_name_cache_is_bounded() -> None:
+    limits = HeadLimits(8192, 4, 0)
+    head = _head([("Host", "a"), ("x-9-Y", "1"), ("-", "2"), ("X-" + "L" * 100, "3")])
+    check_head(head, limits)
+    assert head.dropped is None and len(head.headers) == 4
+    assert limits.names.keys() == {"Host", "x-9-Y", "-"}  # a long name is classified, not kept
+    for batch in range(3):
+        check_head(_head([("Host", "a")] + [(f"X-{batch}-{i}", "v") for i in range(600)]), limits)
+        assert len(limits.names) <= 1024
+    head = _head([("Host", "a"), ("X_Foo", "1"), ("X-" + "_" * 100, "2")])
+    check_head(head, limits)  # still right after the cache was emptied
+    assert head.headers == [("Host", "a")] and [d[0] for d in head.dropped or ()] == ["X_Foo", "X-" + "_" * 100]
+
+
+def test_a_rejected_head_keeps_the_drops_read_before_the_rejection() -> None:
+    head = _head([("Host", "a"), ("X_Foo", "1"), ("X-Big", "v" * 9000), ("X_Bar", "2")])
+    with pytest.raises(HeadRejected):
+        check_head(head, LIMITS)
+    assert head.dropped == [("X_Foo", "1", "a", None)]
+
+
 @pytest.mark.parametrize(
     ("headers", "tails"),
     [

@@ -101,6 +101,22 @@ def test_kong_injected_aliases() -> None:
     assert injected.keepalive_timeout == 5
 
 
+def test_header_name_directives_and_their_injected_spellings() -> None:
+    defaults = load_settings(env={})
+    assert defaults.underscores_in_headers is False and defaults.ignore_invalid_headers is True
+    injected = load_settings(
+        env={"KONG_NGINX_HTTP_UNDERSCORES_IN_HEADERS": "on", "KONG_NGINX_PROXY_IGNORE_INVALID_HEADERS": "off"}
+    )
+    assert injected.underscores_in_headers is True and injected.ignore_invalid_headers is False
+    assert parse_conf_text("nginx_proxy_underscores_in_headers = on\nnginx_http_ignore_invalid_headers = off") == {
+        "underscores_in_headers": "on",
+        "ignore_invalid_headers": "off",
+    }
+    assert load_settings(env={"KONG_UNDERSCORES_IN_HEADERS": "on"}).underscores_in_headers is True
+    with pytest.raises(ConfigError, match=r"underscores_in_headers has an invalid value: 'yes please'"):
+        load_settings(env={"KONG_NGINX_HTTP_UNDERSCORES_IN_HEADERS": "yes please"})
+
+
 def test_cross_checks() -> None:
     with pytest.raises(ConfigError, match="client_ssl_cert and client_ssl_cert_key must be set"):
         load_settings(env={"KONG_CLIENT_SSL": "on"})
