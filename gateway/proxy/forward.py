@@ -242,9 +242,9 @@ class Exchange:
         if self._discarding:
             return
         up = self._up
-        if up is not None and self._request_sent and up.transport is not None:
+        if up is not None and self._request_sent:
             framed = b"%x\r\n%b\r\n" % (len(data), data) if self.head.chunked else data
-            up.transport.write(framed)
+            up.send(framed)
             if self._replay_ok:
                 self._record_replay(framed)
             return
@@ -261,9 +261,9 @@ class Exchange:
             self._maybe_finish()
             return
         up = self._up
-        if up is not None and self._request_sent and up.transport is not None:
+        if up is not None and self._request_sent:
             if self.head.chunked:
-                up.transport.write(b"0\r\n\r\n")
+                up.send(b"0\r\n\r\n")
                 if self._replay_ok:
                     self._record_replay(b"0\r\n\r\n")
             up.arm_read_timer()

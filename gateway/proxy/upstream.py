@@ -395,6 +395,16 @@ class UpstreamConnection(asyncio.Protocol):
         self._headers = []
         self._reason = b""
 
+    def send(self, data: bytes) -> None:
+        """Write request body bytes; dropped once the transport is closing (its ``connection_lost`` reports why).
+
+        Between the transport closing (the peer's EOF, a reset) and ``connection_lost`` reaching the exchange, the
+        client may still deliver body bytes: uvloop raises on a write to a closed handle, so they are dropped here.
+        """
+        transport = self.transport
+        if transport is not None and not self.closed and not transport.is_closing():
+            transport.write(data)
+
     def arm_read_timer(self) -> None:
         """Start (or keep) the read timeout: called once the request has been fully written."""
         deadline = self._read_deadline = self.loop.time() + self.read_timeout
