@@ -5,6 +5,10 @@ The subschema is chosen by the first protocol that has one (``http``/``https``, 
 at least one matching attribute (an http route needs one of methods/hosts/headers/paths, an https one may
 use snis instead). ``snis`` elements are wildcard hosts, and ``snis`` is only allowed with a TLS protocol.
 The ``expressions`` flavour fields (``expression``, ``priority``) are not modelled.
+
+Kong's ``validate_route`` entity check (the route as an ATC expression, parsed by the ATC router) is kept for
+what it refuses in practice: a regex (path or ``~*`` header value) that the router's engine cannot run, reported
+as ``Router Expression failed validation: <detail>`` (``route_regex``, which the router compiles with too).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from gateway.entities import typedefs
+from gateway.entities import route_regex, typedefs
 from gateway.entities.schema import (
     NULL,
     Field,
@@ -20,6 +24,7 @@ from gateway.entities.schema import (
     Subschema,
     conditional,
     conditional_at_least_one_of,
+    custom_check,
 )
 
 __all__ = ["SCHEMA", "TLS_PROTOCOLS"]
@@ -104,6 +109,29 @@ SUBSCHEMAS: dict[str, Subschema] = {
     "grpc": _grpc,
     "grpcs": _grpc,
 }
+
+
+# Kong's ``validate_route`` reads these; like any custom check it is skipped while one of them is invalid
+_EXPRESSION_SOURCES = (
+    "id",
+    "protocols",
+    "snis",
+    "sources",
+    "destinations",
+    "methods",
+    "hosts",
+    "paths",
+    "headers",
+    "regex_priority",
+)
+
+
+def _check_expression(entity: dict[str, Any]) -> str | None:
+    """Kong's ``validate_route``, for its regexes: the first one the router's engine refuses."""
+    refusal = route_regex.first_refusal(entity.get("paths"), entity.get("headers"))
+    if refusal is None:
+        return None
+    return f"Router Expression failed validation: {refusal}"
 
 
 def _subschema(data: Mapping[str, Any]) -> Subschema | None:
@@ -211,6 +239,7 @@ SCHEMA = Schema(
             {"len_eq": 0},
             then_err="'snis' can only be set when 'protocols' is 'grpcs', 'https', 'tls' or 'tls_passthrough'",
         ),
+        custom_check(_EXPRESSION_SOURCES, _check_expression, run_with_missing=True),
     ),
     subschema_key="protocols",
     subschema_resolver=_subschema,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from gateway.entities import net, pcre, pem
+from gateway.entities import net, pem, route_regex
 from gateway.entities.schema import NULL, Field, Schema, at_least_one_of
 
 __all__ = [
@@ -115,9 +115,10 @@ def validate_path(value: str) -> str | None:
 def validate_router_path(value: str) -> str | None:
     """Prefix paths must be normalised; ``~`` paths must compile as regular expressions.
 
-    Kong compiles with PCRE (``ngx.re.find(..., "aj")``); we compile with Python's ``re`` after rewriting
-    PCRE's named groups and back-references (``pcre.to_python``). PCRE-only constructs (``\\K``,
-    recursion, callouts) are reported as invalid here, and the text after ``PCRE returned:`` is Python's.
+    Kong dry-runs the regex with PCRE here (``ngx.re.find(..., "aj")``); we compile it with the engine the
+    router runs (``route_regex``) and refuse here only what PCRE would refuse too (``Refusal.SYNTAX``); the
+    text after ``PCRE returned:`` is RE2's. Valid PCRE that needs backtracking (a back-reference...) passes
+    this field check and is refused by the routes entity check, as Kong 3.x's ATC validation does.
     """
     err, code = _path_error(value)
     if code == "percent":
@@ -127,11 +128,11 @@ def validate_router_path(value: str) -> str | None:
         if value != normalized:
             return f"non-normalized path, consider use '{normalized}' instead"
         return None
-    regex = value[1:]
     try:
-        pcre.compile_pcre(regex)
-    except re.error as exc:
-        return f"invalid regex: '{regex}' (PCRE returned: {exc})"
+        route_regex.compile_path(value)
+    except route_regex.RegexError as exc:
+        if exc.kind is route_regex.Refusal.SYNTAX:
+            return f"invalid regex: '{exc.regex}' (PCRE returned: {exc.reason})"
     return None
 
 

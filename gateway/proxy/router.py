@@ -16,6 +16,9 @@ Theory of operation (``kong/router/transform.lua``, ``atc.lua``, ``utils.lua``):
    path), headers (names case-insensitive with ``-``/``_`` equivalent, values lowercased; ``~*`` values
    are regexes searched in the lowercased value). Route ``protocols`` are *not* a condition here: the
    runloop turns an https-only match over plain HTTP into 426 or a redirect.
+   Regexes are compiled by ``gateway.entities.route_regex`` (RE2: time linear in the path, whatever the
+   pattern), the module the write-time validation uses, so a stored route compiles here. One that does not
+   (written before that validation existed) is left out with Kong's ``could not add route`` error line.
 4. The common case is fast: matchers are indexed by exact route host; a request host picks a pre-merged,
    pre-sorted candidate list (exact-host matchers + host-less/wildcard matchers), so a lookup is one dict
    access plus a short scan.
@@ -36,7 +39,9 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from gateway.entities import route_regex
 from gateway.entities.net import normalize_path as _normalize_path
+from gateway.entities.route_regex import RouteRegex
 
 __all__ = [
     "Match",
@@ -196,11 +201,6 @@ class Match:
 _UNCACHED = Match.__new__(Match)  # "not in the match cache" (a cached answer may be None: no route)
 
 
-def _compile_regex(path: str) -> re.Pattern[str]:
-    body = re.sub(r"\(\?<(?=[A-Za-z_])", "(?P<", path[1:])
-    return re.compile("^" + body)
-
-
 def _wildcard(value: str) -> tuple[int, str]:
     if value.startswith("*"):
         return _SUFFIX, value[1:]
@@ -292,16 +292,18 @@ class _Matcher:
             # indexable only when every host entry is exact; otherwise the matcher goes to the general list
             if len(exact) == len(compiled):
                 self.exact_hosts = tuple(dict.fromkeys(exact))
-        self.paths: tuple[tuple[str | None, re.Pattern[str] | None], ...] | None = None
+        self.paths: tuple[tuple[str | None, RouteRegex | None], ...] | None = None
         if paths:
-            self.paths = tuple((None, _compile_regex(p)) if p.startswith("~") else (p, None) for p in paths)
+            self.paths = tuple(
+                (None, route_regex.compile_path(p)) if route_regex.is_path_regex(p) else (p, None) for p in paths
+            )
         headers = row.get("headers")
-        self.headers: tuple[tuple[str, tuple[str, ...], tuple[re.Pattern[str], ...]], ...] | None = None
+        self.headers: tuple[tuple[str, tuple[str, ...], tuple[RouteRegex, ...]], ...] | None = None
         if headers:
             compiled_headers = []
             for name, values in headers.items():
-                plain = tuple(v.lower() for v in values if not v.startswith("~*"))
-                regexes = tuple(re.compile(v[2:].lower()) for v in values if v.startswith("~*"))
+                plain = tuple(v.lower() for v in values if not route_regex.is_header_regex(v))
+                regexes = tuple(route_regex.compile_header(v) for v in values if route_regex.is_header_regex(v))
                 compiled_headers.append((_norm_header_name(name), plain, regexes))
             self.headers = tuple(compiled_headers)
         snis = row.get("snis")
@@ -337,13 +339,9 @@ class _Matcher:
                         matched_path = prefix
                         break
                 else:
-                    m = regex.match(path)
-                    if m is not None:
-                        matched_path = m.group(0)
-                        if regex.groups:
-                            captures = {str(i): g for i, g in enumerate(m.groups(), start=1) if g is not None}
-                            captures.update({k: v for k, v in m.groupdict().items() if v is not None})
-                            captures["0"] = matched_path
+                    found = regex.match(path)
+                    if found is not None:
+                        matched_path, captures = found
                         break
             else:
                 return None
@@ -380,13 +378,29 @@ def _group_paths(paths: list[str]) -> list[list[str]]:
     return list(groups.values())
 
 
+def _matchers(route: Route, row: Mapping[str, Any]) -> list[_Matcher]:
+    """The matchers of one route: one, or one per path group when its paths mix regexes and prefix lengths."""
+    paths = row.get("paths") or None
+    groups = _group_paths(paths) if paths and len(paths) > 1 else None
+    if groups is None or len(groups) == 1:
+        return [_Matcher(route, row, paths, route.id)]
+    return [
+        _Matcher(route, row, group, str(uuid.uuid5(_SPLIT_NAMESPACE, f"{route.id}#{index}")))
+        for index, group in enumerate(groups, start=1)
+    ]
+
+
 class Router:
     """The compiled router of one snapshot. ``uses_headers`` tells the caller whether to build the header map."""
 
     __slots__ = ("_by_host", "_cache", "_general", "routes", "uses_headers")
 
-    def __init__(self, routes: Iterable[tuple[Mapping[str, Any], Any]]) -> None:
-        """``routes``: (route row, compiled service or None) pairs; rows of non-HTTP protocols are skipped."""
+    def __init__(self, routes: Iterable[tuple[Mapping[str, Any], Any]], log: Any = None) -> None:
+        """``routes``: (route row, compiled service or None) pairs; rows of non-HTTP protocols are skipped.
+
+        A route whose regex the engine refuses is left out and reported on ``log`` (an ``ErrorLog``), as Kong's
+        ``new_from_scratch`` does with a route the ATC router cannot add.
+        """
         matchers: list[_Matcher] = []
         self.routes: list[Route] = []
         for row, service in routes:
@@ -394,15 +408,14 @@ class Router:
             if not any(p in HTTP_PROTOCOLS for p in protocols):
                 continue
             route = Route(row, service)
+            try:
+                route_matchers = _matchers(route, row)
+            except route_regex.RegexError as exc:
+                if log is not None:
+                    log.error(f"could not add route: {route.id}, err: {exc}")
+                continue
             self.routes.append(route)
-            paths = row.get("paths") or None
-            groups = _group_paths(paths) if paths and len(paths) > 1 else None
-            if groups is not None and len(groups) > 1:
-                for index, group in enumerate(groups, start=1):
-                    derived = str(uuid.uuid5(_SPLIT_NAMESPACE, f"{route.id}#{index}"))
-                    matchers.append(_Matcher(route, row, group, derived))
-            else:
-                matchers.append(_Matcher(route, row, paths, route.id))
+            matchers.extend(route_matchers)
         matchers.sort(key=lambda m: m.sort_key, reverse=True)
         self.uses_headers = any(m.headers is not None for m in matchers)
         general = [m for m in matchers if not m.exact_hosts]

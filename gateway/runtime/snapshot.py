@@ -143,7 +143,7 @@ def build_snapshot(
                 continue
         pairs.append((route, service))
     plugins = _build_plugins(config, certificates, previous, log)
-    return Snapshot(Router(pairs), services, balancers, version, certificates, plugins)
+    return Snapshot(Router(pairs, log), services, balancers, version, certificates, plugins)
 
 
 def _build_plugins(

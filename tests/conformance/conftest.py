@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,13 +20,20 @@ from tests.conformance.pki import Pair, make_pair
 class Admin:
     """An httpx client bound to the running server, plus the store for before/after comparisons."""
 
-    def __init__(self, http: httpx.AsyncClient, db: Any, url: str) -> None:
+    def __init__(self, http: httpx.AsyncClient, db: Any, url: str, app: AdminApp) -> None:
         self.http = http
         self.db = db
         self.url = url
+        self.app = app
 
     def export(self) -> dict[str, Any]:
         return self.db.export()
+
+    def access_lines(self) -> list[str]:
+        """The Admin API's access log so far."""
+        self.app.access_log.flush()
+        path = self.app.access_log.path
+        return Path(path).read_text().splitlines() if path is not None else []
 
 
 async def _start(tmp_path: Any, database: str) -> AsyncIterator[Admin]:
@@ -42,7 +50,7 @@ async def _start(tmp_path: Any, database: str) -> AsyncIterator[Admin]:
     port = server.sockets[0].getsockname()[1]
     url = f"http://127.0.0.1:{port}"
     async with httpx.AsyncClient(base_url=url, timeout=10) as http:
-        yield Admin(http, db, url)
+        yield Admin(http, db, url, app)
     server.close()
     await server.wait_closed()
     app.access_log.close()

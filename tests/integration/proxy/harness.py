@@ -110,7 +110,8 @@ class Gateway:
         return self.access_path.read_text().splitlines() if self.access_path.exists() else []
 
     def reconfigure(self, cfg: dict[str, list[dict[str, Any]]]) -> None:
-        self.state.snapshot = build_snapshot(cfg, self.state.settings)
+        """Swap in a snapshot of ``cfg``, built as the runtime builds one (its error lines go to the error log)."""
+        self.state.snapshot = build_snapshot(cfg, self.state.settings, log=self.state.error_log)
 
 
 @asynccontextmanager
