@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,22 +20,32 @@ from tests.conformance.pki import Pair, make_pair
 class Admin:
     """An httpx client bound to the running server, plus the store for before/after comparisons."""
 
-    def __init__(self, http: httpx.AsyncClient, db: Any, url: str) -> None:
+    def __init__(self, http: httpx.AsyncClient, db: Any, url: str, app: AdminApp) -> None:
         self.http = http
         self.db = db
         self.url = url
+        self.app = app
+        self.port = int(url.rsplit(":", 1)[1])
 
     def export(self) -> dict[str, Any]:
         return self.db.export()
 
+    def error_log(self) -> str:
+        return Path(self.app.error_log.path or "").read_text()
 
-async def _start(tmp_path: Any, database: str) -> AsyncIterator[Admin]:
-    settings = load_settings(env={}, overrides={"prefix": str(tmp_path), "database": database})
+    def access_log(self) -> str:
+        self.app.access_log.flush()
+        return Path(self.app.access_log.path or "").read_text()
+
+
+async def _start(tmp_path: Any, database: str, **overrides: str) -> AsyncIterator[Admin]:
+    """``overrides`` are settings (``client_body_timeout="1s"``, ``log_level="info"``...)."""
+    settings = load_settings(env={}, overrides={"prefix": str(tmp_path), "database": database, **overrides})
     db = open_database(database, str(tmp_path / "gateway.db") if database == "sqlite" else None)
     app = AdminApp(
         db,
         settings,
-        ErrorLog(str(tmp_path / "error.log")),
+        ErrorLog(str(tmp_path / "error.log"), settings.log_level),
         AccessLog(str(tmp_path / "admin_access.log"), with_request_id=False),
         lambda: {"connections_accepted": 0, "total_requests": 0},
     )
@@ -42,10 +53,11 @@ async def _start(tmp_path: Any, database: str) -> AsyncIterator[Admin]:
     port = server.sockets[0].getsockname()[1]
     url = f"http://127.0.0.1:{port}"
     async with httpx.AsyncClient(base_url=url, timeout=10) as http:
-        yield Admin(http, db, url)
+        yield Admin(http, db, url, app)
     server.close()
     await server.wait_closed()
     app.access_log.close()
+    app.error_log.close()
     db.close()
 
 
