@@ -6,8 +6,14 @@ Request processing, in Kong's order (``kong/api/init.lua`` with lapis):
    path (``/targets``, ``/snis/{s}/certificate``) -> the same 404.
 2. ``before_filter``: Content-Type checks for bodies (400 / 415, see ``bodies.py``).
 3. Method: ``OPTIONS`` -> 204 with ``Allow``; ``HEAD`` runs ``GET``; anything else unknown -> 405.
-4. Arguments: query and body, a bad JSON body -> 400 ``Cannot parse JSON body``.
-5. The handler; an uncaught exception is logged and answered 500 ``An unexpected error occurred``.
+4. Arguments: query and body, a bad JSON body -> 400 ``Cannot parse JSON body`` (see ``bodies.py``).
+5. The handler; an uncaught exception is logged at ``error`` and answered 500 ``An unexpected error occurred``.
+   A write the store refuses because it could not survive a restart (``StoreUnavailable``: the SQLite file was
+   removed or replaced under the process) gets the same 500, and its reason is logged at ``crit``.
+
+Error-log lines about a request carry nginx's context (``*<conn> ..., client: ..., server: kong_admin, request:
+"...", host: "..."``). Responses nginx generates itself (413, 400 for bad framing) are ``nginx_page``: nginx's
+HTML page with the headers Kong's ``admin_header_filter`` adds, and no CORS headers.
 
 Every response carries Kong's CORS headers; every request gets one line in the admin access log.
 
@@ -17,6 +23,7 @@ for ``settle(version)``: the runtime returns once the new configuration is live 
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
@@ -39,16 +46,20 @@ from gateway.admin.endpoints import (
     nested_collection_post,
     nested_entity_handlers,
 )
-from gateway.admin.http import Request, Response, message
+from gateway.admin.http import Request, Response, message, nginx_error_page
 from gateway.admin.router import Router
 from gateway.entities.errors import EntityError
 from gateway.entities.forms import coerce_form
 from gateway.observability.accesslog import AccessLog
-from gateway.observability.errorlog import ErrorLog
+from gateway.observability.errorlog import ErrorLog, request_context
 from gateway.settings import Settings
+from gateway.store.backend import StoreUnavailable
 from gateway.version import SERVER_TOKEN
 
-__all__ = ["AdminApp", "build_router"]
+__all__ = ["SERVER_NAME", "AdminApp", "build_router"]
+
+SERVER_NAME = "kong_admin"
+"""The admin block's ``server_name``, which nginx writes in the context of its error lines."""
 
 _DISABLED = ("/targets", "/targets/:targets", "/targets/:targets/upstream", "/snis/:snis/certificate")
 
@@ -139,6 +150,11 @@ class AdminApp:
             self.node.pids = pids
         self.coerce = coerce or coerce_form
         self.router = build_router(self.node, self.config_state, health_view)
+        self._connections = itertools.count(1)
+
+    def next_connection(self) -> int:
+        """The number of a new Admin connection (nginx's ``*N`` in error lines)."""
+        return next(self._connections)
 
     async def handle(
         self,
@@ -148,16 +164,19 @@ class AdminApp:
         body: bytes = b"",
         remote_addr: str = "127.0.0.1",
         http_version: str = "1.1",
+        conn: int | None = None,
     ) -> tuple[int, list[tuple[str, str]], bytes]:
-        """One request by value: ``target`` is the request target (path and optional query).
+        """One request by value: ``target`` is the request target (path and optional query), ``conn`` the
+        connection's number for error lines.
 
         Logs the request in the admin access log; the socket server calls this too.
         """
         path, _, query = target.partition("?")
-        request = Request(method.upper(), path, query, list(headers), body, remote_addr)
+        line = f"{method} {target} HTTP/{http_version}"
+        request = Request(method.upper(), path, query, list(headers), body, remote_addr, line, conn)
         response = await self.dispatch(request)
         sent = 0 if request.method == "HEAD" else len(response.body)
-        self.log_access(request, response.status, sent, f"{method} {target} HTTP/{http_version}")
+        self.log_access(request, response.status, sent, line)
         return response.status, self.response_headers(request, response), response.body
 
     async def dispatch(self, request: Request) -> Response:
@@ -204,14 +223,46 @@ class AdminApp:
             args = load_args(request)
         except BodyError as err:
             return err.response
+        except Exception as exc:  # a parser bug must not take the connection down
+            return self._failed(request, exc)
         ctx = Context(request, dict(params), args, self.db, self.settings, self.coerce)
         try:
             return await handler(ctx)
         except EntityError as err:
             return error_response(err)
-        except Exception as exc:  # the last line of defence: log it, answer like Kong's handle_error
-            self.error_log.error(f"[admin] {request.method} {request.path}: {exc!r}")
+        except StoreUnavailable as exc:
+            self.error_log.crit(f"[store] {exc}", request.conn, self.log_context(request))
             return message(500, "An unexpected error occurred")
+        except Exception as exc:
+            return self._failed(request, exc)
+
+    def _failed(self, request: Request, exc: Exception) -> Response:
+        """The last line of defence: log it, answer like Kong's ``handle_error``."""
+        self.error_log.error(
+            f"[admin] {request.method} {request.path}: {exc!r}", request.conn, self.log_context(request)
+        )
+        return message(500, "An unexpected error occurred")
+
+    @staticmethod
+    def log_context(request: Request) -> str:
+        """nginx's ``, client: ..., server: kong_admin, request: "...", host: "..."`` for a line about ``request``."""
+        return request_context(
+            request.remote_addr, request.line or None, host=request.header("host"), server=SERVER_NAME
+        )
+
+    @staticmethod
+    def nginx_page(status: int) -> tuple[list[tuple[str, str]], bytes]:
+        """A response nginx makes itself (413, 400 ...): its HTML page, ``Connection: close``, and what Kong's
+        ``admin_header_filter`` adds (``Server``, ``X-Kong-Admin-Latency``); the socket server adds ``Date``."""
+        page = nginx_error_page(status)
+        headers = [
+            ("Server", SERVER_TOKEN),
+            *page.headers,
+            ("Content-Length", str(len(page.body))),
+            ("Connection", "close"),
+            ("X-Kong-Admin-Latency", "0"),
+        ]
+        return headers, page.body
 
     def response_headers(self, request: Request, response: Response) -> list[tuple[str, str]]:
         """Kong's admin headers around the handler's own: Server, CORS, length."""

@@ -87,7 +87,9 @@ def _post(state: ConfigState) -> Handler:
                     text = ctx.args.raw.decode("utf-8", errors="replace") if ctx.args.raw else None
                 if not text:
                     return message(400, "expected a declarative configuration")
-                document = _unserialize(text)
+                # on the store's thread: YAML is parsed in Python and a large document must not stall the loop
+                source = text
+                document = await ctx.run(lambda _db: _unserialize(source))
                 new_hash = hash_config(text)
         except EntityError as err:
             return error_response(err)

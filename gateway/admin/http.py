@@ -36,6 +36,7 @@ REASONS: dict[int, str] = {
     400: "Bad Request",
     404: "Not Found",
     405: "Not Allowed",
+    408: "Request Time-out",
     409: "Conflict",
     411: "Length Required",
     413: "Request Entity Too Large",
@@ -47,7 +48,10 @@ REASONS: dict[int, str] = {
 
 @dataclass(slots=True)
 class Request:
-    """One parsed request. ``path`` is the raw (still percent-encoded) path; ``query`` the raw query string."""
+    """One parsed request. ``path`` is the raw (still percent-encoded) path; ``query`` the raw query string.
+
+    ``line`` (the request line) and ``conn`` (the connection number) are for error-log lines about the request.
+    """
 
     method: str
     path: str
@@ -55,6 +59,8 @@ class Request:
     headers: list[tuple[str, str]] = field(default_factory=list)
     body: bytes = b""
     remote_addr: str = "127.0.0.1"
+    line: str = ""
+    conn: int | None = None
 
     def header(self, name: str) -> str | None:
         """The first value of a header (case-insensitive), or None."""

@@ -8,6 +8,7 @@ the store's business; this module only escapes it.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 from urllib.parse import quote
@@ -61,7 +62,7 @@ def page_size(args: dict[str, Any]) -> int:
     number = _lua_number(raw)
     if number is None:
         raise invalid_size("size must be a number")
-    if number != int(number) or number < 1 or number > MAX_SIZE:
+    if not math.isfinite(number) or number != int(number) or number < 1 or number > MAX_SIZE:
         raise invalid_size(f"size must be an integer between 1 and {MAX_SIZE}")
     return int(number)
 

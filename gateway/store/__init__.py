@@ -9,10 +9,11 @@ the contract the Admin API and the runtime rely on, ``dao.py`` for Kong's write 
 from __future__ import annotations
 
 from gateway.entities import ENTITY_NAMES
+from gateway.store.backend import StoreUnavailable
 from gateway.store.database import Database
 from gateway.store.memory import MemoryBackend
 
-__all__ = ["Database", "open_database"]
+__all__ = ["Database", "StoreUnavailable", "open_database"]
 
 
 def open_database(kind: str, path: str | None = None) -> Database:

@@ -7,7 +7,10 @@ scope, targets' upstream+target). Backends know nothing about validation; they o
 index value", "which rows reference that id" and "the rows after this id, in id order".
 
 Transactions are explicit (``begin``/``commit``/``rollback``) and not nested; the ``Database`` serialises
-all access with one lock, so a backend never sees two threads at once.
+all access with one lock, so a backend never sees two threads at once. Before committing a transaction that wrote
+anything, the ``Database`` calls ``verify``: a backend that can tell a commit would not survive a restart (the SQLite
+file was removed or replaced under it) raises ``StoreUnavailable`` there, and the transaction is rolled back, so no
+write is ever acknowledged that the next start would not see.
 """
 
 from __future__ import annotations
@@ -18,9 +21,17 @@ from typing import Any, Protocol
 
 from gateway.entities.schema import Schema
 
-__all__ = ["Backend", "dumps", "index_columns"]
+__all__ = ["Backend", "StoreUnavailable", "dumps", "index_columns"]
 
 Row = dict[str, Any]
+
+
+class StoreUnavailable(Exception):
+    """A write cannot be made durable, so it was refused and rolled back; ``str()`` says why, naming the file.
+
+    Not an ``EntityError``: the request was valid, the store is not. The Admin API answers 500 and logs the message
+    at ``crit``.
+    """
 
 
 def dumps(row: Any) -> str:
@@ -60,6 +71,10 @@ class Backend(Protocol):
     def commit(self) -> None: ...
 
     def rollback(self) -> None: ...
+
+    def verify(self) -> None:
+        """Raise ``StoreUnavailable`` when a commit now would not survive a restart (called before each commit that
+        wrote); nothing to do for a store that lives in memory only."""
 
     def get(self, entity: str, id: str) -> Row | None:
         """The row with that id, as a fresh dict (callers may mutate it)."""

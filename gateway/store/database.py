@@ -4,10 +4,11 @@ Concurrency model: one re-entrant lock guards the backend, so direct synchronous
 the Admin API through ``run``) are safe from any thread; ``run`` executes callables on one dedicated
 worker thread, so SQLite never blocks the event loop and writes are serialised in submission order.
 
-Transactions: ``transaction()`` is re-entrant; the outermost one begins, commits or rolls back. A
-committed transaction that wrote anything bumps ``version`` (persisted in the backend's meta data, so a
-reopened SQLite file continues its numbering) and then calls every subscriber with the new version, on the
-writing thread, after the lock is released.
+Transactions: ``transaction()`` is re-entrant; the outermost one begins, commits or rolls back. A transaction
+that wrote anything is first ``verify``-ed by the backend (``StoreUnavailable`` rolls it back: the SQLite file
+was removed or replaced under the process). A committed transaction that wrote anything bumps ``version``
+(persisted in the backend's meta data, so a reopened SQLite file continues its numbering) and then calls every
+subscriber with the new version, on the writing thread, after the lock is released.
 """
 
 from __future__ import annotations
@@ -96,6 +97,7 @@ class Database:
                 if self._dirty:
                     new_version = self.version + 1
                     try:
+                        self.backend.verify()
                         self.backend.set_meta("version", str(new_version))
                         self.backend.commit()
                     except BaseException:

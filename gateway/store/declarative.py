@@ -25,6 +25,7 @@ Accepted shapes (Kong's ``declarative_config.lua``):
 from __future__ import annotations
 
 import copy
+import math
 import time
 import uuid
 from collections.abc import Mapping
@@ -39,7 +40,25 @@ from gateway.entities import targets as targets_entity
 from gateway.entities.errors import DeclarativeConfigError, EntityError
 from gateway.entities.schema import Schema, is_uuid
 
-__all__ = ["FORMAT_VERSIONS", "dump", "generate_id", "load", "parse_text"]
+__all__ = [
+    "FORMAT_VERSIONS",
+    "MAX_NESTING",
+    "MAX_VALUES",
+    "check_document",
+    "dump",
+    "generate_id",
+    "load",
+    "parse_text",
+]
+
+MAX_NESTING = 100
+"""The deepest document accepted (a JSON or YAML body, a kong.yml, form arguments). Everything after parsing
+(validation, JSON and YAML encoding) recurses once or more per level on Python's bounded stack, so a deeper
+document would end as a ``RecursionError``; Kong's bound is cjson's 1000 levels. Real configurations nest about a
+dozen levels."""
+MAX_VALUES = 1_000_000
+"""The most values a parsed document may hold once its YAML aliases are expanded (or one per character of its text,
+which no document can exceed without aliases): a few hundred bytes of nested aliases otherwise expand to billions."""
 
 FORMAT_VERSIONS = ("1.1", "2.1", "3.0")
 _NAMESPACE = uuid.UUID("fd02801f-0957-4a15-a55a-c8d9606f30b5")
@@ -342,19 +361,77 @@ def _check_top(config: Any) -> dict[str, Any]:
     return errors
 
 
+_SafeLoader: Any = yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader
+
+
+class _Loader(_SafeLoader):
+    """YAML as lyaml reads it for Kong: with libyaml when PyYAML has it (Kong's lyaml binds libyaml too; it is also
+    many times faster and bounds the nesting itself), and plain scalars that look like dates stay strings (lyaml
+    has no timestamp type, and a ``date`` could not be stored as JSON)."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+def check_document(value: Any, budget: int = MAX_VALUES) -> str | None:
+    """Why a parsed document cannot be used (too deep, too many values, a value JSON cannot carry), or None.
+
+    Iterative, so that it is safe on any depth; aliases are counted each time they are reached.
+    """
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    seen = 0
+    while stack:
+        item, depth = stack.pop()
+        seen += 1
+        if seen > budget:
+            return f"the document expands to more than {budget} values (YAML aliases?)"
+        if isinstance(item, dict):
+            if depth > MAX_NESTING:
+                return f"the document is nested more than {MAX_NESTING} levels deep"
+            for key, child in item.items():
+                if not isinstance(key, _JSON_SCALARS) or (isinstance(key, float) and not math.isfinite(key)):
+                    return f"unsupported key of type {type(key).__name__}"
+                stack.append((child, depth + 1))
+        elif isinstance(item, list):
+            if depth > MAX_NESTING:
+                return f"the document is nested more than {MAX_NESTING} levels deep"
+            stack.extend((child, depth + 1) for child in item)
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                return f"unsupported number {item}"
+        elif not isinstance(item, _JSON_SCALARS):
+            return f"unsupported value of type {type(item).__name__}"
+    return None
+
+
 def parse_text(text: Any) -> dict[str, Any]:
     """Kong's ``dc:unserialize``: YAML text (JSON being YAML), or an open file, that must hold a mapping.
+
+    The document must also pass ``check_document`` (bounded depth and size, JSON values only).
 
     Raises:
         ValueError: with Kong's ``failed parsing declarative configuration: ...`` wording; callers wrap it in
         their own error (the Admin API's code 14, the CLI's start-up error).
     """
     try:
-        value = yaml.safe_load(text)
+        value = yaml.load(text, Loader=_Loader)  # a safe loader
     except yaml.YAMLError as exc:
         raise ValueError(f"failed parsing declarative configuration: {exc}") from None
+    except RecursionError:
+        raise ValueError(
+            f"failed parsing declarative configuration: the document is nested more than {MAX_NESTING} levels deep"
+        ) from None
     if not isinstance(value, dict):
         raise ValueError("failed parsing declarative configuration: expected an object")
+    size = len(text) if isinstance(text, str) else 0
+    problem = check_document(value, max(MAX_VALUES, size + 1))
+    if problem is not None:
+        raise ValueError(f"failed parsing declarative configuration: {problem}")
     return value
 
 

@@ -38,6 +38,9 @@ class MemoryBackend:
         self._undo = None
         self._meta_undo = {}
 
+    def verify(self) -> None:
+        """Nothing to check: this store is meant to be lost at exit."""
+
     def rollback(self) -> None:
         undo, self._undo = self._undo or [], None
         for entity, id, previous in reversed(undo):

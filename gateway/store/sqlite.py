@@ -13,11 +13,25 @@ Layout (generated from the entity schemas by migration 1):
 The connection is in autocommit mode and transactions are explicit (``BEGIN IMMEDIATE``), the journal is
 WAL (readers never block the writer), and SQLite's own foreign keys are off: the DAOs implement Kong's
 cascade/restrict rules so that errors carry Kong's messages.
+
+The file under the connection (``verify``): SQLite keeps writing to the files it opened, by descriptor. If the
+database file is deleted (or renamed, or replaced by another file) while the gateway runs, every later commit
+succeeds into an unlinked inode and vanishes at the next start, which opens whatever is at the path then. So the
+identity (``st_dev``, ``st_ino``) of the database file, and of its ``-wal`` file, is taken once they are open and
+compared with ``os.stat`` of their paths before every commit that wrote (two ``stat`` calls, a few microseconds).
+A mismatch raises ``StoreUnavailable`` and the transaction is rolled back: nothing is written, nothing is
+acknowledged. The inode cannot be reused by a new file while the connection holds it open, so an equal identity
+means the same file. The WAL matters as much as the database: committed pages live in ``-wal`` until a checkpoint
+copies them into the database file, so a removed ``-wal`` loses every write since the last checkpoint. SQLite does
+not remove ``-wal`` while a connection is open (only the last connection to close does), so it is stable for the
+life of this one. ``-shm`` is only an index of the WAL, rebuilt from it by the next connection, so losing it loses
+no data and it is not checked. Reads keep being served from the open files.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Mapping
@@ -25,7 +39,7 @@ from dataclasses import dataclass
 
 from gateway.entities import SCHEMAS
 from gateway.entities.schema import Schema
-from gateway.store.backend import Row, dumps, index_columns
+from gateway.store.backend import Row, StoreUnavailable, dumps, index_columns
 
 __all__ = ["MIGRATIONS", "Migration", "SqliteBackend", "column_name"]
 
@@ -33,6 +47,19 @@ __all__ = ["MIGRATIONS", "Migration", "SqliteBackend", "column_name"]
 def column_name(index_column: str) -> str:
     """``u:name`` -> ``u_name``, ``fk:service`` -> ``fk_service``, ``cache_key`` unchanged."""
     return index_column.replace(":", "_")
+
+
+FileId = tuple[int, int]
+"""``(st_dev, st_ino)``: which file a path names."""
+
+
+def file_id(path: str) -> FileId | None:
+    """The identity of the file at ``path`` now, or None when nothing is there."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_dev, st.st_ino)
 
 
 def _q(identifier: str) -> str:
@@ -79,11 +106,15 @@ class SqliteBackend:
     def __init__(self, path: str) -> None:
         self.path = path
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._conn.execute("PRAGMA journal_mode=WAL")
+        (mode,) = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("PRAGMA foreign_keys=OFF")
         self._conn.execute("PRAGMA busy_timeout=5000")
         self.migrate()
+        # taken after ``migrate``: both files exist once the connection has read through the WAL
+        self._files: dict[str, FileId | None] = {path: file_id(path)}
+        if str(mode).lower() == "wal":
+            self._files[path + "-wal"] = file_id(path + "-wal")
 
     # ------------------------------------------------------------------ migrations
     def migrate(self) -> list[int]:
@@ -118,6 +149,21 @@ class SqliteBackend:
 
     def commit(self) -> None:
         self._conn.execute("COMMIT")
+
+    def verify(self) -> None:
+        """Raise ``StoreUnavailable`` when the database or its WAL at their paths are no longer the files this
+        connection writes to (see the module docstring)."""
+        for path, opened in self._files.items():
+            if opened is None:
+                continue
+            now = file_id(path)
+            if now != opened:
+                what = "removed" if now is None else "replaced by another file"
+                kind = "write-ahead log" if path.endswith("-wal") else "database file"
+                raise StoreUnavailable(
+                    f"{kind} {path} was {what} while in use: writes are refused, as they would be lost at the next "
+                    "start (reads are still served from the file opened at start)"
+                )
 
     def rollback(self) -> None:
         if self._conn.in_transaction:

@@ -25,24 +25,31 @@ class Admin:
         self.db = db
         self.url = url
         self.app = app
+        self.port = int(url.rsplit(":", 1)[1])
 
     def export(self) -> dict[str, Any]:
         return self.db.export()
 
-    def access_lines(self) -> list[str]:
+    def error_log(self) -> str:
+        return Path(self.app.error_log.path or "").read_text()
+
+    def access_log(self) -> str:
         """The Admin API's access log so far."""
         self.app.access_log.flush()
-        path = self.app.access_log.path
-        return Path(path).read_text().splitlines() if path is not None else []
+        return Path(self.app.access_log.path or "").read_text()
+
+    def access_lines(self) -> list[str]:
+        return self.access_log().splitlines()
 
 
-async def _start(tmp_path: Any, database: str) -> AsyncIterator[Admin]:
-    settings = load_settings(env={}, overrides={"prefix": str(tmp_path), "database": database})
+async def _start(tmp_path: Any, database: str, **overrides: str) -> AsyncIterator[Admin]:
+    """``overrides`` are settings (``client_body_timeout="1s"``, ``log_level="info"``...)."""
+    settings = load_settings(env={}, overrides={"prefix": str(tmp_path), "database": database, **overrides})
     db = open_database(database, str(tmp_path / "gateway.db") if database == "sqlite" else None)
     app = AdminApp(
         db,
         settings,
-        ErrorLog(str(tmp_path / "error.log")),
+        ErrorLog(str(tmp_path / "error.log"), settings.log_level),
         AccessLog(str(tmp_path / "admin_access.log"), with_request_id=False),
         lambda: {"connections_accepted": 0, "total_requests": 0},
     )
@@ -54,6 +61,7 @@ async def _start(tmp_path: Any, database: str) -> AsyncIterator[Admin]:
     server.close()
     await server.wait_closed()
     app.access_log.close()
+    app.error_log.close()
     db.close()
 
 
