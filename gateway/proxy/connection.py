@@ -22,8 +22,8 @@ Rules:
    line is written here, with nginx's request context (client, server, request line, the ``Host`` and
    ``Referer`` read before it), and only when ``info`` is enabled.
 5. Malformed input gets nginx's status (400/414/494->400/501, 413) with Kong's body and the connection
-   is closed after it; a body timeout answers 408 when nothing was sent yet. A head timeout closes
-   silently, as nginx does.
+   is closed after it. A body timeout and a head timeout close silently, as nginx does (a body timeout
+   is logged 408 in the access log).
 6. Counters follow nginx's stub_status: reading = connections reading a request head, writing =
    connections with a request in progress, waiting = the rest.
 7. Plain HTTP on an ``ssl`` listener (the listener hands such connections over unencrypted, as nginx does
@@ -528,17 +528,13 @@ class HttpConnection(asyncio.Protocol):
                 )
             self._close()
         elif mode == _T_BODY:
+            # nginx terminates the request without an answer and without an error-log line; the access log
+            # gets 408 with no bytes sent
             ex = self.parsing
-            if log.info_enabled:
-                log.info(
-                    "client timed out (110: Connection timed out) while reading client request body, "
-                    f"client: {self.peer_ip}, server: kong",
-                    self.conn_id,
-                )
             if ex is not None and ex is self.current and not ex.response_started:
                 ex.client_aborted()
-                self._write_reject(408, ex.head, ex.request_id)
                 ex.status = 408
+                ex.bytes_sent = 0
                 self.current = None
                 self.state.connections_writing -= 1
                 self._log_access(ex)

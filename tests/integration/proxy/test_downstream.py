@@ -153,6 +153,25 @@ async def test_keepalive_timeout_closes_idle_connection(tmp_path: Path, http_par
             writer.close()
 
 
+async def test_body_timeout_closes_without_an_answer_as_nginx(tmp_path: Path, http_parser: str) -> None:
+    """nginx terminates a request whose body stalls past ``client_body_timeout``: no response, no error line, 408 in
+    the access log (checked against nginx 1.22 with a proxy_pass location)."""
+    async with python_upstream(_echo_upstream) as port:
+        svc = service("127.0.0.1", port)
+        cfg = config([svc], [route(svc, paths=["/"])])
+        async with running_gateway(tmp_path, cfg, http_parser=http_parser, client_body_timeout="1") as gw:
+            reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+            writer.write(b"POST /slow HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\nabc")
+            async with asyncio.timeout(3):
+                assert await reader.read() == b""  # closed after ~1 s, nothing written
+            writer.close()
+            access = gw.access_lines()
+            assert gw.state.connections_active == 0
+            log = gw.error_log
+    assert any('"POST /slow HTTP/1.1" 408 0 ' in line for line in access), access
+    assert "while reading client request body" not in log, log
+
+
 async def test_https_only_route_426_and_redirect(tmp_path: Path) -> None:
     async with python_upstream(_echo_upstream) as port:
         svc = service("127.0.0.1", port)
