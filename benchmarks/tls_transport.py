@@ -88,7 +88,7 @@ def serve(mode: str, cert: str, key: str) -> None:
         if mode == "pyopenssl":
             from OpenSSL import SSL
 
-            from gateway.tls.transport import create_tls_server_protocol
+            from gateway.tls.engine.transport import create_tls_server_protocol
 
             ctx = SSL.Context(SSL.TLS_METHOD)
             ctx.set_min_proto_version(SSL.TLS1_2_VERSION)

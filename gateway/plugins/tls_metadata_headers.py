@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import serialization
 
 from gateway.plugins.base import BuildContext, Plugin, PluginContext, register_handler
 from gateway.plugins.mtls_auth.names import rfc2253
-from gateway.tls.x509 import sha1_fingerprint
+from gateway.tls.engine.x509 import sha1_fingerprint
 
 __all__ = ["DEFAULT_HEADERS", "NAME", "TlsMetadataHeaders", "certificate_details"]
 

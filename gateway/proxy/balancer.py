@@ -34,7 +34,7 @@ from gateway.proxy.dns import DNS_ERROR_TTL, DNS_TTL, DnsAnswer, DnsCache, NoPee
 
 if TYPE_CHECKING:
     from gateway.proxy.healthcheck import HealthChecker, TargetHealth
-    from gateway.tls.healthcheck import ProbeTls
+    from gateway.tls.upstream.probes import ProbeTls
 
 __all__ = [
     "ALWAYS_HEALTHY",
@@ -188,7 +188,7 @@ class Balancer:
         self.targets = [Target(row) for row in sorted(targets, key=_sort_key)]
         self.addresses: list[Address] = []
         self.checker: HealthChecker | None = None
-        #: the TLS of ``https`` health probes (``gateway.tls.healthcheck``), set by the snapshot build
+        #: the TLS of ``https`` health probes (``gateway.tls.upstream.probes``), set by the snapshot build
         self.probe_tls: ProbeTls | None = None
         self.dns_expiry = min((t.expires for t in self.targets), default=float("inf"))
         self._refreshing: asyncio.Future[None] | None = None

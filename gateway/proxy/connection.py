@@ -50,7 +50,7 @@ from gateway.proxy.responses import (
     error_body,
     error_page_mime,
 )
-from gateway.tls.transport import TlsTransport
+from gateway.tls.engine.transport import TlsTransport
 
 if TYPE_CHECKING:
     from gateway.proxy.state import ProxyState

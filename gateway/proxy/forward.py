@@ -66,7 +66,7 @@ from gateway.proxy.responses import (
 )
 from gateway.proxy.router import escape_path, header_map, normalize_path, upstream_uri_v0
 from gateway.proxy.upstream import ServiceTarget, UpstreamConnection, host_header_for, pool_key, pool_name
-from gateway.tls.client import HandshakeFailure
+from gateway.tls.upstream.connect import HandshakeFailure
 
 if TYPE_CHECKING:
     from gateway.plugins.chains import Chain

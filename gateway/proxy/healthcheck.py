@@ -36,7 +36,7 @@ from gateway.proxy.probe import ProbeResult, probe
 if TYPE_CHECKING:
     from gateway.proxy.balancer import Address, Balancer
     from gateway.proxy.dns import DnsCache
-    from gateway.tls.healthcheck import ProbeTls
+    from gateway.tls.upstream.probes import ProbeTls
 
 __all__ = ["HealthChecker", "HealthRegistry", "TargetHealth", "uses_healthchecks"]
 

@@ -26,7 +26,7 @@ import asyncio
 from typing import Any
 
 from gateway.proxy.upstream import UpstreamConnection
-from gateway.tls.client import SessionCache
+from gateway.tls.upstream.connect import SessionCache
 
 __all__ = ["UpstreamPool"]
 

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 
 from OpenSSL import SSL
 
-from gateway.tls.session import TlsHandshakeError
-from gateway.tls.transport import open_tls_connection
+from gateway.tls.engine.session import TlsHandshakeError
+from gateway.tls.engine.transport import open_tls_connection
 
 __all__ = ["ProbeResult", "probe"]
 
@@ -104,7 +104,7 @@ async def probe(
         kind: ``tcp``, ``http`` or ``https``.
         host_header: the ``Host`` of the request (``upstream.host_header`` or the target name).
         headers: the configured headers, already serialised as ``Name: value\\r\\n`` lines.
-        context/sni/verify: the ``https`` handshake (``context`` from ``gateway.tls.healthcheck``).
+        context/sni/verify: the ``https`` handshake (``context`` from ``gateway.tls.upstream.probes``).
     """
     loop = asyncio.get_running_loop()
     where = f"'{hostname} ({ip}:{port})'"

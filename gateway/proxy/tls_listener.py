@@ -5,7 +5,7 @@ Theory of operation
 One ``TlsListener`` per ``proxy_listen ... ssl`` entry. It owns the listener's *base* ``SSL.Context`` (protocol
 versions, options, session cache and ticket keys live there, whatever certificate a connection is switched to),
 built once at start and again on SIGHUP, with the servername callback installed. In a worker process the first
-one is built on the blank context inherited from the zygote (``gateway.tls.ticket_keys``), so that every worker
+one is built on the blank context inherited from the zygote (``gateway.tls.served.ticket_keys``), so that every worker
 encrypts session tickets with the same keys. The servername callback reads
 ``state.snapshot.certificates`` on every ClientHello, so a certificate or SNI written through the Admin API or
 ``POST /config`` is served from the next handshake on, while established connections keep their session.
@@ -39,10 +39,10 @@ from typing import TYPE_CHECKING, Any, cast
 from OpenSSL import SSL
 
 from gateway.proxy.connection import FIRST_REQUEST_GRACE
-from gateway.tls import ticket_keys
-from gateway.tls.server import CertificateIndex, base_context, make_sni_callback
-from gateway.tls.session import TlsHandshakeError
-from gateway.tls.transport import TlsProtocol
+from gateway.tls.engine.session import TlsHandshakeError
+from gateway.tls.engine.transport import TlsProtocol
+from gateway.tls.served import ticket_keys
+from gateway.tls.served.certificates import CertificateIndex, base_context, make_sni_callback
 
 if TYPE_CHECKING:
     from gateway.proxy.state import ProxyState

@@ -7,7 +7,7 @@ Rules:
    and ``pool_identity``. Requests never read the row.
 2. The connect step is a hook, chosen per service by protocol from ``CONNECTORS``: plain HTTP uses
    ``connect_plain`` (``loop.create_connection``), ``https`` (and stream ``tls``) use ``connect_tls`` (the TLS
-   engine, ``gateway.tls.client``). A connector connects the given ``UpstreamConnection`` to ``ip:port`` and
+   engine, ``gateway.tls.upstream.connect``). A connector connects the given ``UpstreamConnection`` to ``ip:port`` and
    owns the connect timeout (so TLS can tell "while connecting" from "while SSL handshaking"); it gets
    ``upstream_host`` (nginx's ``$upstream_host``: the Host header sent, from which SNI and the host check
    derive). ``pool_key`` keys the keepalive pool: ``(ip, port)`` for plain HTTP, and for TLS
@@ -41,7 +41,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import httptools
 
 from gateway.proxy.failures import Kind, Phase, UpstreamFailure, from_exception
-from gateway.tls.client import UpstreamTlsProfile, identity_label, open_upstream_tls
+from gateway.tls.upstream.connect import open_upstream_tls
+from gateway.tls.upstream.profile import UpstreamTlsProfile, identity_label
 
 if TYPE_CHECKING:
     from gateway.proxy.balancer import Balancer
@@ -94,7 +95,7 @@ async def connect_tls(
     first complete response (``release_hook``): only connections that passed their checks get that far.
 
     Raises:
-        gateway.tls.client.HandshakeFailure: the handshake or its checks failed, or timed out.
+        gateway.tls.upstream.connect.HandshakeFailure: the handshake or its checks failed, or timed out.
         OSError: the TCP connect failed (``TimeoutError`` on timeout).
     """
     profile = service.tls_profile

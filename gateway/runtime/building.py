@@ -46,7 +46,7 @@ def worker_count(settings: Settings) -> int:
 
 def load_server_tls(settings: Settings, log: Any) -> Any:
     """The ``ssl`` listeners' profile and default certificates (read or generated), or None without any."""
-    from gateway.tls.listener import ServerTlsConfig, ssl_listeners
+    from gateway.tls.served.listener import ServerTlsConfig, ssl_listeners
 
     if not ssl_listeners(settings):
         return None

@@ -9,11 +9,11 @@ Rules:
 3. What goes in (Kong's ``new_router``): routes of HTTP protocols; a route whose service is disabled is
    left out (so it 404s); a route without a service is kept (it answers 503 "no Service found").
 4. Each service is compiled into a ``ServiceTarget`` with its connect hook (``CONNECTORS`` by protocol)
-   and its pool identity; TLS services also get their upstream TLS profile (``gateway.tls.client``: client
+   and its pool identity; TLS services also get their upstream TLS profile (``gateway.tls.upstream``: client
    certificate, trust store, verify, depth, a cached context), whose content-based identity is the pool
    identity. TLS fields are plain attributes; the hot path reads them from the objects, never from rows.
 5. Each upstream entity becomes a ``Balancer`` (``gateway.proxy.balancer``) over its targets; upstreams with
-   ``https`` active checks also get their probe TLS (``gateway.tls.healthcheck``), compiled here because it reads
+   ``https`` active checks also get their probe TLS (``gateway.tls.upstream.probes``), compiled here because it reads
    files. Health is not in the snapshot: the runtime's ``HealthRegistry`` attaches it before the swap.
 """
 
@@ -27,10 +27,10 @@ from gateway.proxy.router import Router
 from gateway.proxy.upstream import CONNECTORS, ServiceTarget
 from gateway.settings import Settings
 from gateway.store.interface import Config
-from gateway.tls.client import UpstreamTlsCompiler, UpstreamTlsProfile
-from gateway.tls.healthcheck import HealthcheckTlsCompiler
-from gateway.tls.listener import ServerTlsConfig, ssl_listeners
-from gateway.tls.server import CertificateIndex
+from gateway.tls.served.certificates import CertificateIndex
+from gateway.tls.served.listener import ServerTlsConfig, ssl_listeners
+from gateway.tls.upstream.probes import HealthcheckTlsCompiler
+from gateway.tls.upstream.profile import UpstreamTlsCompiler, UpstreamTlsProfile
 
 if TYPE_CHECKING:
     from gateway.plugins.chains import PluginIndex
@@ -78,7 +78,7 @@ class Snapshot:
 def _compile_service(
     row: Mapping[str, Any], balancers: Mapping[str, Balancer], upstream_tls: UpstreamTlsCompiler
 ) -> ServiceTarget:
-    """A service row -> ``ServiceTarget``; TLS services get their upstream TLS profile (``gateway.tls.client``),
+    """A service row -> ``ServiceTarget``; TLS services get their upstream TLS profile (``gateway.tls.upstream``),
     whose content-based identity becomes the pool identity."""
     protocol = row.get("protocol") or "http"
     host = row["host"]

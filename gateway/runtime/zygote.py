@@ -4,7 +4,7 @@ Why a zygote. nginx workers resume each other's TLS sessions because the master 
 random ticket keys) and then forks them. The gateway's master cannot fork: it runs an event loop (uvloop), threads
 and open client connections, none of which a child may inherit. So at start (``worker_processes`` > 1) the master
 executes a fresh interpreter, ``python -m gateway.runtime.zygote``, which imports the worker code, creates one
-blank server context per ``ssl`` listener (``gateway.tls.ticket_keys.prepare``) and then only waits: it never
+blank server context per ``ssl`` listener (``gateway.tls.served.ticket_keys.prepare``) and then only waits: it never
 runs a loop, never starts a thread, holds no client socket. Each worker is a ``fork()`` of it and configures the
 blank contexts it inherited, so every worker of a generation encrypts and decrypts tickets with the same keys.
 SIGHUP (``regenerate``) draws new keys for the next generation, as an nginx reload does.
@@ -37,7 +37,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gateway.runtime.channel import Channel, encode
-from gateway.tls import ticket_keys
+from gateway.tls.served import ticket_keys
 
 __all__ = ["Zygote", "main"]
 

@@ -1,57 +1,25 @@
-"""The TLS engine: pyOpenSSL for both directions, with nginx/OpenSSL semantics.
+"""TLS as Kong has it: four layers, each in one place, over one engine (pyOpenSSL, with nginx/OpenSSL semantics).
 
-- ``session``: sans-I/O ``TlsSession`` (memory BIOs) and its errors and results.
-- ``transport``: the asyncio glue (``TlsProtocol`` below, ``TlsTransport`` for the HTTP layer), server factory and
-  ``open_tls_connection`` for upstreams.
-- ``x509``: PEM, trust stores, chain verification with OpenSSL codes, ``check_host``, digests.
+A reader looking for one of Kong's TLS decisions finds it here by the layer's name:
+
+1. **The certificate served, chosen by SNI** -> ``tls/served/``: ``certificates`` (the SNI index and Kong's lookup
+   order: exact, ``*.x``, ``x.*``, the ``*`` SNI entity, the default), ``defaults`` (``ssl_cert`` or the generated
+   pair), ``presets`` (``ssl_cipher_suite``, protocols, ciphers), ``ticket_keys``, ``listener`` (what an ``ssl``
+   listener takes from the settings).
+2. **The client certificate asked for and verified downstream (mtls-auth)** -> ``gateway/plugins/mtls_auth/``:
+   ``handshake`` (asking for it in the handshake, per SNI, with the CA names to send) and ``handler`` (verifying it in
+   the access phase: 401s, consumers, revocation), as Kong's plugin holds its certificate and access phases together.
+3. **The client certificate presented upstream** -> ``tls/upstream/profile``: the service's, else the Upstream
+   entity's, else the global ``client_ssl_cert`` (``UpstreamTlsCompiler``).
+4. **Trust in the upstream** -> ``tls/upstream/profile`` too (``tls_verify``, ``ca_certificates`` replacing the store,
+   ``tls_verify_depth``), ``tls/upstream/connect`` (SNI, host check, sessions keyed like the pool, nginx's failure
+   wording) and ``tls/upstream/probes`` (the different rules of active health checks).
+
+``tls/engine/`` is what every layer stands on and knows nothing of Kong: ``session`` (sans-I/O ``TlsSession`` over
+memory BIOs), ``transport`` (the asyncio glue, both directions), ``x509`` (PEM, trust stores, chain verification with
+OpenSSL's codes and depth, ``check_host``, digests).
+
+Rules: dependencies point down (``served``/``upstream`` -> ``engine``; nothing here imports HTTP, the proxy or the
+store); a layer's change touches its folder; everything expensive (contexts, parsed PEM) is built with the snapshot,
+never per request.
 """
-
-from gateway.tls.session import (
-    TlsError,
-    TlsHandshakeError,
-    TlsInfo,
-    TlsLocalError,
-    TlsRemoteError,
-    TlsSession,
-)
-from gateway.tls.transport import (
-    TlsProtocol,
-    TlsTransport,
-    create_tls_server_protocol,
-    open_tls_connection,
-)
-from gateway.tls.x509 import (
-    RECORD_AND_ACCEPT,
-    RECORD_AND_ENFORCE,
-    ChainVerdict,
-    TrustStore,
-    VerifyCode,
-    VerifyRecorder,
-    check_host,
-    reported_verify_error,
-    verify_chain,
-    verify_error_text,
-)
-
-__all__ = [
-    "RECORD_AND_ACCEPT",
-    "RECORD_AND_ENFORCE",
-    "ChainVerdict",
-    "TlsError",
-    "TlsHandshakeError",
-    "TlsInfo",
-    "TlsLocalError",
-    "TlsProtocol",
-    "TlsRemoteError",
-    "TlsSession",
-    "TlsTransport",
-    "TrustStore",
-    "VerifyCode",
-    "VerifyRecorder",
-    "check_host",
-    "create_tls_server_protocol",
-    "open_tls_connection",
-    "reported_verify_error",
-    "verify_chain",
-    "verify_error_text",
-]

@@ -5,7 +5,7 @@ Theory of operation
 *Handshake* (``handshake_policy``): Kong's SNI map is built from every enabled instance - a global instance means
 ``*`` (every handshake, also without SNI), a service instance each of the service's routes' ``snis`` (``*`` for a
 route without any), a route instance its ``snis`` (or ``*``) - with the CA certificates to advertise merged per
-SNI when ``send_ca_dn`` is on. ``gateway.tls.client_auth`` turns it into the servername-callback hook.
+SNI when ``send_ca_dn`` is on. ``gateway.plugins.mtls_auth.handshake`` turns it into the servername-callback hook.
 
 *Access* (``access``), once per connection: the chain the client sent (leaf + intermediates) is verified against
 the instance's ``ca_certificates`` with OpenSSL (``verify_chain``: ``allow_partial_chain``, ``verify_depth``,
@@ -45,11 +45,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from gateway.plugins.base import BuildContext, Exit, Plugin, PluginContext, register_handler
+from gateway.plugins.mtls_auth.handshake import ClientCertRequest, ClientCertSniMap, SniRequest
 from gateway.plugins.mtls_auth.names import common_name, rfc2253, subject_names
 from gateway.plugins.mtls_auth.revocation import Checker, Status, Verdict, load_crls
 from gateway.plugins.mtls_auth.revocation import _TtlCache as TtlCache
-from gateway.tls.client_auth import ClientCertRequest, ClientCertSniMap, SniRequest
-from gateway.tls.x509 import PemError, TrustStore, load_pem_chain, verify_chain, verify_error_text
+from gateway.tls.engine.x509 import PemError, TrustStore, load_pem_chain, verify_chain, verify_error_text
 
 __all__ = ["NAME", "MtlsAuth", "Outcome"]
 

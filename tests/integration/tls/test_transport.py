@@ -14,9 +14,9 @@ from collections.abc import AsyncIterator
 import pytest
 from OpenSSL import SSL
 
-from gateway.tls.session import TlsHandshakeError
-from gateway.tls.transport import TlsProtocol, TlsTransport, create_tls_server_protocol, open_tls_connection
-from tests.unit.tls.pki import client_context, make_ca, make_leaf, server_context
+from gateway.tls.engine.session import TlsHandshakeError
+from gateway.tls.engine.transport import TlsProtocol, TlsTransport, create_tls_server_protocol, open_tls_connection
+from tests.unit.tls.engine.pki import client_context, make_ca, make_leaf, server_context
 
 T = 5.0  # seconds: the bound of every wait
 

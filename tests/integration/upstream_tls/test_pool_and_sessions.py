@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from gateway.tls.client import ClientCertificate
-from gateway.tls.x509 import TrustStore, load_pem_chain, load_pem_private_key
+from gateway.tls.engine.x509 import TrustStore, load_pem_chain, load_pem_private_key
+from gateway.tls.upstream.profile import ClientCertificate
 from tests.integration.proxy.harness import config, read_response, route, running_gateway, service
 from tests.integration.upstream_tls.pki import Pki
 from tests.integration.upstream_tls.upstreams import Upstreams

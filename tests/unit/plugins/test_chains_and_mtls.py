@@ -12,8 +12,8 @@ from cryptography.x509.oid import NameOID
 from gateway.plugins import BuildContext, Exit, Plugin, PluginContext, PluginIndex, register_handler, run_access
 from gateway.plugins.chains import lookup_instance
 from gateway.plugins.mtls_auth import MtlsAuth
+from gateway.plugins.mtls_auth.handshake import ClientCertSniMap, SniRequest
 from gateway.plugins.mtls_auth.names import rfc2253, subject_names
-from gateway.tls.client_auth import ClientCertSniMap, SniRequest
 from tests.fixtures.certs import make_ca, make_cert
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from gateway.proxy.failures import Kind, Phase, UpstreamFailure, from_exception
 from gateway.proxy.upstream import UpstreamConnection
-from gateway.tls.session import TlsRemoteError
+from gateway.tls.engine.session import TlsRemoteError
 
 HEADER = Phase.READING_HEADER
 

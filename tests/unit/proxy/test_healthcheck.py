@@ -15,8 +15,8 @@ from gateway.proxy.balancer import Balancer
 from gateway.proxy.dns import DnsCache
 from gateway.proxy.healthcheck import HealthChecker, HealthRegistry, TargetHealth, uses_healthchecks
 from gateway.proxy.probe import probe
-from gateway.tls.healthcheck import PROBE_CONTEXTS
-from gateway.tls.x509 import TrustStore
+from gateway.tls.engine.x509 import TrustStore
+from gateway.tls.upstream.probes import PROBE_CONTEXTS
 from tests.fixtures.ports import closed_port
 
 

@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Final
 from OpenSSL import SSL
 
 from gateway.settings import ConfigError
-from gateway.tls.defaults import read_pem_value
+from gateway.tls.served.defaults import read_pem_value
 
 if TYPE_CHECKING:
     from gateway.settings import Settings

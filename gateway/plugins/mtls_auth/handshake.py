@@ -41,9 +41,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from OpenSSL import SSL
 
-from gateway.tls.defaults import PemPair
-from gateway.tls.server import CertificateEntry, CertificateIndex, _compile_row, _load_pair, _new_context
-from gateway.tls.x509 import to_openssl
+from gateway.tls.engine.x509 import to_openssl
+from gateway.tls.served.certificates import CertificateEntry, CertificateIndex, compile_row, load_pair, new_context
+from gateway.tls.served.defaults import PemPair
 
 __all__ = ["CATCH_ALL", "ClientCertRequest", "ClientCertSniMap", "SniRequest"]
 
@@ -202,7 +202,7 @@ class ClientCertRequest:
                     if entry.certificate_id is None:
                         ctx = _default_variant(index.default_pairs, index)
                     else:
-                        compiled = _compile_row(rows[entry.certificate_id], profile)
+                        compiled = compile_row(rows[entry.certificate_id], profile)
                         ctx = compiled.context
                         if ctx is None:
                             errors.append(f"certificate {entry.certificate_id}: {compiled.error}")
@@ -224,9 +224,9 @@ class ClientCertRequest:
 
 
 def _default_variant(pairs: Sequence[PemPair], index: CertificateIndex) -> SSL.Context:
-    ctx = _new_context(index.profile)
+    ctx = new_context(index.profile)
     for pair in pairs:
-        error = _load_pair(ctx, pair.cert, pair.key, alt=False)
+        error = load_pair(ctx, pair.cert, pair.key, alt=False)
         if error is not None:  # the index loaded these already; cannot fail unless the files changed under us
             raise ValueError(error)
     return ctx

@@ -8,8 +8,8 @@ import subprocess
 import pytest
 from cryptography.hazmat.primitives import hashes
 
-from gateway.tls.session import TlsSession
-from gateway.tls.x509 import (
+from gateway.tls.engine.session import TlsSession
+from gateway.tls.engine.x509 import (
     VERIFY_ERROR_TEXT,
     PemError,
     TrustStore,
@@ -26,7 +26,7 @@ from gateway.tls.x509 import (
     verify_chain,
     verify_error_text,
 )
-from tests.unit.tls.pki import DAY, NOW, client_context, make_ca, make_leaf, pump, server_context
+from tests.unit.tls.engine.pki import DAY, NOW, client_context, make_ca, make_leaf, pump, server_context
 
 # -- reported code ---------------------------------------------------------------------------------------------
 

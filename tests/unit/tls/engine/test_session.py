@@ -7,9 +7,9 @@ import ssl
 import pytest
 from OpenSSL import SSL
 
-from gateway.tls.session import TlsHandshakeError, TlsLocalError, TlsRemoteError, TlsSession
-from gateway.tls.x509 import RECORD_AND_ENFORCE
-from tests.unit.tls.pki import DAY, NOW, client_context, make_ca, make_leaf, pump, server_context
+from gateway.tls.engine.session import TlsHandshakeError, TlsLocalError, TlsRemoteError, TlsSession
+from gateway.tls.engine.x509 import RECORD_AND_ENFORCE
+from tests.unit.tls.engine.pki import DAY, NOW, client_context, make_ca, make_leaf, pump, server_context
 
 
 @pytest.fixture(scope="module")

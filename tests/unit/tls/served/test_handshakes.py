@@ -18,9 +18,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from OpenSSL.crypto import X509 as SslX509
 
 from gateway.observability.errorlog import ErrorLog
-from gateway.tls.server import CertificateIndex, base_context, make_sni_callback
-from tests.unit.tls_server.conftest import Pki, certificate_row, sni_rows
-from tests.unit.tls_server.harness import (
+from gateway.tls.served.certificates import CertificateIndex, base_context, make_sni_callback
+from tests.unit.tls.served.conftest import Pki, certificate_row, sni_rows
+from tests.unit.tls.served.harness import (
     TlsServer,
     common_name,
     python_client_context,

@@ -1,4 +1,5 @@
-"""``gateway.tls.client``: Kong's precedence rules, the content-based identity, peer names, failure wording."""
+"""``gateway.tls.upstream`` (profile, connect): Kong's precedence rules, the content-based identity, peer names,
+failure wording."""
 
 from __future__ import annotations
 
@@ -10,15 +11,9 @@ import pytest
 from OpenSSL import SSL
 
 from gateway.settings import ConfigError, load_settings
-from gateway.tls.client import (
-    ContextCache,
-    SessionCache,
-    UpstreamTlsCompiler,
-    describe_handshake_error,
-    identity_label,
-    peer_names,
-)
-from gateway.tls.session import TlsHandshakeError
+from gateway.tls.engine.session import TlsHandshakeError
+from gateway.tls.upstream.connect import SessionCache, describe_handshake_error, peer_names
+from gateway.tls.upstream.profile import ContextCache, UpstreamTlsCompiler, identity_label
 from tests.fixtures.certs import Issued, make_ca, make_cert
 
 

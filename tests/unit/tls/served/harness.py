@@ -22,7 +22,7 @@ from typing import Any
 from cryptography import x509
 from OpenSSL import SSL
 
-from gateway.tls.server import CertificateEntry
+from gateway.tls.served.certificates import CertificateEntry
 
 TIMEOUT = 10.0
 

@@ -1,4 +1,4 @@
-"""Upstream TLS (Kong's layers 3 and 4): the per-service profile, its cached context, peer names, sessions.
+"""Upstream TLS (Kong's layers 3 and 4): the per-service profile and its cached context.
 
 Theory of operation
 -------------------
@@ -30,7 +30,7 @@ effective verify, the depth, the digest of the trusted CA set (order-insensitive
 certificate chain actually used (whichever level supplied it). Editing a CA's or a certificate's PEM in place
 changes a digest, so no connection or session made under the old content is ever reused.
 
-Per request, only ``peer_names(upstream_host)`` runs, and only when a new connection is opened.
+Per request nothing here runs: the connector (``connect.py``) uses the compiled profile when it opens a connection.
 
 Failure policy (style lesson 13, fail closed): problems that Kong logs per request and then proceeds with are
 kept as ``notices`` on the profile and logged by the proxy for each request with the request context:
@@ -53,8 +53,7 @@ import binascii
 import hashlib
 import os
 import threading
-from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from typing import Any, Final, cast
 
 from cryptography import x509
@@ -63,44 +62,31 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from OpenSSL import SSL
 
 from gateway.settings import ConfigError, Settings
-from gateway.tls.session import TlsHandshakeError
-from gateway.tls.transport import TlsTransport, open_tls_connection
-from gateway.tls.x509 import (
+from gateway.tls.engine.x509 import (
     RECORD_AND_ACCEPT,
     PemError,
     TrustStore,
     chain_digest,
-    is_ip_literal,
     key_matches_cert,
     load_pem_chain,
     load_pem_private_key,
 )
 
 __all__ = [
-    "ALPN",
     "CIPHERS",
     "CONTEXTS",
     "TLS_PROTOCOLS",
     "ClientCertificate",
     "ContextCache",
-    "HandshakeFailure",
-    "SessionCache",
     "UpstreamTlsCompiler",
     "UpstreamTlsProfile",
-    "describe_handshake_error",
     "identity_label",
-    "open_upstream_tls",
-    "peer_names",
 ]
 
 #: Service protocols that speak TLS to the upstream (``tls`` is the stream subsystem; same client side).
 TLS_PROTOCOLS: Final = frozenset({"https", "tls"})
-#: What we offer in ALPN: the proxy speaks HTTP/1.1 upstream.
-ALPN: Final = ("http/1.1",)
 #: Kong's template: ``proxy_ssl_conf_command CipherString DEFAULT:@SECLEVEL=0`` (old upstreams keep working).
 CIPHERS: Final = b"DEFAULT:@SECLEVEL=0"
-#: Sessions kept by ``SessionCache`` (one per pool key, the newest wins), like a bounded nginx upstream cache.
-SESSION_CACHE_SIZE: Final = 4096
 
 NO_CERT_DIGEST: Final = ""
 
@@ -196,30 +182,6 @@ def identity_label(identity: Sequence[Hashable]) -> str:
     verify_raw, _verify, depth, trust_digest, cert_digest = identity
     verify = "-" if verify_raw is None else ("1" if verify_raw else "0")
     return f"{verify}|{depth}|{str(trust_digest)[:16]}|{str(cert_digest)[:16]}"
-
-
-def peer_names(upstream_host: str) -> tuple[str | None, str]:
-    """``(sni, check_name)`` for an upstream host as nginx derives them from ``proxy_ssl_name $upstream_host``.
-
-    The ``:port`` suffix is stripped; no SNI is sent for an IP literal or an empty name, but the host check
-    still uses the name as is (``ngx_ssl_check_host`` passes it to ``X509_check_host``, IP or not).
-    """
-    name = upstream_host
-    if name.startswith("["):
-        end = name.find("]")
-        name = name[: end + 1] if end != -1 else name
-    else:
-        colon = name.rfind(":")
-        if colon != -1 and name.count(":") == 1:
-            name = name[:colon]
-    if not name or is_ip_literal(name):
-        return None, name.strip("[]")
-    return name, name
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Context cache
-# ----------------------------------------------------------------------------------------------------------
 
 
 def _build_context(depth: int, trust: TrustStore, cert: ClientCertificate | None) -> SSL.Context:
@@ -510,138 +472,3 @@ def _with_source(cert: ClientCertificate, source: str) -> ClientCertificate:
     if cert.source == source:
         return cert
     return ClientCertificate(cert.chain, cert.key, source, cert.entity_id)
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Sessions
-# ----------------------------------------------------------------------------------------------------------
-
-
-class SessionCache:
-    """Upstream TLS sessions keyed exactly like the keepalive pool (peer address, upstream host, TLS identity).
-
-    Only sessions of connections that completed their handshake *and* its checks are stored (the connector
-    stores them after the first complete response, when TLS 1.3 tickets have arrived), so a resumed session -
-    which carries no new certificate check - never crosses from one TLS identity to another. nginx keys its
-    cache by peer address alone, which is how a session verified (or failed) under one location's trust settings
-    is resumed under another's.
-
-    A session also remembers the ``SSL.Context`` it was made with: OpenSSL (and pyOpenSSL, which refuses it) only
-    resumes a session on the context that created it, and a context dropped by ``ContextCache.retain`` and built
-    again later is a different object; such a session is simply not offered.
-    """
-
-    __slots__ = ("_entries", "max_entries")
-
-    def __init__(self, max_entries: int = SESSION_CACHE_SIZE) -> None:
-        self.max_entries = max_entries
-        self._entries: OrderedDict[Hashable, tuple[SSL.Context, SSL.Session]] = OrderedDict()
-
-    def get(self, key: Hashable, context: SSL.Context) -> SSL.Session | None:
-        """The session stored for ``key`` if it was made with ``context``."""
-        entry = self._entries.get(key)
-        if entry is None or entry[0] is not context:
-            return None
-        return entry[1]
-
-    def put(self, key: Hashable, context: SSL.Context, session: SSL.Session | None) -> None:
-        if session is None or self.max_entries <= 0:
-            return
-        entries = self._entries
-        entries[key] = (context, session)
-        entries.move_to_end(key)
-        if len(entries) > self.max_entries:
-            entries.popitem(last=False)
-
-    def discard(self, key: Hashable) -> None:
-        self._entries.pop(key, None)
-
-    def clear(self) -> None:
-        self._entries.clear()
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Connecting
-# ----------------------------------------------------------------------------------------------------------
-
-
-class HandshakeFailure(Exception):
-    """An upstream TLS handshake failed; the fields are what the proxy logs and answers.
-
-    Attributes:
-        reason: the nginx message without its ``while ...`` action, e.g.
-            ``upstream SSL certificate verify error: (20:unable to get local issuer certificate)``; also the
-            ``X-Gateway-TLS-Error`` value.
-        level: the error-log level nginx uses for it (``error``, or ``info`` for a peer closing mid-handshake).
-        timeout: the handshake timed out (nginx answers 504 for those).
-        error: the engine's ``TlsHandshakeError``.
-    """
-
-    def __init__(self, reason: str, level: str, timeout: bool, error: TlsHandshakeError) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.level = level
-        self.timeout = timeout
-        self.error = error
-
-
-def describe_handshake_error(exc: TlsHandshakeError) -> HandshakeFailure:
-    """nginx's wording for a failed upstream handshake (``ngx_ssl_handshake`` / ``ngx_http_upstream_ssl_handshake``).
-
-    - verification: ``upstream SSL certificate verify error: (<code>:<text>)``
-    - host check: ``upstream SSL certificate does not match "<name>"``
-    - peer closed: ``peer closed connection in SSL handshake`` (nginx logs it at ``info``)
-    - timeout: ``upstream timed out (110: Connection timed out)``
-    - anything else: ``SSL_do_handshake() failed (SSL: error:SSL routines::<reason>)`` (nginx also prints the packed
-      OpenSSL error number, which pyOpenSSL does not expose)
-    """
-    kind = exc.kind
-    if kind == "verify" and exc.verify_text is not None:
-        return HandshakeFailure(f"upstream SSL certificate verify error: ({exc.verify_text})", "error", False, exc)
-    if kind == "hostname":
-        return HandshakeFailure(exc.reason, "error", False, exc)
-    if kind == "timeout":
-        return HandshakeFailure("upstream timed out (110: Connection timed out)", "error", True, exc)
-    if kind == "eof" and exc.reason == "peer closed connection in SSL handshake":
-        return HandshakeFailure(exc.reason, "info", False, exc)
-    if kind == "eof":
-        return HandshakeFailure(f"SSL_do_handshake() failed ({exc.reason})", "error", False, exc)
-    return HandshakeFailure(f"SSL_do_handshake() failed (SSL: error:SSL routines::{exc.reason})", "error", False, exc)
-
-
-async def open_upstream_tls(
-    loop: Any,
-    factory: Callable[[], Any],
-    ip: str,
-    port: int,
-    profile: UpstreamTlsProfile,
-    upstream_host: str,
-    timeout: float | None,
-    ssl_session: SSL.Session | None = None,
-) -> tuple[TlsTransport, Any]:
-    """Connect and complete the handshake under ``profile`` for ``upstream_host`` (SNI and host check).
-
-    Raises:
-        HandshakeFailure: the handshake or its checks failed (or timed out).
-        OSError: the TCP connection failed (``TimeoutError`` when the connect itself timed out).
-    """
-    sni, check_name = peer_names(upstream_host)
-    try:
-        return await open_tls_connection(
-            loop,
-            ip,
-            port,
-            profile.context,
-            sni,
-            factory,
-            timeout,
-            alpn_protocols=ALPN,
-            verify=profile.verify,
-            verify_hostname=check_name if profile.verify else None,
-            ssl_session=ssl_session,
-        )
-    except TlsHandshakeError as exc:
-        raise describe_handshake_error(exc) from None

@@ -1,7 +1,7 @@
 """The TLS side of active ``https`` health checks: which trust store, depth and client certificate a probe uses.
 
 Kong's health checker opens its probes with Lua cosockets, not with nginx's proxy module, so the rules differ from
-the proxied traffic's (``gateway.tls.client``; reference section 7). Users find this split surprising:
+the proxied traffic's (``gateway.tls.upstream.profile``; reference section 7). Users find this split surprising:
 
 ==================  ======================================================  =========================================
 setting             health-check probe                                      proxied request (for comparison)
@@ -31,7 +31,8 @@ from typing import Any
 from OpenSSL import SSL
 
 from gateway.settings import ConfigError, Settings
-from gateway.tls.client import (
+from gateway.tls.engine.x509 import PemError, TrustStore, load_pem_chain
+from gateway.tls.upstream.profile import (
     ClientCertificate,
     ContextCache,
     client_certificate_from_row,
@@ -39,7 +40,6 @@ from gateway.tls.client import (
     load_global_client_certificate,
     read_pem_setting,
 )
-from gateway.tls.x509 import PemError, TrustStore, load_pem_chain
 
 __all__ = ["PROBE_CONTEXTS", "HealthcheckTlsCompiler", "ProbeTls"]
 

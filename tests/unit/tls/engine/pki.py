@@ -17,8 +17,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from OpenSSL import SSL, crypto
 
-from gateway.tls.session import TlsSession
-from gateway.tls.x509 import RECORD_AND_ACCEPT, VerifyRecorder
+from gateway.tls.engine.session import TlsSession
+from gateway.tls.engine.x509 import RECORD_AND_ACCEPT, VerifyRecorder
 
 NOW = datetime.datetime.now(datetime.UTC)
 DAY = datetime.timedelta(days=1)

@@ -10,9 +10,9 @@ from OpenSSL import SSL
 
 from gateway.observability.errorlog import ErrorLog
 from gateway.settings import ConfigError
-from gateway.tls.server import CertificateIndex, base_context, make_sni_callback
-from tests.unit.tls_server.conftest import Pki, certificate_row, sni_rows
-from tests.unit.tls_server.harness import memory_handshake
+from gateway.tls.served.certificates import CertificateIndex, base_context, make_sni_callback
+from tests.unit.tls.served.conftest import Pki, certificate_row, sni_rows
+from tests.unit.tls.served.harness import memory_handshake
 
 Rows = tuple[list[dict[str, Any]], list[dict[str, Any]]]
 

@@ -10,8 +10,8 @@ from typing import Any
 
 from gateway.proxy.connection import HttpConnection
 from gateway.proxy.tls_listener import FirstBytes
-from gateway.tls.transport import TlsProtocol, TlsTransport
-from tests.unit.tls.pki import make_ca, make_leaf, server_context
+from gateway.tls.engine.transport import TlsProtocol, TlsTransport
+from tests.unit.tls.engine.pki import make_ca, make_leaf, server_context
 
 
 class Raw(asyncio.Transport):

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from gateway.observability.errorlog import ErrorLog
-from gateway.tls.defaults import PemPair, generate_default_pair
+from gateway.tls.served.defaults import PemPair, generate_default_pair
 from tests.fixtures.certs import Issued, make_ca, make_cert
 
 

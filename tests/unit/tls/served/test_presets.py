@@ -10,7 +10,8 @@ import pytest
 from OpenSSL import SSL
 
 from gateway.settings import ConfigError, Settings, load_settings
-from gateway.tls.ciphers import (
+from gateway.tls.served.certificates import CertificateIndex, base_context, make_sni_callback
+from gateway.tls.served.presets import (
     CIPHER_SUITES,
     FFDHE_GROUPS,
     TlsProfile,
@@ -19,9 +20,8 @@ from gateway.tls.ciphers import (
     protocol_range,
     tls_profile,
 )
-from gateway.tls.server import CertificateIndex, base_context, make_sni_callback
-from tests.unit.tls_server.conftest import Pki
-from tests.unit.tls_server.harness import s_client, tls_server
+from tests.unit.tls.served.conftest import Pki
+from tests.unit.tls.served.harness import s_client, tls_server
 
 
 def _settings(tmp_path: pathlib.Path, **overrides: str) -> Settings:

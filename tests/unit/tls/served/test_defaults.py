@@ -15,15 +15,15 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from gateway.settings import ConfigError, load_settings
-from gateway.tls.defaults import (
+from gateway.tls.served.certificates import CertificateIndex, base_context
+from gateway.tls.served.defaults import (
     DEFAULT_SUBJECT,
     ensure_default_certificates,
     load_default_pairs,
     read_pem_value,
 )
-from gateway.tls.server import CertificateIndex, base_context
-from tests.unit.tls_server.conftest import Pki
-from tests.unit.tls_server.harness import common_name, memory_handshake, peer_chain
+from tests.unit.tls.served.conftest import Pki
+from tests.unit.tls.served.harness import common_name, memory_handshake, peer_chain
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +160,7 @@ def test_ssl_cert_errors_use_kongs_messages(tmp_path: pathlib.Path) -> None:
 
 
 def test_default_pair_that_openssl_rejects_fails_the_build(pki: Pki) -> None:
-    from gateway.tls.defaults import PemPair
+    from gateway.tls.served.defaults import PemPair
 
     bad = PemPair(pki.alt.chain_pem.encode(), pki.alt_alt.key_pem.encode(), "ssl_cert")
     with pytest.raises(ConfigError, match=r"cannot load default SSL certificate \(ssl_cert\)"):

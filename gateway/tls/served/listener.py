@@ -11,12 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from gateway.tls.ciphers import TlsProfile, tls_profile
-from gateway.tls.defaults import PemPair, load_default_pairs
+from gateway.tls.served.defaults import PemPair, load_default_pairs
+from gateway.tls.served.presets import TlsProfile, tls_profile
 
 if TYPE_CHECKING:
     from gateway.settings import Listener, Settings
-    from gateway.tls.defaults import _Log
+    from gateway.tls.served.defaults import _Log
 
 __all__ = ["ServerTlsConfig", "ssl_listeners"]
 

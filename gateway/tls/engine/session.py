@@ -52,7 +52,7 @@ from typing import Final
 from cryptography import x509 as cx509
 from OpenSSL import SSL
 
-from gateway.tls.x509 import check_host, reported_verify_error, verify_error_text
+from gateway.tls.engine.x509 import check_host, reported_verify_error, verify_error_text
 
 __all__ = [
     "TlsError",

@@ -51,8 +51,8 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 from OpenSSL import SSL
 
 from gateway.settings import ConfigError
-from gateway.tls.ciphers import TlsProfile, apply_profile, pem_file, tls_profile
-from gateway.tls.defaults import PemPair
+from gateway.tls.served.defaults import PemPair
+from gateway.tls.served.presets import TlsProfile, apply_profile, pem_file, tls_profile
 
 if TYPE_CHECKING:
     from gateway.settings import Settings
@@ -63,7 +63,10 @@ __all__ = [
     "CertificateEntry",
     "CertificateIndex",
     "base_context",
+    "compile_row",
+    "load_pair",
     "make_sni_callback",
+    "new_context",
     "produce_wild_snis",
     "validate_sni_name",
 ]
@@ -181,16 +184,16 @@ def _openssl_reason(exc: Exception) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _new_context(profile: TlsProfile, blank: SSL.Context | None = None) -> SSL.Context:
+def new_context(profile: TlsProfile, blank: SSL.Context | None = None) -> SSL.Context:
     """A server context with ``profile`` applied: a new one, or ``blank`` (a never-configured context whose
-    session-ticket keys are shared with other processes, ``gateway.tls.ticket_keys``)."""
+    session-ticket keys are shared with other processes, ``gateway.tls.served.ticket_keys``)."""
     ctx = blank if blank is not None else SSL.Context(SSL.TLS_SERVER_METHOD)
     apply_profile(ctx, profile)
     ctx.set_alpn_select_callback(_select_alpn)
     return ctx
 
 
-def _load_pair(ctx: SSL.Context, cert_pem: bytes, key_pem: bytes, alt: bool) -> str | None:
+def load_pair(ctx: SSL.Context, cert_pem: bytes, key_pem: bytes, alt: bool) -> str | None:
     """Add one chain + key to ``ctx``; returns Kong's failure reason or None.
 
     ``use_certificate_chain_file`` sets the leaf and then the chain *of the leaf's key type* (OpenSSL keeps one
@@ -228,17 +231,17 @@ def _pem_bytes(value: Any) -> bytes | None:
     return None
 
 
-def _compile_row(row: Mapping[str, Any], profile: TlsProfile) -> _Compiled:
+def compile_row(row: Mapping[str, Any], profile: TlsProfile) -> _Compiled:
     """Compile one certificate row (``cert``/``key`` and optional ``cert_alt``/``key_alt``)."""
     cert, key = _pem_bytes(row.get("cert")), _pem_bytes(row.get("key"))
     if cert is None or key is None:
         return _Compiled(None, "could not parse PEM certificate: cert and key are required")
-    ctx = _new_context(profile)
-    error = _load_pair(ctx, cert, key, alt=False)
+    ctx = new_context(profile)
+    error = load_pair(ctx, cert, key, alt=False)
     if error is None:
         cert_alt, key_alt = _pem_bytes(row.get("cert_alt")), _pem_bytes(row.get("key_alt"))
         if cert_alt is not None and key_alt is not None:
-            error = _load_pair(ctx, cert_alt, key_alt, alt=True)
+            error = load_pair(ctx, cert_alt, key_alt, alt=True)
     if error is not None:
         return _Compiled(None, error)
     return _Compiled(ctx, None)
@@ -321,13 +324,13 @@ class CertificateIndex:
         reusable = previous._compiled if previous is not None and previous.profile == profile else {}
         if not default_pairs:
             raise ConfigError('no "ssl_certificate" is defined for the proxy listener')
-        default_ctx = _new_context(profile)
+        default_ctx = new_context(profile)
         for pair in default_pairs:
-            error = _load_pair(default_ctx, pair.cert, pair.key, alt=False)
+            error = load_pair(default_ctx, pair.cert, pair.key, alt=False)
             if error is not None:
                 raise ConfigError(f"cannot load default SSL certificate ({pair.source}): {error}")
         default = CertificateEntry(None, None, default_ctx)
-        abort_context = _new_context(profile)
+        abort_context = new_context(profile)
 
         compiled: dict[tuple[Any, ...], _Compiled] = {}
         by_id: dict[str, _Compiled] = {}
@@ -335,7 +338,7 @@ class CertificateIndex:
         for row in certificates:
             cert_id = str(row.get("id"))
             content = _content_key(row)
-            result = compiled.get(content) or reusable.get(content) or _compile_row(row, profile)
+            result = compiled.get(content) or reusable.get(content) or compile_row(row, profile)
             compiled[content] = result
             by_id[cert_id] = result
             if result.error is not None:
@@ -463,8 +466,8 @@ def make_sni_callback(
     ``record`` (by default onto the connection's app data, the ``TlsSession``, as ``server_certificate``).
 
     ``certificate_phase`` returns the current snapshot's certificate-phase hook (plugins: mtls-auth requests a
-    client certificate for some SNIs, ``gateway.tls.client_auth``), or None; the hook runs after the switch with
-    the connection, the client's SNI and the chosen entry, and may switch to a precompiled variant context.
+    client certificate for some SNIs, ``gateway.plugins.mtls_auth.handshake``), or None; the hook runs after the
+    switch with the connection, the client's SNI and the chosen entry, and may switch to a precompiled variant context.
     """
 
     def on_server_name(conn: SSL.Connection) -> None:
@@ -498,9 +501,9 @@ def base_context(
     ``blank``: configure this never-used context instead of creating one (a worker's inherited ticket keys).
     """
     profile = tls_profile(settings) if settings is not None else index.profile
-    ctx = _new_context(profile, blank)
+    ctx = new_context(profile, blank)
     for pair in index.default_pairs:
-        error = _load_pair(ctx, pair.cert, pair.key, alt=False)
+        error = load_pair(ctx, pair.cert, pair.key, alt=False)
         if error is not None:
             raise ConfigError(f"cannot load default SSL certificate ({pair.source}): {error}")
     if sni_callback is not None:

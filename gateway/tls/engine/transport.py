@@ -38,7 +38,7 @@ from typing import Any, cast
 
 from OpenSSL import SSL
 
-from gateway.tls.session import TlsError, TlsHandshakeError, TlsSession
+from gateway.tls.engine.session import TlsError, TlsHandshakeError, TlsSession
 
 __all__ = [
     "HandshakeErrorHandler",

@@ -1,0 +1,57 @@
+"""The TLS engine: pyOpenSSL for both directions, with nginx/OpenSSL semantics.
+
+- ``session``: sans-I/O ``TlsSession`` (memory BIOs) and its errors and results.
+- ``transport``: the asyncio glue (``TlsProtocol`` below, ``TlsTransport`` for the HTTP layer), server factory and
+  ``open_tls_connection`` for upstreams.
+- ``x509``: PEM, trust stores, chain verification with OpenSSL codes, ``check_host``, digests.
+"""
+
+from gateway.tls.engine.session import (
+    TlsError,
+    TlsHandshakeError,
+    TlsInfo,
+    TlsLocalError,
+    TlsRemoteError,
+    TlsSession,
+)
+from gateway.tls.engine.transport import (
+    TlsProtocol,
+    TlsTransport,
+    create_tls_server_protocol,
+    open_tls_connection,
+)
+from gateway.tls.engine.x509 import (
+    RECORD_AND_ACCEPT,
+    RECORD_AND_ENFORCE,
+    ChainVerdict,
+    TrustStore,
+    VerifyCode,
+    VerifyRecorder,
+    check_host,
+    reported_verify_error,
+    verify_chain,
+    verify_error_text,
+)
+
+__all__ = [
+    "RECORD_AND_ACCEPT",
+    "RECORD_AND_ENFORCE",
+    "ChainVerdict",
+    "TlsError",
+    "TlsHandshakeError",
+    "TlsInfo",
+    "TlsLocalError",
+    "TlsProtocol",
+    "TlsRemoteError",
+    "TlsSession",
+    "TlsTransport",
+    "TrustStore",
+    "VerifyCode",
+    "VerifyRecorder",
+    "check_host",
+    "create_tls_server_protocol",
+    "open_tls_connection",
+    "reported_verify_error",
+    "verify_chain",
+    "verify_error_text",
+]
