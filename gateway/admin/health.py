@@ -35,7 +35,7 @@ _SCAN = 1000
 
 
 class HealthView(Protocol):
-    """What the endpoints need of ``gateway.proxy.healthcheck.HealthRegistry``."""
+    """What the endpoints need of ``gateway.upstream.healthcheck.HealthRegistry``."""
 
     def upstream_health(self, upstream_id: str) -> dict[str, dict[str, Any]] | None: ...
 

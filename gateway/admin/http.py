@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.proxy.headers import first_value
+from gateway.downstream.headers import first_value
 
 __all__ = [
     "JSON_TYPE",

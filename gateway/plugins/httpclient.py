@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import httptools
 
-from gateway.proxy.headers import first_value
+from gateway.downstream.headers import first_value
 
 __all__ = ["FetchError", "HttpResponse", "fetch"]
 

@@ -12,6 +12,8 @@ Rules:
   current response and stops pooling upstream connections; ``wait_idle`` awaits an event (no polling);
   ``close()`` closes the upstream pool.
 - Counters are plain integers updated by the connections (nginx ``stub_status`` meaning).
+- It is where the proxy's parts meet: the downstream protocols (``gateway.downstream``), the exchange they
+  create per request (``exchange_type``), the upstream pool and DNS cache (``gateway.upstream``).
 - Derived settings are computed once here: header policy, head limits, the trusted-IP networks.
 """
 
@@ -22,18 +24,19 @@ import ipaddress
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from gateway.downstream.headers import DateCache, HeaderPolicy
+from gateway.downstream.http1 import PROTOCOLS
+from gateway.downstream.request import HeadLimits, RequestHead
+from gateway.downstream.tls_listener import TlsListener
 from gateway.observability.accesslog import AccessLog
 from gateway.observability.errorlog import ErrorLog
-from gateway.proxy.dns import DnsCache, config_from_settings
-from gateway.proxy.headers import DateCache, HeaderPolicy
-from gateway.proxy.http1 import PROTOCOLS
-from gateway.proxy.pool import UpstreamPool
-from gateway.proxy.request import HeadLimits, RequestHead
-from gateway.proxy.tls_listener import TlsListener
+from gateway.proxy.exchange import Exchange
 from gateway.settings import Listener, Settings
+from gateway.upstream.dns import DnsCache, config_from_settings
+from gateway.upstream.pool import UpstreamPool
 
 if TYPE_CHECKING:
-    from gateway.proxy.connection import HttpConnection
+    from gateway.downstream.connection import HttpConnection
     from gateway.runtime.snapshot import Snapshot
 
 __all__ = ["ProxyState"]
@@ -49,6 +52,9 @@ class ProxyState:
         self.error_log = error_log
         self.access_log = access_log
         self.snapshot = snapshot
+        #: what a downstream connection creates per request head: the proxy's ``Exchange`` (handed down, so that
+        #: ``gateway.downstream`` never imports the proxy above it)
+        self.exchange_type = Exchange
         self.header_policy = HeaderPolicy(settings.headers, settings.headers_upstream)
         self.head_limits = HeadLimits(
             settings.large_header_buffer_size,

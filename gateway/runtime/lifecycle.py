@@ -37,7 +37,6 @@ from typing import Any
 from gateway.admin.server import AdminApp, start_admin_server
 from gateway.observability.accesslog import AccessLog, open_access_log
 from gateway.observability.errorlog import ErrorLog
-from gateway.proxy.healthcheck import HealthRegistry
 from gateway.proxy.state import ProxyState
 from gateway.runtime import building, titles
 from gateway.runtime.manager import SnapshotManager
@@ -45,6 +44,7 @@ from gateway.runtime.workers import ListenError, WorkerPool
 from gateway.settings import ConfigError, Listener, Settings, load_settings
 from gateway.store import open_database
 from gateway.store.declarative import parse_text
+from gateway.upstream.healthcheck import HealthRegistry
 
 __all__ = ["Gateway", "StartupError", "load_declarative_file"]
 

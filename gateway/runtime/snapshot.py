@@ -12,7 +12,7 @@ Rules:
    and its pool identity; TLS services also get their upstream TLS profile (``gateway.tls.upstream``: client
    certificate, trust store, verify, depth, a cached context), whose content-based identity is the pool
    identity. TLS fields are plain attributes; the hot path reads them from the objects, never from rows.
-5. Each upstream entity becomes a ``Balancer`` (``gateway.proxy.balancer``) over its targets; upstreams with
+5. Each upstream entity becomes a ``Balancer`` (``gateway.upstream.balancer``) over its targets; upstreams with
    ``https`` active checks also get their probe TLS (``gateway.tls.upstream.probes``), compiled here because it reads
    files. Health is not in the snapshot: the runtime's ``HealthRegistry`` attaches it before the swap.
 """
@@ -22,15 +22,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from gateway.proxy.balancer import Balancer, is_ip_literal
 from gateway.proxy.router import Router
-from gateway.proxy.upstream import CONNECTORS, ServiceTarget
 from gateway.settings import Settings
 from gateway.store.interface import Config
 from gateway.tls.served.certificates import CertificateIndex
 from gateway.tls.served.listener import ServerTlsConfig, ssl_listeners
 from gateway.tls.upstream.probes import HealthcheckTlsCompiler
 from gateway.tls.upstream.profile import UpstreamTlsCompiler, UpstreamTlsProfile
+from gateway.upstream.balancer import Balancer, is_ip_literal
+from gateway.upstream.service import CONNECTORS, ServiceTarget
 
 if TYPE_CHECKING:
     from gateway.plugins.chains import PluginIndex

@@ -70,8 +70,8 @@ class Worker:
             first = await self.channel.receive()
         if first is None:
             return 0
-        from gateway.proxy.healthcheck import HealthRegistry
         from gateway.proxy.state import ProxyState
+        from gateway.upstream.healthcheck import HealthRegistry
 
         snapshot = await self._build(first["config"], None)
         self.proxy_state = ProxyState(self.settings, self.error_log, self.access_log, snapshot)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.proxy.connection import FIRST_REQUEST_GRACE
+from gateway.downstream.connection import FIRST_REQUEST_GRACE
 from tests.integration.proxy.harness import config, raw_exchange, read_response, route, running_gateway, service
 from tests.integration.proxy.upstreams import python_upstream, read_head
 

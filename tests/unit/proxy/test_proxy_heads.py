@@ -15,14 +15,15 @@ from typing import Any
 
 import pytest
 
+from gateway.downstream.connection import HttpConnection
+from gateway.downstream.http1 import PROTOCOLS
 from gateway.observability.accesslog import AccessLog
 from gateway.observability.errorlog import ErrorLog
-from gateway.proxy.connection import HttpConnection
-from gateway.proxy.http1 import PROTOCOLS
 from gateway.proxy.state import ProxyState
-from gateway.proxy.upstream import ServiceTarget, UpstreamConnection
 from gateway.runtime.snapshot import build_snapshot
 from gateway.settings import Listener, load_settings
+from gateway.upstream.connection import UpstreamConnection
+from gateway.upstream.service import ServiceTarget
 
 NGINX = (
     b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Sun, 22 Nov 2026 10:00:00 GMT\r\n"

@@ -8,8 +8,8 @@ import io
 import ssl
 from typing import Any
 
-from gateway.proxy.connection import HttpConnection
-from gateway.proxy.tls_listener import FirstBytes
+from gateway.downstream.connection import HttpConnection
+from gateway.downstream.tls_listener import FirstBytes
 from gateway.tls.engine.transport import TlsProtocol, TlsTransport
 from tests.unit.tls.engine.pki import make_ca, make_leaf, server_context
 
@@ -263,7 +263,7 @@ async def test_plain_http_cancels_the_accept_timer() -> None:
 async def test_shutdown_gives_a_silent_socket_the_first_request_grace(monkeypatch: Any) -> None:
     """A socket that has sent nothing when the process stops waits ``FIRST_REQUEST_GRACE``, not the 60 s header
     timeout (the drain would otherwise wait for it)."""
-    import gateway.proxy.tls_listener as tls_listener
+    import gateway.downstream.tls_listener as tls_listener
 
     monkeypatch.setattr(tls_listener, "FIRST_REQUEST_GRACE", 0.05)
     listener = Listener(60.0)

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from gateway.proxy.headers import SERVER_HEADER, VIA_VALUE, DateCache, HeaderPolicy
-from gateway.proxy.responses import STATUS_LINES
+from gateway.downstream.headers import SERVER_HEADER, VIA_VALUE, DateCache, HeaderPolicy
+from gateway.downstream.responses import STATUS_LINES
 
 __all__ = ["CONTINUE_100", "render_generated"]
 

@@ -7,9 +7,9 @@ import errno
 
 import pytest
 
-from gateway.proxy.failures import Kind, Phase, UpstreamFailure, from_exception
-from gateway.proxy.upstream import UpstreamConnection
 from gateway.tls.engine.session import TlsRemoteError
+from gateway.upstream.connection import UpstreamConnection
+from gateway.upstream.failures import Kind, Phase, UpstreamFailure, from_exception
 
 HEADER = Phase.READING_HEADER
 

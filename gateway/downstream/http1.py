@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 import h11
 import httptools
 
-from gateway.proxy.connection import HttpConnection
-from gateway.proxy.request import HeadRejected, RequestHead
+from gateway.downstream.connection import HttpConnection
+from gateway.downstream.request import HeadRejected, RequestHead
 
 if TYPE_CHECKING:
     from gateway.proxy.state import ProxyState

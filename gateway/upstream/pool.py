@@ -25,8 +25,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from gateway.proxy.upstream import UpstreamConnection
 from gateway.tls.upstream.connect import SessionCache
+from gateway.upstream.connection import UpstreamConnection
 
 __all__ = ["UpstreamPool"]
 

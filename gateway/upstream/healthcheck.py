@@ -16,7 +16,7 @@ threshold sets the state to ``healthy``/``unhealthy``; a first failure of a heal
 Each increment logs ``[healthcheck] (<ws>:<upstream>) unhealthy TCP increment (1/3) for '<host>(<ip>:<port>)'``.
 
 Active checks: per mode (``healthy``/``unhealthy`` interval, 0 = off, Kong's default), the targets currently in that
-mode are probed (``gateway.proxy.probe``) in ``concurrency`` parallel work packages, at most once per interval, the
+mode are probed (``gateway.upstream.probe``) in ``concurrency`` parallel work packages, at most once per interval, the
 first round right away. As in Kong's http subsystem, ``tcp`` active checks are turned off (Kong runs them only for
 stream services, which this gateway does not have); ``grpc``/``grpcs`` checks are not run either. Passive checks
 count what the proxy observed (``Balancer.report_*``). An upstream "uses health checks" when an active interval or
@@ -31,12 +31,12 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.entities.upstreams import HEALTHCHECKS_DEFAULTS
 from gateway.observability.errorlog import ErrorLog
-from gateway.proxy.probe import ProbeResult, probe
+from gateway.upstream.probe import ProbeResult, probe
 
 if TYPE_CHECKING:
-    from gateway.proxy.balancer import Address, Balancer
-    from gateway.proxy.dns import DnsCache
     from gateway.tls.upstream.probes import ProbeTls
+    from gateway.upstream.balancer import Address, Balancer
+    from gateway.upstream.dns import DnsCache
 
 __all__ = ["HealthChecker", "HealthRegistry", "TargetHealth", "uses_healthchecks"]
 

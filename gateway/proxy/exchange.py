@@ -46,37 +46,38 @@ import asyncio
 import functools
 import ipaddress
 import os
-import random
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from gateway.observability.errorlog import request_context
-from gateway.plugins import Exit, PluginContext, run_access, run_header_filter, run_log
-from gateway.proxy.balancer import Handle, NoPeerError
-from gateway.proxy.failures import Kind, Phase, UpstreamFailure
-from gateway.proxy.flow import BODY_HIGH_WATER, PAUSE_BUFFER, PAUSE_PEER
-from gateway.proxy.generated import CONTINUE_100, render_generated
-from gateway.proxy.headers import REQUEST_HOP_BY_HOP, RESPONSE_HOP_BY_HOP, VIA_VALUE, connection_tokens
-from gateway.proxy.responses import (
+from gateway.downstream.flow import BODY_HIGH_WATER, PAUSE_BUFFER, PAUSE_PEER
+from gateway.downstream.generated import CONTINUE_100, render_generated
+from gateway.downstream.headers import REQUEST_HOP_BY_HOP, RESPONSE_HOP_BY_HOP, VIA_VALUE, connection_tokens
+from gateway.downstream.request import new_request_id
+from gateway.downstream.responses import (
     ERROR_MESSAGES,
     error_body,
     error_page_mime,
     response_mime,
 )
+from gateway.observability.errorlog import request_context
+from gateway.plugins import Exit, PluginContext, run_access, run_header_filter, run_log
 from gateway.proxy.router import escape_path, header_map, normalize_path, upstream_uri_v0
-from gateway.proxy.upstream import ServiceTarget, UpstreamConnection, host_header_for, pool_key, pool_name
 from gateway.tls.upstream.connect import HandshakeFailure
+from gateway.upstream.balancer import Handle, NoPeerError
+from gateway.upstream.connection import UpstreamConnection
+from gateway.upstream.failures import Kind, Phase, UpstreamFailure
+from gateway.upstream.service import ServiceTarget, host_header_for, pool_key, pool_name
 
 if TYPE_CHECKING:
+    from gateway.downstream.connection import HttpConnection
+    from gateway.downstream.request import RequestHead
     from gateway.plugins.chains import Chain
-    from gateway.proxy.connection import HttpConnection
-    from gateway.proxy.pool import UpstreamPool
-    from gateway.proxy.request import RequestHead
     from gateway.proxy.router import Match
     from gateway.runtime.snapshot import Snapshot
+    from gateway.upstream.pool import UpstreamPool
 
-__all__ = ["REPLAY_LIMIT", "Exchange", "new_request_id"]
+__all__ = ["REPLAY_LIMIT", "Exchange"]
 
 REPLAY_LIMIT = 64 * 1024
 NON_IDEMPOTENT = frozenset(("POST", "LOCK", "PATCH"))
@@ -106,16 +107,6 @@ _RESPONSE_KINDS = {
 _VIA_SLOT = b"\x00via"  # placeholder for the Via line in the upstream's header list
 _VIA_10 = "1 " + VIA_VALUE[4:]  # the Via entry of an HTTP/1.0 client's request
 _CRLF = "\r\n"
-_getrandbits = random.getrandbits
-
-
-def new_request_id() -> str:
-    """32 lowercase hex characters (Kong: four random uint32 values).
-
-    ``bytes.hex`` of the 16 bytes, not ``f"{n:032x}"``: the same text in a quarter of the time (the format-spec
-    path of an f-string is slow for a 128-bit int).
-    """
-    return _getrandbits(128).to_bytes(16, "big").hex()
 
 
 def _lists_trailers(te: str) -> bool:

@@ -3,9 +3,9 @@
 Rules (``kong/runloop/balancer/init.lua`` ``execute``, ``balancers.lua``, ``targets.lua``):
 
 1. A service host that is an IP literal is used as is; any other name that is not an upstream entity is resolved
-   through the ``DnsCache`` (``gateway.proxy.dns``); no address -> ``503 name resolution failed``.
+   through the ``DnsCache`` (``gateway.upstream.dns``); no address -> ``503 name resolution failed``.
 2. A service host that names an ``upstreams`` entity is balanced over that upstream's targets by the upstream's
-   ``algorithm`` (``gateway.proxy.algorithms``). A target is ``host:port`` (Kong's targets always carry a port);
+   ``algorithm`` (``gateway.upstream.algorithms``). A target is ``host:port`` (Kong's targets always carry a port);
    a target host that is a name expands into one *address* per DNS record, each with the target's weight, and is
    re-resolved when its TTL runs out (in the background: the stale addresses serve meanwhile). Weight 0 disables
    a target. No eligible address, or a balancer below its ``healthchecks.threshold`` (percentage of weight
@@ -13,7 +13,7 @@ Rules (``kong/runloop/balancer/init.lua`` ``execute``, ``balancers.lua``, ``targ
 3. The hostname of an address (the Host header and SNI basis when ``preserve_host`` is off) is
    ``upstream.host_header`` when set, else the target's name (an IP target's name is the IP).
 4. A ``Balancer`` is rebuilt with every snapshot; the health of its addresses is not: each address points to a
-   ``TargetHealth`` owned by the upstream's long-lived ``HealthChecker`` (``gateway.proxy.healthcheck``), which
+   ``TargetHealth`` owned by the upstream's long-lived ``HealthChecker`` (``gateway.upstream.healthcheck``), which
    the health registry attaches when the snapshot is installed. Until then (and for upstreams without health
    checks) every address is healthy.
 5. One ``Handle`` per request: the hash value (computed once), the current address, the addresses that failed
@@ -29,12 +29,12 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from gateway.proxy.algorithms import ALGORITHMS, Algorithm
-from gateway.proxy.dns import DNS_ERROR_TTL, DNS_TTL, DnsAnswer, DnsCache, NoPeerError
+from gateway.upstream.algorithms import ALGORITHMS, Algorithm
+from gateway.upstream.dns import DNS_ERROR_TTL, DNS_TTL, DnsAnswer, DnsCache, NoPeerError
 
 if TYPE_CHECKING:
-    from gateway.proxy.healthcheck import HealthChecker, TargetHealth
     from gateway.tls.upstream.probes import ProbeTls
+    from gateway.upstream.healthcheck import HealthChecker, TargetHealth
 
 __all__ = [
     "ALWAYS_HEALTHY",

@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 
 from gateway.observability.errorlog import ErrorLog
-from gateway.proxy.balancer import Balancer
-from gateway.proxy.dns import DnsCache
-from gateway.proxy.healthcheck import HealthChecker, HealthRegistry, TargetHealth, uses_healthchecks
-from gateway.proxy.probe import probe
 from gateway.tls.engine.x509 import TrustStore
 from gateway.tls.upstream.probes import PROBE_CONTEXTS
+from gateway.upstream.balancer import Balancer
+from gateway.upstream.dns import DnsCache
+from gateway.upstream.healthcheck import HealthChecker, HealthRegistry, TargetHealth, uses_healthchecks
+from gateway.upstream.probe import probe
 from tests.fixtures.ports import closed_port
 
 

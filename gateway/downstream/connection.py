@@ -38,21 +38,21 @@ import asyncio
 from collections import deque
 from typing import TYPE_CHECKING
 
-from gateway.observability.errorlog import request_context
-from gateway.proxy.flow import PAUSE_PIPELINE, FlowControl
-from gateway.proxy.forward import Exchange, new_request_id
-from gateway.proxy.generated import render_generated
-from gateway.proxy.request import HeadRejected, RequestHead, check_head
-from gateway.proxy.responses import (
+from gateway.downstream.flow import PAUSE_PIPELINE, FlowControl
+from gateway.downstream.generated import render_generated
+from gateway.downstream.request import HeadRejected, RequestHead, check_head, new_request_id
+from gateway.downstream.responses import (
     ERROR_MESSAGES,
     NGINX_501_BODY,
     NGINX_PLAIN_HTTP_ON_TLS_BODY,
     error_body,
     error_page_mime,
 )
+from gateway.observability.errorlog import request_context
 from gateway.tls.engine.transport import TlsTransport
 
 if TYPE_CHECKING:
+    from gateway.proxy.exchange import Exchange
     from gateway.proxy.state import ProxyState
     from gateway.settings import Listener
 
@@ -271,7 +271,7 @@ class HttpConnection(asyncio.Protocol):
         if self.plain_on_tls:
             self._reject(_PLAIN_HTTP_ON_TLS, "client sent plain HTTP request to HTTPS port", head)
             return
-        ex = Exchange(self, head)
+        ex = self.state.exchange_type(self, head)
         self.parsing = ex
         if head.has_body:
             self._phase = _BODY

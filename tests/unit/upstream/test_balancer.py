@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from gateway.proxy.algorithms import ConsistentHashing, xxhash32
-from gateway.proxy.balancer import Balancer, NoPeerError
+from gateway.upstream.algorithms import ConsistentHashing, xxhash32
+from gateway.upstream.balancer import Balancer, NoPeerError
 
 
 def _upstream(**fields: Any) -> dict[str, Any]:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.proxy.generated import render_generated
-from gateway.proxy.headers import DateCache, HeaderPolicy, connection_tokens
-from gateway.proxy.request import HeadLimits, HeadRejected, RequestHead, check_head
-from gateway.proxy.responses import (
+from gateway.downstream.generated import render_generated
+from gateway.downstream.headers import DateCache, HeaderPolicy, connection_tokens
+from gateway.downstream.request import HeadLimits, HeadRejected, RequestHead, check_head
+from gateway.downstream.responses import (
     MIME_HTML,
     MIME_JSON,
     MIME_PLAIN,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.proxy.dns import DnsCache, DnsConfig, NoPeerError
+from gateway.upstream.dns import DnsCache, DnsConfig, NoPeerError
 
 
 class _FakeDns(asyncio.DatagramProtocol):

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from gateway.proxy.balancer import Address, Handle
+    from gateway.upstream.balancer import Address, Handle
 
 __all__ = ["ALGORITHMS", "Algorithm", "ConsistentHashing", "LeastConnections", "RoundRobin", "xxhash32"]
 

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from OpenSSL import SSL
 
-from gateway.proxy.connection import FIRST_REQUEST_GRACE
+from gateway.downstream.connection import FIRST_REQUEST_GRACE
 from gateway.tls.engine.session import TlsHandshakeError
 from gateway.tls.engine.transport import TlsProtocol
 from gateway.tls.served import ticket_keys
