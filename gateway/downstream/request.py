@@ -212,7 +212,7 @@ _CACHED_NAME_LENGTH = 64
 _CACHED_NAMES = 1024
 
 
-def check_head(head: RequestHead, limits: HeadLimits, raw_lengths: Sequence[int] | None = None) -> None:
+def check_head(head: RequestHead, limits: HeadLimits, raw_lengths: Sequence[int] | None = None) -> None:  # noqa: C901 (older than the rule; issue 12 splits it)
     """Derive framing fields on ``head`` and raise ``HeadRejected`` for what must not be served.
 
     ``raw_lengths`` are the header line lengths as received when the parser can provide them; otherwise

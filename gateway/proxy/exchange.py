@@ -52,7 +52,6 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.downstream.flow import BODY_HIGH_WATER, PAUSE_BUFFER, PAUSE_PEER
 from gateway.downstream.generated import CONTINUE_100, render_generated
-from gateway.downstream.headers import REQUEST_HOP_BY_HOP, RESPONSE_HOP_BY_HOP, VIA_VALUE, connection_tokens
 from gateway.downstream.request import new_request_id
 from gateway.downstream.responses import (
     ERROR_MESSAGES,
@@ -62,9 +61,12 @@ from gateway.downstream.responses import (
 )
 from gateway.observability.errorlog import request_context
 from gateway.plugins import Exit, PluginContext, run_access, run_header_filter, run_log
+from gateway.proxy.access import Refusal, forwarded, route_refusal, split_target
+from gateway.proxy.request_head import fixed_headers, lead_headers
+from gateway.proxy.response_head import framing, scan_headers
 from gateway.proxy.router import escape_path, header_map, normalize_path, upstream_uri_v0
 from gateway.tls.upstream.connect import HandshakeFailure
-from gateway.upstream.balancer import Handle, NoPeerError
+from gateway.upstream.balancer import Balancer, Handle, NoPeerError
 from gateway.upstream.connection import UpstreamConnection
 from gateway.upstream.failures import Kind, Phase, UpstreamFailure
 from gateway.upstream.service import ServiceTarget, host_header_for, pool_key, pool_name
@@ -81,37 +83,6 @@ __all__ = ["REPLAY_LIMIT", "Exchange"]
 
 REPLAY_LIMIT = 64 * 1024
 NON_IDEMPOTENT = frozenset(("POST", "LOCK", "PATCH"))
-_RESPONSE_HOP_BY_HOP_BYTES = frozenset(name.encode() for name in RESPONSE_HOP_BY_HOP)
-_VIA_BYTES = VIA_VALUE.encode()
-(
-    _R_SERVER,
-    _R_DATE,
-    _R_CONTENT_TYPE,
-    _R_CONTENT_LENGTH,
-    _R_CONNECTION,
-    _R_VIA,
-    _R_TRAILER,
-    _R_HOP_BY_HOP,
-) = range(8)
-#: upstream response header names (lowercase) that are not copied as they are: one dict lookup per header
-_RESPONSE_KINDS = {
-    b"server": _R_SERVER,
-    b"date": _R_DATE,
-    b"content-type": _R_CONTENT_TYPE,
-    b"content-length": _R_CONTENT_LENGTH,
-    b"connection": _R_CONNECTION,
-    b"via": _R_VIA,
-    b"trailer": _R_TRAILER,
-    **{name: _R_HOP_BY_HOP for name in _RESPONSE_HOP_BY_HOP_BYTES - {b"connection", b"content-length"}},
-}
-_VIA_SLOT = b"\x00via"  # placeholder for the Via line in the upstream's header list
-_VIA_10 = "1 " + VIA_VALUE[4:]  # the Via entry of an HTTP/1.0 client's request
-_CRLF = "\r\n"
-
-
-def _lists_trailers(te: str) -> bool:
-    """Whether a ``TE`` header value lists ``trailers``."""
-    return "trailers" in [t.strip().lower() for t in te.split(",")]
 
 
 def _guarded(callback: Callable[..., None]) -> Callable[..., None]:
@@ -285,13 +256,7 @@ class Exchange:
         snapshot = self.snapshot
         head = self.head
         target = head.target
-        query_at = target.find("?")
-        raw_path = target if query_at == -1 else target[:query_at]
-        if raw_path.startswith(("http://", "https://")):
-            # absolute-form: nginx takes the host from the request line
-            rest = raw_path.split("://", 1)[1]
-            slash = rest.find("/")
-            raw_path = rest[slash:] if slash != -1 else "/"
+        raw_path, query_at = split_target(target)
         path = normalize_path(raw_path)
         router = snapshot.router
         match = router.match(
@@ -308,45 +273,17 @@ class Exchange:
             return
         self._match = match
         route = match.route
-
-        # X-Forwarded-* parsing: trusted peers only
-        trusted = conn.peer_trusted
-        host_name = conn.host_var(head.host)
-        forwarded_proto = forwarded_host = forwarded_port = forwarded_path = forwarded_prefix = None
-        if trusted:
-            forwarded_proto = head.get("x-forwarded-proto")
-            forwarded_host = head.get("x-forwarded-host")
-            forwarded_port = head.get("x-forwarded-port")
-            forwarded_path = head.get("x-forwarded-path")
-            forwarded_prefix = head.get("x-forwarded-prefix")
-        if forwarded_proto is None:
-            forwarded_proto = "https" if conn.https else "http"
-        if forwarded_host is None:
-            forwarded_host = host_name
-        if forwarded_port is None:
-            forwarded_port = str(conn.local_port)
-        if forwarded_path is None:
-            forwarded_path = raw_path
-        if forwarded_prefix is None and match.prefix is not None and match.prefix != "/":
-            forwarded_prefix = match.prefix
-
-        if route.https_only and forwarded_proto != "https":
-            code = route.https_redirect_status_code
-            if code in (301, 302, 307, 308):
-                self._respond_generated(code, b"", None, extra=(("Location", f"https://{forwarded_host}{target}"),))
-                return
-            self._kong_error(
-                426, "Please use HTTPS protocol", extra=(("Connection", "Upgrade"), ("Upgrade", "TLS/1.2, HTTP/1.1"))
-            )
-            return
-        if route.grpc:
-            ctype = head.content_type or ""
-            if ctype.startswith("application/grpc"):
-                self._kong_error(
-                    426, "Please use HTTP2 protocol", extra=(("Connection", "Upgrade"), ("Upgrade", "HTTP/2"))
-                )
-            else:
-                self._kong_error(415, "Non-gRPC request matched gRPC route")
+        values = forwarded(
+            head.get if conn.peer_trusted else None,  # X-Forwarded-* from trusted peers only
+            conn.https,
+            conn.local_port,
+            conn.host_var(head.host),
+            raw_path,
+            match.prefix,
+        )
+        refusal = route_refusal(route, values, target, head.content_type)
+        if refusal is not None:
+            self._refuse(refusal)
             return
         chain = snapshot.plugins.chain(route.id)
         if chain is not None and not self._access_done and not self._run_plugins(chain, match):
@@ -371,25 +308,19 @@ class Exchange:
             uri += target[query_at:]
         self._upstream_uri = uri
         self._tries_left = service.retries + 1
-        fixed = self._fixed_headers(
-            head, forwarded_proto, forwarded_host, forwarded_port, forwarded_path, forwarded_prefix
+        plugins = self._plugins
+        self._upstream_head = fixed_headers(
+            head,
+            conn.state.header_policy,
+            conn.remote_addr,
+            conn.peer_ip,
+            self.request_id,
+            values,
+            plugins.upstream_headers if plugins is not None else None,
         )
-        self._upstream_head = fixed
         balancer = service.balancer
         if balancer is not None and self._handle is None:
-            handle = self._handle = balancer.new_handle(None)
-            if balancer.hashing:
-                plugins = self._plugins
-                consumer = plugins.consumer if plugins is not None else None
-                handle.hash_value = balancer.hash_value(
-                    conn.remote_addr,
-                    head.get,
-                    path,
-                    target[query_at + 1 :] if query_at != -1 else "",
-                    match.captures,
-                    str(consumer["id"]) if consumer is not None and consumer.get("id") is not None else None,
-                    handle,
-                )
+            self._new_balancer_handle(balancer, path, target[query_at + 1 :] if query_at != -1 else "")
         profile = service.tls_profile
         if profile is not None and profile.notices:
             log = conn.state.error_log
@@ -397,65 +328,31 @@ class Exchange:
                 log.log(level, text, conn.conn_id, self._context(None))
         self._pick_peer_and_connect()
 
-    def _fixed_headers(
-        self,
-        head: RequestHead,
-        proto: str,
-        fhost: str,
-        fport: str,
-        fpath: str,
-        fprefix: str | None,
-    ) -> bytes:
-        """Everything of the upstream request head after the Host line (which depends on the peer).
-
-        One f-string for the lines Kong always sets (the block's fixed text is compiled once, only the values
-        are filled in), then the client's headers minus the hop-by-hop ones.
-        """
-        conn = self.conn
-        policy = conn.state.header_policy
-        xff = head.x_forwarded_for
-        remote = conn.remote_addr
-        if head.chunked:
-            framing = "Transfer-Encoding: chunked\r\n"
-        elif head.content_length is not None:
-            framing = f"Content-Length: {head.content_length}\r\n"
+    def _refuse(self, refusal: Refusal) -> None:
+        """Answer a route's refusal (``access.route_refusal``): Kong's error, or a redirect with an empty body."""
+        if refusal.message is None:
+            self._respond_generated(refusal.status, b"", None, extra=refusal.extra)
         else:
-            framing = ""
-        drop = REQUEST_HOP_BY_HOP
-        listed = connection_tokens(head.connection)
-        if listed or policy.request_id_upstream:
-            drop = drop.union(listed)
-            if policy.request_id_upstream:
-                drop = drop | {"x-kong-request-id"}
-        changed = self._plugins.upstream_headers if self._plugins is not None else None
-        if changed:
-            drop = drop.union(changed)  # plugins' set/clear replace whatever the client sent
-        client = "".join([f"{name}: {value}\r\n" for name, value in head.headers if name.lower() not in drop])
-        if changed:
-            client += "".join(
-                [f"{set_name}: {set_value}\r\n" for set_name, set_value in changed.values() if set_value is not None]
-            )
-        return (
-            f"Connection: keep-alive\r\n"
-            f"X-Forwarded-For: {remote if xff is None else f'{xff}, {conn.peer_ip}'}\r\n"
-            f"X-Forwarded-Proto: {proto}\r\nX-Forwarded-Host: {fhost}\r\nX-Forwarded-Port: {fport}\r\n"
-            f"X-Forwarded-Path: {fpath}\r\n{f'X-Forwarded-Prefix: {fprefix}' + _CRLF if fprefix else ''}"
-            f"X-Real-IP: {remote}\r\n"
-            f"{f'X-Kong-Request-Id: {self.request_id}' + _CRLF if policy.request_id_upstream else ''}"
-            f"{framing}{client}\r\n"
-        ).encode("latin-1")
+            self._kong_error(refusal.status, refusal.message, extra=refusal.extra)
 
-    def _lead_headers(self, host_header: str) -> bytes:
-        """The request line, ``TE``, ``Via`` and ``Host``: what comes before ``_fixed_headers``."""
-        head = self.head
-        te = head.te
-        via = head.via
-        inbound = _VIA_10 if head.version == "1.0" else VIA_VALUE
-        return (
-            f"{head.method} {self._upstream_uri} HTTP/1.1\r\n"
-            f"{'TE: trailers' + _CRLF if te is not None and _lists_trailers(te) else ''}"
-            f"Via: {inbound if via is None else f'{via}, {inbound}'}\r\nHost: {host_header}\r\n"
-        ).encode("latin-1")
+    def _new_balancer_handle(self, balancer: Balancer, path: str, query: str) -> None:
+        """The balancer's per-request state; with consistent hashing, the hash value from Kong's ``hash_on``."""
+        handle = self._handle = balancer.new_handle(None)
+        if not balancer.hashing:
+            return
+        match = self._match
+        assert match is not None
+        plugins = self._plugins
+        consumer = plugins.consumer if plugins is not None else None
+        handle.hash_value = balancer.hash_value(
+            self.conn.remote_addr,
+            self.head.get,
+            path,
+            query,
+            match.captures,
+            str(consumer["id"]) if consumer is not None and consumer.get("id") is not None else None,
+            handle,
+        )
 
     # ================================================================== balancer and connect
     def _pick_peer_and_connect(self) -> None:
@@ -613,7 +510,7 @@ class Exchange:
             return
         self._up = up
         up.bind(self, service.read_timeout, service.write_timeout, self.head.method == "HEAD")
-        head_bytes = self._lead_headers(self._host_header) + self._upstream_head
+        head_bytes = lead_headers(self.head, self._upstream_uri, self._host_header) + self._upstream_head
         if not self._buffer and not self._replay and not self.head.chunked:
             # the common case, no body bytes (yet): one write (the TLS transport encrypts it without a join)
             transport.write(head_bytes)
@@ -662,71 +559,22 @@ class Exchange:
         head = self.head
         self.status = status
         self.response_started = True
-        content_type: bytes | None = None
-        content_length: bytes | None = None
-        via: bytes | None = None
-        via_at = -1  # where the first upstream Via was: Kong's Via goes there
-        has_server = has_date = False
-        drop: set[bytes] | None = None
-        rest: list[bytes] = []
-        kinds = _RESPONSE_KINDS
-        for name, value in headers:
-            kind = kinds.get(name.lower())
-            if kind is None:
-                rest.append(name + b": " + value + b"\r\n")
-            elif kind == _R_SERVER:
-                has_server = True
-                rest.append(name + b": " + value + b"\r\n")
-            elif kind == _R_DATE:
-                has_date = True
-                rest.append(name + b": " + value + b"\r\n")
-            elif kind == _R_CONTENT_TYPE:
-                content_type = value
-            elif kind == _R_CONTENT_LENGTH:
-                content_length = value
-            elif kind == _R_CONNECTION:
-                if value != b"keep-alive" and value != b"close":
-                    tokens = connection_tokens(value.decode("latin-1"))
-                    if tokens:
-                        drop = (drop or set()) | {t.encode() for t in tokens}
-            elif kind == _R_VIA:
-                via = value
-                if via_at == -1:
-                    via_at = len(rest)
-                    rest.append(_VIA_SLOT)  # replaced below, once the line is known
-            elif kind == _R_TRAILER and self._client_wants_trailers():
-                rest.append(name + b": " + value + b"\r\n")
-            # else: a hop-by-hop header, or a Trailer the client did not ask for: dropped
-        if drop:
-            rest = [line for line in rest if line.split(b":", 1)[0].lower() not in drop]
-            if b"date" in drop:
-                has_date = False
-            if via is not None:
-                via_at = rest.index(_VIA_SLOT)
-        keep = self.keep_alive and not conn.closing
-        if head.method == "HEAD" or status == 204 or status == 304:
-            framing = b"Content-Length: " + content_length + b"\r\n" if content_length is not None else b""
-        elif content_length is not None:
-            framing = b"Content-Length: " + content_length + b"\r\n"
-        elif head.version == "1.1":
-            framing = b"Transfer-Encoding: chunked\r\n"
-            self._chunked_out = True
-        else:
-            framing = b""
-            keep = False  # close-delimited body for an HTTP/1.0 client
-        self.keep_alive = keep
+        scanned = scan_headers(headers, head.te, policy.via)
+        body = framing(head.method, status, head.version, scanned.content_length, self.keep_alive and not conn.closing)
+        self._chunked_out = body.chunked
+        keep = self.keep_alive = body.keep_alive
+        content_type = scanned.content_type
         front = b"HTTP/1.1 %d %b\r\n%b%b%b%b" % (
             status,
             reason,
-            b"" if has_date else state.date.line(),
+            b"" if scanned.has_date else state.date.line(),
             b"" if content_type is None else b"Content-Type: " + content_type + b"\r\n",
-            framing,
+            body.line,
             b"Connection: keep-alive\r\n" if keep else b"Connection: close\r\n",
         )
-        if via is not None:
-            rest[via_at] = b"Via: " + via + b", " + _VIA_BYTES + b"\r\n" if policy.via else b"Via: " + via + b"\r\n"
+        rest = scanned.lines
         pick = policy.tail_values
-        tail = policy.response_tails[(via is not None) * 2 + has_server]
+        tail = policy.response_tails[scanned.has_via * 2 + scanned.has_server]
         if pick is not None:
             sent_at = self._sent_at
             tail = tail % pick((status, _ms(now - sent_at), _ms(sent_at - self.start), self.request_id.encode()))
@@ -751,10 +599,6 @@ class Exchange:
                 parts.append(f"{header}: {text}\r\n".encode("latin-1"))
             parts.append(b"\r\n")
         conn.write(b"".join(parts))
-
-    def _client_wants_trailers(self) -> bool:
-        te = self.head.te
-        return te is not None and _lists_trailers(te)
 
     def on_upstream_body(self, data: bytes) -> None:
         if not data:

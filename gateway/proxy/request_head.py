@@ -1,0 +1,92 @@
+"""The upstream request head, as pure functions: nginx's header order with the values Kong sets.
+
+Order (``kong/templates/nginx_kong.lua`` + nginx's proxy module): the request line, ``TE`` (only ``trailers``, when
+the client listed it), ``Via``, ``Host``, ``Connection: keep-alive``, ``X-Forwarded-*``, ``X-Real-IP``,
+``X-Kong-Request-Id`` (``headers_upstream``), the framing, then the client's headers minus the hop-by-hop ones and
+those named in its ``Connection`` header; headers a plugin set or cleared replace the client's.
+
+``fixed_headers`` is everything after the ``Host`` line, built once per request; ``lead_headers`` is built per try,
+because ``Host`` depends on the peer the balancer picked. Each is one f-string: the fixed text is compiled once and
+only the values are filled in (the hot path; ``tests/unit/proxy/test_proxy_heads.py`` checks the bytes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from gateway.downstream.headers import REQUEST_HOP_BY_HOP, VIA_VALUE, HeaderPolicy, connection_tokens
+
+if TYPE_CHECKING:
+    from gateway.downstream.request import RequestHead
+    from gateway.proxy.access import Forwarded
+
+__all__ = ["fixed_headers", "lead_headers", "lists_trailers"]
+
+_VIA_10 = "1 " + VIA_VALUE[4:]  # the Via entry of an HTTP/1.0 client's request
+_CRLF = "\r\n"
+
+
+def lists_trailers(te: str) -> bool:
+    """Whether a ``TE`` header value lists ``trailers``."""
+    return "trailers" in [t.strip().lower() for t in te.split(",")]
+
+
+def fixed_headers(
+    head: RequestHead,
+    policy: HeaderPolicy,
+    remote: str,
+    peer_ip: str,
+    request_id: str,
+    values: Forwarded,
+    changed: Mapping[str, tuple[str, str | None]] | None,
+) -> bytes:
+    """Everything of the upstream request head after the ``Host`` line.
+
+    Args:
+        remote: the client address Kong reports (``X-Real-IP``; ``X-Forwarded-For`` when the client sent none).
+        peer_ip: the connection's peer, appended to a client's ``X-Forwarded-For``.
+        changed: the upstream headers plugins set (value) or cleared (None), by lowercase name.
+    """
+    xff = head.x_forwarded_for
+    if head.chunked:
+        framing = "Transfer-Encoding: chunked\r\n"
+    elif head.content_length is not None:
+        framing = f"Content-Length: {head.content_length}\r\n"
+    else:
+        framing = ""
+    drop = REQUEST_HOP_BY_HOP
+    listed = connection_tokens(head.connection)
+    if listed or policy.request_id_upstream:
+        drop = drop.union(listed)
+        if policy.request_id_upstream:
+            drop = drop | {"x-kong-request-id"}
+    if changed:
+        drop = drop.union(changed)  # plugins' set/clear replace whatever the client sent
+    client = "".join([f"{name}: {value}\r\n" for name, value in head.headers if name.lower() not in drop])
+    if changed:
+        client += "".join(
+            [f"{set_name}: {set_value}\r\n" for set_name, set_value in changed.values() if set_value is not None]
+        )
+    fprefix = values.prefix
+    return (
+        f"Connection: keep-alive\r\n"
+        f"X-Forwarded-For: {remote if xff is None else f'{xff}, {peer_ip}'}\r\n"
+        f"X-Forwarded-Proto: {values.proto}\r\nX-Forwarded-Host: {values.host}\r\nX-Forwarded-Port: {values.port}\r\n"
+        f"X-Forwarded-Path: {values.path}\r\n{f'X-Forwarded-Prefix: {fprefix}' + _CRLF if fprefix else ''}"
+        f"X-Real-IP: {remote}\r\n"
+        f"{f'X-Kong-Request-Id: {request_id}' + _CRLF if policy.request_id_upstream else ''}"
+        f"{framing}{client}\r\n"
+    ).encode("latin-1")
+
+
+def lead_headers(head: RequestHead, uri: str, host_header: str) -> bytes:
+    """The request line, ``TE``, ``Via`` and ``Host``: what comes before ``fixed_headers``."""
+    te = head.te
+    via = head.via
+    inbound = _VIA_10 if head.version == "1.0" else VIA_VALUE
+    return (
+        f"{head.method} {uri} HTTP/1.1\r\n"
+        f"{'TE: trailers' + _CRLF if te is not None and lists_trailers(te) else ''}"
+        f"Via: {inbound if via is None else f'{via}, {inbound}'}\r\nHost: {host_header}\r\n"
+    ).encode("latin-1")

@@ -1,0 +1,115 @@
+"""The response head sent downstream, as pure functions: which upstream headers pass, and how the body is framed.
+
+Kong's header filter (``kong/runloop/handler.lua``) plus nginx's proxy module: hop-by-hop headers and those the
+upstream's ``Connection`` names are dropped; ``Content-Type``, ``Content-Length`` and ``Date`` are re-emitted in
+nginx's order; Kong's ``Via`` is appended to the upstream's first ``Via`` (in its place); ``Trailer`` passes only to
+a client that sent ``TE: trailers``. The framing: ``Content-Length`` when the upstream gave one, else chunked for an
+HTTP/1.1 client, else a body delimited by the close (HTTP/1.0). One dict lookup per upstream header (the hot path).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from gateway.downstream.headers import RESPONSE_HOP_BY_HOP, VIA_VALUE, connection_tokens
+from gateway.proxy.request_head import lists_trailers
+
+__all__ = ["Framing", "UpstreamHeaders", "framing", "scan_headers"]
+
+_VIA_BYTES = VIA_VALUE.encode()
+_HOP_BY_HOP_BYTES = frozenset(name.encode() for name in RESPONSE_HOP_BY_HOP)
+_SERVER, _DATE, _CONTENT_TYPE, _CONTENT_LENGTH, _CONNECTION, _VIA, _TRAILER, _HOP_BY_HOP = range(8)
+#: upstream response header names (lowercase) that are not copied as they are
+_KINDS = {
+    b"server": _SERVER,
+    b"date": _DATE,
+    b"content-type": _CONTENT_TYPE,
+    b"content-length": _CONTENT_LENGTH,
+    b"connection": _CONNECTION,
+    b"via": _VIA,
+    b"trailer": _TRAILER,
+    **{name: _HOP_BY_HOP for name in _HOP_BY_HOP_BYTES - {b"connection", b"content-length"}},
+}
+_VIA_SLOT = b"\x00via"  # placeholder for the Via line in the upstream's header list
+
+
+class UpstreamHeaders(NamedTuple):
+    """What passes of the upstream's headers: ``lines`` in their order (``Via`` already rewritten), and the values
+    the head is built around."""
+
+    lines: list[bytes]
+    content_type: bytes | None
+    content_length: bytes | None
+    has_via: bool
+    has_server: bool
+    has_date: bool
+
+
+class Framing(NamedTuple):
+    """The body's framing line, whether we chunk it, and whether the connection can stay open for it."""
+
+    line: bytes
+    chunked: bool
+    keep_alive: bool
+
+
+def scan_headers(headers: list[tuple[bytes, bytes]], te: str | None, append_via: bool) -> UpstreamHeaders:
+    """Sort the upstream's headers (see the module docstring); ``append_via``: the ``headers`` setting has ``Via``."""
+    content_type: bytes | None = None
+    content_length: bytes | None = None
+    via: bytes | None = None
+    via_at = -1  # where the first upstream Via was: Kong's Via goes there
+    has_server = has_date = False
+    drop: set[bytes] | None = None
+    rest: list[bytes] = []
+    kinds = _KINDS
+    for name, value in headers:
+        kind = kinds.get(name.lower())
+        if kind is None:
+            rest.append(name + b": " + value + b"\r\n")
+        elif kind == _SERVER:
+            has_server = True
+            rest.append(name + b": " + value + b"\r\n")
+        elif kind == _DATE:
+            has_date = True
+            rest.append(name + b": " + value + b"\r\n")
+        elif kind == _CONTENT_TYPE:
+            content_type = value
+        elif kind == _CONTENT_LENGTH:
+            content_length = value
+        elif kind == _CONNECTION:
+            if value != b"keep-alive" and value != b"close":
+                drop = _named_by_connection(value, drop)
+        elif kind == _VIA:
+            via = value
+            if via_at == -1:
+                via_at = len(rest)
+                rest.append(_VIA_SLOT)  # replaced below, once the line is known
+        elif kind == _TRAILER and te is not None and lists_trailers(te):
+            rest.append(name + b": " + value + b"\r\n")
+        # else: a hop-by-hop header, or a Trailer the client did not ask for: dropped
+    if drop:
+        rest = [line for line in rest if line.split(b":", 1)[0].lower() not in drop]
+        has_date = has_date and b"date" not in drop
+    if via is not None:
+        via_at = rest.index(_VIA_SLOT) if drop else via_at
+        rest[via_at] = b"Via: " + via + b", " + _VIA_BYTES + b"\r\n" if append_via else b"Via: " + via + b"\r\n"
+    return UpstreamHeaders(rest, content_type, content_length, via is not None, has_server, has_date)
+
+
+def _named_by_connection(value: bytes, drop: set[bytes] | None) -> set[bytes] | None:
+    """Add the header names an upstream ``Connection`` value lists to ``drop``."""
+    tokens = connection_tokens(value.decode("latin-1"))
+    if not tokens:
+        return drop
+    return (drop or set()) | {t.encode() for t in tokens}
+
+
+def framing(method: str, status: int, version: str, content_length: bytes | None, keep_alive: bool) -> Framing:
+    """How the response body goes to the client (see the module docstring)."""
+    if method == "HEAD" or status == 204 or status == 304 or content_length is not None:
+        line = b"Content-Length: " + content_length + b"\r\n" if content_length is not None else b""
+        return Framing(line, False, keep_alive)
+    if version == "1.1":
+        return Framing(b"Transfer-Encoding: chunked\r\n", True, keep_alive)
+    return Framing(b"", False, False)  # close-delimited body for an HTTP/1.0 client
