@@ -34,15 +34,19 @@ Rules:
    reading upstream``...) and closes the client connection.
 6. Every way a try can fail is a ``failures.UpstreamFailure`` (kind + phase): the log line, 502/504, the
    retry and the passive health report are derived from it. The exchange places a failure the connection
-   reported in its phase (``_phase``): still sending the request, awaiting the head, or streaming the body.
+   reported in its phase (``_place``): still sending the request, awaiting the head, or streaming the body.
    A connection that ended before it could be used (accepted and closed at once) fails the try like any
    other close, and no callback may leave the request hanging: whatever a try ends with, the client gets
    Kong's answer and its log line, and both sockets are released.
+7. An exchange's progress is one ``Stage`` (proxying, responding, responded, done) that only moves forward,
+   instead of flags that could disagree; what is still open on the request side (the body being read,
+   dropped, or done) and on a try (written, paused) stays with the stage that needs it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import functools
 import ipaddress
 import os
@@ -85,6 +89,22 @@ REPLAY_LIMIT = 64 * 1024
 NON_IDEMPOTENT = frozenset(("POST", "LOCK", "PATCH"))
 
 
+class Stage(enum.IntEnum):
+    """Where an exchange is on its way to the client; it only moves forward (rule 7)."""
+
+    #: routing, the runloop's checks, the plugins' access phase (which may wait), then the upstream tries
+    PROXYING = 0
+    #: the response head is written: it cannot be taken back, a later failure closes the connection
+    RESPONDING = 1
+    #: the response is complete; what is left of the request body is read and dropped
+    RESPONDED = 2
+    #: logged and handed back to the connection (``exchange_finished``), or abandoned by the client
+    DONE = 3
+
+
+_PROXYING, _RESPONDING, _RESPONDED, _DONE = Stage
+
+
 def _guarded(callback: Callable[..., None]) -> Callable[..., None]:
     """For the exchange's loop callbacks (connect, DNS, plugin tasks done): an exception there is a bug of ours, and
     must still end the request (``Exchange._crashed``), never leave it hanging with a traceback on stderr."""
@@ -118,7 +138,6 @@ class Exchange:
         "_connect_task",
         "_continue_sent",
         "_discarding",
-        "_done",
         "_fresh_only",
         "_handle",
         "_host_header",
@@ -129,7 +148,6 @@ class Exchange:
         "_replay",
         "_replay_ok",
         "_request_sent",
-        "_response_done",
         "_sent_at",
         "_service",
         "_tls_error",
@@ -143,8 +161,8 @@ class Exchange:
         "head",
         "keep_alive",
         "request_id",
-        "response_started",
         "snapshot",
+        "stage",
         "start",
         "status",
     )
@@ -158,14 +176,12 @@ class Exchange:
         self.status = 0
         self.bytes_sent = 0
         self.keep_alive = head.keep_alive
-        self.response_started = False
-        self._response_done = False
+        self.stage = _PROXYING
         self._body_done = not head.has_body
         self._body_bytes = 0
         self._buffer: list[bytes] = []
         self._buffered = 0
         self._discarding = False
-        self._done = False
         self._close_after = False
         self._continue_sent = False
         self._chunked_out = False
@@ -191,11 +207,16 @@ class Exchange:
         self._plugin_chain: Chain | None = None
         self._access_done = False
 
+    @property
+    def response_started(self) -> bool:
+        """The response head is on its way to the client (the connection's timers and aborts ask)."""
+        return self.stage >= _RESPONDING
+
     # ================================================================== request intake (from the parser)
     def feed_body(self, data: bytes) -> None:
         self._body_bytes += len(data)
         max_body = self.conn.limits.max_body
-        if max_body and self._body_bytes > max_body and not self.response_started:
+        if max_body and self._body_bytes > max_body and self.stage < _RESPONDING:
             self._abort_upstream()
             self._discarding = True
             self._close_after = True
@@ -239,11 +260,11 @@ class Exchange:
     def client_aborted(self) -> None:
         """The client connection is gone: drop the upstream side."""
         self._abort_upstream()
-        if not self._done and self._handle is not None:
+        if self.stage != _DONE and self._handle is not None:
             service = self._service
             if service is not None and service.balancer is not None:
                 service.balancer.release(self._handle)
-        self._done = True
+        self.stage = _DONE
 
     # ================================================================== routing (access phase)
     def begin(self) -> None:
@@ -281,10 +302,11 @@ class Exchange:
             raw_path,
             match.prefix,
         )
-        refusal = route_refusal(route, values, target, head.content_type)
-        if refusal is not None:
-            self._refuse(refusal)
-            return
+        if route.https_only or route.grpc:
+            refusal = route_refusal(route, values, target, head.content_type)
+            if refusal is not None:
+                self._refuse(refusal)
+                return
         chain = snapshot.plugins.chain(route.id)
         if chain is not None and not self._access_done and not self._run_plugins(chain, match):
             return  # a plugin answered, or is waiting (begin() runs again when it is done)
@@ -411,7 +433,7 @@ class Exchange:
     def _balancer_resolved(self, task: asyncio.Future[None]) -> None:
         """The first resolution of an upstream's name targets is done: pick now (no address -> 503)."""
         self._connect_task = None
-        if self._done or task.cancelled():
+        if self.stage == _DONE or task.cancelled():
             return
         exc = task.exception()
         if exc is not None:  # a resolver bug: answer instead of asking again forever
@@ -424,7 +446,7 @@ class Exchange:
     @_guarded
     def _resolved(self, task: asyncio.Future[list[str]], port: int) -> None:
         self._connect_task = None
-        if self._done:
+        if self.stage == _DONE:
             return
         try:
             addresses = task.result()
@@ -488,7 +510,7 @@ class Exchange:
         if task.cancelled():
             return
         result = task.result()
-        if self._done:
+        if self.stage == _DONE:
             if isinstance(result, UpstreamConnection):
                 result.close()
             return
@@ -558,23 +580,22 @@ class Exchange:
         policy = state.header_policy
         head = self.head
         self.status = status
-        self.response_started = True
-        scanned = scan_headers(headers, head.te, policy.via)
-        body = framing(head.method, status, head.version, scanned.content_length, self.keep_alive and not conn.closing)
-        self._chunked_out = body.chunked
-        keep = self.keep_alive = body.keep_alive
-        content_type = scanned.content_type
+        self.stage = _RESPONDING
+        rest, content_type, content_length, has_via, has_server, has_date = scan_headers(headers, head.te, policy.via)
+        framing_line, self._chunked_out, keep = framing(
+            head.method, status, head.version, content_length, self.keep_alive and not conn.closing
+        )
+        self.keep_alive = keep
         front = b"HTTP/1.1 %d %b\r\n%b%b%b%b" % (
             status,
             reason,
-            b"" if scanned.has_date else state.date.line(),
+            b"" if has_date else state.date.line(),
             b"" if content_type is None else b"Content-Type: " + content_type + b"\r\n",
-            body.line,
+            framing_line,
             b"Connection: keep-alive\r\n" if keep else b"Connection: close\r\n",
         )
-        rest = scanned.lines
         pick = policy.tail_values
-        tail = policy.response_tails[scanned.has_via * 2 + scanned.has_server]
+        tail = policy.response_tails[has_via * 2 + has_server]
         if pick is not None:
             sent_at = self._sent_at
             tail = tail % pick((status, _ms(now - sent_at), _ms(sent_at - self.start), self.request_id.encode()))
@@ -622,7 +643,7 @@ class Exchange:
             saved = pool.release(up, keep_alive and self._body_done and not self._discarding)
             if pool.size > 0 and self.conn.state.error_log.debug_enabled:
                 self._debug_pool_release(pool, up, saved)
-        self._response_done = True
+        self.stage = _RESPONDED
         if not self._body_done:
             # the upstream answered before the whole body arrived: read and drop the rest (and read at all: the
             # client was paused for the upstream's backpressure, which no longer exists)
@@ -644,14 +665,14 @@ class Exchange:
         if up is not None:
             up.abort()
         failure = self._place(failure)
-        if self.response_started:
+        if self.stage >= _RESPONDING:
             self.conn.state.error_log.log(
                 failure.level, failure.text(), self.conn.conn_id, self._context(self._upstream_label())
             )
-            self._response_done = True
+            self.stage = _RESPONDED
             self.keep_alive = False
             self._close_after = True
-            self._done = True
+            self.stage = _DONE
             if self._handle is not None:
                 self._balancer_log()
             self.conn.exchange_finished(self, abort=True)
@@ -662,7 +683,7 @@ class Exchange:
         """Put a failure the connection reported (as ``READING_HEADER``) in the exchange's real phase (rule 6)."""
         if failure.phase is not Phase.READING_HEADER:
             return failure
-        if self.response_started:
+        if self.stage >= _RESPONDING:
             return failure.at(Phase.READING_BODY)
         if not self._body_done:
             return failure.at(Phase.SENDING)
@@ -731,13 +752,13 @@ class Exchange:
         conn = self.conn
         conn.state.error_log.loop_exception(None, {"message": "request processing failed", "exception": exc})
         self._abort_upstream()
-        if self._done:
+        if self.stage == _DONE:
             return
-        if not self.response_started:
+        if self.stage < _RESPONDING:
             self._close_after = True
             self._respond_error(500)
             return
-        self._done = True
+        self.stage = _DONE
         self.keep_alive = False
         conn.exchange_finished(self, abort=True)
 
@@ -806,7 +827,7 @@ class Exchange:
     @_guarded
     def _plugins_resumed(self, task: asyncio.Future[Exit | None]) -> None:
         self._connect_task = None
-        if self._done or task.cancelled():
+        if self.stage == _DONE or task.cancelled():
             return
         self._access_done = True
         try:
@@ -881,10 +902,10 @@ class Exchange:
             head_only=self.head.method == "HEAD",
         )
         self.status = status
-        self.response_started = True
+        self.stage = _RESPONDING
         self.bytes_sent = len(body)
         conn.write(data)
-        self._response_done = True
+        self.stage = _RESPONDED
         self._maybe_finish()
 
     def _balancer_log(self) -> None:
@@ -901,10 +922,8 @@ class Exchange:
         balancer.release(handle)
 
     def _maybe_finish(self) -> None:
-        if self._done:
-            return
-        if self._response_done and (self._body_done or self._close_after):
-            self._done = True
+        if self.stage == _RESPONDED and (self._body_done or self._close_after):
+            self.stage = _DONE
             if self._handle is not None:
                 self._balancer_log()
             if self._plugins is not None and self._plugin_chain is not None and self._plugin_chain.has_log:

@@ -68,12 +68,12 @@ def fixed_headers(
         client += "".join(
             [f"{set_name}: {set_value}\r\n" for set_name, set_value in changed.values() if set_value is not None]
         )
-    fprefix = values.prefix
+    proto, fhost, fport, fpath, fprefix = values
     return (
         f"Connection: keep-alive\r\n"
         f"X-Forwarded-For: {remote if xff is None else f'{xff}, {peer_ip}'}\r\n"
-        f"X-Forwarded-Proto: {values.proto}\r\nX-Forwarded-Host: {values.host}\r\nX-Forwarded-Port: {values.port}\r\n"
-        f"X-Forwarded-Path: {values.path}\r\n{f'X-Forwarded-Prefix: {fprefix}' + _CRLF if fprefix else ''}"
+        f"X-Forwarded-Proto: {proto}\r\nX-Forwarded-Host: {fhost}\r\nX-Forwarded-Port: {fport}\r\n"
+        f"X-Forwarded-Path: {fpath}\r\n{f'X-Forwarded-Prefix: {fprefix}' + _CRLF if fprefix else ''}"
         f"X-Real-IP: {remote}\r\n"
         f"{f'X-Kong-Request-Id: {request_id}' + _CRLF if policy.request_id_upstream else ''}"
         f"{framing}{client}\r\n"
