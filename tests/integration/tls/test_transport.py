@@ -16,16 +16,17 @@ from OpenSSL import SSL
 
 from gateway.tls.engine.session import TlsHandshakeError
 from gateway.tls.engine.transport import TlsProtocol, TlsTransport, create_tls_server_protocol, open_tls_connection
-from tests.unit.tls.engine.pki import client_context, make_ca, make_leaf, server_context
+from tests.fixtures.certs import make_ca, make_cert
+from tests.fixtures.tls_peers import client_context, server_context
 
 T = 5.0  # seconds: the bound of every wait
 
 
 @pytest.fixture(scope="module")
 def pki():
-    root = make_ca("Test Root")
-    inter = make_ca("Test Intermediate", root)
-    server = make_leaf(inter, "example.test", ["example.test"])
+    root = make_ca("Test Root", key_type="ec")
+    inter = make_ca("Test Intermediate", root, key_type="ec")
+    server = make_cert("example.test", inter, key_type="ec")
     return root, inter, server
 
 
@@ -116,7 +117,7 @@ async def tls_server(ctx: SSL.Context, *, handshake_timeout: float = T, echo: bo
 
 
 def stdlib_client_ctx(root) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(cadata=root.cert_pem().decode())
+    ctx = ssl.create_default_context(cadata=root.cert_pem)
     ctx.set_alpn_protocols(["http/1.1"])
     return ctx
 
@@ -164,7 +165,7 @@ async def test_server_close_sends_close_notify(pki):
 async def test_openssl_s_client(pki, tmp_path):
     root, _, server_id = pki
     ca = tmp_path / "ca.pem"
-    ca.write_bytes(root.cert_pem())
+    ca.write_bytes(root.cert_pem.encode())
     async with tls_server(server_context(server_id)) as srv:
         async with asyncio.timeout(T):
             proc = await asyncio.create_subprocess_exec(
@@ -238,17 +239,17 @@ def _write_identity(identity):
     d = tempfile.mkdtemp()
     cert, key = f"{d}/cert.pem", f"{d}/key.pem"
     with open(cert, "wb") as f:
-        f.write(identity.chain_pem())
+        f.write(identity.chain_pem.encode())
     with open(key, "wb") as f:
-        f.write(identity.key_pem())
+        f.write(identity.key_pem.encode())
     return cert, key
 
 
 @pytest.mark.parametrize(("trust", "code"), [("other", 20), ("none", 20), ("lone", 21)])
 async def test_client_side_verify_failure_carries_the_code(pki, trust, code):
     root, _, server_id = pki
-    other = make_ca("Other")
-    identity = make_leaf(root, "example.test", ["example.test"]) if trust == "lone" else server_id
+    other = make_ca("Other", key_type="ec")
+    identity = make_cert("example.test", root, key_type="ec") if trust == "lone" else server_id
     trusted = {"other": [other], "none": [], "lone": [other]}[trust]
     async with tls_server(server_context(identity)) as srv:
         async with asyncio.timeout(T):
