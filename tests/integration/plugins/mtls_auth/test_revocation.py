@@ -30,7 +30,7 @@ from tests.fixtures.certs import Issued, make_ca, make_cert
 from tests.fixtures.gateway_process import GatewayProcess
 from tests.fixtures.nginx import NginxServer
 from tests.fixtures.ports import closed_port
-from tests.integration.mtls.conftest import curl, start_gateway, wait_until
+from tests.integration.plugins.mtls_auth.conftest import curl, start_gateway, wait_until
 
 FAILED = '{"message":"TLS certificate failed verification"}'
 

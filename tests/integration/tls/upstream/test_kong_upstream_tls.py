@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.gateway_process import running_gateway
-from tests.integration.upstream_tls.kong import LINE_PREFIX, KongClient, tls_line
-from tests.integration.upstream_tls.pki import Pki
-from tests.integration.upstream_tls.upstreams import Upstreams
+from tests.integration.tls.upstream.kong import LINE_PREFIX, KongClient, tls_line
+from tests.integration.tls.upstream.pki import Pki
+from tests.integration.tls.upstream.upstreams import Upstreams
 
 pytestmark = pytest.mark.timeout(60)
 

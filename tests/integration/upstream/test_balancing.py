@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from tests.fixtures.nginx import NginxRunner
-from tests.integration.balancer.conftest import plain_target, restart
+from tests.integration.upstream.conftest import plain_target, restart
 
 THREE_PORTS = """
     server { listen 127.0.0.1:{port};  access_log {prefix}/t1.log gw; location / { return 200 "t1"; } }

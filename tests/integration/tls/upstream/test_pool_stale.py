@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.proxy.harness import config, read_response, route, running_gateway, service
-from tests.integration.upstream_tls.pki import Pki
+from tests.integration.tls.upstream.pki import Pki
 
 pytestmark = pytest.mark.timeout(30)
 

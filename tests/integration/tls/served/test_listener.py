@@ -15,8 +15,8 @@ import pytest
 from tests.fixtures.admin_client import Admin
 from tests.fixtures.gateway_process import GatewayProcess
 from tests.fixtures.nginx import NginxServer
-from tests.integration.downstream_tls.clients import curl, python_handshake, s_client, wait_until
-from tests.integration.downstream_tls.conftest import start_ssl_gateway
+from tests.integration.tls.served.clients import curl, python_handshake, s_client, wait_until
+from tests.integration.tls.served.conftest import start_ssl_gateway
 
 PLAIN_HTTP_PAGE = (
     b"<html>\r\n<head><title>400 The plain HTTP request was sent to HTTPS port</title></head>\r\n<body>\r\n"
