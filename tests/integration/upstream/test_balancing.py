@@ -31,6 +31,13 @@ ACTIVE_HTTP: dict[str, Any] = {
 }
 
 
+def _upstream_port(line: str) -> str:
+    """The port of ``upstream: "http://127.0.0.1:<port>/"`` in an error-log line."""
+    match = re.search(r'upstream: "http://127\.0\.0\.1:(\d+)/"', line)
+    assert match is not None, line
+    return match.group(1)
+
+
 def _lines(path: Any) -> int:
     return len(path.read_text().splitlines()) if path.exists() else 0
 
@@ -121,4 +128,4 @@ def test_every_try_is_logged_and_the_502_comes_after_the_last(nginx: NginxRunner
     assert res.status_code == 502
     tries = [line for line in kong.lines_since(mark) if "connect() failed (111: Connection refused)" in line]
     assert len(tries) == 3  # retries + 1, each on another target
-    assert {re.search(r'upstream: "http://127\.0\.0\.1:(\d+)/"', t).group(1) for t in tries} == {str(p) for p in dead}
+    assert {_upstream_port(t) for t in tries} == {str(p) for p in dead}

@@ -37,35 +37,37 @@ class App(asyncio.Protocol):
         self.echo = echo
         self.transport: TlsTransport | None = None
         self.data = bytearray()
-        self.made = asyncio.get_running_loop().create_future()
-        self.lost = asyncio.get_running_loop().create_future()
+        self.made: asyncio.Future[TlsTransport] = asyncio.get_running_loop().create_future()
+        self.lost: asyncio.Future[Exception | None] = asyncio.get_running_loop().create_future()
         self.eof = asyncio.Event()
         self.got_data = asyncio.Event()
         self.paused = asyncio.Event()
         self.resumed = asyncio.Event()
 
-    def connection_made(self, transport):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, TlsTransport)
         self.transport = transport
         self.made.set_result(transport)
 
-    def data_received(self, data):
+    def data_received(self, data: bytes) -> None:
         self.data += data
         self.got_data.set()
         if self.echo:
+            assert self.transport is not None
             self.transport.write(data)
 
-    def eof_received(self):
+    def eof_received(self) -> bool:
         self.eof.set()
         return False
 
-    def connection_lost(self, exc):
+    def connection_lost(self, exc: Exception | None) -> None:
         if not self.lost.done():
             self.lost.set_result(exc)
 
-    def pause_writing(self):
+    def pause_writing(self) -> None:
         self.paused.set()
 
-    def resume_writing(self):
+    def resume_writing(self) -> None:
         self.resumed.set()
 
 
@@ -173,13 +175,15 @@ async def test_openssl_s_client(pki, tmp_path):
                 "-CAfile", str(ca), "-verify_return_error", "-quiet",
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
             )  # fmt: skip
+            assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
             try:
                 proc.stdin.write(b"hello from s_client\n")
                 await proc.stdin.drain()
                 line = await proc.stdout.readline()
                 assert line == b"hello from s_client\n", await proc.stderr.read()
                 # -quiet implies -ign_eof: s_client leaves when the server closes (close_notify).
-                srv.apps[0].transport.close()
+                transport = await srv.apps[0].made
+                transport.close()
                 assert await proc.stdout.read() == b""
                 await proc.wait()
             finally:
@@ -187,6 +191,7 @@ async def test_openssl_s_client(pki, tmp_path):
                     proc.kill()
                     await proc.wait()
             app = srv.apps[0]
+            assert app.transport is not None
             assert app.transport.get_extra_info("tls").sni == "example.test"
             assert await app.lost is None
 
@@ -199,7 +204,7 @@ async def test_client_side_to_python_ssl_server(pki):
     sctx.set_alpn_protocols(["http/1.1"])
     sni: list[str | None] = []
     sctx.sni_callback = lambda sslobj, name, ctx: sni.append(name)
-    received = asyncio.Queue()
+    received: asyncio.Queue[tuple[bytes, str | None]] = asyncio.Queue()
 
     async def handle(reader, writer):
         data = await reader.readexactly(5)
@@ -217,6 +222,7 @@ async def test_client_side_to_python_ssl_server(pki):
                 loop, "127.0.0.1", port, client_context([root]), "example.test", lambda: App(echo=False),
                 alpn_protocols=["http/1.1"], verify=True, verify_hostname="example.test",
             )  # fmt: skip
+            assert isinstance(app, App)
             info = transport.get_extra_info("tls")
             assert (info.sni, info.alpn, info.verify_code) == ("example.test", "http/1.1", 0)
             assert [c.subject for c in transport.get_extra_info("peercert_chain")] == [
@@ -329,6 +335,7 @@ async def test_abrupt_close_after_handshake_is_a_normal_end(pki):
             app = srv.apps[0]
             await app.eof.wait()
             assert await app.lost is None
+            assert app.transport is not None
             assert not app.transport.get_extra_info("tls").close_notify_received
 
 
@@ -375,6 +382,7 @@ async def test_app_pause_reading_pauses_the_socket(pki):
             assert not transport.is_reading()
             tls_protocol = transport._tls
             assert isinstance(tls_protocol, TlsProtocol)
+            assert tls_protocol._raw is not None
             assert not tls_protocol._raw.is_reading()
             app.got_data.clear()
             writer.write(b"second")
