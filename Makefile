@@ -33,7 +33,7 @@ run: install
 lint: install
 	$(BIN)/ruff check gateway tests benchmarks
 	$(BIN)/ruff format --check gateway tests benchmarks
-	$(BIN)/mypy gateway
+	$(BIN)/mypy gateway tests benchmarks
 
 format: install
 	$(BIN)/ruff format gateway tests benchmarks

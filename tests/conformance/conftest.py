@@ -14,7 +14,7 @@ from gateway.observability.accesslog import AccessLog
 from gateway.observability.errorlog import ErrorLog
 from gateway.settings import Listener, load_settings
 from gateway.store import open_database
-from tests.conformance.pki import Pair, make_pair
+from tests.fixtures.certs import Issued, days, make_ca, make_cert
 
 
 class Admin:
@@ -78,15 +78,15 @@ async def dbless_admin(tmp_path: Any) -> AsyncIterator[Admin]:
 
 
 @pytest.fixture(scope="session")
-def pki() -> dict[str, Pair]:
-    root = make_pair("Test Root CA", ca=True)
+def pki() -> dict[str, Issued]:
+    root = make_ca("Test Root CA")
     return {
-        "rsa": make_pair("ssl-example.test"),
-        "rsa2": make_pair("other.test"),
-        "ecdsa": make_pair("ssl-example.test", kind="ec"),
-        "ecdsa2": make_pair("other-ec.test", kind="ec"),
+        "rsa": make_cert("ssl-example.test"),
+        "rsa2": make_cert("other.test"),
+        "ecdsa": make_cert("ssl-example.test", key_type="ec"),
+        "ecdsa2": make_cert("other-ec.test", key_type="ec"),
         "root": root,
-        "intermediate": make_pair("Test Intermediate CA", ca=True, issuer=root),
-        "leaf": make_pair("leaf.test", issuer=root),
-        "expired_ca": make_pair("Expired CA", ca=True, expired=True),
+        "intermediate": make_ca("Test Intermediate CA", issuer=root),
+        "leaf": make_cert("leaf.test", issuer=root),
+        "expired_ca": make_ca("Expired CA", not_before=days(-30), not_after=days(-1)),
     }

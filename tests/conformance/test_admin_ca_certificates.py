@@ -11,8 +11,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from tests.conformance.conftest import Admin
-from tests.conformance.pki import Pair
 from tests.conformance.test_admin_certificates import send
+from tests.fixtures.certs import Issued
 
 
 def digest(pem: str) -> str:
@@ -20,36 +20,36 @@ def digest(pem: str) -> str:
     return hashlib.sha256(der).hexdigest()
 
 
-async def test_73_empty_then_create(admin: Admin, pki: dict[str, Pair]) -> None:
+async def test_73_empty_then_create(admin: Admin, pki: dict[str, Issued]) -> None:
     res = await admin.http.get("/ca_certificates")
     assert (res.status_code, res.json()) == (200, {"data": [], "next": None})
     for kind in ("json", "form", "multipart"):
         await admin.http.delete("/ca_certificates/" + str(uuid.uuid4()))
-        res = await send(admin, "POST", "/ca_certificates", {"cert": pki["root"].cert}, kind)
+        res = await send(admin, "POST", "/ca_certificates", {"cert": pki["root"].cert_pem}, kind)
         assert res.status_code == 201, res.text
-        assert res.json()["cert"] == pki["root"].cert and res.json()["cert_digest"] == digest(pki["root"].cert)
+        assert res.json()["cert"] == pki["root"].cert_pem and res.json()["cert_digest"] == digest(pki["root"].cert_pem)
         assert (await admin.http.delete(f"/ca_certificates/{res.json()['id']}")).status_code == 204
 
 
-async def test_74_to_77_rejections_change_nothing(admin: Admin, pki: dict[str, Pair]) -> None:
+async def test_74_to_77_rejections_change_nothing(admin: Admin, pki: dict[str, Issued]) -> None:
     before = admin.export()
     res = await admin.http.post("/ca_certificates", json={})
     assert res.status_code == 400 and res.json()["message"] == "schema violation (cert: required field missing)"
-    res = await admin.http.post("/ca_certificates", json={"cert": pki["leaf"].cert})
+    res = await admin.http.post("/ca_certificates", json={"cert": pki["leaf"].cert_pem})
     assert res.json()["message"] == (
         'schema violation (certificate does not appear to be a CA because it is missing the "CA" basic constraint)'
     )
-    res = await admin.http.post("/ca_certificates", json={"cert": pki["expired_ca"].cert})
+    res = await admin.http.post("/ca_certificates", json={"cert": pki["expired_ca"].cert_pem})
     assert res.json()["message"] == 'schema violation (certificate expired, "Not After" time is in the past)'
-    res = await admin.http.post("/ca_certificates", json={"cert": pki["root"].cert + pki["intermediate"].cert})
+    res = await admin.http.post("/ca_certificates", json={"cert": pki["root"].cert_pem + pki["intermediate"].cert_pem})
     assert res.json()["message"] == "schema violation (please submit only one certificate at a time)"
-    res = await admin.http.put(f"/ca_certificates/{uuid.uuid4()}", json={"cert": pki["leaf"].cert})
+    res = await admin.http.put(f"/ca_certificates/{uuid.uuid4()}", json={"cert": pki["leaf"].cert_pem})
     assert res.status_code == 400 and "basic constraint" in res.json()["message"]
     assert admin.export() == before
 
 
-async def test_78_79_delete_referenced(admin: Admin, pki: dict[str, Pair]) -> None:
-    ca = (await admin.http.post("/ca_certificates", json={"cert": pki["root"].cert})).json()
+async def test_78_79_delete_referenced(admin: Admin, pki: dict[str, Issued]) -> None:
+    ca = (await admin.http.post("/ca_certificates", json={"cert": pki["root"].cert_pem})).json()
     res = await admin.http.post(
         "/services", json={"name": "s", "url": "https://example.test", "ca_certificates": [ca["id"]]}
     )
@@ -63,9 +63,9 @@ async def test_78_79_delete_referenced(admin: Admin, pki: dict[str, Pair]) -> No
     assert (await admin.http.delete(f"/ca_certificates/{ca['id']}")).status_code == 204
 
 
-async def test_79_referenced_by_a_plugin(admin: Admin, pki: dict[str, Pair]) -> None:
-    ca = (await admin.http.post("/ca_certificates", json={"cert": pki["root"].cert})).json()
-    unused = (await admin.http.post("/ca_certificates", json={"cert": pki["intermediate"].cert})).json()
+async def test_79_referenced_by_a_plugin(admin: Admin, pki: dict[str, Issued]) -> None:
+    ca = (await admin.http.post("/ca_certificates", json={"cert": pki["root"].cert_pem})).json()
+    unused = (await admin.http.post("/ca_certificates", json={"cert": pki["intermediate"].cert_pem})).json()
     # form body with Kong's 1-based bracket index, as `config.ca_certificates[1]=<id>`
     res = await admin.http.post("/plugins", data={"name": "mtls-auth", "config.ca_certificates[1]": ca["id"]})
     assert res.status_code == 201, res.text
@@ -83,18 +83,18 @@ async def test_79_referenced_by_a_plugin(admin: Admin, pki: dict[str, Pair]) -> 
     assert (await admin.http.delete(f"/ca_certificates/{ca['id']}")).status_code == 204
 
 
-async def test_80_81_update_and_unique(admin: Admin, pki: dict[str, Pair]) -> None:
-    ca = (await admin.http.post("/ca_certificates", json={"cert": pki["root"].cert})).json()
-    res = await admin.http.post("/ca_certificates", json={"cert": pki["root"].cert})
+async def test_80_81_update_and_unique(admin: Admin, pki: dict[str, Issued]) -> None:
+    ca = (await admin.http.post("/ca_certificates", json={"cert": pki["root"].cert_pem})).json()
+    res = await admin.http.post("/ca_certificates", json={"cert": pki["root"].cert_pem})
     assert res.status_code == 409
-    assert res.json()["message"] == f"UNIQUE violation detected on '{{cert_digest=\"{digest(pki['root'].cert)}\"}}'"
+    assert res.json()["message"] == f"UNIQUE violation detected on '{{cert_digest=\"{digest(pki['root'].cert_pem)}\"}}'"
     await asyncio.sleep(1.05)  # updated_at has a one-second resolution
-    res = await admin.http.patch(f"/ca_certificates/{ca['id']}", json={"cert": pki["intermediate"].cert})
+    res = await admin.http.patch(f"/ca_certificates/{ca['id']}", json={"cert": pki["intermediate"].cert_pem})
     assert res.status_code == 200 and res.json()["updated_at"] > ca["updated_at"]
-    res = await admin.http.put(f"/ca_certificates/{ca['id']}", json={"cert": pki["root"].cert})
-    assert res.status_code == 200 and res.json()["cert"] == pki["root"].cert
+    res = await admin.http.put(f"/ca_certificates/{ca['id']}", json={"cert": pki["root"].cert_pem})
+    assert res.status_code == 200 and res.json()["cert"] == pki["root"].cert_pem
     new_id = str(uuid.uuid4())
-    res = await admin.http.put(f"/ca_certificates/{new_id}", json={"cert": pki["intermediate"].cert})
+    res = await admin.http.put(f"/ca_certificates/{new_id}", json={"cert": pki["intermediate"].cert_pem})
     assert res.status_code == 200
     assert (await admin.http.get(f"/ca_certificates/{new_id}")).json()["id"] == new_id
 
@@ -116,8 +116,10 @@ async def test_82_unknown_client_certificate(admin: Admin) -> None:
     assert admin.export()["services"] == []
 
 
-async def test_83_tls_fields_need_https(admin: Admin, pki: dict[str, Pair]) -> None:
-    cert = (await admin.http.post("/certificates", json={"cert": pki["rsa"].cert, "key": pki["rsa"].key})).json()
+async def test_83_tls_fields_need_https(admin: Admin, pki: dict[str, Issued]) -> None:
+    cert = (
+        await admin.http.post("/certificates", json={"cert": pki["rsa"].cert_pem, "key": pki["rsa"].key_pem})
+    ).json()
     cases: list[tuple[str, Any]] = [
         ("client_certificate", {"id": cert["id"]}),
         ("ca_certificates", [str(uuid.uuid4())]),
@@ -151,7 +153,7 @@ async def test_84_route_snis_need_tls_protocol(admin: Admin) -> None:
     assert admin.export() == before
 
 
-async def test_dbless_writes_405_and_config_replace(dbless_admin: Admin, pki: dict[str, Pair]) -> None:
+async def test_dbless_writes_405_and_config_replace(dbless_admin: Admin, pki: dict[str, Issued]) -> None:
     res = await dbless_admin.http.post("/services", json={"host": "example.test"})
     assert (res.status_code, res.json()["message"]) == (
         405,
@@ -159,7 +161,7 @@ async def test_dbless_writes_405_and_config_replace(dbless_admin: Admin, pki: di
     )
     config = {
         "_format_version": "3.0",
-        "certificates": [{"cert": pki["rsa"].cert, "key": pki["rsa"].key, "snis": [{"name": "cfg.test"}]}],
+        "certificates": [{"cert": pki["rsa"].cert_pem, "key": pki["rsa"].key_pem, "snis": [{"name": "cfg.test"}]}],
         "services": [{"name": "svc", "url": "https://example.test"}],
     }
     res = await dbless_admin.http.post("/config", json=config)

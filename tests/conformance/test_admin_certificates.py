@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.conformance.conftest import Admin
-from tests.conformance.pki import Pair
+from tests.fixtures.certs import Issued
 
 CONTENT_TYPES = ["json", "form", "multipart"]
 
@@ -37,8 +37,8 @@ async def send(admin: Admin, method: str, path: str, body: dict[str, Any], kind:
     return await admin.http.request(method, path, files=files)
 
 
-async def create(admin: Admin, pair: Pair, snis: list[str] | None = None, **extra: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {"cert": pair.cert, "key": pair.key, **extra}
+async def create(admin: Admin, pair: Issued, snis: list[str] | None = None, **extra: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"cert": pair.cert_pem, "key": pair.key_pem, **extra}
     if snis is not None:
         body["snis"] = snis
     res = await admin.http.post("/certificates", json=body)
@@ -46,7 +46,7 @@ async def create(admin: Admin, pair: Pair, snis: list[str] | None = None, **extr
     return res.json()
 
 
-async def test_42_many_snis_sorted(admin: Admin, pki: dict[str, Pair]) -> None:
+async def test_42_many_snis_sorted(admin: Admin, pki: dict[str, Issued]) -> None:
     names = [f"my-sni-{i:03d}.test" for i in range(150)]
     await create(admin, pki["rsa"], list(reversed(names)))
     res = await admin.http.get("/certificates")
@@ -55,12 +55,12 @@ async def test_42_many_snis_sorted(admin: Admin, pki: dict[str, Pair]) -> None:
     assert data[0]["cert_alt"] is None and data[0]["key_alt"] is None
 
 
-async def test_43_44_sni_conflicts_create_nothing(admin: Admin, pki: dict[str, Pair]) -> None:
+async def test_43_44_sni_conflicts_create_nothing(admin: Admin, pki: dict[str, Issued]) -> None:
     res = await send(
         admin,
         "POST",
         "/certificates",
-        {"cert": pki["rsa"].cert, "key": pki["rsa"].key, "snis": ["a.test", "b.test", "a.test"]},
+        {"cert": pki["rsa"].cert_pem, "key": pki["rsa"].key_pem, "snis": ["a.test", "b.test", "a.test"]},
     )
     assert res.status_code == 400
     assert res.json()["message"] == "schema violation (snis: a.test is duplicated)"
@@ -70,7 +70,7 @@ async def test_43_44_sni_conflicts_create_nothing(admin: Admin, pki: dict[str, P
         admin,
         "POST",
         "/certificates",
-        {"cert": pki["rsa"].cert, "key": pki["rsa"].key, "snis": ["taken.test", "new.test"]},
+        {"cert": pki["rsa"].cert_pem, "key": pki["rsa"].key_pem, "snis": ["taken.test", "new.test"]},
     )
     assert res.status_code == 400
     assert res.json()["message"] == (
@@ -80,55 +80,60 @@ async def test_43_44_sni_conflicts_create_nothing(admin: Admin, pki: dict[str, P
 
 
 @pytest.mark.parametrize("kind", CONTENT_TYPES)
-async def test_45_46_create_echoes_snis(admin: Admin, pki: dict[str, Pair], kind: str) -> None:
+async def test_45_46_create_echoes_snis(admin: Admin, pki: dict[str, Issued], kind: str) -> None:
     res = await send(
         admin,
         "POST",
         "/certificates",
-        {"cert": pki["rsa"].cert, "key": pki["rsa"].key, "snis": ["n1.test", "n2.test"]},
+        {"cert": pki["rsa"].cert_pem, "key": pki["rsa"].key_pem, "snis": ["n1.test", "n2.test"]},
         kind,
     )
     assert res.status_code == 201, res.text
     body = res.json()
-    assert body["snis"] == ["n1.test", "n2.test"] and body["cert"] == pki["rsa"].cert
+    assert body["snis"] == ["n1.test", "n2.test"] and body["cert"] == pki["rsa"].cert_pem
     assert body["cert_alt"] is None and body["key_alt"] is None
-    res = await send(admin, "POST", "/certificates", {"cert": pki["rsa2"].cert, "key": pki["rsa2"].key}, kind)
+    res = await send(admin, "POST", "/certificates", {"cert": pki["rsa2"].cert_pem, "key": pki["rsa2"].key_pem}, kind)
     assert res.status_code == 201 and '"snis":[]' in res.text
 
 
-async def test_47_48_get_by_id_or_sni(admin: Admin, pki: dict[str, Pair]) -> None:
-    cert = await create(admin, pki["rsa"], ["g1.test", "g2.test"], cert_alt=pki["ecdsa"].cert, key_alt=pki["ecdsa"].key)
+async def test_47_48_get_by_id_or_sni(admin: Admin, pki: dict[str, Issued]) -> None:
+    cert = await create(
+        admin, pki["rsa"], ["g1.test", "g2.test"], cert_alt=pki["ecdsa"].cert_pem, key_alt=pki["ecdsa"].key_pem
+    )
     by_id = (await admin.http.get(f"/certificates/{cert['id']}")).json()
     by_sni = (await admin.http.get("/certificates/g2.test")).json()
-    assert by_id == by_sni and by_id["snis"] == ["g1.test", "g2.test"] and by_id["cert_alt"] == pki["ecdsa"].cert
+    assert by_id == by_sni and by_id["snis"] == ["g1.test", "g2.test"] and by_id["cert_alt"] == pki["ecdsa"].cert_pem
     res = await admin.http.get(f"/certificates/{uuid.uuid4()}")
     assert (res.status_code, res.json()) == (404, {"message": "Not found"})
     res = await admin.http.get("/certificates/doesntexist.test")
     assert (res.status_code, res.json()) == (404, {"message": "SNI not found"})
 
 
-async def test_49_to_51_put(admin: Admin, pki: dict[str, Pair]) -> None:
+async def test_49_to_51_put(admin: Admin, pki: dict[str, Issued]) -> None:
     new_id = str(uuid.uuid4())
     res = await admin.http.put(
-        f"/certificates/{new_id}", json={"cert": pki["rsa"].cert, "key": pki["rsa"].key, "snis": ["p1.test"]}
+        f"/certificates/{new_id}", json={"cert": pki["rsa"].cert_pem, "key": pki["rsa"].key_pem, "snis": ["p1.test"]}
     )
     assert res.status_code == 200 and res.json()["id"] == new_id and res.json()["snis"] == ["p1.test"]
     res = await admin.http.put(
-        "/certificates/u1.test", json={"cert": pki["rsa"].cert, "key": pki["rsa"].key, "snis": ["u2.test"]}
+        "/certificates/u1.test", json={"cert": pki["rsa"].cert_pem, "key": pki["rsa"].key_pem, "snis": ["u2.test"]}
     )
     assert res.status_code == 200 and res.json()["snis"] == ["u1.test", "u2.test"]
     res = await admin.http.put(
-        "/certificates/v1.test", json={"cert": pki["rsa"].cert, "key": pki["rsa"].key, "snis": ["v1.test", "v2.test"]}
+        "/certificates/v1.test",
+        json={"cert": pki["rsa"].cert_pem, "key": pki["rsa"].key_pem, "snis": ["v1.test", "v2.test"]},
     )
     assert res.json()["snis"] == ["v1.test", "v2.test"]
     await asyncio.sleep(1.05)  # updated_at has a one-second resolution, as in Kong
-    res = await admin.http.put(f"/certificates/{new_id}", json={"cert": pki["rsa2"].cert, "key": pki["rsa2"].key})
+    res = await admin.http.put(
+        f"/certificates/{new_id}", json={"cert": pki["rsa2"].cert_pem, "key": pki["rsa2"].key_pem}
+    )
     body = res.json()
-    assert res.status_code == 200 and body["snis"] == [] and body["cert"] == pki["rsa2"].cert
+    assert res.status_code == 200 and body["snis"] == [] and body["cert"] == pki["rsa2"].cert_pem
     assert body["updated_at"] > body["created_at"]
 
 
-async def test_52_to_55_validation_messages(admin: Admin, pki: dict[str, Pair]) -> None:
+async def test_52_to_55_validation_messages(admin: Admin, pki: dict[str, Issued]) -> None:
     before = admin.export()
     res = await admin.http.put(f"/certificates/{uuid.uuid4()}", json={})
     assert (res.status_code, res.json()) == (
@@ -142,7 +147,7 @@ async def test_52_to_55_validation_messages(admin: Admin, pki: dict[str, Pair]) 
     )
     res = await admin.http.put(
         f"/certificates/{uuid.uuid4()}",
-        json={"cert": pki["rsa"].cert, "key": pki["rsa"].key, "cert_alt": pki["ecdsa"].cert},
+        json={"cert": pki["rsa"].cert_pem, "key": pki["rsa"].key_pem, "cert_alt": pki["ecdsa"].cert_pem},
     )
     assert res.json() == {
         "code": 2,
@@ -150,41 +155,48 @@ async def test_52_to_55_validation_messages(admin: Admin, pki: dict[str, Pair]) 
         "message": "schema violation (all or none of these fields must be set: 'cert_alt', 'key_alt')",
         "fields": {"@entity": ["all or none of these fields must be set: 'cert_alt', 'key_alt'"]},
     }
-    res = await admin.http.post("/certificates", json={"cert": pki["rsa"].cert, "key": pki["rsa2"].key})
+    res = await admin.http.post("/certificates", json={"cert": pki["rsa"].cert_pem, "key": pki["rsa2"].key_pem})
     assert res.status_code == 400 and res.json()["message"] == "schema violation (certificate does not match key)"
     res = await admin.http.post(
         "/certificates",
         json={
-            "cert": pki["rsa"].cert,
-            "key": pki["rsa"].key,
-            "cert_alt": pki["ecdsa"].cert,
-            "key_alt": pki["ecdsa2"].key,
+            "cert": pki["rsa"].cert_pem,
+            "key": pki["rsa"].key_pem,
+            "cert_alt": pki["ecdsa"].cert_pem,
+            "key_alt": pki["ecdsa2"].key_pem,
         },
     )
     assert res.json()["message"] == "schema violation (alternative certificate does not match key)"
     res = await admin.http.post(
         "/certificates",
-        json={"cert": pki["rsa"].cert, "key": pki["rsa"].key, "cert_alt": pki["rsa2"].cert, "key_alt": pki["rsa2"].key},
+        json={
+            "cert": pki["rsa"].cert_pem,
+            "key": pki["rsa"].key_pem,
+            "cert_alt": pki["rsa2"].cert_pem,
+            "key_alt": pki["rsa2"].key_pem,
+        },
     )
     assert res.status_code == 400
     assert "need to have different type (e.g. RSA and ECDSA)" in res.json()["message"]
     assert admin.export() == before
 
 
-async def test_56_patch_cert_and_key_by_sni(admin: Admin, pki: dict[str, Pair]) -> None:
+async def test_56_patch_cert_and_key_by_sni(admin: Admin, pki: dict[str, Issued]) -> None:
     await create(admin, pki["rsa"], ["q1.test", "q2.test"])
-    res = await admin.http.patch("/certificates/q1.test", json={"cert": pki["rsa2"].cert, "key": pki["rsa2"].key})
+    res = await admin.http.patch(
+        "/certificates/q1.test", json={"cert": pki["rsa2"].cert_pem, "key": pki["rsa2"].key_pem}
+    )
     assert res.status_code == 200, res.text
-    assert res.json()["cert"] == pki["rsa2"].cert and res.json()["snis"] == ["q1.test", "q2.test"]
+    assert res.json()["cert"] == pki["rsa2"].cert_pem and res.json()["snis"] == ["q1.test", "q2.test"]
 
 
-async def test_56_to_61_patch(admin: Admin, pki: dict[str, Pair]) -> None:
+async def test_56_to_61_patch(admin: Admin, pki: dict[str, Issued]) -> None:
     cert = await create(admin, pki["rsa"], ["q1.test", "q2.test"])
     other = await create(admin, pki["rsa2"], ["other.test"])
     res = await admin.http.patch(f"/certificates/{cert['id']}", json={})
     assert res.status_code == 200 and res.json()["snis"] == ["q1.test", "q2.test"]
     before = admin.export()
-    res = await admin.http.patch(f"/certificates/{uuid.uuid4()}", json={"cert": pki["rsa"].cert})
+    res = await admin.http.patch(f"/certificates/{uuid.uuid4()}", json={"cert": pki["rsa"].cert_pem})
     assert res.status_code == 404
     assert admin.export() == before
     res = await admin.http.patch(f"/certificates/{cert['id']}", json={"snis": ["q3.test"]})
@@ -200,7 +212,7 @@ async def test_56_to_61_patch(admin: Admin, pki: dict[str, Pair]) -> None:
     assert res.status_code == 200 and '"snis":[]' in res.text
 
 
-async def test_62_delete(admin: Admin, pki: dict[str, Pair]) -> None:
+async def test_62_delete(admin: Admin, pki: dict[str, Issued]) -> None:
     a = await create(admin, pki["rsa"], ["del1.test"])
     await create(admin, pki["rsa"], ["del2.test"])
     assert (await admin.http.delete("/certificates/del2.test")).status_code == 204
@@ -210,7 +222,7 @@ async def test_62_delete(admin: Admin, pki: dict[str, Pair]) -> None:
     assert (res.status_code, res.json()) == (404, {"message": "SNI not found"})
 
 
-async def test_63_to_65_nested_snis(admin: Admin, pki: dict[str, Pair]) -> None:
+async def test_63_to_65_nested_snis(admin: Admin, pki: dict[str, Issued]) -> None:
     cert = await create(admin, pki["rsa"], ["nest.test"])
     res = await admin.http.post(f"/certificates/{uuid.uuid4()}/snis", json={"name": "x.test"})
     assert (res.status_code, res.json()) == (404, {"message": "Not found"})
@@ -222,7 +234,7 @@ async def test_63_to_65_nested_snis(admin: Admin, pki: dict[str, Pair]) -> None:
     assert sorted(s["name"] for s in res.json()["data"]) == ["nest.test", "nest2.test"]
 
 
-async def test_66_to_71_snis(admin: Admin, pki: dict[str, Pair]) -> None:
+async def test_66_to_71_snis(admin: Admin, pki: dict[str, Issued]) -> None:
     a = await create(admin, pki["rsa"])
     b = await create(admin, pki["rsa2"])
     for name in ("*.wildcard.test", "wildcard.*"):
@@ -250,17 +262,18 @@ async def test_66_to_71_snis(admin: Admin, pki: dict[str, Pair]) -> None:
     assert (await admin.http.get("/snis/put.test")).status_code == 404
 
 
-async def test_72_schema_validate(admin: Admin, pki: dict[str, Pair]) -> None:
+async def test_72_schema_validate(admin: Admin, pki: dict[str, Issued]) -> None:
     res = await admin.http.post(
-        "/schemas/certificates/validate", json={"cert": pki["rsa"].cert, "key": pki["rsa"].key, "snis": ["v.test"]}
+        "/schemas/certificates/validate",
+        json={"cert": pki["rsa"].cert_pem, "key": pki["rsa"].key_pem, "snis": ["v.test"]},
     )
     assert (res.status_code, res.json()) == (200, {"message": "schema validation successful"})
     assert admin.export()["certificates"] == []
 
 
-async def test_45_multipart_file_upload_with_curl(admin: Admin, pki: dict[str, Pair], tmp_path: Any) -> None:
-    (tmp_path / "c.crt").write_text(pki["rsa"].cert)
-    (tmp_path / "c.key").write_text(pki["rsa"].key)
+async def test_45_multipart_file_upload_with_curl(admin: Admin, pki: dict[str, Issued], tmp_path: Any) -> None:
+    (tmp_path / "c.crt").write_text(pki["rsa"].cert_pem)
+    (tmp_path / "c.key").write_text(pki["rsa"].key_pem)
     proc = await asyncio.create_subprocess_exec(
         "curl", "-sS", "--max-time", "10", "-w", "\n%{http_code}",
         "-F", f"cert=@{tmp_path / 'c.crt'}", "-F", f"key=@{tmp_path / 'c.key'}",
@@ -272,4 +285,4 @@ async def test_45_multipart_file_upload_with_curl(admin: Admin, pki: dict[str, P
     body, status = out.decode().rsplit("\n", 1)
     assert status == "201", body
     created = json.loads(body)
-    assert created["cert"] == pki["rsa"].cert and created["snis"] == ["curl1.test", "curl2.test"]
+    assert created["cert"] == pki["rsa"].cert_pem and created["snis"] == ["curl1.test", "curl2.test"]

@@ -4,6 +4,7 @@ connection still usable, and no error line (an error line means an exception rea
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 import pytest
 
@@ -22,7 +23,7 @@ CANNOT_PARSE = {"message": "Cannot parse JSON body"}
 BROKEN_MULTIPART = {"message": "Cannot parse multipart body"}
 TOO_MANY = {"message": "Too many arguments"}
 
-CASES: list[tuple[str, str, bytes, dict[str, object] | None]] = [
+CASES: list[tuple[str, str, bytes, Mapping[str, object] | None]] = [
     # (id, content type, body, exact answer or None for "a Kong error JSON")
     ("json-100k-brackets", JSON, b"[" * 100_000, CANNOT_PARSE),
     ("json-deep-object", JSON, b'{"a":' * 5000 + b"1" + b"}" * 5000, CANNOT_PARSE),
@@ -69,7 +70,7 @@ CASES: list[tuple[str, str, bytes, dict[str, object] | None]] = [
 @pytest.mark.parametrize(("content_type", "body", "answer"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 @pytest.mark.parametrize("path", ["/services", "/plugins", "/services/s1/routes"])
 async def test_hostile_body_is_a_400_with_kongs_json(
-    admin: Admin, path: str, content_type: str, body: bytes, answer: dict[str, object] | None
+    admin: Admin, path: str, content_type: str, body: bytes, answer: Mapping[str, object] | None
 ) -> None:
     created = await admin.http.post("/services", json={"name": "s1", "host": "s1.test"})
     assert created.status_code == 201

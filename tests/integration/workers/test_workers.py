@@ -20,6 +20,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 import httpx
@@ -110,6 +111,15 @@ def alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def gone(pid: int) -> bool:
+    return not alive(pid)
+
+
+def logged(gw: GatewayProcess, text: str, times: int = 1) -> bool:
+    """``text`` is in the gateway's error log at least ``times`` times."""
+    return gw.error_log.read_text().count(text) >= times
 
 
 def served_by(gw: GatewayProcess, requests: int) -> list[int]:
@@ -251,7 +261,7 @@ def test_sighup_reconfigures_every_process(tmp_path: pathlib.Path, upstream: Ngi
         new = pids(gw)
         assert len(new) == 2 and not set(new) & set(old)
         for pid in old:
-            wait_until(lambda pid=pid: f"worker process {pid} exited with code 0" in gw.error_log.read_text())
+            wait_until(partial(logged, gw, f"worker process {pid} exited with code 0"))
     finally:
         assert gw.stop() == 0
 
@@ -281,14 +291,16 @@ def client_context(version: ssl.TLSVersion) -> ssl.SSLContext:
     return ctx
 
 
-def tls_get(ctx: ssl.SSLContext, port: int, path: str, session: ssl.SSLSession | None) -> tuple[bool, Any]:
+def tls_get(
+    ctx: ssl.SSLContext, port: int, path: str, session: ssl.SSLSession | None
+) -> tuple[bool, ssl.SSLSession | None]:
     """One HTTPS request on a new connection offering ``session``; (resumed?, the session to offer next)."""
     raw = socket.create_connection(("127.0.0.1", port), timeout=10)
     with ctx.wrap_socket(raw, server_hostname="tickets.test", session=session) as tls:
         tls.sendall(f"GET {path} HTTP/1.1\r\nHost: tickets.test\r\nConnection: close\r\n\r\n".encode())
         while tls.recv(65536):  # TLS 1.3 tickets arrive after the handshake: read to the end
             pass
-        return tls.session_reused, tls.session
+        return bool(tls.session_reused), tls.session
 
 
 @pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2], ids=["tls1.3", "tls1.2"])
@@ -370,7 +382,7 @@ def test_a_killed_zygote_is_replaced_with_a_new_worker_generation(
     wait_until(lambda: len(pids(gateway)) == 2 and not set(pids(gateway)) & set(old), what="a whole new generation")
     assert zygote_of(master) != zygote
     for pid in old:
-        wait_until(lambda pid=pid: not alive(pid), what=f"old worker {pid} gone")
+        wait_until(partial(gone, pid), what=f"old worker {pid} gone")
     assert new[0] in pids(gateway)
     assert [fresh_get(gateway.proxy_port, "/z")[0] for _ in range(20)] == [200] * 20
 
@@ -423,10 +435,7 @@ def test_reloads_under_load_lose_no_connection(tmp_path: pathlib.Path, upstream:
             for reload in range(3):
                 more_traffic(results)
                 gw.signal(signal.SIGHUP)
-                wait_until(
-                    lambda reload=reload: gw.error_log.read_text().count("reconfiguration done") > reload,
-                    what="the reload",
-                )
+                wait_until(partial(logged, gw, "reconfiguration done", times=reload + 1), what="the reload")
                 generations.append(pids(gw))
             more_traffic(results)
         finally:

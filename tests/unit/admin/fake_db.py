@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from gateway.entities import SCHEMAS
+from gateway.entities import targets as targets_entity
 from gateway.entities.errors import EntityError, NotFound, invalid_offset, schema_violation, unique_violation
 
 ENDPOINT_KEYS = {"services": "name", "routes": "name", "consumers": "username", "upstreams": "name", "snis": "name"}
@@ -170,6 +171,19 @@ class FakeDatabase:
             dao.rows = staged.dao(name).rows
         self.replaced.append(declarative)
         self.commit()
+
+    def select_target(self, upstream: str, key: str) -> dict[str, Any] | None:
+        """A target of ``upstream`` (id or name) by its id or its ``host:port`` (Kong's default port applied)."""
+        up = self._daos["upstreams"].select(upstream)
+        if up is None:
+            return None
+        formatted, _ = targets_entity.format_target(key)
+        for row in self._daos["targets"].rows.values():
+            if (row.get("upstream") or {}).get("id") != up["id"]:
+                continue
+            if row["id"] == key or row["target"] in (key, formatted):
+                return copy.deepcopy(row)
+        return None
 
     def subscribe(self, callback: Callable[[int], None]) -> None:
         self._subscribers.append(callback)

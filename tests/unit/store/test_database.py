@@ -112,7 +112,8 @@ def test_sqlite_persists_across_reopen(tmp_path: Path, pki) -> None:
     again = open_database("sqlite", path)
     try:
         assert again.export() == exported and again.version == version
-        assert again.dao("certificates").select("p.test")["id"] == cert["id"]
+        reloaded = again.dao("certificates").select("p.test")
+        assert reloaded is not None and reloaded["id"] == cert["id"]
         again.dao("services").delete("s")
         assert again.version == version + 1
     finally:

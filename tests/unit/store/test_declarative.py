@@ -115,6 +115,7 @@ def test_all_errors_are_collected_with_paths(pki) -> None:
         "services[1].routes[1].paths[0]: should start with: / (fixed path) or ~/ (regex path)",
         "services[1].tls_verify: value must be null",
     ]
+    assert err.fields is not None
     assert err.fields["services"][0] is None
     assert err.fields["services"][1]["routes"] == [
         None,

@@ -10,6 +10,7 @@ import pytest
 
 from gateway.upstream.algorithms import ConsistentHashing, xxhash32
 from gateway.upstream.balancer import Balancer, NoPeerError
+from gateway.upstream.healthcheck import TargetHealth
 
 
 def _upstream(**fields: Any) -> dict[str, Any]:
@@ -25,9 +26,11 @@ def _targets(*specs: tuple[str, int]) -> list[dict[str, Any]]:
     ]
 
 
-class _Down:
-    available = False
-    state = "unhealthy"
+def _down() -> TargetHealth:
+    """The health of an address its checker marked down: the balancer skips it."""
+    health = TargetHealth("0.0.0.0", 0, "down.test", None)
+    health.state, health.available = "unhealthy", False
+    return health
 
 
 def _pick(balancer: Balancer, hash_value: str | None = None) -> str:
@@ -67,7 +70,7 @@ def test_unavailable_addresses_are_skipped_and_retries_move_on(algorithm: str) -
         _upstream(algorithm=algorithm, hash_on="ip" if algorithm == "consistent-hashing" else "none"),
         _targets(("10.0.0.1:80", 10), ("10.0.0.2:80", 10), ("10.0.0.3:80", 10)),
     )
-    b.addresses[0].health = _Down()
+    b.addresses[0].health = _down()
     assert "10.0.0.1:80" not in {_pick(b, f"client-{i}") for i in range(30)}
     handle = b.new_handle("client-x")
     first = b.get_peer(handle)
@@ -88,7 +91,7 @@ def test_consistent_hashing_is_stable_and_spreads() -> None:
     assert len(spread) == 3 and min(spread.values()) > 50
     # a down address moves only its own keys
     down = b.addresses[0]
-    down.health = _Down()
+    down.health = _down()
     moved = {key for key, where in seen.items() if _pick(b, key) != where}
     assert moved == {key for key, where in seen.items() if where == f"{down.ip}:{down.port}"}
 
@@ -113,7 +116,7 @@ def test_least_connections_prefers_the_least_loaded_relative_to_weight() -> None
 def test_threshold_makes_the_whole_balancer_unhealthy() -> None:
     b = Balancer(_upstream(healthchecks={"threshold": 50}), _targets(("10.0.0.1:80", 10), ("10.0.0.2:80", 10)))
     assert _pick(b)
-    b.addresses[0].health = _Down()  # 50% available is not above 50%
+    b.addresses[0].health = _down()  # 50% available is not above 50%
     with pytest.raises(NoPeerError) as err:
         _pick(b)
     assert err.value.detail == "Balancer is unhealthy"
@@ -132,15 +135,16 @@ def test_hash_values_follow_hash_on_then_fallback() -> None:
     )
     handle = b.new_handle(None)
     headers = {"x-user": "alice"}
+    no_headers: dict[str, str] = {}
     assert b.hash_value("1.2.3.4", headers.get, "/p", "id=7", None, None, handle) == "alice"
-    assert b.hash_value("1.2.3.4", {}.get, "/p", "id=9&id=7", None, None, handle) == "7,9"
-    assert b.hash_value("1.2.3.4", {}.get, "/p", "", None, None, handle) is None
+    assert b.hash_value("1.2.3.4", no_headers.get, "/p", "id=9&id=7", None, None, handle) == "7,9"
+    assert b.hash_value("1.2.3.4", no_headers.get, "/p", "", None, None, handle) is None
     cookie = Balancer(
         _upstream(algorithm="consistent-hashing", hash_on="cookie", hash_on_cookie="sticky"), _targets(("a:1", 1))
     )
     assert cookie.hash_value("ip", {"cookie": "a=1; sticky=v1"}.get, "/", "", None, None, handle) == "v1"
     fresh = cookie.new_handle(None)
-    value = cookie.hash_value("ip", {}.get, "/", "", None, None, fresh)
+    value = cookie.hash_value("ip", no_headers.get, "/", "", None, None, fresh)
     assert fresh.set_cookie == f"sticky={value}; Path=/; Same-Site=Lax; HttpOnly"
 
 

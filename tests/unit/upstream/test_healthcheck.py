@@ -38,7 +38,9 @@ class _Snap:
         self.balancers = {b.name: b for b in balancers}
 
 
-PASSIVE_2_TCP = {"passive": {"unhealthy": {"tcp_failures": 2, "http_failures": 1}, "healthy": {"successes": 1}}}
+PASSIVE_2_TCP: dict[str, Any] = {
+    "passive": {"unhealthy": {"tcp_failures": 2, "http_failures": 1}, "healthy": {"successes": 1}}
+}
 
 
 def test_uses_healthchecks_is_kongs_rule() -> None:
@@ -98,7 +100,9 @@ async def test_registry_keeps_health_across_snapshots_and_drops_what_is_removed(
     kept = next(a for a in second.addresses if a.ip == address.ip)
     assert kept.health is address.health and not kept.health.available
     assert {k[0] for k in checker.targets} == {address.ip, "10.0.0.3"}  # the removed target is forgotten
-    assert registry.upstream_health(up["id"])[f"{address.ip}:80"]["addresses"][0]["health"] == "UNHEALTHY"
+    health = registry.upstream_health(up["id"])
+    assert health is not None
+    assert health[f"{address.ip}:80"]["addresses"][0]["health"] == "UNHEALTHY"
     assert registry.post_health(up["id"], address.ip, 80, None, True) is None
     assert kept.health.available
     # the upstream is removed: its checker stops

@@ -9,14 +9,15 @@ from OpenSSL import SSL
 
 from gateway.tls.engine.session import TlsHandshakeError, TlsLocalError, TlsRemoteError, TlsSession
 from gateway.tls.engine.x509 import RECORD_AND_ENFORCE
-from tests.unit.tls.engine.pki import DAY, NOW, client_context, make_ca, make_leaf, pump, server_context
+from tests.fixtures.certs import days, make_ca, make_cert
+from tests.fixtures.tls_peers import client_context, pump, server_context
 
 
 @pytest.fixture(scope="module")
 def pki():
-    root = make_ca("Test Root")
-    inter = make_ca("Test Intermediate", root)
-    server = make_leaf(inter, "example.test", ["example.test", "*.wild.test"])
+    root = make_ca("Test Root", key_type="ec")
+    inter = make_ca("Test Intermediate", root, key_type="ec")
+    server = make_cert("example.test", inter, key_type="ec", sans=["example.test", "*.wild.test"])
     return root, inter, server
 
 
@@ -166,7 +167,7 @@ def test_tampered_record_is_remote_error(pki):
 @pytest.mark.parametrize("max_version", [SSL.TLS1_2_VERSION, SSL.TLS1_3_VERSION])
 def test_server_side_peer_chain_has_leaf_first(pki, max_version):
     root, inter, server_id = pki
-    client_id = make_leaf(inter, "client.test", ["client.test"])
+    client_id = make_cert("client.test", inter, key_type="ec")
     server = TlsSession(server_context(server_id, request_client_cert=True, max_version=max_version), server_side=True)
     client = TlsSession(client_context([root], identity=client_id), server_side=False, server_hostname="example.test")
     pump(client, server)
@@ -195,17 +196,17 @@ def _verify_case(identity, trusted, depth=None, recorder=None, verify=True, host
 
 
 def _cases():
-    root = make_ca("Root")
-    int1 = make_ca("Int 1", root)
-    int2 = make_ca("Int 2", int1)
-    other = make_ca("Unrelated Root")
+    root = make_ca("Root", key_type="ec")
+    int1 = make_ca("Int 1", root, key_type="ec")
+    int2 = make_ca("Int 2", int1, key_type="ec")
+    other = make_ca("Unrelated Root", key_type="ec")
     return {
-        "lone_leaf_unknown_issuer": (make_leaf(root, "leaf.test", ["leaf.test"]), [other], None, 21, 0),
-        "untrusted_root": (make_leaf(int1, "leaf.test", ["leaf.test"]), [other], None, 20, 1),
-        "depth_exceeded": (make_leaf(int2, "leaf.test", ["leaf.test"]), [root], 1, 22, 2),
-        "self_signed": (make_leaf(None, "leaf.test", ["leaf.test"]), [root], None, 18, 0),
+        "lone_leaf_unknown_issuer": (make_cert("leaf.test", root, key_type="ec"), [other], None, 21, 0),
+        "untrusted_root": (make_cert("leaf.test", int1, key_type="ec"), [other], None, 20, 1),
+        "depth_exceeded": (make_cert("leaf.test", int2, key_type="ec"), [root], 1, 22, 2),
+        "self_signed": (make_cert("leaf.test", None, key_type="ec"), [root], None, 18, 0),
         "expired": (
-            make_leaf(root, "leaf.test", ["leaf.test"], not_before=NOW - 10 * DAY, not_after=NOW - DAY),
+            make_cert("leaf.test", root, key_type="ec", not_before=days(-10), not_after=days(-1)),
             [root],
             None,
             10,
@@ -296,7 +297,7 @@ def test_session_resumption_is_detected(pki, max_version):
 def test_interop_with_stdlib_memory_bio_client(pki):
     root, _, server_id = pki
     server = TlsSession(server_context(server_id, alpn=[b"http/1.1"]), server_side=True)
-    sctx = ssl.create_default_context(cadata=root.cert_pem().decode())
+    sctx = ssl.create_default_context(cadata=root.cert_pem)
     sctx.set_alpn_protocols(["http/1.1"])
     incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
     sslobj = sctx.wrap_bio(incoming, outgoing, server_hostname="example.test")

@@ -11,7 +11,8 @@ from typing import Any
 from gateway.downstream.connection import HttpConnection
 from gateway.downstream.tls_listener import FirstBytes
 from gateway.tls.engine.transport import TlsProtocol, TlsTransport
-from tests.unit.tls.engine.pki import make_ca, make_leaf, server_context
+from tests.fixtures.certs import make_ca, make_cert
+from tests.fixtures.tls_peers import server_context
 
 
 class Raw(asyncio.Transport):
@@ -77,8 +78,8 @@ def _handshake(protocol: TlsProtocol, raw: Raw) -> tuple[ssl.SSLObject, ssl.Memo
 
 
 def _context() -> Any:
-    root = make_ca("Root")
-    return server_context(make_leaf(root, "example.test", ["example.test"]))
+    root = make_ca("Root", key_type="ec")
+    return server_context(make_cert("example.test", root, key_type="ec"))
 
 
 async def test_close_with_sends_the_data_and_close_notify_in_one_write() -> None:

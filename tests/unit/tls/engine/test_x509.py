@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 import subprocess
 
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
 from gateway.tls.engine.session import TlsSession
@@ -26,7 +28,8 @@ from gateway.tls.engine.x509 import (
     verify_chain,
     verify_error_text,
 )
-from tests.unit.tls.engine.pki import DAY, NOW, client_context, make_ca, make_leaf, pump, server_context
+from tests.fixtures.certs import Issued, days, make_ca, make_cert
+from tests.fixtures.tls_peers import client_context, pump, server_context
 
 # -- reported code ---------------------------------------------------------------------------------------------
 
@@ -68,23 +71,26 @@ def test_error_texts_are_openssl3_wording():
 
 @pytest.fixture(scope="module")
 def chains():
-    root = make_ca("Root")
-    int1 = make_ca("Int 1", root)
-    int2 = make_ca("Int 2", int1)
-    other = make_ca("Unrelated Root")
-    expired = dict(not_before=NOW - 10 * DAY, not_after=NOW - DAY)
+    root = make_ca("Root", key_type="ec")
+    int1 = make_ca("Int 1", root, key_type="ec")
+    int2 = make_ca("Int 2", int1, key_type="ec")
+    other = make_ca("Unrelated Root", key_type="ec")
+
+    def expired() -> Issued:
+        return make_cert("leaf.test", root, key_type="ec", not_before=days(-10), not_after=days(-1))
+
     # name: (identity, trusted, depth, expected (ok, code, depth))
     return {
-        "ok": (make_leaf(int1, "leaf.test", ["leaf.test"]), [root], None, (True, 0, 0)),
-        "ok_depth_1": (make_leaf(int1, "leaf.test", ["leaf.test"]), [root], 1, (True, 0, 0)),
-        "depth_0_fails": (make_leaf(int1, "leaf.test", ["leaf.test"]), [root], 0, (False, 22, 1)),
-        "lone_leaf_unknown_issuer": (make_leaf(root, "leaf.test", ["leaf.test"]), [other], None, (False, 21, 0)),
-        "untrusted_root": (make_leaf(int1, "leaf.test", ["leaf.test"]), [other], None, (False, 20, 1)),
-        "depth_exceeded": (make_leaf(int2, "leaf.test", ["leaf.test"]), [root], 1, (False, 22, 2)),
-        "depth_exceeded_untrusted": (make_leaf(int2, "leaf.test", ["leaf.test"]), [other], 1, (False, 22, 2)),
-        "self_signed": (make_leaf(None, "leaf.test", ["leaf.test"]), [root], None, (False, 18, 0)),
-        "expired": (make_leaf(root, "leaf.test", ["leaf.test"], **expired), [root], None, (False, 10, 0)),
-        "expired_lone_leaf": (make_leaf(root, "leaf.test", ["leaf.test"], **expired), [other], None, (False, 10, 0)),
+        "ok": (make_cert("leaf.test", int1, key_type="ec"), [root], None, (True, 0, 0)),
+        "ok_depth_1": (make_cert("leaf.test", int1, key_type="ec"), [root], 1, (True, 0, 0)),
+        "depth_0_fails": (make_cert("leaf.test", int1, key_type="ec"), [root], 0, (False, 22, 1)),
+        "lone_leaf_unknown_issuer": (make_cert("leaf.test", root, key_type="ec"), [other], None, (False, 21, 0)),
+        "untrusted_root": (make_cert("leaf.test", int1, key_type="ec"), [other], None, (False, 20, 1)),
+        "depth_exceeded": (make_cert("leaf.test", int2, key_type="ec"), [root], 1, (False, 22, 2)),
+        "depth_exceeded_untrusted": (make_cert("leaf.test", int2, key_type="ec"), [other], 1, (False, 22, 2)),
+        "self_signed": (make_cert("leaf.test", None, key_type="ec"), [root], None, (False, 18, 0)),
+        "expired": (expired(), [root], None, (False, 10, 0)),
+        "expired_lone_leaf": (expired(), [other], None, (False, 10, 0)),
     }
 
 
@@ -139,11 +145,11 @@ def test_verify_chain_partial_chain_and_raw_store(chains):
 
 
 def test_trust_store_digest_follows_content(chains):
-    a = make_ca("A")
-    b = make_ca("B")
+    a = make_ca("A", key_type="ec")
+    b = make_ca("B", key_type="ec")
     assert TrustStore([a.cert]).digest == TrustStore([a.cert]).digest
     assert TrustStore([a.cert]).digest != TrustStore([b.cert]).digest
-    assert TrustStore.from_pem([a.cert_pem() + b.cert_pem()]).certificates == (a.cert, b.cert)
+    assert TrustStore.from_pem([a.cert_pem.encode() + b.cert_pem.encode()]).certificates == (a.cert, b.cert)
     assert TrustStore.system_store().digest.startswith("system")
 
 
@@ -171,9 +177,15 @@ HOST_CASES = [
 ]
 
 
+def _host_leaf(cn: str, dns: list[str] | None, ips: list[str]) -> Issued:
+    """A self-signed leaf with exactly these SANs: the DNS names as written (even an IP literal), then the IPs."""
+    sans = [x509.DNSName(d) for d in dns or []] + [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
+    return make_cert(cn, key_type="ec", sans=sans)
+
+
 @pytest.mark.parametrize(("cn", "dns", "ips", "name", "expected"), HOST_CASES)
 def test_check_host(cn, dns, ips, name, expected):
-    cert = make_leaf(None, cn, dns, ips).cert
+    cert = _host_leaf(cn, dns, ips).cert
     assert check_host(cert, name) is expected
 
 
@@ -181,9 +193,9 @@ def test_check_host_matches_openssl_cli(tmp_path):
     for i, (cn, dns, ips, name, expected) in enumerate(HOST_CASES):
         if not name:
             continue
-        leaf = make_leaf(None, cn, dns, ips)
+        leaf = _host_leaf(cn, dns, ips)
         path = tmp_path / f"c{i}.pem"
-        path.write_bytes(leaf.cert_pem())
+        path.write_bytes(leaf.cert_pem.encode())
         out = subprocess.run(
             ["openssl", "x509", "-in", str(path), "-noout", "-checkhost", name],
             capture_output=True,
@@ -197,12 +209,12 @@ def test_check_host_matches_openssl_cli(tmp_path):
 
 
 def test_pem_helpers():
-    root = make_ca("Root")
-    inter = make_ca("Inter", root)
-    leaf = make_leaf(inter, "leaf.test", ["leaf.test"])
-    chain = load_pem_chain(leaf.chain_pem().decode())
+    root = make_ca("Root", key_type="ec")
+    inter = make_ca("Inter", root, key_type="ec")
+    leaf = make_cert("leaf.test", inter, key_type="ec")
+    chain = load_pem_chain(leaf.chain_pem)
     assert chain == [leaf.cert, inter.cert]
-    key = load_pem_private_key(leaf.key_pem())
+    key = load_pem_private_key(leaf.key_pem.encode())
     assert key_matches_cert(key, leaf.cert)
     assert not key_matches_cert(key, inter.cert)
     with pytest.raises(PemError):

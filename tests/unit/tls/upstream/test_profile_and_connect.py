@@ -105,6 +105,7 @@ def test_client_certificate_precedence(tmp_path: Path, certs: dict[str, Issued])
     assert (by_service.client_cert and by_service.client_cert.source) == "service"
     assert (by_upstream.client_cert and by_upstream.client_cert.source) == "upstream"
     assert (by_global.client_cert and by_global.client_cert.source) == "global"
+    assert by_global.client_cert is not None
     assert len(by_global.client_cert.chain) == 2  # leaf + intermediate are sent
     assert len({p.identity for p in (by_service, by_upstream, by_global)}) == 3
     assert len({id(p.context) for p in (by_service, by_upstream, by_global)}) == 3

@@ -17,8 +17,8 @@ import pytest
 from tests.fixtures.gateway_process import GatewayProcess, make_gateway
 from tests.fixtures.nginx import NginxRunner, NginxServer, nginx, nginx_binary
 from tests.fixtures.ports import closed_port, wait_for_port
-from tests.integration.upstream_tls.kong import KongClient
-from tests.integration.upstream_tls.pki import Pki
+from tests.integration.tls.upstream.kong import KongClient
+from tests.integration.tls.upstream.pki import Pki
 
 __all__ = ["nginx"]  # the nginx fixture, re-exported for this package's tests
 

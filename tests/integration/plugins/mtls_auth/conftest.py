@@ -232,7 +232,7 @@ class PythonClient:
     def get(self, path: str, headers: dict[str, str] | None = None) -> Reply:
         lines = [f"GET {path} HTTP/1.1", f"Host: {self.sni}"] + [f"{k}: {v}" for k, v in (headers or {}).items()]
         self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
-        response = http.client.HTTPResponse(self.sock)  # type: ignore[arg-type]
+        response = http.client.HTTPResponse(self.sock)
         response.begin()
         body = response.read().decode("latin-1")
         return Reply(response.status, body, {k.lower(): v for k, v in response.getheaders()})

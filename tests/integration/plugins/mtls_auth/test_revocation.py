@@ -23,46 +23,34 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import AuthorityInformationAccessOID
 
 from tests.fixtures.admin_client import Admin
-from tests.fixtures.certs import Issued, days, make_ca, make_key
+from tests.fixtures.certs import Issued, make_ca, make_cert
 from tests.fixtures.gateway_process import GatewayProcess
 from tests.fixtures.nginx import NginxServer
 from tests.fixtures.ports import closed_port
-from tests.integration.mtls.conftest import curl, start_gateway, wait_until
+from tests.integration.plugins.mtls_auth.conftest import curl, start_gateway, wait_until
 
 FAILED = '{"message":"TLS certificate failed verification"}'
 
 
 def _leaf(ca: Issued, cn: str, *, ocsp_url: str | None = None, crl_url: str | None = None) -> Issued:
-    key = make_key("ec")
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
-        .issuer_name(ca.cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(days(-1))
-        .not_valid_after(days(30))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-    )
+    """A CN-only client leaf of ``ca`` whose AIA names ``ocsp_url`` and whose CRL distribution point is ``crl_url``."""
+    extensions: list[x509.ExtensionType] = []
     if ocsp_url:
-        builder = builder.add_extension(
+        extensions.append(
             x509.AuthorityInformationAccess(
                 [x509.AccessDescription(AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(ocsp_url))]
-            ),
-            critical=False,
+            )
         )
     if crl_url:
-        builder = builder.add_extension(
+        extensions.append(
             x509.CRLDistributionPoints(
                 [x509.DistributionPoint([x509.UniformResourceIdentifier(crl_url)], None, None, None)]
-            ),
-            critical=False,
+            )
         )
-    return Issued(builder.sign(ca.key, hashes.SHA256()), key, [ca])
+    return make_cert(cn, issuer=ca, key_type="ec", sans=[], extensions=extensions)
 
 
 def _crl(ca: Issued, revoked: list[Issued]) -> x509.CertificateRevocationList:

@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.integration.proxy.harness import config, read_response, route, running_gateway, service
-from tests.integration.upstream_tls.pki import Pki
+from tests.integration.tls.upstream.pki import Pki
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -83,7 +84,7 @@ async def _get(port: int) -> int:
         writer.close()
 
 
-async def _until(predicate, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+async def _until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
     """Yield to the loop until ``predicate()`` holds (bounded): the gateway reacts to the close in callbacks."""
     deadline = time.monotonic() + timeout
     while not predicate():

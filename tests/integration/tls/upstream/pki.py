@@ -1,4 +1,4 @@
-"""The certificates of the upstream TLS tests, generated once per test session (EC keys: fast).
+"""The certificates of the upstream TLS tests, generated once per test session by ``tests.fixtures.certs`` (EC keys).
 
 Like Kong's ``spec/fixtures/mtls_certs``: a "Kong Testing Root CA" with one intermediate issuing CN-only server
 and client certificates (no SAN, so the host check falls back to the CN), plus what the failure cases need: a
@@ -8,13 +8,21 @@ from another root.
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass
 
 from tests.fixtures.certs import Issued, days, make_ca, make_cert
 
 
-def _leaf(cn: str, issuer: Issued | None, **kw: object) -> Issued:
-    return make_cert(cn, issuer=issuer, key_type="ec", sans=[], **kw)  # type: ignore[arg-type]
+def _leaf(
+    cn: str,
+    issuer: Issued | None,
+    *,
+    not_before: datetime.datetime | None = None,
+    not_after: datetime.datetime | None = None,
+) -> Issued:
+    """A CN-only leaf (no SAN) for server and client auth."""
+    return make_cert(cn, issuer=issuer, key_type="ec", sans=[], not_before=not_before, not_after=not_after)
 
 
 @dataclass

@@ -14,8 +14,8 @@ import signal
 from tests.fixtures.admin_client import Admin
 from tests.fixtures.certs import make_cert
 from tests.fixtures.nginx import NginxServer
-from tests.integration.downstream_tls.clients import HttpsKeepalive, cn, key_type, s_client, wait_until
-from tests.integration.downstream_tls.conftest import Pki, certificate_body, start_ssl_gateway
+from tests.integration.tls.served.clients import HttpsKeepalive, cn, key_type, s_client, wait_until
+from tests.integration.tls.served.conftest import Pki, certificate_body, start_ssl_gateway
 
 ECDSA_FIRST = ("-sigalgs", "ECDSA+SHA256:RSA-PSS+SHA256:RSA+SHA256")
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.fixtures.nginx import NginxRunner, NginxServer
-from tests.integration.upstream_tls.pki import Pki
+from tests.integration.tls.upstream.pki import Pki
 
 TARGETS = """
     log_format sni '$server_port $ssl_server_name $ssl_client_s_dn';

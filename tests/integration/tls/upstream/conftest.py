@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 
 from tests.fixtures.nginx import NginxRunner
-from tests.integration.upstream_tls.pki import Pki
-from tests.integration.upstream_tls.upstreams import Upstreams, start_upstreams
+from tests.integration.tls.upstream.pki import Pki
+from tests.integration.tls.upstream.upstreams import Upstreams, start_upstreams
 
 
 @pytest.fixture(scope="session")

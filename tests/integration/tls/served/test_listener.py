@@ -15,8 +15,8 @@ import pytest
 from tests.fixtures.admin_client import Admin
 from tests.fixtures.gateway_process import GatewayProcess
 from tests.fixtures.nginx import NginxServer
-from tests.integration.downstream_tls.clients import curl, python_handshake, s_client, wait_until
-from tests.integration.downstream_tls.conftest import start_ssl_gateway
+from tests.integration.tls.served.clients import curl, python_handshake, s_client, wait_until
+from tests.integration.tls.served.conftest import start_ssl_gateway
 
 PLAIN_HTTP_PAGE = (
     b"<html>\r\n<head><title>400 The plain HTTP request was sent to HTTPS port</title></head>\r\n<body>\r\n"
@@ -50,7 +50,7 @@ def _raw(port: int, data: bytes) -> tuple[bytes, bool]:
     """Send ``data`` over plain TCP; read until the server closes. Returns (bytes, closed_by_server)."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(data)
-        chunks = []
+        chunks: list[bytes] = []
         while True:
             chunk = sock.recv(65536)
             if not chunk:
@@ -113,7 +113,9 @@ def test_default_profile_is_tls12_and_tls13(default_gw: GatewayProcess) -> None:
     start = default_gw.error_log.stat().st_size
     assert s_client(port, "p.test", "-tls1_3").protocol == "TLSv1.3"
     tls12 = s_client(port, "p.test", "-tls1_2")
-    assert tls12.protocol == "TLSv1.2" and tls12.cipher.startswith("ECDHE-")  # intermediate: forward secrecy only
+    assert (
+        tls12.protocol == "TLSv1.2" and tls12.cipher is not None and tls12.cipher.startswith("ECDHE-")
+    )  # intermediate: forward secrecy only
     old = s_client(port, "p.test", "-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0")
     assert not old.ok
     assert not s_client(port, "p.test", "-tls1_2", "-cipher", "AES128-SHA").ok  # not in Mozilla intermediate

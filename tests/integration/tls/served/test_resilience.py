@@ -23,8 +23,8 @@ import pytest
 from tests.fixtures.admin_client import Admin
 from tests.fixtures.gateway_process import GatewayProcess
 from tests.fixtures.nginx import NginxServer
-from tests.integration.downstream_tls.clients import HttpsKeepalive, curl
-from tests.integration.downstream_tls.conftest import start_ssl_gateway
+from tests.integration.tls.served.clients import HttpsKeepalive, curl
+from tests.integration.tls.served.conftest import start_ssl_gateway
 
 HANDSHAKE_TIMEOUT = 2  # seconds (client_header_timeout)
 FLOOD = 200

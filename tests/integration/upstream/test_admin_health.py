@@ -7,7 +7,7 @@ from typing import Any
 
 from tests.fixtures.nginx import NginxRunner
 from tests.fixtures.ports import closed_port
-from tests.integration.balancer.conftest import plain_target
+from tests.integration.upstream.conftest import plain_target
 
 PASSIVE = {"passive": {"unhealthy": {"tcp_failures": 1}}}
 

@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from tests.fixtures.nginx import NginxRunner
-from tests.integration.balancer.conftest import plain_target, restart
+from tests.integration.upstream.conftest import plain_target, restart
 
 THREE_PORTS = """
     server { listen 127.0.0.1:{port};  access_log {prefix}/t1.log gw; location / { return 200 "t1"; } }
@@ -29,6 +29,13 @@ ACTIVE_HTTP: dict[str, Any] = {
         "unhealthy": {"interval": 0.1, "tcp_failures": 1, "http_failures": 1, "timeouts": 1},
     }
 }
+
+
+def _upstream_port(line: str) -> str:
+    """The port of ``upstream: "http://127.0.0.1:<port>/"`` in an error-log line."""
+    match = re.search(r'upstream: "http://127\.0\.0\.1:(\d+)/"', line)
+    assert match is not None, line
+    return match.group(1)
 
 
 def _lines(path: Any) -> int:
@@ -121,4 +128,4 @@ def test_every_try_is_logged_and_the_502_comes_after_the_last(nginx: NginxRunner
     assert res.status_code == 502
     tries = [line for line in kong.lines_since(mark) if "connect() failed (111: Connection refused)" in line]
     assert len(tries) == 3  # retries + 1, each on another target
-    assert {re.search(r'upstream: "http://127\.0\.0\.1:(\d+)/"', t).group(1) for t in tries} == {str(p) for p in dead}
+    assert {_upstream_port(t) for t in tries} == {str(p) for p in dead}

@@ -17,10 +17,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.certs import Issued
 from tests.fixtures.gateway_process import running_gateway
-from tests.integration.upstream_tls.kong import LINE_PREFIX, KongClient, tls_line
-from tests.integration.upstream_tls.pki import Pki
-from tests.integration.upstream_tls.upstreams import Upstreams
+from tests.integration.tls.upstream.kong import LINE_PREFIX, KongClient, tls_line
+from tests.integration.tls.upstream.pki import Pki
+from tests.integration.tls.upstream.upstreams import Upstreams
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -39,7 +40,7 @@ def kong(tmp_path_factory: pytest.TempPathFactory, upstreams: Upstreams) -> Iter
             client.close()
 
 
-def _certificate(kong: KongClient, issued) -> str:  # type: ignore[no-untyped-def]
+def _certificate(kong: KongClient, issued: Issued) -> str:
     return str(kong.post("/certificates", {"cert": issued.chain_pem, "key": issued.key_pem})["id"])
 
 

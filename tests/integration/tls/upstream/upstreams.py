@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tests.fixtures.nginx import NginxRunner, NginxServer
-from tests.integration.upstream_tls.pki import Pki
+from tests.integration.tls.upstream.pki import Pki
 
 HEADERS = """
         add_header X-SNI $ssl_server_name always;

@@ -17,7 +17,7 @@ import json
 
 import pytest
 
-from tests.integration.downstream_tls.clients import (
+from tests.integration.tls.served.clients import (
     cn,
     curl,
     key_type,
@@ -25,7 +25,7 @@ from tests.integration.downstream_tls.clients import (
     s_client,
     wait_until,
 )
-from tests.integration.downstream_tls.conftest import Pki, ReferenceGateway, start_ssl_gateway
+from tests.integration.tls.served.conftest import Pki, ReferenceGateway, start_ssl_gateway
 
 RSA_ONLY = ("-sigalgs", "RSA-PSS+SHA256:RSA+SHA256:RSA-PSS+SHA384:RSA+SHA384")
 ECDSA_FIRST = ("-sigalgs", "ECDSA+SHA256:RSA-PSS+SHA256:RSA+SHA256")

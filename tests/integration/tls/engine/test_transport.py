@@ -16,16 +16,17 @@ from OpenSSL import SSL
 
 from gateway.tls.engine.session import TlsHandshakeError
 from gateway.tls.engine.transport import TlsProtocol, TlsTransport, create_tls_server_protocol, open_tls_connection
-from tests.unit.tls.engine.pki import client_context, make_ca, make_leaf, server_context
+from tests.fixtures.certs import make_ca, make_cert
+from tests.fixtures.tls_peers import client_context, server_context
 
 T = 5.0  # seconds: the bound of every wait
 
 
 @pytest.fixture(scope="module")
 def pki():
-    root = make_ca("Test Root")
-    inter = make_ca("Test Intermediate", root)
-    server = make_leaf(inter, "example.test", ["example.test"])
+    root = make_ca("Test Root", key_type="ec")
+    inter = make_ca("Test Intermediate", root, key_type="ec")
+    server = make_cert("example.test", inter, key_type="ec")
     return root, inter, server
 
 
@@ -36,35 +37,37 @@ class App(asyncio.Protocol):
         self.echo = echo
         self.transport: TlsTransport | None = None
         self.data = bytearray()
-        self.made = asyncio.get_running_loop().create_future()
-        self.lost = asyncio.get_running_loop().create_future()
+        self.made: asyncio.Future[TlsTransport] = asyncio.get_running_loop().create_future()
+        self.lost: asyncio.Future[Exception | None] = asyncio.get_running_loop().create_future()
         self.eof = asyncio.Event()
         self.got_data = asyncio.Event()
         self.paused = asyncio.Event()
         self.resumed = asyncio.Event()
 
-    def connection_made(self, transport):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, TlsTransport)
         self.transport = transport
         self.made.set_result(transport)
 
-    def data_received(self, data):
+    def data_received(self, data: bytes) -> None:
         self.data += data
         self.got_data.set()
         if self.echo:
+            assert self.transport is not None
             self.transport.write(data)
 
-    def eof_received(self):
+    def eof_received(self) -> bool:
         self.eof.set()
         return False
 
-    def connection_lost(self, exc):
+    def connection_lost(self, exc: Exception | None) -> None:
         if not self.lost.done():
             self.lost.set_result(exc)
 
-    def pause_writing(self):
+    def pause_writing(self) -> None:
         self.paused.set()
 
-    def resume_writing(self):
+    def resume_writing(self) -> None:
         self.resumed.set()
 
 
@@ -116,7 +119,7 @@ async def tls_server(ctx: SSL.Context, *, handshake_timeout: float = T, echo: bo
 
 
 def stdlib_client_ctx(root) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(cadata=root.cert_pem().decode())
+    ctx = ssl.create_default_context(cadata=root.cert_pem)
     ctx.set_alpn_protocols(["http/1.1"])
     return ctx
 
@@ -164,7 +167,7 @@ async def test_server_close_sends_close_notify(pki):
 async def test_openssl_s_client(pki, tmp_path):
     root, _, server_id = pki
     ca = tmp_path / "ca.pem"
-    ca.write_bytes(root.cert_pem())
+    ca.write_bytes(root.cert_pem.encode())
     async with tls_server(server_context(server_id)) as srv:
         async with asyncio.timeout(T):
             proc = await asyncio.create_subprocess_exec(
@@ -172,13 +175,15 @@ async def test_openssl_s_client(pki, tmp_path):
                 "-CAfile", str(ca), "-verify_return_error", "-quiet",
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
             )  # fmt: skip
+            assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
             try:
                 proc.stdin.write(b"hello from s_client\n")
                 await proc.stdin.drain()
                 line = await proc.stdout.readline()
                 assert line == b"hello from s_client\n", await proc.stderr.read()
                 # -quiet implies -ign_eof: s_client leaves when the server closes (close_notify).
-                srv.apps[0].transport.close()
+                transport = await srv.apps[0].made
+                transport.close()
                 assert await proc.stdout.read() == b""
                 await proc.wait()
             finally:
@@ -186,6 +191,7 @@ async def test_openssl_s_client(pki, tmp_path):
                     proc.kill()
                     await proc.wait()
             app = srv.apps[0]
+            assert app.transport is not None
             assert app.transport.get_extra_info("tls").sni == "example.test"
             assert await app.lost is None
 
@@ -198,7 +204,7 @@ async def test_client_side_to_python_ssl_server(pki):
     sctx.set_alpn_protocols(["http/1.1"])
     sni: list[str | None] = []
     sctx.sni_callback = lambda sslobj, name, ctx: sni.append(name)
-    received = asyncio.Queue()
+    received: asyncio.Queue[tuple[bytes, str | None]] = asyncio.Queue()
 
     async def handle(reader, writer):
         data = await reader.readexactly(5)
@@ -216,6 +222,7 @@ async def test_client_side_to_python_ssl_server(pki):
                 loop, "127.0.0.1", port, client_context([root]), "example.test", lambda: App(echo=False),
                 alpn_protocols=["http/1.1"], verify=True, verify_hostname="example.test",
             )  # fmt: skip
+            assert isinstance(app, App)
             info = transport.get_extra_info("tls")
             assert (info.sni, info.alpn, info.verify_code) == ("example.test", "http/1.1", 0)
             assert [c.subject for c in transport.get_extra_info("peercert_chain")] == [
@@ -238,17 +245,17 @@ def _write_identity(identity):
     d = tempfile.mkdtemp()
     cert, key = f"{d}/cert.pem", f"{d}/key.pem"
     with open(cert, "wb") as f:
-        f.write(identity.chain_pem())
+        f.write(identity.chain_pem.encode())
     with open(key, "wb") as f:
-        f.write(identity.key_pem())
+        f.write(identity.key_pem.encode())
     return cert, key
 
 
 @pytest.mark.parametrize(("trust", "code"), [("other", 20), ("none", 20), ("lone", 21)])
 async def test_client_side_verify_failure_carries_the_code(pki, trust, code):
     root, _, server_id = pki
-    other = make_ca("Other")
-    identity = make_leaf(root, "example.test", ["example.test"]) if trust == "lone" else server_id
+    other = make_ca("Other", key_type="ec")
+    identity = make_cert("example.test", root, key_type="ec") if trust == "lone" else server_id
     trusted = {"other": [other], "none": [], "lone": [other]}[trust]
     async with tls_server(server_context(identity)) as srv:
         async with asyncio.timeout(T):
@@ -328,6 +335,7 @@ async def test_abrupt_close_after_handshake_is_a_normal_end(pki):
             app = srv.apps[0]
             await app.eof.wait()
             assert await app.lost is None
+            assert app.transport is not None
             assert not app.transport.get_extra_info("tls").close_notify_received
 
 
@@ -374,6 +382,7 @@ async def test_app_pause_reading_pauses_the_socket(pki):
             assert not transport.is_reading()
             tls_protocol = transport._tls
             assert isinstance(tls_protocol, TlsProtocol)
+            assert tls_protocol._raw is not None
             assert not tls_protocol._raw.is_reading()
             app.got_data.clear()
             writer.write(b"second")

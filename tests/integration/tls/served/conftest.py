@@ -18,7 +18,7 @@ from tests.fixtures.admin_client import Admin
 from tests.fixtures.certs import Issued, make_ca, make_cert
 from tests.fixtures.gateway_process import GatewayProcess, make_gateway
 from tests.fixtures.nginx import NginxRunner, NginxServer
-from tests.integration.downstream_tls.clients import s_client, wait_until
+from tests.integration.tls.served.clients import s_client, wait_until
 
 UPSTREAM = """
 server {

@@ -25,7 +25,7 @@ from cryptography.x509.oid import NameOID
 from tests.fixtures.admin_client import Admin
 from tests.fixtures.gateway_process import GatewayProcess
 from tests.fixtures.nginx import NginxServer
-from tests.integration.mtls.conftest import (
+from tests.integration.plugins.mtls_auth.conftest import (
     ClientPki,
     PythonClient,
     curl,

@@ -147,7 +147,7 @@ class HttpsKeepalive:
         """One ``GET`` on this connection; fails if the server closed it."""
         request = f"GET {path} HTTP/1.1\r\nHost: {host or self.server_hostname}\r\n\r\n"
         self.sock.sendall(request.encode("ascii"))
-        response = http.client.HTTPResponse(self.sock)  # type: ignore[arg-type]
+        response = http.client.HTTPResponse(self.sock)
         response.begin()
         body = response.read()
         assert not response.will_close, "the gateway ended the keepalive connection"
