@@ -52,7 +52,12 @@ def test_traffic_spreads_by_weight(nginx: NginxRunner, gateway_factory: Any) -> 
     gw.route("weighted", "weighted.test")
     bodies = [kong.proxy.get("/weighted").text for _ in range(300)]
     assert set(bodies) == {"t1", "t2", "t3"}
+    # nginx writes an access-log line after its response has gone out: wait (bounded) for the last one
+    deadline = time.monotonic() + 5
     counts = [_lines(targets.prefix / f"t{i}.log") for i in (1, 2, 3)]
+    while sum(counts) < 300 and time.monotonic() < deadline:
+        time.sleep(0.02)
+        counts = [_lines(targets.prefix / f"t{i}.log") for i in (1, 2, 3)]
     assert sum(counts) == 300
     # the wheel has 4 slots (100:50:50 reduced by the gcd) and 300 requests are 75 whole turns: 150/75/75
     for got, expected in zip(counts, (150, 75, 75), strict=True):
