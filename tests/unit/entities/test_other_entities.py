@@ -6,6 +6,7 @@ import pytest
 
 from gateway.entities import SCHEMAS, upstreams
 from gateway.entities.forms import coerce_form
+from gateway.entities.plugin_configs import enable_plugins, enabled_plugins, registered_plugins
 from gateway.entities.targets import format_target
 from tests.fixtures.certs import days, make_ca, make_cert
 
@@ -67,8 +68,39 @@ def test_consumers_need_username_or_custom_id() -> None:
     assert check("consumers", {"custom_id": "c"}) == {}
 
 
-def test_plugins_known_and_unknown() -> None:
-    assert check("plugins", {"name": "whatever", "config": {"anything": [1, 2]}}) == {}
+NOT_ENABLED = (
+    "plugin '{}' not enabled; add it to the 'plugins' configuration property "
+    "(this gateway runs only mtls-auth, tls-metadata-headers)"
+)
+
+
+def test_a_plugin_this_gateway_does_not_run_is_refused_with_kongs_message() -> None:
+    for name in ("acl", "prometheus", "acme", "rate-limiting", "whatever"):
+        assert check("plugins", {"name": name, "config": {"anything": [1, 2]}}) == {"name": NOT_ENABLED.format(name)}
+    # a list as the subschema key shows its first element, as Kong's ``key[1]``
+    assert check("plugins", {"name": ["acl"]}) == {"name": NOT_ENABLED.format("acl")}
+    assert check("plugins", {}) == {"name": "required field missing"}
+
+
+def test_the_plugins_setting_narrows_what_may_be_configured() -> None:
+    try:
+        enable_plugins(["mtls-auth"])
+        assert enabled_plugins() == ["mtls-auth"]
+        disabled = "tls-metadata-headers"
+        assert check("plugins", {"name": disabled}) == {"name": NOT_ENABLED.format(disabled)}
+        assert check("plugins", {"name": "mtls-auth", "config": {"ca_certificates": []}}) == {}
+        enable_plugins([])
+        assert check("plugins", {"name": "mtls-auth", "config": {"ca_certificates": []}}) == {
+            "name": NOT_ENABLED.format("mtls-auth")
+        }
+        with pytest.raises(ValueError, match="plugins not available in this gateway: acl"):
+            enable_plugins(["acl", "mtls-auth"])
+    finally:
+        enable_plugins(None)
+    assert enabled_plugins() == registered_plugins() == ["mtls-auth", "tls-metadata-headers"]
+
+
+def test_plugins_known() -> None:
     errors = check("plugins", {"name": "mtls-auth", "config": {}})
     assert errors == {"config": {"ca_certificates": "required field missing"}}
     schema = SCHEMAS["plugins"]
