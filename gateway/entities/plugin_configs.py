@@ -20,8 +20,9 @@ set once at start (``gateway start``, ``config db_import``) from the settings, b
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from gateway.entities import typedefs
 from gateway.entities.schema import NULL, Field, Schema
@@ -113,6 +114,19 @@ def not_enabled_message(name: str) -> str:
     return f"plugin '{name}' not enabled; add it to the 'plugins' configuration property ({runs_note()})"
 
 
+def _never_used(reason: str) -> Callable[[Any], str | None]:
+    """A validator for a config field this gateway accepts only at its default: any other value would be ignored."""
+
+    def check(value: Any) -> str | None:
+        if value is None or value == []:
+            return None
+        return f"not supported by this gateway ({reason}); leave it unset"
+
+    return check
+
+
+_HTTP_ONLY = "OCSP responders and CRLs are fetched over plain http only, so an https proxy would never be used"
+
 MTLS_AUTH = PluginSpec(
     "mtls-auth",
     Schema(
@@ -149,12 +163,20 @@ MTLS_AUTH = PluginSpec(
             ("http_timeout", Field("number", default=30000)),
             ("http_proxy_host", typedefs.host),
             ("http_proxy_port", typedefs.port),
-            ("https_proxy_host", typedefs.host),
-            ("https_proxy_port", typedefs.port),
+            ("https_proxy_host", typedefs.host(custom_validator=_never_used(_HTTP_ONLY))),
+            ("https_proxy_port", typedefs.port(custom_validator=_never_used(_HTTP_ONLY))),
             ("allow_partial_chain", Field("boolean", required=True, default=False)),
             ("send_ca_dn", Field("boolean", default=False)),
             ("ssl_verify", Field("boolean", default=True)),
-            ("san_dirname_matcher", Field("array", default=[], elements=Field("string"))),
+            (
+                "san_dirname_matcher",
+                Field(
+                    "array",
+                    default=[],
+                    elements=Field("string"),
+                    custom_validator=_never_used("directory names in the SAN are not matched"),
+                ),
+            ),
             # beyond Kong: a maximum client chain depth; null means unlimited (Kong's behaviour)
             ("verify_depth", Field("integer", default=NULL, between=(0, 100))),
             # beyond Kong: CRLs (PEM) checked before the certificate's own OCSP/CRL URLs

@@ -113,6 +113,30 @@ def test_plugins_known() -> None:
     }
 
 
+def test_mtls_auth_fields_this_gateway_would_ignore_are_refused() -> None:
+    """``https_proxy_*`` (OCSP and CRLs are fetched over http only) and ``san_dirname_matcher`` (not matched) are
+    accepted only unset; ``http_proxy_*`` is honoured."""
+    base = {"ca_certificates": []}
+    errors = check("plugins", {"name": "mtls-auth", "config": {**base, "https_proxy_host": "p.test"}})
+    assert errors == {
+        "config": {
+            "https_proxy_host": "not supported by this gateway (OCSP responders and CRLs are fetched over plain http "
+            "only, so an https proxy would never be used); leave it unset"
+        }
+    }
+    assert set(check("plugins", {"name": "mtls-auth", "config": {**base, "https_proxy_port": 3128}})["config"]) == {
+        "https_proxy_port"
+    }
+    assert check("plugins", {"name": "mtls-auth", "config": {**base, "san_dirname_matcher": ["CN=x"]}}) == {
+        "config": {
+            "san_dirname_matcher": "not supported by this gateway (directory names in the SAN are not matched); "
+            "leave it unset"
+        }
+    }
+    honoured = {**base, "http_proxy_host": "p.test", "http_proxy_port": 3128, "san_dirname_matcher": []}
+    assert check("plugins", {"name": "mtls-auth", "config": honoured}) == {}
+
+
 @pytest.fixture(scope="module")
 def pki() -> dict:
     root = make_ca("Root")
