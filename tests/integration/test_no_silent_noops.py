@@ -270,3 +270,21 @@ def _export(path: pathlib.Path) -> dict[str, Any]:
         return db.export()
     finally:
         db.close()
+
+
+def test_a_plugins_change_on_sighup_is_reported_and_not_half_applied(tmp_path: pathlib.Path) -> None:
+    """The enabled set is fixed at start (the stored rows were checked against it): a reload that changes ``plugins``
+    keeps it, says so, and ``GET /`` keeps showing the value in force."""
+    import signal
+
+    from tests.integration.test_cli_lifecycle import _wait_for_log
+
+    with running_gateway(tmp_path, conf_text="plugins = bundled\n") as gw:
+        assert gw.conf is not None
+        gw.conf.write_text("plugins = tls-metadata-headers\n")
+        gw.signal(signal.SIGHUP)
+        _wait_for_log(gw.error_log, "reconfiguration done")
+        assert "[config] plugins changes need a restart; keeping the enabled plugins" in gw.error_log.read_text()
+        enabled = httpx.get(f"{gw.admin_url}/plugins/enabled", timeout=10).json()
+        assert enabled == {"enabled_plugins": ["mtls-auth", "tls-metadata-headers"]}
+        assert httpx.get(gw.admin_url, timeout=10).json()["configuration"]["plugins"] == ["bundled"]
