@@ -121,17 +121,28 @@ def cmd_version(args: argparse.Namespace) -> int:
 
 
 def _declarative_errors(exc: Exception) -> list[str]:
-    from gateway.entities.errors import EntityError, flatten_field_errors
+    """One line per error: ``services[0].routes[0].plugins[0].name: <message>`` for a file that does not validate."""
+    from gateway.entities.errors import DeclarativeConfigError, EntityError, flatten_field_errors
 
+    if isinstance(exc, DeclarativeConfigError) and exc.paths:
+        return exc.paths
     if isinstance(exc, EntityError) and exc.fields:
         return flatten_field_errors(exc.fields)
     return [getattr(exc, "message", None) or str(exc)]
 
 
 def cmd_config(args: argparse.Namespace) -> int:
+    """``config parse`` / ``config db_import``: the file is validated with the plugins the settings enable (``-c``
+    and ``KONG_*``, as ``kong config`` reads them), so a plugin this gateway does not run is refused here too."""
+    from gateway.entities.plugin_configs import enable_plugins
     from gateway.runtime.lifecycle import StartupError, load_declarative_file
     from gateway.store import open_database
 
+    try:
+        settings = _load(args)
+    except ConfigError as exc:
+        return _err(str(exc))
+    enable_plugins(settings.enabled_plugins)
     try:
         data = load_declarative_file(args.file)
     except StartupError as exc:
@@ -148,10 +159,6 @@ def cmd_config(args: argparse.Namespace) -> int:
         print("parse successful")
         return 0
     # db_import
-    try:
-        settings = _load(args)
-    except ConfigError as exc:
-        return _err(str(exc))
     if settings.database == "off":
         return _err("db_import needs a database (database = sqlite)")
     os.makedirs(settings.prefix, exist_ok=True)
@@ -202,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     config_sub = config.add_subparsers(dest="config_command", required=True)
     parse = config_sub.add_parser("parse", help="validate a declarative file")
     parse.add_argument("file")
+    parse.add_argument("-c", "--conf", help="configuration file (kong.conf syntax): its 'plugins' setting applies")
     parse.set_defaults(func=cmd_config)
     db_import = config_sub.add_parser("db_import", help="load a declarative file into the SQLite store")
     db_import.add_argument("file")

@@ -11,6 +11,10 @@ Rules, in the order they apply (Kong's own order, ``kong/conf_loader``):
    not have (``KONG_PG_HOST``...), and failing on them would break drop-in use. They are reported by
    ``Settings.ignored_env`` so the CLI can log them.
 4. Values are parsed and validated per key; a bad value is an error naming the key and what is accepted.
+5. No value is accepted and then ignored: a value Kong would honour and this gateway cannot (a Status API
+   listener, the PROXY protocol, an HTTPS Admin API listener, a log format...) is refused with the reason
+   (``UNSUPPORTED``), while Kong's own defaults stay valid so that an unmodified kong.conf starts. A stand-in
+   for Kong that quietly ignores a setting lets a test suite pass here and fail on Kong.
 
 Aliases: Kong's injected nginx spellings (``nginx_proxy_proxy_ssl_verify`` ...) map onto our first-class keys.
 """
@@ -112,6 +116,57 @@ def _parse_list(key: str, raw: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
 
 
+_HEADER_TOKENS = frozenset(
+    {
+        "server_tokens",
+        "latency_tokens",
+        "via",
+        "server",
+        "x-kong-proxy-latency",
+        "x-kong-response-latency",
+        "x-kong-admin-latency",
+        "x-kong-upstream-latency",
+        "x-kong-upstream-status",
+        "x-kong-request-id",
+    }
+)
+"""Kong's ``HEADER_KEY_TO_NAME`` (``kong/conf_loader/constants.lua``): what ``headers`` may list."""
+_UPSTREAM_HEADER_TOKENS = frozenset({"x-kong-request-id"})
+
+
+def _token_list_parser(tokens: frozenset[str]) -> Callable[[str, str], tuple[str, ...]]:
+    """A list whose entries must be ``off`` or one of ``tokens`` (any case), with Kong's message otherwise."""
+
+    def parse(key: str, raw: str) -> tuple[str, ...]:
+        values = _parse_list(key, raw)
+        for token in values:
+            if token != "off" and token.lower() not in tokens:
+                raise ConfigError(f"{key}: invalid entry '{token}'")
+        return values
+
+    return parse
+
+
+def _parse_plugins(key: str, raw: str) -> tuple[str, ...]:
+    """Kong's ``plugins``: ``bundled`` (here: every plugin this gateway runs), ``off``, or names, comma separated.
+
+    A name this gateway does not run is refused, as Kong refuses one it cannot load (``<name> plugin is enabled but
+    not installed``): enabling it could only end in a plugin that is configured and never runs.
+    """
+    from gateway.entities.plugin_configs import registered_plugins, runs_note
+
+    values = tuple(part.strip() for part in raw.split(",") if part.strip())
+    available = set(registered_plugins())
+    missing = [name for name in values if name not in ("bundled", "off") and name not in available]
+    if missing:
+        first = missing[0]
+        raise ConfigError(
+            f"{key}: {first} plugin is enabled but not installed; {runs_note()}: remove "
+            f"{', '.join(repr(name) for name in missing)} from the '{key}' setting"
+        )
+    return values
+
+
 def _parse_optional(key: str, raw: str) -> str | None:
     value = raw.strip()
     return None if value in ("", "NONE") else value
@@ -127,7 +182,13 @@ def _parse_str(key: str, raw: str) -> str:
     return raw.strip()
 
 
-_LISTEN_FLAGS = {"ssl", "http2", "reuseport", "proxy_protocol", "deferred", "bind"}
+_LISTEN_FLAGS = {"ssl", "http2", "reuseport", "bind"}
+"""Flags honoured (``http2``: the listener serves HTTP/1.1, see docs/compatibility.md; ``bind``: every address is
+bound on its own socket anyway, which is what nginx's ``bind`` asks for)."""
+_UNSUPPORTED_LISTEN_FLAGS = {
+    "proxy_protocol": "this gateway does not read the PROXY protocol header",
+    "deferred": "TCP_DEFER_ACCEPT is not applied to this gateway's listeners",
+}
 
 
 def _parse_listen(key: str, raw: str) -> tuple[Listener, ...]:
@@ -150,15 +211,19 @@ def _parse_listen(key: str, raw: str) -> tuple[Listener, ...]:
         options: dict[str, Any] = {}
         for flag in flags:
             name, _, value = flag.partition("=")
+            if name in _UNSUPPORTED_LISTEN_FLAGS and not value:
+                raise ConfigError(
+                    f"{key} = {entry.strip()}: the '{name}' flag is not supported ({_UNSUPPORTED_LISTEN_FLAGS[name]})"
+                )
             if name == "backlog" and value.isdigit():
                 options["backlog"] = int(value)
             elif name in _LISTEN_FLAGS and not value:
-                if name in ("ssl", "http2", "reuseport", "proxy_protocol"):
+                if name in ("ssl", "http2", "reuseport"):
                     options[name] = True
             else:
                 raise ConfigError(
                     f"{key} has an invalid flag '{flag}' in '{entry.strip()}' "
-                    "(accepted: ssl, http2, reuseport, proxy_protocol, deferred, bind, backlog=N)"
+                    "(accepted: ssl, http2, reuseport, bind, backlog=N)"
                 )
         listeners.append(Listener(host=host, port=port, **options))
     return tuple(listeners)
@@ -191,8 +256,14 @@ SPECS: dict[str, Spec] = {
     "proxy_listen": Spec("0.0.0.0:8000, 0.0.0.0:8443 ssl", _parse_listen, "proxy listeners"),
     "admin_listen": Spec("127.0.0.1:8001", _parse_listen, "Admin API listeners"),
     "status_listen": Spec("off", _parse_listen, "status API listener"),
-    "headers": Spec("server_tokens, latency_tokens, X-Kong-Request-Id", _parse_list, "headers Kong injects downstream"),
-    "headers_upstream": Spec("X-Kong-Request-Id", _parse_list, "headers Kong injects upstream"),
+    "headers": Spec(
+        "server_tokens, latency_tokens, X-Kong-Request-Id",
+        _token_list_parser(_HEADER_TOKENS),
+        "headers Kong injects downstream",
+    ),
+    "headers_upstream": Spec(
+        "X-Kong-Request-Id", _token_list_parser(_UPSTREAM_HEADER_TOKENS), "headers Kong injects upstream"
+    ),
     "trusted_ips": Spec("NONE", _parse_list, "proxies whose X-Forwarded-* / real-IP headers are trusted"),
     "real_ip_header": Spec("X-Real-IP", _parse_str, "header carrying the client address from trusted_ips"),
     "real_ip_recursive": Spec("off", _BOOL, "nginx real_ip_recursive"),
@@ -200,6 +271,11 @@ SPECS: dict[str, Spec] = {
         "text/plain",
         _enum_parser("application/json", "text/html", "text/plain", "application/xml"),
         "body format of generated errors when Accept/Content-Type say nothing",
+    ),
+    "plugins": Spec(
+        "bundled",
+        _parse_plugins,
+        "plugins a plugin entity may name: bundled (every plugin this gateway runs), off, or names",
     ),
     # datastore
     "database": Spec(
@@ -312,6 +388,7 @@ class Settings:
     real_ip_header: str
     real_ip_recursive: bool
     error_default_type: str
+    plugins: tuple[str, ...]
     database: str
     sqlite_database: str
     declarative_config: str | None
@@ -375,6 +452,21 @@ class Settings:
         parts = self.large_client_header_buffers.split()
         return int(parts[0]) if len(parts) == 2 and parts[0].isdigit() else 4
 
+    @property
+    def enabled_plugins(self) -> tuple[str, ...]:
+        """``plugins`` resolved as Kong's ``loaded_plugins``: ``bundled`` expanded, ``off`` dropped, sorted."""
+        from gateway.entities.plugin_configs import registered_plugins
+
+        if not self.plugins or self.plugins[0] == "off":
+            return ()
+        names: set[str] = set()
+        for name in self.plugins:
+            if name == "bundled":
+                names.update(registered_plugins())
+            elif name != "off":
+                names.add(name)
+        return tuple(sorted(names))
+
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
 
@@ -431,6 +523,7 @@ def load_settings(
     parsed = {key: SPECS[key].parse(key, value) for key, value in raw.items()}
     settings = Settings(**parsed, source=conf_path, ignored_env=tuple(sorted(ignored)))
     _cross_check(settings)
+    _refuse_unsupported(settings, raw)
     return settings
 
 
@@ -454,3 +547,79 @@ def _cross_check(settings: Settings) -> None:
     wp = settings.worker_processes
     if wp != "auto" and not (wp.isdigit() and int(wp) >= 1):
         raise ConfigError(f"worker_processes has an invalid value: '{wp}' (accepted: auto or a number >= 1)")
+
+
+# --------------------------------------------------------------------------------------------- refused values
+@dataclass(frozen=True, slots=True)
+class Unsupported:
+    """A value Kong accepts (and acts on) that this gateway cannot honour: refused at load, with the reason."""
+
+    key: str
+    refused: Callable[[Settings], bool]
+    reason: str
+
+
+def _one_word(value: str) -> bool:
+    return len(value.split()) <= 1
+
+
+_KB = 1024
+UNSUPPORTED: tuple[Unsupported, ...] = (
+    Unsupported(
+        "status_listen",
+        lambda s: bool(s.status_listen),
+        "this gateway has no Status API listener (GET /status is served on admin_listen); leave status_listen off",
+    ),
+    Unsupported(
+        "admin_listen",
+        lambda s: any(listener.ssl for listener in s.admin_listen),
+        "an HTTPS Admin API listener is not implemented; list plain entries only",
+    ),
+    Unsupported(
+        "admin_error_log",
+        lambda s: s.admin_error_log not in (SPECS["admin_error_log"].default, s.proxy_error_log),
+        "the Admin API writes its error lines to proxy_error_log; leave admin_error_log at its default or set it to "
+        "the proxy_error_log value",
+    ),
+    Unsupported(
+        "proxy_error_log",
+        lambda s: not _one_word(s.proxy_error_log),
+        "give a path only (the level is log_level)",
+    ),
+    Unsupported(
+        "proxy_access_log",
+        lambda s: not _one_word(s.proxy_access_log),
+        "the proxy access log always has Kong's own format, so a format name after the path would be ignored; "
+        "give a path or off",
+    ),
+    Unsupported(
+        "admin_access_log",
+        lambda s: not _one_word(s.admin_access_log),
+        "the Admin API access log always has nginx's combined format, so a format name after the path would be "
+        "ignored; give a path or off",
+    ),
+    Unsupported(
+        "real_ip_header",
+        lambda s: s.real_ip_header.lower() == "proxy_protocol",
+        "this gateway does not read the PROXY protocol header; name an HTTP header",
+    ),
+    Unsupported(
+        "client_header_buffer_size",
+        lambda s: s.client_header_buffer_size > s.large_header_buffer_size,
+        "a request line or header line longer than one large_client_header_buffers buffer is refused here whatever "
+        "the first buffer's size; raise large_client_header_buffers instead",
+    ),
+    Unsupported(
+        "ssl_session_cache_size",
+        lambda s: s.ssl_session_cache_size not in (0, 10 * _KB * _KB),
+        "the session cache is OpenSSL's own per-process cache, whose size is not set; 10m (Kong's default) keeps it, "
+        "0 turns it off",
+    ),
+)
+"""Every value refused although Kong takes it, and why; docs/compatibility.md lists the same."""
+
+
+def _refuse_unsupported(settings: Settings, raw: Mapping[str, str]) -> None:
+    for rule in UNSUPPORTED:
+        if rule.refused(settings):
+            raise ConfigError(f"{rule.key} = {raw[rule.key].strip()} is not supported: {rule.reason}")

@@ -15,7 +15,9 @@ Error-log lines about a request carry nginx's context (``*<conn> ..., client: ..
 "...", host: "..."``). Responses nginx generates itself (413, 400 for bad framing) are ``nginx_page``: nginx's
 HTML page with the headers Kong's ``admin_header_filter`` adds, and no CORS headers.
 
-Every response carries Kong's CORS headers; every request gets one line in the admin access log.
+Every response carries Kong's CORS headers; every request gets one line in the admin access log. ``Server`` and
+``X-Kong-Admin-Latency`` follow the ``headers`` setting as in Kong's ``admin_header_filter``: ``server_tokens`` (or
+``Server``) and ``latency_tokens`` (or ``X-Kong-Admin-Latency``) enable them, ``headers = off`` removes both.
 
 Read-your-writes: when a request changed the store (its version moved) and ``settle`` is given, the answer waits
 for ``settle(version)``: the runtime returns once the new configuration is live in every proxy process (bounded).
@@ -124,6 +126,15 @@ def build_router(
     return router
 
 
+def _admin_headers(headers: tuple[str, ...]) -> tuple[bool, bool]:
+    """Whether ``Server`` and ``X-Kong-Admin-Latency`` are sent, from the ``headers`` setting (Kong's
+    ``enabled_headers``: ``off`` first disables all, tokens are case-insensitive)."""
+    tokens = {token.lower() for token in headers} if headers and headers[0].lower() != "off" else set()
+    server = "server_tokens" in tokens or "server" in tokens
+    latency = "latency_tokens" in tokens or "x-kong-admin-latency" in tokens
+    return server, latency
+
+
 class AdminApp:
     """The Admin API. ``handle`` is the whole request cycle; ``start_admin_server`` puts it on a socket."""
 
@@ -149,6 +160,7 @@ class AdminApp:
         if pids is not None:
             self.node.pids = pids
         self.coerce = coerce or coerce_form
+        self.server_header, self.latency_header = _admin_headers(settings.headers)
         self.router = build_router(self.node, self.config_state, health_view)
         self._connections = itertools.count(1)
 
@@ -188,8 +200,9 @@ class AdminApp:
             await self.settle(self.db.version)
         if request.method == "HEAD":
             response = Response(response.status, b"", [*response.headers, ("Content-Length", str(len(response.body)))])
-        latency = int((time.monotonic() - started) * 1000)
-        response.headers.append(("X-Kong-Admin-Latency", str(latency)))
+        if self.latency_header:
+            latency = int((time.monotonic() - started) * 1000)
+            response.headers.append(("X-Kong-Admin-Latency", str(latency)))
         return response
 
     async def _dispatch(self, request: Request) -> Response:
@@ -250,23 +263,19 @@ class AdminApp:
             request.remote_addr, request.line or None, host=request.header("host"), server=SERVER_NAME
         )
 
-    @staticmethod
-    def nginx_page(status: int) -> tuple[list[tuple[str, str]], bytes]:
+    def nginx_page(self, status: int) -> tuple[list[tuple[str, str]], bytes]:
         """A response nginx makes itself (413, 400 ...): its HTML page, ``Connection: close``, and what Kong's
         ``admin_header_filter`` adds (``Server``, ``X-Kong-Admin-Latency``); the socket server adds ``Date``."""
         page = nginx_error_page(status)
-        headers = [
-            ("Server", SERVER_TOKEN),
-            *page.headers,
-            ("Content-Length", str(len(page.body))),
-            ("Connection", "close"),
-            ("X-Kong-Admin-Latency", "0"),
-        ]
+        headers = [("Server", SERVER_TOKEN)] if self.server_header else []
+        headers += [*page.headers, ("Content-Length", str(len(page.body))), ("Connection", "close")]
+        if self.latency_header:
+            headers.append(("X-Kong-Admin-Latency", "0"))
         return headers, page.body
 
     def response_headers(self, request: Request, response: Response) -> list[tuple[str, str]]:
         """Kong's admin headers around the handler's own: Server, CORS, length."""
-        headers = [("Server", SERVER_TOKEN)]
+        headers = [("Server", SERVER_TOKEN)] if self.server_header else []
         headers.extend(response.headers)
         names = {name.lower() for name, _ in headers}
         if "content-length" not in names:

@@ -71,11 +71,12 @@ class NodeInfo:
 
 
 def _available_plugins() -> dict[str, Any]:
-    from gateway.entities.plugin_configs import registered_plugins
+    """Kong's ``available_on_server``: the loaded plugins, i.e. those the ``plugins`` setting enables."""
+    from gateway.entities.plugin_configs import enabled_plugins
     from gateway.plugins import handler_class  # the package registers the bundled handlers
 
     out: dict[str, Any] = {}
-    for name in registered_plugins():
+    for name in enabled_plugins():
         handler = handler_class(name)
         out[name] = {"version": KONG_VERSION, "priority": handler.PRIORITY if handler is not None else 0}
     return out
@@ -157,9 +158,9 @@ def _endpoints(patterns: Callable[[], list[str]]) -> Handler:
 
 
 async def _plugins_enabled(ctx: Context) -> Response:
-    from gateway.entities.plugin_configs import registered_plugins
+    from gateway.entities.plugin_configs import enabled_plugins
 
-    return json_response(200, {"enabled_plugins": list(registered_plugins())})
+    return json_response(200, {"enabled_plugins": enabled_plugins()})
 
 
 def validate_entity(entity: str, data: dict[str, Any]) -> Response:

@@ -1,20 +1,44 @@
-"""Config schemas of the plugins this gateway knows, keyed by plugin name.
+"""Config schemas of the plugins this gateway runs, keyed by plugin name, and which of them are enabled.
 
-A plugin whose name is registered here gets its ``config`` validated and completed with defaults (Kong's
-plugin subschemas); any other plugin name is accepted with its ``config`` stored as given (Kong would
-answer ``plugin 'x' not enabled``; we accept it so that configurations written for a full Kong load, and
-the runtime simply has no handler for them). Plugins register their own schema with ``register_plugin``;
-``mtls-auth`` is registered here because the store must see its ``ca_certificates`` references.
+Two sets, as Kong has them:
+
+- *registered* (``register_plugin``): the plugins this gateway has a handler for (Kong: the plugins installed).
+  ``mtls-auth`` and ``tls-metadata-headers`` are registered here because the store must see their schemas
+  (``mtls-auth``'s ``ca_certificates`` references) without importing the runtime.
+- *enabled* (``enable_plugins``, from the ``plugins`` setting, default ``bundled`` = every registered one;
+  Kong: ``kong.configuration.loaded_plugins``). Only an enabled plugin has a subschema (``get_plugin``), so a
+  plugin entity naming any other plugin fails validation with Kong's ``plugin 'x' not enabled; add it to the
+  'plugins' configuration property``, followed by which plugins this gateway runs (``not_enabled_message``),
+  on every path that writes plugins: the Admin API, ``POST /config``, the declarative file, ``config parse``
+  and ``db_import``.
+
+Why refuse what Kong might run: the gateway stands in for Kong in CI. A plugin accepted here and never run (an
+``acl`` that allows everyone, a ``rate-limiting`` that never limits) lets a test suite pass here and fail on
+Kong; a refusal names the problem at once. The enabled set is process-wide, as Kong's loaded plugins are: it is
+set once at start (``gateway start``, ``config db_import``) from the settings, before anything is validated.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from gateway.entities import typedefs
 from gateway.entities.schema import NULL, Field, Schema
 
-__all__ = ["MTLS_AUTH", "TLS_METADATA_HEADERS", "PluginSpec", "get_plugin", "register_plugin", "registered_plugins"]
+__all__ = [
+    "MTLS_AUTH",
+    "TLS_METADATA_HEADERS",
+    "PluginSpec",
+    "enable_plugins",
+    "enabled_plugins",
+    "get_plugin",
+    "not_enabled_message",
+    "register_plugin",
+    "registered_plugins",
+    "runs_note",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,20 +61,71 @@ class PluginSpec:
 
 
 _REGISTRY: dict[str, PluginSpec] = {}
+_ENABLED: frozenset[str] | None = None
+"""The ``plugins`` setting resolved to names; None means ``bundled`` (every registered plugin)."""
 
 
 def register_plugin(spec: PluginSpec) -> None:
-    """Make ``spec.name`` a known plugin (idempotent; a later registration replaces an earlier one)."""
+    """Make ``spec.name`` a plugin this gateway runs (idempotent; a later registration replaces an earlier one)."""
     _REGISTRY[spec.name] = spec
 
 
+def enable_plugins(names: Iterable[str] | None) -> None:
+    """Enable exactly ``names`` (the resolved ``plugins`` setting), or every registered plugin with None.
+
+    Raises:
+        ValueError: a name that is not registered (``Settings`` refuses such a ``plugins`` value first).
+    """
+    global _ENABLED
+    if names is None:
+        _ENABLED = None
+        return
+    wanted = frozenset(names)
+    unknown = sorted(wanted - set(_REGISTRY))
+    if unknown:
+        raise ValueError(f"plugins not available in this gateway: {', '.join(unknown)} ({runs_note()})")
+    _ENABLED = wanted
+
+
 def get_plugin(name: object) -> PluginSpec | None:
-    return _REGISTRY.get(name) if isinstance(name, str) else None
+    """The spec of ``name`` when it is registered and enabled, else None (the entity is then refused)."""
+    if not isinstance(name, str) or (_ENABLED is not None and name not in _ENABLED):
+        return None
+    return _REGISTRY.get(name)
 
 
 def registered_plugins() -> list[str]:
+    """The plugins this gateway runs, whether enabled or not, sorted."""
     return sorted(_REGISTRY)
 
+
+def enabled_plugins() -> list[str]:
+    """The plugins a plugin entity may name (``GET /plugins/enabled``), sorted."""
+    return sorted(_REGISTRY if _ENABLED is None else _ENABLED & set(_REGISTRY))
+
+
+def runs_note() -> str:
+    """``this gateway runs only mtls-auth, tls-metadata-headers``: what every refusal of a plugin name adds."""
+    return f"this gateway runs only {', '.join(registered_plugins())}"
+
+
+def not_enabled_message(name: str) -> str:
+    """Kong's ``subschema_error`` of ``plugins.lua``, with which plugins this gateway runs after it."""
+    return f"plugin '{name}' not enabled; add it to the 'plugins' configuration property ({runs_note()})"
+
+
+def _never_used(reason: str) -> Callable[[Any], str | None]:
+    """A validator for a config field this gateway accepts only at its default: any other value would be ignored."""
+
+    def check(value: Any) -> str | None:
+        if value is None or value == []:
+            return None
+        return f"not supported by this gateway ({reason}); leave it unset"
+
+    return check
+
+
+_HTTP_ONLY = "OCSP responders and CRLs are fetched over plain http only, so an https proxy would never be used"
 
 MTLS_AUTH = PluginSpec(
     "mtls-auth",
@@ -88,12 +163,20 @@ MTLS_AUTH = PluginSpec(
             ("http_timeout", Field("number", default=30000)),
             ("http_proxy_host", typedefs.host),
             ("http_proxy_port", typedefs.port),
-            ("https_proxy_host", typedefs.host),
-            ("https_proxy_port", typedefs.port),
+            ("https_proxy_host", typedefs.host(custom_validator=_never_used(_HTTP_ONLY))),
+            ("https_proxy_port", typedefs.port(custom_validator=_never_used(_HTTP_ONLY))),
             ("allow_partial_chain", Field("boolean", required=True, default=False)),
             ("send_ca_dn", Field("boolean", default=False)),
             ("ssl_verify", Field("boolean", default=True)),
-            ("san_dirname_matcher", Field("array", default=[], elements=Field("string"))),
+            (
+                "san_dirname_matcher",
+                Field(
+                    "array",
+                    default=[],
+                    elements=Field("string"),
+                    custom_validator=_never_used("directory names in the SAN are not matched"),
+                ),
+            ),
             # beyond Kong: a maximum client chain depth; null means unlimited (Kong's behaviour)
             ("verify_depth", Field("integer", default=NULL, between=(0, 100))),
             # beyond Kong: CRLs (PEM) checked before the certificate's own OCSP/CRL URLs

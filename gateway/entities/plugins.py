@@ -1,8 +1,10 @@
 """The ``plugins`` entity (``plugins.lua``): a plugin instance, global or scoped to route/service/consumer.
 
-``config`` is validated by the plugin's registered config schema when the plugin is known
-(``plugin_configs``), else stored as given. One instance per (name, route, service, consumer) scope:
-the store enforces that uniqueness with Kong's message.
+``config`` is validated by the plugin's registered config schema (``plugin_configs``). A name that is not an
+enabled plugin of this gateway is refused as Kong refuses a plugin missing from its ``plugins`` setting:
+``name: plugin 'acl' not enabled; add it to the 'plugins' configuration property``, followed here by which plugins
+this gateway runs, so nothing is ever stored that no handler would run. One instance per (name, route, service,
+consumer) scope: the store enforces that uniqueness with Kong's message.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from gateway.entities import typedefs
-from gateway.entities.plugin_configs import get_plugin
+from gateway.entities.plugin_configs import get_plugin, not_enabled_message
 from gateway.entities.schema import NULL, Field, Schema, Subschema
 
 __all__ = ["SCHEMA", "scope_key"]
@@ -54,6 +56,7 @@ SCHEMA = Schema(
     endpoint_key="instance_name",
     subschema_key="name",
     subschema_resolver=_subschema,
+    subschema_error=not_enabled_message,
     cache_key=("name", "route", "service", "consumer"),
     description="A plugin instance and its configuration.",
 )

@@ -455,7 +455,8 @@ class Schema:
     shorthand_fields: tuple[tuple[str, Field, ShorthandFn], ...] = ()
     subschema_key: str | None = None
     subschema_resolver: Callable[[Mapping[str, Any]], Subschema | None] | None = None
-    subschema_error: str | None = None
+    subschema_error: str | Callable[[str], str] | None = None
+    """Kong's ``subschema_error``: a ``%s`` format of the unknown key, or a function of it."""
     cache_key: tuple[str, ...] = ()
     description: str = ""
     _by_name: dict[str, Field] = field(init=False, repr=False)
@@ -585,8 +586,10 @@ class Schema:
             if key is None:
                 return {self.subschema_key: ERR["REQUIRED"]}
             if self.subschema(data) is None:
-                shown = key if isinstance(key, str) else (key[0] if isinstance(key, list) and key else key)
-                return {self.subschema_key: self.subschema_error.replace("%s", str(shown))}
+                shown = str(key if isinstance(key, str) else (key[0] if isinstance(key, list) and key else key))
+                if callable(self.subschema_error):
+                    return {self.subschema_key: self.subschema_error(shown)}
+                return {self.subschema_key: self.subschema_error.replace("%s", shown)}
         errors: dict[str, Any] = {}
         sub = self.subschema(data)
         for k, v in data.items():

@@ -1,10 +1,11 @@
 """The gateway process: start, serve, reload, drain, stop.
 
 Order of start-up (each step fails with a message naming what is wrong, before anything listens):
-prefix directories -> logs -> store (SQLite file, or memory + the declarative file in DB-less mode) ->
-first snapshot -> proxy listeners (or, with ``worker_processes`` > 1, the worker processes, each ready) -> Admin API
-listeners -> pid file. The Admin API opens last, so ``GET /status`` answering 200 means the proxy is already
-accepting: scripts wait on it for readiness.
+prefix directories -> logs -> enabled plugins (the ``plugins`` setting) -> store (SQLite file, or memory + the
+declarative file in DB-less mode) -> no stored plugin that would never run (Kong's ``<name> plugin is in use but not
+enabled``; an older store may hold one) -> first snapshot -> proxy listeners (or, with ``worker_processes`` > 1,
+the worker processes, each ready) -> Admin API listeners -> pid file. The Admin API opens last, so ``GET /status``
+answering 200 means the proxy is already accepting: scripts wait on it for readiness.
 
 Signals (Kong runs nginx in the foreground in containers; these are nginx's meanings where they exist):
 - SIGTERM / SIGINT: stop accepting, let in-flight requests finish (up to ``drain_timeout``), exit 0.
@@ -35,6 +36,7 @@ import signal
 from typing import Any
 
 from gateway.admin.server import AdminApp, start_admin_server
+from gateway.entities.plugin_configs import enable_plugins, get_plugin, registered_plugins, runs_note
 from gateway.observability.accesslog import AccessLog, open_access_log
 from gateway.observability.errorlog import ErrorLog
 from gateway.proxy.state import ProxyState
@@ -66,6 +68,31 @@ def load_declarative_file(path: str) -> dict[str, Any]:
         raise StartupError(f"failed loading declarative config file {path}: {exc.strerror}") from None
     except ValueError as exc:
         raise StartupError(str(exc)) from None
+
+
+def _stored_plugins_message(rows: list[dict[str, Any]], settings: Settings) -> str:
+    """Kong's message, then every offending row (name, id, scope) and what to do about it."""
+    lines = [
+        f"error building initial plugins: {rows[0].get('name')} plugin is in use but not enabled ({runs_note()})",
+    ]
+    where = (
+        f"the database {settings.path(settings.sqlite_database)}"
+        if settings.database != "off"
+        else "the declarative configuration"
+    )
+    lines.append(f"{where} holds {len(rows)} plugin(s) that would never run:")
+    for row in rows:
+        scope = [f"{fk} {row[fk]['id']}" for fk in ("route", "service", "consumer") if isinstance(row.get(fk), dict)]
+        lines.append(f"  {row.get('name')} (id {row.get('id')}, {', '.join(scope) or 'global'})")
+    ids = ", ".join(f"'{row.get('id')}'" for row in rows)
+    if settings.database != "off":
+        path = settings.path(settings.sqlite_database)
+        lines.append(f'delete them, then start again: sqlite3 {path} "DELETE FROM plugins WHERE id IN ({ids})"')
+    runnable = sorted({str(row.get("name")) for row in rows} & set(registered_plugins()))
+    if runnable:
+        now = ", ".join(settings.plugins) or "off"
+        lines.append(f"or enable {', '.join(runnable)} in the 'plugins' setting (now: {now})")
+    return "\n".join(lines)
 
 
 def _format_entity_error(exc: Exception) -> str:
@@ -107,7 +134,12 @@ class Gateway:
         for name in settings.ignored_env:
             self.error_log.warn(f"[config] ignoring unknown setting from the environment: {name}")
 
+        try:
+            enable_plugins(settings.enabled_plugins)
+        except ValueError as exc:  # the settings refuse such a name first; kept for a Settings built in code
+            raise StartupError(str(exc)) from None
         self.db = self._open_store()
+        self._check_stored_plugins()
         try:
             self.server_tls = self._load_server_tls(settings)
         except ConfigError as exc:
@@ -225,6 +257,14 @@ class Gateway:
         except Exception as exc:
             raise StartupError(f"cannot open the database {path}: {exc}") from exc
 
+    def _check_stored_plugins(self) -> None:
+        """Refuse to start over a stored plugin that would never run: Kong fails the same way when building its
+        plugins iterator (``error building initial plugins: <name> plugin is in use but not enabled``). A store
+        written before such names were refused, or with a wider ``plugins`` setting, can hold one."""
+        rows = [row for row in self.db.dao("plugins").all() if get_plugin(row.get("name")) is None]
+        if rows:
+            raise StartupError(_stored_plugins_message(rows, self.settings))
+
     async def _listen(self, listener: Listener, factory: Any) -> asyncio.base_events.Server:
         try:
             return await building.listen(listener, factory)
@@ -293,6 +333,9 @@ class Gateway:
             return
         if (fresh.proxy_listen, fresh.admin_listen) != (self.settings.proxy_listen, self.settings.admin_listen):
             self.error_log.warn("[config] listener changes need a restart; keeping the current listeners")
+        if fresh.plugins != self.settings.plugins:  # the enabled set is fixed at start, as the stored rows were checked
+            self.error_log.warn("[config] plugins changes need a restart; keeping the enabled plugins")
+            fresh = fresh.replace(plugins=self.settings.plugins)
         try:
             # the running listeners decide whether TLS is served (they are not rebound); the rest is new
             server_tls = self._load_server_tls(fresh.replace(proxy_listen=self.settings.proxy_listen))

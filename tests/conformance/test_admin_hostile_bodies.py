@@ -8,7 +8,10 @@ from collections.abc import Mapping
 
 import pytest
 
+from gateway.entities.plugin_configs import PluginSpec
+from gateway.entities.schema import Field, Schema
 from tests.conformance.conftest import Admin
+from tests.fixtures.plugins import register_for_test
 
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
@@ -136,17 +139,18 @@ async def test_query_strings_are_bounded_too(admin: Admin) -> None:
     assert "[error]" not in admin.error_log()
 
 
-async def test_nesting_up_to_the_limit_round_trips(admin: Admin) -> None:
-    """100 levels (the body's object and 99 below it) are accepted, stored and read back (the configuration of a
-    plugin without a handler is stored as given); 101 are not."""
+async def test_nesting_up_to_the_limit_round_trips(admin: Admin, monkeypatch: pytest.MonkeyPatch) -> None:
+    """100 levels (the body's object and 99 below it) are accepted, stored and read back (in the free-form config
+    of a plugin registered for the test); 101 are not."""
+    register_for_test(monkeypatch, PluginSpec("deep", Schema("deep.config", [("k", Field("any"))])))
     config: object = "leaf"
     for _ in range(99):
         config = {"k": config}
-    body = {"name": "not-a-bundled-plugin", "config": config}
+    body = {"name": "deep", "config": config}
     res = await admin.http.post("/plugins", json=body)
     assert res.status_code == 201, res.text
     got = await admin.http.get(f"/plugins/{res.json()['id']}")
     assert got.status_code == 200 and got.json()["config"] == config
-    deeper = json.dumps({"name": "not-a-bundled-plugin", "config": {"k": config}})
+    deeper = json.dumps({"name": "deep", "config": {"k": config}})
     res = await admin.http.post("/plugins", content=deeper, headers={"Content-Type": JSON})
     assert (res.status_code, res.json()) == (400, CANNOT_PARSE)

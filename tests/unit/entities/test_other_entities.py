@@ -6,6 +6,7 @@ import pytest
 
 from gateway.entities import SCHEMAS, upstreams
 from gateway.entities.forms import coerce_form
+from gateway.entities.plugin_configs import enable_plugins, enabled_plugins, registered_plugins
 from gateway.entities.targets import format_target
 from tests.fixtures.certs import days, make_ca, make_cert
 
@@ -67,8 +68,39 @@ def test_consumers_need_username_or_custom_id() -> None:
     assert check("consumers", {"custom_id": "c"}) == {}
 
 
-def test_plugins_known_and_unknown() -> None:
-    assert check("plugins", {"name": "whatever", "config": {"anything": [1, 2]}}) == {}
+NOT_ENABLED = (
+    "plugin '{}' not enabled; add it to the 'plugins' configuration property "
+    "(this gateway runs only mtls-auth, tls-metadata-headers)"
+)
+
+
+def test_a_plugin_this_gateway_does_not_run_is_refused_with_kongs_message() -> None:
+    for name in ("acl", "prometheus", "acme", "rate-limiting", "whatever"):
+        assert check("plugins", {"name": name, "config": {"anything": [1, 2]}}) == {"name": NOT_ENABLED.format(name)}
+    # a list as the subschema key shows its first element, as Kong's ``key[1]``
+    assert check("plugins", {"name": ["acl"]}) == {"name": NOT_ENABLED.format("acl")}
+    assert check("plugins", {}) == {"name": "required field missing"}
+
+
+def test_the_plugins_setting_narrows_what_may_be_configured() -> None:
+    try:
+        enable_plugins(["mtls-auth"])
+        assert enabled_plugins() == ["mtls-auth"]
+        disabled = "tls-metadata-headers"
+        assert check("plugins", {"name": disabled}) == {"name": NOT_ENABLED.format(disabled)}
+        assert check("plugins", {"name": "mtls-auth", "config": {"ca_certificates": []}}) == {}
+        enable_plugins([])
+        assert check("plugins", {"name": "mtls-auth", "config": {"ca_certificates": []}}) == {
+            "name": NOT_ENABLED.format("mtls-auth")
+        }
+        with pytest.raises(ValueError, match="plugins not available in this gateway: acl"):
+            enable_plugins(["acl", "mtls-auth"])
+    finally:
+        enable_plugins(None)
+    assert enabled_plugins() == registered_plugins() == ["mtls-auth", "tls-metadata-headers"]
+
+
+def test_plugins_known() -> None:
     errors = check("plugins", {"name": "mtls-auth", "config": {}})
     assert errors == {"config": {"ca_certificates": "required field missing"}}
     schema = SCHEMAS["plugins"]
@@ -79,6 +111,30 @@ def test_plugins_known_and_unknown() -> None:
     assert check("plugins", {"name": "mtls-auth", "config": {"ca_certificates": ["nope"]}}) == {
         "config": {"ca_certificates": ["expected a valid UUID"]}
     }
+
+
+def test_mtls_auth_fields_this_gateway_would_ignore_are_refused() -> None:
+    """``https_proxy_*`` (OCSP and CRLs are fetched over http only) and ``san_dirname_matcher`` (not matched) are
+    accepted only unset; ``http_proxy_*`` is honoured."""
+    base = {"ca_certificates": []}
+    errors = check("plugins", {"name": "mtls-auth", "config": {**base, "https_proxy_host": "p.test"}})
+    assert errors == {
+        "config": {
+            "https_proxy_host": "not supported by this gateway (OCSP responders and CRLs are fetched over plain http "
+            "only, so an https proxy would never be used); leave it unset"
+        }
+    }
+    assert set(check("plugins", {"name": "mtls-auth", "config": {**base, "https_proxy_port": 3128}})["config"]) == {
+        "https_proxy_port"
+    }
+    assert check("plugins", {"name": "mtls-auth", "config": {**base, "san_dirname_matcher": ["CN=x"]}}) == {
+        "config": {
+            "san_dirname_matcher": "not supported by this gateway (directory names in the SAN are not matched); "
+            "leave it unset"
+        }
+    }
+    honoured = {**base, "http_proxy_host": "p.test", "http_proxy_port": 3128, "san_dirname_matcher": []}
+    assert check("plugins", {"name": "mtls-auth", "config": honoured}) == {}
 
 
 @pytest.fixture(scope="module")

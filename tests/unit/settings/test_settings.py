@@ -142,3 +142,74 @@ def test_reference_conf_documents_every_setting_with_its_default() -> None:
     # Uncommenting every line yields a valid configuration equal to the defaults.
     uncommented = "\n".join(f"{k} = {v}" for k, v in documented.items())
     assert parse_conf_text(uncommented) == {k: s.default for k, s in SPECS.items()}
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"KONG_STATUS_LISTEN": "127.0.0.1:8100"}, r"^status_listen = 127\.0\.0\.1:8100 is not supported: "),
+        (
+            {"KONG_STATUS_LISTEN": "127.0.0.1:8007 reuseport backlog=16384"},  # Kong 3.6+'s default, written out
+            r"^status_listen = 127\.0\.0\.1:8007 reuseport backlog=16384 is not supported: this gateway has no Status",
+        ),
+        (
+            {"KONG_ADMIN_LISTEN": "127.0.0.1:8001 reuseport backlog=16384, 127.0.0.1:8444 http2 ssl"},
+            r"^admin_listen = .* is not supported: an HTTPS Admin API listener is not implemented",
+        ),
+        ({"KONG_PROXY_LISTEN": "0.0.0.0:8000 proxy_protocol"}, r"^proxy_listen = 0\.0\.0\.0:8000 proxy_protocol: the"),
+        ({"KONG_ADMIN_LISTEN": "127.0.0.1:8001 deferred"}, r"^admin_listen = .*: the 'deferred' flag is not supported"),
+        ({"KONG_ADMIN_ERROR_LOG": "/var/log/admin.log"}, r"^admin_error_log = /var/log/admin\.log is not supported"),
+        ({"KONG_PROXY_ERROR_LOG": "logs/error.log debug"}, r"^proxy_error_log = logs/error\.log debug is not"),
+        ({"KONG_PROXY_ACCESS_LOG": "/dev/stdout custom"}, r"^proxy_access_log = /dev/stdout custom is not supported"),
+        ({"KONG_ADMIN_ACCESS_LOG": "/dev/stdout combined"}, r"^admin_access_log = /dev/stdout combined is not"),
+        ({"KONG_REAL_IP_HEADER": "proxy_protocol"}, r"^real_ip_header = proxy_protocol is not supported"),
+        ({"KONG_NGINX_HTTP_CLIENT_HEADER_BUFFER_SIZE": "16k"}, r"^client_header_buffer_size = 16k is not supported"),
+        ({"KONG_SSL_SESSION_CACHE_SIZE": "1m"}, r"^ssl_session_cache_size = 1m is not supported"),
+        ({"KONG_HEADERS": "server_tokens, Powered-By"}, r"^headers: invalid entry 'Powered-By'$"),
+        (
+            {"KONG_HEADERS_UPSTREAM": "X-Kong-Proxy-Latency"},
+            r"^headers_upstream: invalid entry 'X-Kong-Proxy-Latency'$",
+        ),
+        (
+            {"KONG_PLUGINS": "bundled,prometheus,acl"},
+            r"^plugins: prometheus plugin is enabled but not installed; this gateway runs only mtls-auth, "
+            r"tls-metadata-headers: remove 'prometheus', 'acl' from the 'plugins' setting$",
+        ),
+    ],
+)
+def test_values_kong_honours_and_this_gateway_cannot_are_refused(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_settings(env=env)
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"KONG_STATUS_LISTEN": "off"},
+        {"KONG_ADMIN_ERROR_LOG": "/dev/stderr", "KONG_PROXY_ERROR_LOG": "/dev/stderr"},  # Kong's docker example
+        {"KONG_PROXY_ERROR_LOG": "/dev/stderr"},  # admin_error_log left at its default
+        {"KONG_PROXY_ACCESS_LOG": "/dev/stdout", "KONG_ADMIN_ACCESS_LOG": "off"},
+        {"KONG_PROXY_LISTEN": "0.0.0.0:8000 reuseport backlog=16384, 0.0.0.0:8443 http2 ssl reuseport backlog=16384"},
+        {"KONG_ADMIN_LISTEN": "127.0.0.1:8001 reuseport backlog=16384 bind"},
+        {"KONG_NGINX_HTTP_CLIENT_HEADER_BUFFER_SIZE": "8k"},
+        {"KONG_NGINX_HTTP_CLIENT_HEADER_BUFFER_SIZE": "16k", "KONG_NGINX_HTTP_LARGE_CLIENT_HEADER_BUFFERS": "4 16k"},
+        {"KONG_SSL_SESSION_CACHE_SIZE": "0"},
+        {"KONG_SSL_SESSION_CACHE_SIZE": "10240k"},
+        {"KONG_HEADERS": "off"},
+        {"KONG_HEADERS": "Server, via, X-Kong-Upstream-Status, x-kong-admin-latency", "KONG_HEADERS_UPSTREAM": "off"},
+    ],
+)
+def test_kongs_defaults_and_honoured_values_are_accepted(env: dict[str, str]) -> None:
+    load_settings(env=env)
+
+
+def test_plugins_setting_resolves_like_kongs_loaded_plugins() -> None:
+    assert load_settings(env={}).plugins == ("bundled",)
+    assert load_settings(env={}).enabled_plugins == ("mtls-auth", "tls-metadata-headers")
+    assert load_settings(env={"KONG_PLUGINS": "tls-metadata-headers"}).enabled_plugins == ("tls-metadata-headers",)
+    assert load_settings(env={"KONG_PLUGINS": "bundled, mtls-auth"}).enabled_plugins == (
+        "mtls-auth",
+        "tls-metadata-headers",
+    )
+    assert load_settings(env={"KONG_PLUGINS": "off"}).enabled_plugins == ()
+    assert load_settings(env={"KONG_PLUGINS": "off, mtls-auth"}).enabled_plugins == ()  # Kong: off first wins

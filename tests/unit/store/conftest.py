@@ -9,8 +9,11 @@ from typing import Any
 import pytest
 
 from gateway.entities.errors import EntityError
+from gateway.entities.plugin_configs import PluginSpec
+from gateway.entities.schema import NULL, Field, Schema
 from gateway.store import Database, open_database
 from tests.fixtures.certs import Issued, make_ca, make_cert
+from tests.fixtures.plugins import register_for_test
 
 
 @pytest.fixture(params=["sqlite", "off"])
@@ -56,3 +59,15 @@ def rejected(db: Database) -> Callable[..., EntityError]:
         return info.value
 
     return run
+
+
+CUSTOM_CONFIG = Schema("custom.config", [("a", Field("integer", default=NULL)), ("b", Field("integer", default=NULL))])
+
+
+@pytest.fixture
+def custom_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two plugins registered for one test, as a plugin of this gateway registers itself: ``custom`` and
+    ``custom-b``, which (unlike the bundled authentication plugins) may be scoped to a consumer; config ``a``, ``b``.
+    The store's plugin rules (scopes, cascades, protocols) are exercised with them."""
+    for name in ("custom", "custom-b"):
+        register_for_test(monkeypatch, PluginSpec(name, CUSTOM_CONFIG))

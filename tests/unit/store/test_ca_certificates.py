@@ -67,12 +67,6 @@ def test_delete_refused_while_referenced(db, pki, rejected) -> None:
     assert cas.delete(ca["id"]) is True
 
 
-def test_unknown_plugins_config_is_not_a_reference(db, pki) -> None:
-    ca = db.dao("ca_certificates").insert({"cert": pki.root.cert_pem})
-    db.dao("plugins").insert({"name": "custom", "config": {"ca_certificates": [ca["id"]]}})
-    assert db.dao("ca_certificates").delete(ca["id"]) is True
-
-
 def test_service_ca_ids_are_not_foreign_key_checked(db) -> None:
     missing = str(uuid.uuid4())
     service = db.dao("services").insert({"url": "https://up.test", "ca_certificates": [missing]})

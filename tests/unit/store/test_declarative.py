@@ -9,6 +9,9 @@ import pytest
 from gateway.entities.errors import DeclarativeConfigError
 from gateway.store.declarative import dump, generate_id, load
 
+# ``custom`` (tests/unit/store/conftest.py) stands for a plugin this gateway runs that a consumer can scope
+pytestmark = pytest.mark.usefixtures("custom_plugins")
+
 CA_ID = "5b2c0000-0000-4000-8000-000000000001"
 CERT_ID = "0b0f0000-0000-4000-8000-000000000001"
 
@@ -129,6 +132,30 @@ def test_all_errors_are_collected_with_paths(pki) -> None:
         {"type": "field", "field": "paths.1", "message": "should start with: / (fixed path) or ~/ (regex path)"}
     ]
     assert err.to_json(flatten=True)["flattened_errors"] == err.flattened_errors
+
+
+NOT_ENABLED = (
+    "plugin '{}' not enabled; add it to the 'plugins' configuration property "
+    "(this gateway runs only custom, custom-b, mtls-auth, tls-metadata-headers)"
+)
+
+
+def test_plugins_this_gateway_does_not_run_are_refused_wherever_they_are_declared(pki) -> None:
+    cfg = config(pki)
+    cfg["plugins"].append({"name": "acl", "config": {"allow": ["admins"]}})
+    cfg["services"][0]["routes"][0]["plugins"].append({"name": "rate-limiting", "config": {"minute": 5}})
+    cfg["consumers"][0]["plugins"] = [{"name": "prometheus"}]
+    with pytest.raises(DeclarativeConfigError) as info:
+        load(cfg)
+    err = info.value
+    assert err.paths == [
+        f"consumers[0].plugins[0].name: {NOT_ENABLED.format('prometheus')}",
+        f"plugins[1].name: {NOT_ENABLED.format('acl')}",
+        f"services[0].routes[0].plugins[1].name: {NOT_ENABLED.format('rate-limiting')}",
+    ]
+    assert err.fields["plugins"] == [None, {"name": NOT_ENABLED.format("acl")}]
+    flat = {e["entity_name"]: e["errors"] for e in err.flattened_errors}
+    assert flat["acl"] == [{"type": "field", "field": "name", "message": NOT_ENABLED.format("acl")}]
 
 
 def test_nested_snis_must_be_objects(pki) -> None:

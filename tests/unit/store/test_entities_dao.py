@@ -50,10 +50,11 @@ def test_names_are_unique_and_addressable(db, rejected) -> None:
     assert services.delete("nope") is False
 
 
+@pytest.mark.usefixtures("custom_plugins")
 def test_service_delete_refused_while_routes_exist(db, rejected) -> None:
     service = db.dao("services").insert({"host": "a.test"})
     route = db.dao("routes").insert({"service": {"id": service["id"]}, "paths": ["/"]})
-    db.dao("plugins").insert({"name": "p", "service": {"id": service["id"]}})
+    db.dao("plugins").insert({"name": "custom", "service": {"id": service["id"]}})
     err = rejected(db.dao("services").delete, service["id"])
     assert err.to_json() == {
         "code": 4,
@@ -78,9 +79,10 @@ def test_route_foreign_key_and_paths(db, rejected) -> None:
     assert db.dao("routes").update(route["id"], {"protocols": ["http"], "snis": None})["snis"] is None
 
 
+@pytest.mark.usefixtures("custom_plugins")
 def test_consumer_cascades(db, pki) -> None:
     consumer = db.dao("consumers").insert({"username": "bob"})
-    db.dao("plugins").insert({"name": "p", "consumer": {"id": consumer["id"]}})
+    db.dao("plugins").insert({"name": "custom", "consumer": {"id": consumer["id"]}})
     ca = db.dao("ca_certificates").insert({"cert": pki.root.cert_pem})
     cred = db.dao("mtls_auth_credentials").insert(
         {"consumer": {"id": consumer["id"]}, "subject_name": "bob", "ca_certificate": {"id": ca["id"]}}
@@ -98,23 +100,24 @@ def test_consumer_custom_id_unique(db, rejected) -> None:
     assert err.message == "schema violation (at least one of these fields must be non-empty: 'custom_id', 'username')"
 
 
+@pytest.mark.usefixtures("custom_plugins")
 def test_plugin_scope_uniqueness_and_protocols(db, rejected) -> None:
     route = db.dao("routes").insert({"protocols": ["http"], "paths": ["/"]})
     plugins = db.dao("plugins")
-    p = plugins.insert({"name": "key-auth", "route": {"id": route["id"]}})
+    p = plugins.insert({"name": "custom", "route": {"id": route["id"]}})
     assert p["enabled"] is True and p["service"] is None and p["protocols"] == ["grpc", "grpcs", "http", "https"]
-    err = rejected(plugins.insert, {"name": "key-auth", "route": {"id": route["id"]}})
+    err = rejected(plugins.insert, {"name": "custom", "route": {"id": route["id"]}})
     assert err.message == (
-        f'UNIQUE violation detected on \'{{consumer=null,name="key-auth",route={{id="{route["id"]}"}},service=null}}\''
+        f'UNIQUE violation detected on \'{{consumer=null,name="custom",route={{id="{route["id"]}"}},service=null}}\''
     )
-    assert err.fields == {"consumer": None, "name": "key-auth", "route": {"id": route["id"]}, "service": None}
-    err = rejected(plugins.insert, {"name": "other", "route": {"id": route["id"]}, "protocols": ["https"]})
+    assert err.fields == {"consumer": None, "name": "custom", "route": {"id": route["id"]}, "service": None}
+    err = rejected(plugins.insert, {"name": "custom-b", "route": {"id": route["id"]}, "protocols": ["https"]})
     assert err.fields == {"protocols": "must match the associated route's protocols"}
-    assert plugins.insert({"name": "key-auth"})["route"] is None  # the global one is another scope
-    named = plugins.insert({"name": "x", "instance_name": "my-x"})
+    assert plugins.insert({"name": "custom"})["route"] is None  # the global one is another scope
+    named = plugins.insert({"name": "custom-b", "instance_name": "my-x"})
     assert plugins.select("my-x") == named
     patched = plugins.update(named["id"], {"config": {"b": 2}})
-    assert patched["config"] == {"b": 2}
+    assert patched["config"] == {"a": None, "b": 2}
 
 
 def test_plugin_config_patch_merges_known_config(db) -> None:
