@@ -148,7 +148,7 @@ async def test_post_config_refuses_the_whole_document(dbless_admin: Admin) -> No
         "plugins": [{"name": "tls-metadata-headers"}, {"name": "prometheus"}],
     }
     for body in ({"json": document}, {"json": {"config": _yaml(document)}}):
-        res = await dbless_admin.http.post("/config", **body)  # type: ignore[arg-type]
+        res = await dbless_admin.http.post("/config", **body)
         assert res.status_code == 400, res.text
         got = res.json()
         assert (got["code"], got["name"]) == (14, "invalid declarative configuration")

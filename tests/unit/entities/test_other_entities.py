@@ -116,7 +116,7 @@ def test_plugins_known() -> None:
 def test_mtls_auth_fields_this_gateway_would_ignore_are_refused() -> None:
     """``https_proxy_*`` (OCSP and CRLs are fetched over http only) and ``san_dirname_matcher`` (not matched) are
     accepted only unset; ``http_proxy_*`` is honoured."""
-    base = {"ca_certificates": []}
+    base: dict[str, list[str]] = {"ca_certificates": []}
     errors = check("plugins", {"name": "mtls-auth", "config": {**base, "https_proxy_host": "p.test"}})
     assert errors == {
         "config": {

@@ -153,6 +153,7 @@ def test_plugins_this_gateway_does_not_run_are_refused_wherever_they_are_declare
         f"plugins[1].name: {NOT_ENABLED.format('acl')}",
         f"services[0].routes[0].plugins[1].name: {NOT_ENABLED.format('rate-limiting')}",
     ]
+    assert err.fields is not None
     assert err.fields["plugins"] == [None, {"name": NOT_ENABLED.format("acl")}]
     flat = {e["entity_name"]: e["errors"] for e in err.flattened_errors}
     assert flat["acl"] == [{"type": "field", "field": "name", "message": NOT_ENABLED.format("acl")}]
