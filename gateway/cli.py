@@ -3,8 +3,10 @@
 ``gateway start`` runs in the foreground, as Kong does in containers. Exit codes: 0 success, 1 a
 configuration or start-up error (the message says which key or file), 2 a usage error (argparse).
 
-``gateway doctor cert FILE`` explains a PEM bundle in words (``gateway.doctor.cert``): exit 0 when nothing is a
-problem (warnings alone pass), 1 when something is.
+``gateway check CONF`` loads the settings and then every certificate, key and CA file they name, with the loaders
+``start`` uses (``gateway.doctor.conf``): a problem is what ``start`` would refuse. ``gateway doctor cert FILE``
+explains a PEM bundle in words (``gateway.doctor.cert``): exit 0 when nothing is a problem (warnings alone pass),
+1 when something is.
 """
 
 from __future__ import annotations
@@ -100,14 +102,23 @@ def cmd_reload(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from gateway.doctor.conf import check_files
+    from gateway.doctor.findings import Severity, exit_status
+
     try:
         settings = load_settings(args.conf)
     except ConfigError as exc:
         return _err(str(exc))
     for name in settings.ignored_env:
         print(f"Warning: ignoring unknown setting from the environment: {name}", file=sys.stderr)
-    print(f"configuration at {args.conf} is valid")
-    return 0
+    findings = check_files(settings)
+    for finding in findings:
+        word = "Error" if finding.severity is Severity.PROBLEM else "Warning"
+        print(f"{word}: {finding.text()}", file=sys.stderr)
+    status = exit_status(findings)
+    if status == 0:
+        print(f"configuration at {args.conf} is valid")
+    return status
 
 
 def cmd_doctor_cert(args: argparse.Namespace) -> int:
@@ -206,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
         conf_and_prefix(p)
         p.set_defaults(func=func)
 
-    check = sub.add_parser("check", help="validate a configuration file")
+    check = sub.add_parser("check", help="validate a configuration file and the certificate files it names")
     check.add_argument("conf", help="configuration file")
     check.set_defaults(func=cmd_check)
 

@@ -6,7 +6,9 @@ come from the code the gateway runs (``gateway.tls``: PEM loading, key match, ch
 and depth, the host check), never from a second implementation of the rules: when the doctor says a chain verifies
 at depth 2, a service with ``tls_verify_depth = 2`` accepts it.
 
-- ``cert``: a PEM bundle, its key, a CA file, a host name (``gateway doctor cert``).
+- ``cert``: a PEM bundle, its key, a CA file, a host name (``gateway doctor cert``);
+- ``conf``: the certificate, key and CA files a configuration names, loaded as ``gateway start`` loads them
+  (``gateway check``).
 
 Later sub-commands (``doctor upstream``, ``doctor service``, ``doctor sni``) add a module each and a parser entry in
 ``gateway.cli``; they reuse ``findings`` for the output and exit status.
