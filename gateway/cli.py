@@ -1,7 +1,12 @@
-"""``gateway`` command line, shaped like Kong's (``kong start|stop|reload|check|version|config``).
+"""``gateway`` command line, shaped like Kong's (``kong start|stop|reload|check|version|config``), plus ``doctor``.
 
 ``gateway start`` runs in the foreground, as Kong does in containers. Exit codes: 0 success, 1 a
 configuration or start-up error (the message says which key or file), 2 a usage error (argparse).
+
+``gateway check CONF`` loads the settings and then every certificate, key and CA file they name, with the loaders
+``start`` uses (``gateway.doctor.conf``): a problem is what ``start`` would refuse. ``gateway doctor cert FILE``
+explains a PEM bundle in words (``gateway.doctor.cert``): exit 0 when nothing is a problem (warnings alone pass),
+1 when something is.
 """
 
 from __future__ import annotations
@@ -97,14 +102,36 @@ def cmd_reload(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from gateway.doctor.conf import check_files
+    from gateway.doctor.findings import Severity, exit_status
+
     try:
         settings = load_settings(args.conf)
     except ConfigError as exc:
         return _err(str(exc))
     for name in settings.ignored_env:
         print(f"Warning: ignoring unknown setting from the environment: {name}", file=sys.stderr)
-    print(f"configuration at {args.conf} is valid")
-    return 0
+    findings = check_files(settings)
+    for finding in findings:
+        word = "Error" if finding.severity is Severity.PROBLEM else "Warning"
+        print(f"{word}: {finding.text()}", file=sys.stderr)
+    status = exit_status(findings)
+    if status == 0:
+        print(f"configuration at {args.conf} is valid")
+    return status
+
+
+def cmd_doctor_cert(args: argparse.Namespace) -> int:
+    from gateway.doctor.cert import diagnose
+    from gateway.doctor.findings import exit_status, render_json, render_text
+
+    findings = diagnose(args.file, args.key, args.ca, args.name)
+    if args.json:
+        context = {"command": "doctor cert", "file": args.file, "key": args.key, "ca": args.ca, "name": args.name}
+        print(render_json(findings, **context))
+    else:
+        print("\n".join(render_text(findings)))
+    return exit_status(findings)
 
 
 def cmd_version(args: argparse.Namespace) -> int:
@@ -197,9 +224,23 @@ def build_parser() -> argparse.ArgumentParser:
         conf_and_prefix(p)
         p.set_defaults(func=func)
 
-    check = sub.add_parser("check", help="validate a configuration file")
+    check = sub.add_parser("check", help="validate a configuration file and the certificate files it names")
     check.add_argument("conf", help="configuration file")
     check.set_defaults(func=cmd_check)
+
+    doctor = sub.add_parser("doctor", help="explain a TLS input in words")
+    doctor_sub = doctor.add_subparsers(dest="doctor_command", required=True)
+    cert = doctor_sub.add_parser(
+        "cert",
+        help="explain a PEM certificate bundle: order, missing or extra certificates, key, dates, names, depth",
+        description="Explain a PEM bundle. Exit status: 0 nothing is a problem, 1 a problem, 2 a usage error.",
+    )
+    cert.add_argument("file", help="PEM bundle: the leaf, then its intermediates")
+    cert.add_argument("--key", help="the private key meant for the leaf")
+    cert.add_argument("--ca", metavar="CAFILE", help="trusted CAs: verify as OpenSSL would and say the depth needed")
+    cert.add_argument("--name", metavar="HOST", help="a host name the leaf must cover")
+    cert.add_argument("--json", action="store_true", help="the findings as JSON")
+    cert.set_defaults(func=cmd_doctor_cert)
 
     version = sub.add_parser("version", help="print the version")
     version.add_argument("-a", "--all", action="store_true", help="versions of the parts too")

@@ -10,7 +10,7 @@ import sys
 import httpx
 import pytest
 
-from tests.fixtures.gateway_process import GATEWAY, make_gateway, running_gateway
+from tests.fixtures.gateway_process import GATEWAY, make_gateway, run_cli, running_gateway
 
 KONG_YML = """\
 _format_version: "3.0"
@@ -21,10 +21,6 @@ services:
   - name: route-a
     paths: ["/a"]
 """
-
-
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([GATEWAY, *args], capture_output=True, text=True, timeout=30, env=env)
 
 
 def test_version_and_python_dash_m() -> None:

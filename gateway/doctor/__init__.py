@@ -1,0 +1,15 @@
+"""``gateway doctor``: explain a TLS input in words, for a person holding a file or a failing endpoint.
+
+Every sub-command is one module here, with one entry point that returns findings (``gateway.doctor.findings``): data
+first, words second, so the text and the ``--json`` output say the same thing and tests match on kinds. The verdicts
+come from the code the gateway runs (``gateway.tls``: PEM loading, key match, chain verification with OpenSSL's codes
+and depth, the host check), never from a second implementation of the rules: when the doctor says a chain verifies
+at depth 2, a service with ``tls_verify_depth = 2`` accepts it.
+
+- ``cert``: a PEM bundle, its key, a CA file, a host name (``gateway doctor cert``);
+- ``conf``: the certificate, key and CA files a configuration names, loaded as ``gateway start`` loads them
+  (``gateway check``).
+
+Later sub-commands (``doctor upstream``, ``doctor service``, ``doctor sni``) add a module each and a parser entry in
+``gateway.cli``; they reuse ``findings`` for the output and exit status.
+"""
