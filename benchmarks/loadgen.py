@@ -5,6 +5,15 @@
 - ``ab -k -E chain+key.pem``: keepalive HTTPS with a client certificate chain (ApacheBench speaks HTTP/1.0 with
   ``Connection: keep-alive``; its percentiles are whole milliseconds).
 
+Bounded by a count rather than a duration (the soak, ``benchmarks.soak``):
+
+- ``run_wrk_requests``: wrk has no request-count flag; a Lua script counts responses in each thread and stops the
+  thread (``wrk.thread:stop()``) once it has its share and drops a flag file, on which the caller interrupts wrk
+  (SIGINT: wrk prints its summary); ``-d`` stays as the outer time bound.
+- ``run_ab_connections``: ``ab -n N`` without ``-k``, one new TLS connection per request. ab creates a fresh
+  ``SSL`` for every connection and never offers a saved session (no ``SSL_set_session``), so each connection is a
+  full handshake whatever the server's tickets and session cache allow.
+
 A run that saw any non-2xx answer or socket error is reported with ``errors > 0``; the caller decides whether that
 fails the benchmark (it does: a proxy that answers errors fast is not fast).
 """
@@ -12,11 +21,14 @@ fails the benchmark (it does: a proxy that answers errors fast is not fast).
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
+import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["LoadResult", "run_ab", "run_wrk"]
+__all__ = ["LoadResult", "run_ab", "run_ab_connections", "run_wrk", "run_wrk_requests"]
 
 _UNITS_S = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
 _UNITS_B = {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
@@ -123,6 +135,67 @@ def run_ab(url: str, duration: float, connections: int, client_pem: Path | None 
         args += ["-E", str(client_pem)]
     args.append(url)
     proc = subprocess.run(args, capture_output=True, text=True, timeout=duration + 30)
+    if proc.returncode != 0:
+        raise RuntimeError(f"ab failed ({proc.returncode}): {proc.stderr}{proc.stdout}")
+    return parse_ab(proc.stdout)
+
+
+# Each wrk thread runs its own copy of the script: ``setup`` (in wrk's main state) numbers the threads, ``init``
+# gets the share and the flag files' path (the arguments after ``--``). ``wrk.thread:stop()`` ends the thread's
+# event loop, but wrk's main thread sleeps out ``-d`` before it joins the threads and prints its summary; the flag
+# file tells the caller to cut that sleep short with SIGINT, which wrk handles by printing the summary so far.
+_STOP_AFTER_LUA = """
+local threads = 0
+function setup(thread) thread:set("id", threads); threads = threads + 1 end
+local share, done, flag = 0, 0, nil
+function init(args) share = tonumber(args[1]); flag = args[2] end
+function response(status, headers, body)
+  done = done + 1
+  if done == share then
+    wrk.thread:stop()
+    local file = io.open(flag .. "." .. tostring(id), "w")
+    file:write("done")
+    file:close()
+  end
+end
+"""
+
+
+def run_wrk_requests(url: str, requests: int, connections: int, threads: int = 1, timeout: float = 900.0) -> LoadResult:
+    """``requests`` keepalive requests with wrk (``requests / threads`` per thread), bounded by ``timeout`` seconds.
+
+    A run the time bound cut short returns fewer requests than asked: the caller compares.
+    """
+    share = -(-requests // threads)
+    with tempfile.TemporaryDirectory(prefix="wrk-count-") as tmp:
+        script = Path(tmp) / "stop_after.lua"
+        script.write_text(_STOP_AFTER_LUA)
+        flag = Path(tmp) / "done"
+        args = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(timeout))}s", "--latency"]
+        args += ["--timeout", "5s", "-s", str(script), url, "--", str(share), str(flag)]
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + timeout + 5
+            while proc.poll() is None and time.monotonic() < deadline:
+                if len(list(Path(tmp).glob("done.*"))) >= threads:
+                    proc.send_signal(signal.SIGINT)  # every thread has its share: print the summary now
+                    break
+                time.sleep(0.02)
+            out, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    if proc.returncode != 0:
+        raise RuntimeError(f"wrk failed ({proc.returncode}): {err}{out}")
+    return parse_wrk(out)
+
+
+def run_ab_connections(url: str, connections: int, concurrency: int, timeout: float = 900.0) -> LoadResult:
+    """``ab -n <connections> -c <concurrency>`` without ``-k``: one new connection (over https, one full
+    handshake) per request; ``-s`` bounds each socket wait, ``timeout`` the whole run."""
+    args = ["ab", "-q", "-n", str(connections), "-c", str(concurrency), "-s", "10", url]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
         raise RuntimeError(f"ab failed ({proc.returncode}): {proc.stderr}{proc.stdout}")
     return parse_ab(proc.stdout)

@@ -5,8 +5,10 @@ fails half-way (``with Processes() as procs: ...``). Readiness is never a fixed 
 port accepts, the gateway when it prints ``Gateway started`` (it binds its listeners first), and a proxy is put
 under load only after a probe request got a 2xx through it.
 
-``ProcStats`` reads ``/proc/<pid>/stat`` (utime + stime, in clock ticks) and ``/proc/<pid>/status`` (``VmHWM``,
-``VmRSS``) for a process and its children: nginx does its work in a worker process, the gateway in its only one.
+``read_cpu_mem`` reads ``/proc/<pid>/stat`` (utime + stime, in clock ticks) and ``/proc/<pid>/status`` (``VmHWM``,
+``VmRSS``) for a process and its descendants: nginx does its work in a worker process, the gateway in its only one
+(or, with ``worker_processes`` > 1, in the workers its zygote forked). ``read_process`` is one process's figures
+(``VmRSS``, ``RssAnon``, open descriptors, title), what the soak (``benchmarks.soak``) samples per process.
 """
 
 from __future__ import annotations
@@ -28,12 +30,15 @@ from types import TracebackType
 
 __all__ = [
     "CpuMem",
+    "ProcessFigures",
     "Processes",
     "Server",
+    "descendants",
     "free_port",
     "nginx_binary",
     "probe",
     "read_cpu_mem",
+    "read_process",
 ]
 
 _TICKS = os.sysconf("SC_CLK_TCK")
@@ -63,14 +68,14 @@ class CpuMem:
     rss_kib: int  # sum of VmRSS over the tree
 
 
-def _children(pid: int) -> list[int]:
-    """Every descendant of ``pid`` (the gateway's workers are its zygote's children)."""
+def descendants(pid: int) -> list[int]:
+    """Every descendant of ``pid``, depth first (the gateway's workers are its zygote's children)."""
     try:
         text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
     except OSError:
         return []
     found = [int(p) for p in text.split()]
-    return [grand for child in found for grand in (child, *_children(child))]
+    return [grand for child in found for grand in (child, *descendants(child))]
 
 
 def _status_kib(pid: int, field: str) -> int:
@@ -83,12 +88,25 @@ def _status_kib(pid: int, field: str) -> int:
     return 0
 
 
+def _status_fields(pid: int, fields: tuple[str, ...]) -> dict[str, int]:
+    """Several numeric fields of ``/proc/<pid>/status`` in one read (0 for a missing one)."""
+    found = dict.fromkeys(fields, 0)
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            name, _, value = line.partition(":")
+            if name in found:
+                found[name] = int(value.split()[0])
+    except OSError:
+        pass
+    return found
+
+
 def read_cpu_mem(pid: int) -> CpuMem:
     """utime + stime and VmHWM/VmRSS of ``pid`` and its descendants (nginx master + workers; the gateway's master,
     zygote and workers)."""
     cpu = 0.0
     hwm = rss = 0
-    for p in [pid, *_children(pid)]:
+    for p in [pid, *descendants(pid)]:
         try:
             stat = Path(f"/proc/{p}/stat").read_text()
         except OSError:
@@ -98,6 +116,31 @@ def read_cpu_mem(pid: int) -> CpuMem:
         hwm += _status_kib(p, "VmHWM")
         rss += _status_kib(p, "VmRSS")
     return CpuMem(cpu, hwm, rss)
+
+
+@dataclass(frozen=True)
+class ProcessFigures:
+    """One process at one instant: resident memory (all of it, and its anonymous part: heap, stacks, arenas,
+    where a leak shows; the rest is mapped files such as shared libraries), open descriptors, threads, title."""
+
+    pid: int
+    title: str
+    rss_kib: int
+    anon_kib: int
+    fds: int
+    threads: int
+
+
+def read_process(pid: int) -> ProcessFigures | None:
+    """``VmRSS``, ``RssAnon``, ``Threads``, the number of entries of ``/proc/<pid>/fd`` and the command line
+    (``gateway: worker process`` ...: the gateway sets titles as nginx does); None when the process is gone."""
+    try:
+        title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        fds = len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return None
+    status = _status_fields(pid, ("VmRSS", "RssAnon", "Threads"))
+    return ProcessFigures(pid, title, status["VmRSS"], status["RssAnon"], fds, status["Threads"])
 
 
 def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:

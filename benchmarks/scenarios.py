@@ -26,7 +26,7 @@ import json
 import statistics
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -246,9 +246,15 @@ def gateway_config(scenario: Scenario, env: Environment) -> dict[str, object]:
 
 
 def start_gateway(
-    procs: Processes, scenario: Scenario, env: Environment, source: Path | None = None, name: str = "gateway"
+    procs: Processes,
+    scenario: Scenario,
+    env: Environment,
+    source: Path | None = None,
+    name: str = "gateway",
+    extra_env: Mapping[str, str] | None = None,
 ) -> Server:
-    """The gateway for ``scenario`` (``source``: run another copy of the ``gateway`` package, see ``compare``)."""
+    """The gateway for ``scenario`` (``source``: run another copy of the ``gateway`` package, see ``compare``;
+    ``extra_env``: settings or environment added last, e.g. ``KONG_WORKER_PROCESSES=2`` for the soak)."""
     prefix = env.workdir / scenario.key / name
     prefix.mkdir(parents=True, exist_ok=True)
     kong_yml = prefix.parent / "kong.yml"
@@ -273,6 +279,7 @@ def start_gateway(
         settings["KONG_SSL_SESSION_CACHE_SIZE"] = "0"
     if not scenario.pool:
         settings["KONG_UPSTREAM_KEEPALIVE_POOL_SIZE"] = "0"
+    settings.update(extra_env or {})
     return procs.gateway(prefix, settings, port, source)
 
 

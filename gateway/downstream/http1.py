@@ -29,6 +29,14 @@ __all__ = ["PROTOCOLS", "H11Protocol", "HttpToolsProtocol"]
 _HEAD, _IDLE = 1, 0
 
 
+class _NoCallbacks:
+    """The protocol of the spent parser: no callbacks, so the parser holds no reference to anything."""
+
+
+#: what a closed ``HttpToolsProtocol`` keeps instead of its parser (never fed: ``data_received`` stops first)
+_SPENT_PARSER = httptools.HttpRequestParser(_NoCallbacks())
+
+
 class HttpToolsProtocol(HttpConnection):
     """llhttp-based downstream connection."""
 
@@ -41,6 +49,12 @@ class HttpToolsProtocol(HttpConnection):
         #: decoded as they arrive (latin-1: one char per byte), so the head takes the list as it is
         self._headers: list[tuple[str, str]] = []
         self._head_bytes = 0
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        # The parser's callbacks are bound methods of this object, a reference cycle: drop it, so that the closed
+        # connection is freed by reference counting rather than by the collector's rare oldest-generation passes.
+        self._parser = _SPENT_PARSER
 
     def data_received(self, data: bytes) -> None:
         if self._broken:

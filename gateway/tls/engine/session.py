@@ -33,6 +33,13 @@ Results are plain fields, set once when the handshake completes (``established``
 not needed by most connections); ``info`` is an immutable ``TlsInfo`` for the layers above, which never see a
 pyOpenSSL object.
 
+Releasing. OpenSSL's app data points back at the session (the callbacks need it), a reference cycle; the owner
+calls ``release()`` once the socket is gone, which breaks it, so that reference counting frees the session and its
+``SSL`` object as soon as the layers above let go of them. ``TlsInfo`` refers to the ``SSL`` object, never to the
+session, so it adds no cycle and stays readable after the release. Why it matters: a long-lived connection's
+objects reach the collector's oldest generation, which is collected rarely; as cyclic garbage, every closed
+keepalive connection kept ~20 KiB of OpenSSL memory until then (``benchmarks/SOAK.md``).
+
 Errors follow h11: ``TlsRemoteError`` (the peer sent something we reject, including every handshake failure as
 ``TlsHandshakeError``) and ``TlsLocalError`` (the caller misused the session). After any error the session is
 ``errored`` and every further call raises ``TlsLocalError`` at once.
@@ -70,7 +77,6 @@ BIO_READ_SIZE: Final = 262144
 
 _HANDSHAKING, _ESTABLISHED, _CLOSED, _ERRORED = 0, 1, 2, 3
 # ``alpn``/``cipher``/``version``: handshake not complete, complete but not read from OpenSSL yet, read.
-_NEG_PENDING, _NEG_UNREAD, _NEG_READ = 0, 1, 2
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -151,11 +157,19 @@ class TlsInfo:
 
     Plain fields; ``alpn``, ``cipher``, ``version`` and ``peer_chain`` are read from OpenSSL on first access only
     (nothing on the proxy path looks at them, and the three getters cost ~2 us per handshake; the values cannot
-    change once the handshake is complete, so reading them later gives the same answer).
+    change once the handshake is complete, so reading them later gives the same answer). It holds the ``SSL``
+    object for those reads, not the ``TlsSession`` (see "Releasing" in the module docstring);
+    ``close_notify_received`` is the one field that may change later, set by the session.
     """
 
     __slots__ = (
-        "_session",
+        "_alpn",
+        "_cipher",
+        "_conn",
+        "_negotiated",
+        "_peer_chain",
+        "_version",
+        "close_notify_received",
         "server_side",
         "session_reused",
         "sni",
@@ -165,50 +179,88 @@ class TlsInfo:
     )
 
     def __init__(self, session: TlsSession) -> None:
-        self._session = session
+        self._conn = session.ssl_connection
         self.server_side: bool = session.server_side
         self.sni: str | None = session.sni
         self.verify_errors: tuple[tuple[int, int], ...] = tuple(session.verify_errors)
         self.verify_code: int = session.verify_code
         self.verify_depth: int = session.verify_depth
         self.session_reused: bool = session.session_reused
+        #: whether the peer ended with a close_notify (False for a plain TCP close); set by the session
+        self.close_notify_received: bool = session.close_notify_received
+        self._negotiated = False
+        self._alpn: str | None = None
+        self._cipher: str | None = None
+        self._version: str | None = None
+        self._peer_chain: list[cx509.Certificate] | None = None
+
+    def _read_negotiated(self) -> None:
+        """Read ALPN, cipher and version once, on first use: fixed from the end of the handshake on."""
+        conn = self._conn
+        self._negotiated = True
+        self._version = conn.get_protocol_version_name()
+        self._cipher = conn.get_cipher_name()
+        alpn = conn.get_alpn_proto_negotiated()
+        self._alpn = alpn.decode("ascii", "replace") if alpn else None
 
     @property
     def alpn(self) -> str | None:
         """The negotiated ALPN protocol, if any."""
-        return self._session.alpn
+        if not self._negotiated:
+            self._read_negotiated()
+        return self._alpn
 
     @property
     def cipher(self) -> str | None:
         """OpenSSL's name of the negotiated cipher suite."""
-        return self._session.cipher
+        if not self._negotiated:
+            self._read_negotiated()
+        return self._cipher
 
     @property
     def version(self) -> str | None:
         """The protocol version (``TLSv1.3``, ``TLSv1.2``)."""
-        return self._session.version
+        if not self._negotiated:
+            self._read_negotiated()
+        return self._version
 
     @property
     def peer_chain(self) -> list[cx509.Certificate]:
-        """The certificates the peer sent, leaf first (empty when it sent none)."""
-        return self._session.peer_chain
+        """The certificates the peer sent, leaf first (empty when it sent none), converted once, on demand."""
+        chain = self._peer_chain
+        if chain is None:
+            chain = self._peer_chain = _peer_chain_of(self._conn, self.server_side)
+        return chain
 
     @property
     def peer_certificate(self) -> cx509.Certificate | None:
         """The peer's leaf certificate, if it sent one."""
-        chain = self._session.peer_chain
+        chain = self.peer_chain
         return chain[0] if chain else None
-
-    @property
-    def close_notify_received(self) -> bool:
-        """Whether the peer ended with a close_notify (False for a plain TCP close)."""
-        return self._session.close_notify_received
 
     def __repr__(self) -> str:
         return (
             f"TlsInfo(sni={self.sni!r}, alpn={self.alpn!r}, version={self.version!r}, cipher={self.cipher!r}, "
             f"verify_code={self.verify_code}, session_reused={self.session_reused})"
         )
+
+
+def _peer_chain_of(conn: SSL.Connection, server_side: bool) -> list[cx509.Certificate]:
+    """The chain the peer sent, leaf first, as ``cryptography`` certificates.
+
+    OpenSSL's server side leaves the client's leaf out of ``SSL_get_peer_cert_chain``; it is put back in front here
+    so that both sides read the same thing.
+    """
+    certs = [c.to_cryptography() for c in conn.get_peer_cert_chain() or ()]
+    if server_side:
+        leaf = conn.get_peer_certificate()
+        if leaf is not None:
+            certs.insert(0, leaf.to_cryptography())
+    elif not certs:
+        leaf = conn.get_peer_certificate()
+        if leaf is not None:
+            certs.append(leaf.to_cryptography())
+    return certs
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -290,13 +342,9 @@ class TlsSession:
     """
 
     __slots__ = (
-        "_alpn",
-        "_cipher",
         "_conn",
         "_err",
         "_info",
-        "_negotiated",
-        "_peer_chain",
         "_probe",
         "_rec_hdr",
         "_rec_need",
@@ -304,7 +352,6 @@ class TlsSession:
         "_unread",
         "_verify",
         "_verify_hostname",
-        "_version",
         "close_notify_received",
         "close_notify_sent",
         "server_certificate",
@@ -335,7 +382,6 @@ class TlsSession:
         self._state = _HANDSHAKING
         self._err: TlsError | None = None
         self._info: TlsInfo | None = None
-        self._peer_chain: list[cx509.Certificate] | None = None
         self._probe: bytes | None = b""
         self._rec_hdr = b""
         self._rec_need = 0
@@ -349,10 +395,6 @@ class TlsSession:
         self.verify_code = 0
         self.verify_depth = 0
         self.sni: str | None = None
-        self._negotiated = _NEG_PENDING
-        self._alpn: str | None = None
-        self._cipher: str | None = None
-        self._version: str | None = None
         self.session_reused = False
         self.close_notify_received = False
         self.close_notify_sent = False
@@ -390,32 +432,20 @@ class TlsSession:
     @property
     def alpn(self) -> str | None:
         """The negotiated ALPN protocol (None before the handshake completed or when none was agreed)."""
-        if self._negotiated == _NEG_UNREAD:
-            self._read_negotiated()
-        return self._alpn
+        info = self._info
+        return info.alpn if info is not None else None
 
     @property
     def cipher(self) -> str | None:
         """OpenSSL's name of the cipher suite (None before the handshake completed)."""
-        if self._negotiated == _NEG_UNREAD:
-            self._read_negotiated()
-        return self._cipher
+        info = self._info
+        return info.cipher if info is not None else None
 
     @property
     def version(self) -> str | None:
         """The protocol version name (None before the handshake completed)."""
-        if self._negotiated == _NEG_UNREAD:
-            self._read_negotiated()
-        return self._version
-
-    def _read_negotiated(self) -> None:
-        """Read ALPN, cipher and version once, on first use: fixed from the end of the handshake on."""
-        conn = self._conn
-        self._negotiated = _NEG_READ
-        self._version = conn.get_protocol_version_name()
-        self._cipher = conn.get_cipher_name()
-        alpn = conn.get_alpn_proto_negotiated()
-        self._alpn = alpn.decode("ascii", "replace") if alpn else None
+        info = self._info
+        return info.version if info is not None else None
 
     @property
     def info(self) -> TlsInfo | None:
@@ -424,25 +454,12 @@ class TlsSession:
 
     @property
     def peer_chain(self) -> list[cx509.Certificate]:
-        """The chain the peer sent, leaf first, as ``cryptography`` certificates (converted once, on demand).
-
-        OpenSSL's server side leaves the client's leaf out of ``SSL_get_peer_cert_chain``; it is put back in
-        front here so that both sides read the same thing.
-        """
-        chain = self._peer_chain
-        if chain is None:
-            conn = self._conn
-            certs = [c.to_cryptography() for c in conn.get_peer_cert_chain() or ()]
-            if self.server_side:
-                leaf = conn.get_peer_certificate()
-                if leaf is not None:
-                    certs.insert(0, leaf.to_cryptography())
-            elif not certs:
-                leaf = conn.get_peer_certificate()
-                if leaf is not None:
-                    certs.append(leaf.to_cryptography())
-            chain = self._peer_chain = certs
-        return chain
+        """The chain the peer sent, leaf first, as ``cryptography`` certificates (converted once, on demand, once
+        established; read afresh before that, for the client-side checks that decide whether it is)."""
+        info = self._info
+        if info is not None:
+            return info.peer_chain
+        return _peer_chain_of(self._conn, self.server_side)
 
     @property
     def ssl_connection(self) -> SSL.Connection:
@@ -591,6 +608,8 @@ class TlsSession:
             drain = True
         except SSL.ZeroReturnError:
             self.close_notify_received = True
+            if self._info is not None:
+                self._info.close_notify_received = True
             closed = drain = True
         except SSL.Error as exc:
             alert = self._drain()
@@ -695,6 +714,13 @@ class TlsSession:
             return b""
         return self._drain()
 
+    def release(self) -> None:
+        """The socket is gone: break the session's reference cycle (OpenSSL's app data, through which the SNI and
+        verify callbacks reach the session, points back at it), so that reference counting frees the session and its
+        ``SSL`` object once the layers above let go, instead of the collector's next pass over the generation
+        long-lived connections end up in. Callbacks only run during a handshake; ``info`` stays readable."""
+        self._conn.set_app_data(None)
+
     # -- handshake --------------------------------------------------------------------------------------------
 
     def _feed_probe(self, data: bytes) -> None:
@@ -725,9 +751,10 @@ class TlsSession:
                 self._feed_probe(out)
             self._probe = None
         self._established()
+        info = TlsInfo(self)
         if not self.server_side:
-            self._post_handshake_checks(out)
-        self._info = TlsInfo(self)
+            self._post_handshake_checks(out, info)
+        self._info = info
         return out
 
     def _handshake_error(self, exc: SSL.Error, alert: bytes) -> TlsHandshakeError:
@@ -746,14 +773,13 @@ class TlsSession:
     def _established(self) -> None:
         conn = self._conn
         self._state = _ESTABLISHED
-        self._negotiated = _NEG_UNREAD
         if self.server_side:
             name = conn.get_servername()
             self.sni = name.decode("utf-8", "replace") if name else None
         if self.verify_errors:
             self.verify_code, self.verify_depth = reported_verify_error(self.verify_errors)
 
-    def _post_handshake_checks(self, out: bytes) -> None:
+    def _post_handshake_checks(self, out: bytes, info: TlsInfo) -> None:
         """nginx's upstream checks after a completed handshake: verify result, then host name."""
         if self._verify and self.verify_code:
             code = self.verify_code
@@ -768,7 +794,7 @@ class TlsSession:
             )
         name = self._verify_hostname
         if name is not None:
-            chain = self.peer_chain
+            chain = info.peer_chain
             if not chain or not check_host(chain[0], name):
                 raise self._fail(
                     TlsHandshakeError(f'upstream SSL certificate does not match "{name}"', kind="hostname", to_send=out)

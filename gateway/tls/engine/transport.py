@@ -22,6 +22,9 @@ Behaviour, and where it comes from:
   kept in ``TlsInfo.close_notify_received``. We answer a close_notify with ours, and a TCP EOF with nothing.
 - **Our close**: ``close()`` writes a close_notify and closes the socket once the buffer is flushed, without
   waiting for the peer's (as nginx does); ``abort()`` drops everything.
+- **Release**: once the socket is gone (``connection_lost``) nothing here is left in a reference cycle (the
+  protocol forgets its ``TlsTransport``, the session is released), so a closed connection is freed by reference
+  counting, not by the collector's rare passes over its oldest generation, where a long-lived connection ends up.
 - **Backpressure**: the raw transport's ``pause_writing``/``resume_writing`` go straight to the app protocol
   (its buffer is the ciphertext buffer); the app's ``pause_reading`` pauses the socket, and plaintext already
   decrypted when the app paused is held and delivered on ``resume_reading``.
@@ -384,6 +387,10 @@ class TlsProtocol(asyncio.Protocol):
             self._app = None
             app.connection_lost(exc if exc is not None else self._error)
         self._raw = None
+        # No reference cycle may outlive the socket (the app transport points back here, OpenSSL's app data at the
+        # session): reference counting then frees the whole connection when the app lets go of its transport.
+        self._app_transport = None
+        self._session.release()
 
     def pause_writing(self) -> None:
         app = self._app
