@@ -111,3 +111,40 @@ async def test_a_connection_in_doubt_is_never_reused(tmp_path: Path, doubt: Doub
     if doubt.warning is not None:
         assert doubt.warning in log, log
         assert "[warn]" in log.split(doubt.warning)[0].splitlines()[-1]
+
+
+async def test_a_closed_upstream_connection_is_freed_without_a_collection(tmp_path: Path) -> None:
+    """A closed connection drops its parser (whose callbacks are its own bound methods), so reference counting frees
+    it at once: with the garbage collector off, no closed ``UpstreamConnection`` is left behind."""
+    import gc
+
+    from gateway.upstream.connection import UpstreamConnection
+
+    def live() -> int:
+        return sum(1 for o in gc.get_objects() if isinstance(o, UpstreamConnection) and o.closed)
+
+    def script(peer: Peer, next_request: Callable[[], int]) -> None:
+        while peer.read_request() is not None:
+            next_request()
+            peer.send(TWO)
+
+    with HostileUpstream(script) as upstream:
+        svc = service("127.0.0.1", upstream.port)
+        cfg = config([svc], [route(svc, paths=["/"])])
+        async with running_gateway(tmp_path, cfg, upstream_keepalive_pool_size="0") as gw:
+            gc.collect()
+            gc.disable()
+            try:
+                before = live()
+                for _ in range(5):
+                    reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+                    writer.write(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+                    assert (await read_response(reader))[2] == b"two"
+                    writer.close()
+                for _ in range(20):  # the closes reach connection_lost within a few loop turns
+                    await asyncio.sleep(0)
+                left = live() - before
+            finally:
+                gc.enable()
+    assert upstream.connections == 5
+    assert left == 0
