@@ -30,7 +30,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-from gateway.admin import certificates, config, consumers, health, info, plugins, upstreams
+from gateway.admin import acls, certificates, config, consumers, health, info, plugins, upstreams
 from gateway.admin.bodies import BodyError, check_body_headers, load_args
 from gateway.admin.catalog import CATALOG, by_name
 from gateway.admin.context import AdminDatabase, Context, FormCoercer
@@ -110,6 +110,7 @@ def build_router(
     _add_all(router, upstreams.target_routes())
     _add_all(router, health.health_routes(node.node_id, health_view))
     _add_all(router, {"/consumers": {"GET": consumers.consumers_get()}})
+    _add_all(router, acls.acl_routes())
     for pattern in (
         "/plugins/:plugins",
         "/services/:services/plugins/:plugins",

@@ -54,6 +54,7 @@ CATALOG: tuple[EntitySpec, ...] = (
         admin_name="mtls-auths",
         nested_name="mtls-auth",
     ),
+    EntitySpec("acls", None, {"consumer": "consumers"}),
 )
 
 _BY_NAME = {spec.name: spec for spec in CATALOG}

@@ -7,6 +7,7 @@ the order the store creates tables, loads declarative configurations and exports
 from __future__ import annotations
 
 from gateway.entities import (
+    acls,
     ca_certificates,
     certificates,
     consumers,
@@ -35,6 +36,7 @@ SCHEMAS: dict[str, Schema] = {
         targets.SCHEMA,
         plugins.SCHEMA,
         mtls_auth_credentials.SCHEMA,
+        acls.SCHEMA,
     )
 }
 

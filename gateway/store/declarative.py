@@ -11,12 +11,12 @@ Accepted shapes (Kong's ``declarative_config.lua``):
   ``_ignore``, then one list per entity at top level.
 - Nesting: an item may carry a list of any entity that has a foreign key to it (``services[].routes[]``,
   ``services[].plugins[]``, ``routes[].plugins[]``, ``consumers[].plugins[]``,
-  ``consumers[].mtls_auth_credentials[]``, ``upstreams[].targets[]``, ``certificates[].snis[]`` with
-  objects ``{name: ...}``); the nested item's foreign key is filled from its parent.
+  ``consumers[].mtls_auth_credentials[]``, ``consumers[].acls[]``, ``upstreams[].targets[]``,
+  ``certificates[].snis[]`` with objects ``{name: ...}``); the nested item's foreign key is filled from its parent.
 - Foreign keys are plain strings (an id, or the endpoint key: a service name, a consumer username...)
   or ``{id: ...}``.
 - Missing ids are generated as Kong does: a UUIDv5 in the namespace of the entity name (itself a UUIDv5
-  of ``fd02801f-0957-4a15-a55a-c8d9606f30b5``), named after the cache key (plugins, targets) or the
+  of ``fd02801f-0957-4a15-a55a-c8d9606f30b5``), named after the cache key (plugins, targets, acls) or the
   endpoint key (services, routes and consumers with a name/username, upstreams, snis); other entities
   (certificates, ca_certificates, unnamed routes...) get a random UUIDv4. So a name-keyed entity keeps
   its id across reloads of the same file.
@@ -248,12 +248,34 @@ def _validate_item(item: _Item, now: float) -> None:
     item.row = schema.complete(row)
 
 
+def _composite(item: _Item, schema: Schema) -> tuple[tuple[str, Any], ...]:
+    """The ``cache_key`` fields of a validated row, foreign keys as their ids (the store's composite uniqueness)."""
+    assert item.row is not None
+    values = ((name, item.row.get(name)) for name in schema.cache_key)
+    return tuple((name, value.get("id") if isinstance(value, Mapping) else value) for name, value in values)
+
+
+def _composite_message(entity: str, key: tuple[tuple[str, Any], ...]) -> str:
+    shown = " and ".join(
+        f"{name} set to '{value}'" if value is not None else f"{name} set to null" for name, value in key
+    )
+    return f"uniqueness violation: '{entity}' entity with {shown} already declared"
+
+
 def _check_uniques(items: list[_Item]) -> None:
+    """Unique fields, and the composite ``cache_key`` (a consumer's group, an upstream's target) that ids given in the
+    file could otherwise repeat: the store would refuse such rows at write time."""
     seen: dict[tuple[str, str, str], _Item] = {}
+    composites: set[tuple[str, tuple[tuple[str, Any], ...]]] = set()
     for item in items:
         if item.row is None:
             continue
         schema = SCHEMAS[item.entity]
+        if schema.cache_key:
+            composite = (item.entity, _composite(item, schema))
+            if composite in composites:
+                item.add_entity_error(_composite_message(item.entity, composite[1]))
+            composites.add(composite)
         for name in schema.unique_fields:
             if name == schema.endpoint_key:
                 continue  # already reported by _index

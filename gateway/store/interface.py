@@ -12,7 +12,7 @@ Every write is one transaction: it either commits completely or raises ``EntityE
 After each commit, subscribers are called with the new version number.
 
 Entity names: ``services, routes, consumers, plugins, upstreams, targets, certificates, snis,
-ca_certificates, mtls_auth_credentials`` (the Admin API path segment of each collection).
+ca_certificates, mtls_auth_credentials, acls`` (the Admin API path segment of each collection).
 """
 
 from __future__ import annotations

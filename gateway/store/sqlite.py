@@ -82,10 +82,20 @@ def create_entity_table(conn: sqlite3.Connection, schema: Schema) -> None:
         conn.execute(statement)
 
 
+_LATER_ENTITIES = frozenset({"acls"})
+"""Entities whose table a later migration creates: migration 1 must build exactly the tables it built when it was
+released, so that a store created then and one created now end up the same."""
+
+
 def _migration_1(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE TABLE schema_meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL)")
     for schema in SCHEMAS.values():
-        create_entity_table(conn, schema)
+        if schema.name not in _LATER_ENTITIES:
+            create_entity_table(conn, schema)
+
+
+def _migration_2(conn: sqlite3.Connection) -> None:
+    create_entity_table(conn, SCHEMAS["acls"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +107,10 @@ class Migration:
     apply: Callable[[sqlite3.Connection], None]
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "000_base: schema_meta and one table per core entity", _migration_1),)
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "000_base: schema_meta and one table per core entity", _migration_1),
+    Migration(2, "001_acls: the acl plugin's groups", _migration_2),
+)
 
 
 class SqliteBackend:
