@@ -14,7 +14,9 @@ validity), then, unless ``revocation_check_mode`` is ``SKIP``, the leaf's revoca
 for the names of the leaf (every SAN value, then the CN): for each name a credential for (name, issuing CA), then
 one for (name, any CA); then ``consumer_by`` (username / custom_id) for each name; then ``default_consumer``;
 then ``anonymous``; otherwise 401. With ``skip_consumer_lookup`` no consumer is looked up: ``X-Client-Cert-DN``
-and ``X-Client-Cert-SAN`` go upstream and the authenticated group is the CN or the DN.
+and ``X-Client-Cert-SAN`` go upstream and the authenticated group (``ctx.authenticated_groups``, read by the acl
+plugin) is the CN or the DN by ``authenticated_group_by``; none when that is null, and 401 ``Certificate missing
+Common Name`` for a CN group of a certificate without one (Kong's ``authenticate_group_by``).
 
 The result is an ``Outcome`` (the exit to send, or the consumer and the upstream headers to set) computed once and
 cached on the connection (``ctx.conn_cache``, keyed by this instance, which lives as long as its snapshot), so
@@ -58,8 +60,10 @@ PRIORITY: Final = 1600
 
 NO_CERT_MESSAGE: Final = "No required TLS certificate was sent"
 FAILED_MESSAGE: Final = "TLS certificate failed verification"
+NO_CN_MESSAGE: Final = "Certificate missing Common Name"
 _NO_CERT_EXIT: Final = Exit.message(401, NO_CERT_MESSAGE)
 _FAILED_EXIT: Final = Exit.message(401, FAILED_MESSAGE)
+_NO_CN_EXIT: Final = Exit.message(401, NO_CN_MESSAGE)
 _UNEXPECTED_EXIT: Final = Exit.message(500, "An unexpected error occurred")
 
 H_CONSUMER_ID: Final = "X-Consumer-ID"
@@ -187,7 +191,7 @@ class MtlsAuth(Plugin):
         "consumers_by_username",
         "credentials",
         "default_consumer",
-        "group_by_dn",
+        "group_by",
         "mode",
         "skip_consumer_lookup",
         "trust",
@@ -216,7 +220,7 @@ class MtlsAuth(Plugin):
         self.skip_consumer_lookup = bool(config.get("skip_consumer_lookup"))
         consumer_by = config.get("consumer_by")
         self.consumer_by: tuple[str, ...] = tuple(consumer_by) if consumer_by is not None else ("username", "custom_id")
-        self.group_by_dn = config.get("authenticated_group_by") == "DN"
+        self.group_by: str | None = config.get("authenticated_group_by", "CN")  # null: no group (Kong's FTI-5101)
         self.mode: str = config.get("revocation_check_mode") or "IGNORE_CA_ERROR"
         self.cache_ttl = float(config.get("cache_ttl") or 0)
         self.anonymous_ref: str | None = config.get("anonymous") or None
@@ -408,9 +412,12 @@ class MtlsAuth(Plugin):
         names = subject_names(leaf)
         if self.skip_consumer_lookup:
             dn = rfc2253(leaf.subject)
-            group = dn if self.group_by_dn else (common_name(leaf) or "")
+            group = dn if self.group_by == "DN" else common_name(leaf) if self.group_by == "CN" else None
+            if group is None and self.group_by == "CN":
+                return self._fail(_NO_CN_EXIT, f"{NO_CN_MESSAGE}, subject: {dn}")
             headers = (*_CLEARED[:5], (H_CERT_DN, wire(dn)), (H_CERT_SAN, wire(",".join(names))))
-            return Outcome(groups=(group,), headers=headers, reason=notice, level="notice")
+            groups = (group,) if group is not None else None
+            return Outcome(groups=groups, headers=headers, reason=notice, level="notice")
         consumer, credential = self._match(names, ca_id)
         if consumer is None:
             if self._anonymous_outcome is not None:
