@@ -3,7 +3,7 @@
 Two sets, as Kong has them:
 
 - *registered* (``register_plugin``): the plugins this gateway has a handler for (Kong: the plugins installed).
-  ``mtls-auth`` and ``tls-metadata-headers`` are registered here because the store must see their schemas
+  ``mtls-auth``, ``tls-metadata-headers`` and ``acl`` are registered here because the store must see their schemas
   (``mtls-auth``'s ``ca_certificates`` references) without importing the runtime.
 - *enabled* (``enable_plugins``, from the ``plugins`` setting, default ``bundled`` = every registered one;
   Kong: ``kong.configuration.loaded_plugins``). Only an enabled plugin has a subschema (``get_plugin``), so a
@@ -25,9 +25,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.entities import typedefs
-from gateway.entities.schema import NULL, Field, Schema
+from gateway.entities.schema import NULL, Check, Field, Schema, at_least_one_of, only_one_of
 
 __all__ = [
+    "ACL",
     "MTLS_AUTH",
     "TLS_METADATA_HEADERS",
     "PluginSpec",
@@ -53,6 +54,8 @@ class PluginSpec:
     config: Schema
     protocols_default: tuple[str, ...] = typedefs.HTTP_PROTOCOLS
     no_consumer: bool = False
+    entity_checks: tuple[Check, ...] = ()
+    """Checks over the whole plugin entity (Kong's plugin-schema ``entity_checks``, fields named ``config.x``)."""
 
     @property
     def references_ca_certificates(self) -> bool:
@@ -105,7 +108,7 @@ def enabled_plugins() -> list[str]:
 
 
 def runs_note() -> str:
-    """``this gateway runs only mtls-auth, tls-metadata-headers``: what every refusal of a plugin name adds."""
+    """``this gateway runs only acl, mtls-auth, tls-metadata-headers``: what every refusal of a plugin name adds."""
     return f"this gateway runs only {', '.join(registered_plugins())}"
 
 
@@ -208,3 +211,34 @@ TLS_METADATA_HEADERS = PluginSpec(
 )
 
 register_plugin(TLS_METADATA_HEADERS)
+
+ACL = PluginSpec(
+    "acl",
+    Schema(
+        "acl.config",
+        [
+            (
+                "allow",
+                Field(
+                    "array",
+                    elements=Field("string"),
+                    description="Group names allowed to consume the service or route (or use deny).",
+                ),
+            ),
+            (
+                "deny",
+                Field(
+                    "array",
+                    elements=Field("string"),
+                    description="Group names not allowed to consume the service or route (or use allow).",
+                ),
+            ),
+            ("hide_groups_header", Field("boolean", required=True, default=False)),
+            ("always_use_authenticated_groups", Field("boolean", required=True, default=False)),
+        ],
+    ),
+    no_consumer=True,
+    entity_checks=(only_one_of("config.allow", "config.deny"), at_least_one_of("config.allow", "config.deny")),
+)
+
+register_plugin(ACL)

@@ -29,7 +29,7 @@ def _subschema(data: Mapping[str, Any]) -> Subschema | None:
     }
     if spec.no_consumer:
         fields["consumer"] = Field("foreign", reference="consumers", default=None, eq=NULL, on_delete="cascade")
-    return Subschema(spec.name, fields=fields)
+    return Subschema(spec.name, fields=fields, entity_checks=spec.entity_checks)
 
 
 def scope_key(row: Mapping[str, Any]) -> dict[str, Any]:

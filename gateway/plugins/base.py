@@ -47,16 +47,19 @@ JSON_UTF8 = "application/json; charset=utf-8"
 
 
 class Exit:
-    """A response produced by a plugin (``kong.response.exit``): no ``request_id`` in the body, Kong's headers.
+    """A response produced by a plugin: ``kong.response.exit`` (the exact ``body``, no ``request_id``), or
+    ``kong.response.error`` (``error`` set: the proxy renders Kong's error template, chosen by the request's
+    ``Accept``, with the request id).
 
     Attributes:
         status: the HTTP status.
-        body: the exact body bytes.
+        body: the exact body bytes (unused for an error).
         content_type: the Content-Type value, or None for no body type.
         headers: extra response headers, in order.
+        error: the message of a ``kong.response.error``, or None.
     """
 
-    __slots__ = ("body", "content_type", "headers", "status")
+    __slots__ = ("body", "content_type", "error", "headers", "status")
 
     def __init__(
         self,
@@ -64,11 +67,18 @@ class Exit:
         body: bytes,
         content_type: str | None = JSON_UTF8,
         headers: tuple[tuple[str, str], ...] = (),
+        error: str | None = None,
     ) -> None:
         self.status = status
         self.body = body
         self.content_type = content_type
         self.headers = headers
+        self.error = error
+
+    @classmethod
+    def kong_error(cls, status: int, message: str) -> Exit:
+        """``kong.response.error(status, message)``: Kong's error template, rendered per request by the proxy."""
+        return cls(status, b"", error=message)
 
     @classmethod
     def message(cls, status: int, message: str) -> Exit:

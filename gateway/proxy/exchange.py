@@ -843,6 +843,9 @@ class Exchange:
         self.begin()
 
     def _plugin_exit(self, result: Exit) -> None:
+        if result.error is not None:
+            self._kong_error(result.status, result.error, extra=result.headers)
+            return
         self._respond_generated(result.status, result.body, result.content_type, extra=result.headers)
 
     # ================================================================== generated responses

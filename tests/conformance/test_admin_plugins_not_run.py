@@ -15,8 +15,8 @@ import pytest
 
 from tests.conformance.conftest import Admin
 
-NOT_RUN = ("acl", "prometheus", "acme", "rate-limiting", "key-auth")
-RUNS = "this gateway runs only mtls-auth, tls-metadata-headers"
+NOT_RUN = ("key-auth", "prometheus", "acme", "rate-limiting", "basic-auth")
+RUNS = "this gateway runs only acl, mtls-auth, tls-metadata-headers"
 
 
 def not_enabled(name: str) -> str:
@@ -77,13 +77,13 @@ async def test_put_is_refused_for_a_new_id_an_instance_name_and_nested(admin: Ad
     before = Unchanged(admin)
     for path in (
         f"/plugins/{uuid.uuid4()}",
-        "/plugins/my-acl",
+        "/plugins/my-key-auth",
         f"/routes/rt/plugins/{uuid.uuid4()}",
         f"/services/svc/plugins/{uuid.uuid4()}",
         f"/consumers/alice/plugins/{uuid.uuid4()}",
     ):
-        res = await admin.http.put(path, json={"name": "acl", "config": {"allow": ["admins"]}})
-        assert (res.status_code, res.json()) == (400, refusal("acl")), path
+        res = await admin.http.put(path, json={"name": "key-auth", "config": {"key_names": ["apikey"]}})
+        assert (res.status_code, res.json()) == (400, refusal("key-auth")), path
         before.check()
 
 
@@ -105,29 +105,15 @@ async def test_patch_and_put_cannot_turn_a_plugin_into_one_not_run(admin: Admin)
     assert got.json()["name"] == "tls-metadata-headers"
 
 
-async def test_the_acl_of_kongs_mtls_walk_through_is_refused_not_ignored(admin: Admin) -> None:
-    """mtls-auth with ``authenticated_group_by`` and an ``acl`` allowing one group: Kong answers 403 to the other
-    groups; a gateway that stored the acl and never ran it would answer 200. Here the acl cannot be configured."""
-    await _parents(admin)
-    ca = await admin.http.post("/ca_certificates", json={"cert": _ca_pem()})
-    assert ca.status_code == 201, ca.text
-    auth = {"name": "mtls-auth", "config": {"ca_certificates": [ca.json()["id"]], "authenticated_group_by": "CN"}}
-    assert (await admin.http.post("/routes/rt/plugins", json=auth)).status_code == 201
-    before = Unchanged(admin)
-    res = await admin.http.post("/routes/rt/plugins", json={"name": "acl", "config": {"allow": ["admins"]}})
-    assert (res.status_code, res.json()) == (400, refusal("acl"))
-    before.check()
-
-
 async def test_schema_validation_endpoint_and_enabled_list_agree(admin: Admin) -> None:
     res = await admin.http.post("/schemas/plugins/validate", json={"name": "acme", "config": {}})
     assert (res.status_code, res.json()) == (400, refusal("acme"))
     res = await admin.http.post("/schemas/plugins/validate", json={"name": "tls-metadata-headers"})
     assert (res.status_code, res.json()) == (200, {"message": "schema validation successful"})
     enabled = await admin.http.get("/plugins/enabled")
-    assert enabled.json() == {"enabled_plugins": ["mtls-auth", "tls-metadata-headers"]}
+    assert enabled.json() == {"enabled_plugins": ["acl", "mtls-auth", "tls-metadata-headers"]}
     root = (await admin.http.get("/")).json()
-    assert sorted(root["plugins"]["available_on_server"]) == ["mtls-auth", "tls-metadata-headers"]
+    assert sorted(root["plugins"]["available_on_server"]) == ["acl", "mtls-auth", "tls-metadata-headers"]
 
 
 async def test_post_config_refuses_the_whole_document(dbless_admin: Admin) -> None:
@@ -142,7 +128,7 @@ async def test_post_config_refuses_the_whole_document(dbless_admin: Admin) -> No
                 "name": "svc",
                 "url": "http://127.0.0.1:9/",
                 "plugins": [{"name": "rate-limiting", "config": {"minute": 5}}],
-                "routes": [{"name": "rt", "paths": ["/"], "plugins": [{"name": "acl", "config": {"allow": ["a"]}}]}],
+                "routes": [{"name": "rt", "paths": ["/"], "plugins": [{"name": "key-auth", "config": {}}]}],
             }
         ],
         "plugins": [{"name": "tls-metadata-headers"}, {"name": "prometheus"}],
@@ -157,7 +143,7 @@ async def test_post_config_refuses_the_whole_document(dbless_admin: Admin) -> No
             "services": [
                 {
                     "plugins": [{"name": not_enabled("rate-limiting")}],
-                    "routes": [{"plugins": [{"name": not_enabled("acl")}]}],
+                    "routes": [{"plugins": [{"name": not_enabled("key-auth")}]}],
                 }
             ],
         }
@@ -170,9 +156,3 @@ def _yaml(document: dict[str, Any]) -> str:
     import yaml
 
     return str(yaml.safe_dump(document))
-
-
-def _ca_pem() -> str:
-    from tests.fixtures.certs import make_ca
-
-    return make_ca("Walk-through CA").cert_pem

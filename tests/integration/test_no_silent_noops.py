@@ -25,7 +25,7 @@ from gateway.store import open_database
 from tests.fixtures.gateway_process import GATEWAY, GatewayProcess, make_gateway, running_gateway
 
 CONF = pathlib.Path(__file__).parents[2] / "conf" / "gateway.conf"
-RUNS = "this gateway runs only mtls-auth, tls-metadata-headers"
+RUNS = "this gateway runs only acl, mtls-auth, tls-metadata-headers"
 
 
 def not_enabled(name: str) -> str:
@@ -71,9 +71,9 @@ def _old_store(path: pathlib.Path, *plugins: tuple[str, dict[str, Any], bool]) -
 def test_a_store_holding_plugins_that_never_run_does_not_start(tmp_path: pathlib.Path) -> None:
     gw = make_gateway(tmp_path)
     old = _old_store(
-        gw.prefix / "gateway.db", ("acl", {"allow": ["admins"]}, True), ("rate-limiting", {"minute": 5}, False)
+        gw.prefix / "gateway.db", ("key-auth", {"key_names": ["apikey"]}, True), ("rate-limiting", {"minute": 5}, False)
     )
-    acl, limiting = old["plugins"]
+    key_auth, limiting = old["plugins"]
     first = min(old["plugins"], key=lambda row: row["id"])  # Kong names the first row it meets; rows are in id order
     out = start_fails(gw)
     db_path = gw.prefix / "gateway.db"
@@ -81,7 +81,7 @@ def test_a_store_holding_plugins_that_never_run_does_not_start(tmp_path: pathlib
         f"Error: error building initial plugins: {first['name']} plugin is in use but not enabled ({RUNS})\n"
         f"the database {db_path} holds 2 plugin(s) that would never run:\n"
     ), out.stderr
-    assert f"  acl (id {acl['id']}, route {old['route']['id']})\n" in out.stderr
+    assert f"  key-auth (id {key_auth['id']}, route {old['route']['id']})\n" in out.stderr
     assert f"  rate-limiting (id {limiting['id']}, global)\n" in out.stderr
     assert not httpx_reachable(gw.admin_url)
 
@@ -100,11 +100,11 @@ def test_a_store_holding_plugins_that_never_run_does_not_start(tmp_path: pathlib
 
 
 def test_the_plugins_setting_is_honoured_or_refused(tmp_path: pathlib.Path) -> None:
-    refused = make_gateway(tmp_path / "refused", {"KONG_PLUGINS": "bundled, acl"})
+    refused = make_gateway(tmp_path / "refused", {"KONG_PLUGINS": "bundled, key-auth"})
     out = start_fails(refused)
     assert (
-        f"Error: plugins: acl plugin is enabled but not installed; {RUNS}: remove 'acl' from the 'plugins' setting"
-        in out.stderr
+        f"Error: plugins: key-auth plugin is enabled but not installed; {RUNS}: remove 'key-auth' from the 'plugins' "
+        "setting" in out.stderr
     )
 
     with running_gateway(tmp_path / "narrow", {"KONG_PLUGINS": "tls-metadata-headers"}) as gw:
@@ -132,7 +132,7 @@ def test_admin_api_of_the_real_process_refuses_and_stores_nothing(tmp_path: path
         assert admin.post("/services", json={"name": "svc", "url": "http://127.0.0.1:9/"}).status_code == 201
         assert admin.post("/services/svc/routes", json={"name": "rt", "paths": ["/"]}).status_code == 201
         for path in ("/plugins", "/routes/rt/plugins", "/services/svc/plugins"):
-            for name in ("acl", "prometheus", "acme", "rate-limiting"):
+            for name in ("key-auth", "prometheus", "acme", "rate-limiting"):
                 res = admin.post(path, json={"name": name})
                 assert res.status_code == 400
                 assert res.json() == {
@@ -147,7 +147,7 @@ def test_admin_api_of_the_real_process_refuses_and_stores_nothing(tmp_path: path
         admin.close()
 
 
-KONG_YML_WITH_ACL = """\
+KONG_YML_WITH_KEY_AUTH = """\
 _format_version: "3.0"
 services:
 - name: svc
@@ -156,21 +156,21 @@ services:
   - name: rt
     paths: ["/"]
     plugins:
-    - name: acl
+    - name: key-auth
       config:
-        allow: [admins]
+        key_names: [apikey]
 """
 
 
 def test_declarative_paths_refuse_a_plugin_not_run(tmp_path: pathlib.Path) -> None:
     kong_yml = tmp_path / "kong.yml"
-    kong_yml.write_text(KONG_YML_WITH_ACL)
-    line = f"services[0].routes[0].plugins[0].name: {not_enabled('acl')}"
+    kong_yml.write_text(KONG_YML_WITH_KEY_AUTH)
+    line = f"services[0].routes[0].plugins[0].name: {not_enabled('key-auth')}"
 
     dbless = make_gateway(tmp_path / "dbless", {"KONG_DATABASE": "off", "KONG_DECLARATIVE_CONFIG": str(kong_yml)})
     out = start_fails(dbless)
     assert f"failed loading declarative config file {kong_yml}" in out.stderr
-    assert not_enabled("acl") in out.stderr
+    assert not_enabled("key-auth") in out.stderr
 
     parsed = run_cli("config", "parse", str(kong_yml), env=dbless.env)
     assert parsed.returncode == 1
@@ -253,7 +253,7 @@ def test_the_reference_conf_starts_commented_and_with_every_default_written_out(
             root = httpx.get(gw.admin_url, timeout=10).json()
             assert root["configuration"]["status_listen"] == []
             assert root["configuration"]["plugins"] == ["bundled"]
-            assert sorted(root["plugins"]["available_on_server"]) == ["mtls-auth", "tls-metadata-headers"]
+            assert sorted(root["plugins"]["available_on_server"]) == ["acl", "mtls-auth", "tls-metadata-headers"]
 
 
 def httpx_reachable(url: str) -> bool:
@@ -286,5 +286,5 @@ def test_a_plugins_change_on_sighup_is_reported_and_not_half_applied(tmp_path: p
         _wait_for_log(gw.error_log, "reconfiguration done")
         assert "[config] plugins changes need a restart; keeping the enabled plugins" in gw.error_log.read_text()
         enabled = httpx.get(f"{gw.admin_url}/plugins/enabled", timeout=10).json()
-        assert enabled == {"enabled_plugins": ["mtls-auth", "tls-metadata-headers"]}
+        assert enabled == {"enabled_plugins": ["acl", "mtls-auth", "tls-metadata-headers"]}
         assert httpx.get(gw.admin_url, timeout=10).json()["configuration"]["plugins"] == ["bundled"]

@@ -70,15 +70,15 @@ def test_consumers_need_username_or_custom_id() -> None:
 
 NOT_ENABLED = (
     "plugin '{}' not enabled; add it to the 'plugins' configuration property "
-    "(this gateway runs only mtls-auth, tls-metadata-headers)"
+    "(this gateway runs only acl, mtls-auth, tls-metadata-headers)"
 )
 
 
 def test_a_plugin_this_gateway_does_not_run_is_refused_with_kongs_message() -> None:
-    for name in ("acl", "prometheus", "acme", "rate-limiting", "whatever"):
+    for name in ("key-auth", "prometheus", "acme", "rate-limiting", "whatever"):
         assert check("plugins", {"name": name, "config": {"anything": [1, 2]}}) == {"name": NOT_ENABLED.format(name)}
     # a list as the subschema key shows its first element, as Kong's ``key[1]``
-    assert check("plugins", {"name": ["acl"]}) == {"name": NOT_ENABLED.format("acl")}
+    assert check("plugins", {"name": ["key-auth"]}) == {"name": NOT_ENABLED.format("key-auth")}
     assert check("plugins", {}) == {"name": "required field missing"}
 
 
@@ -93,11 +93,11 @@ def test_the_plugins_setting_narrows_what_may_be_configured() -> None:
         assert check("plugins", {"name": "mtls-auth", "config": {"ca_certificates": []}}) == {
             "name": NOT_ENABLED.format("mtls-auth")
         }
-        with pytest.raises(ValueError, match="plugins not available in this gateway: acl"):
-            enable_plugins(["acl", "mtls-auth"])
+        with pytest.raises(ValueError, match="plugins not available in this gateway: key-auth"):
+            enable_plugins(["key-auth", "mtls-auth"])
     finally:
         enable_plugins(None)
-    assert enabled_plugins() == registered_plugins() == ["mtls-auth", "tls-metadata-headers"]
+    assert enabled_plugins() == registered_plugins() == ["acl", "mtls-auth", "tls-metadata-headers"]
 
 
 def test_plugins_known() -> None:

@@ -171,9 +171,9 @@ def test_reference_conf_documents_every_setting_with_its_default() -> None:
             r"^headers_upstream: invalid entry 'X-Kong-Proxy-Latency'$",
         ),
         (
-            {"KONG_PLUGINS": "bundled,prometheus,acl"},
-            r"^plugins: prometheus plugin is enabled but not installed; this gateway runs only mtls-auth, "
-            r"tls-metadata-headers: remove 'prometheus', 'acl' from the 'plugins' setting$",
+            {"KONG_PLUGINS": "bundled,prometheus,key-auth"},
+            r"^plugins: prometheus plugin is enabled but not installed; this gateway runs only acl, mtls-auth, "
+            r"tls-metadata-headers: remove 'prometheus', 'key-auth' from the 'plugins' setting$",
         ),
     ],
 )
@@ -205,9 +205,10 @@ def test_kongs_defaults_and_honoured_values_are_accepted(env: dict[str, str]) ->
 
 def test_plugins_setting_resolves_like_kongs_loaded_plugins() -> None:
     assert load_settings(env={}).plugins == ("bundled",)
-    assert load_settings(env={}).enabled_plugins == ("mtls-auth", "tls-metadata-headers")
+    assert load_settings(env={}).enabled_plugins == ("acl", "mtls-auth", "tls-metadata-headers")
     assert load_settings(env={"KONG_PLUGINS": "tls-metadata-headers"}).enabled_plugins == ("tls-metadata-headers",)
     assert load_settings(env={"KONG_PLUGINS": "bundled, mtls-auth"}).enabled_plugins == (
+        "acl",
         "mtls-auth",
         "tls-metadata-headers",
     )

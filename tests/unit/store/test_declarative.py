@@ -136,13 +136,13 @@ def test_all_errors_are_collected_with_paths(pki) -> None:
 
 NOT_ENABLED = (
     "plugin '{}' not enabled; add it to the 'plugins' configuration property "
-    "(this gateway runs only custom, custom-b, mtls-auth, tls-metadata-headers)"
+    "(this gateway runs only acl, custom, custom-b, mtls-auth, tls-metadata-headers)"
 )
 
 
 def test_plugins_this_gateway_does_not_run_are_refused_wherever_they_are_declared(pki) -> None:
     cfg = config(pki)
-    cfg["plugins"].append({"name": "acl", "config": {"allow": ["admins"]}})
+    cfg["plugins"].append({"name": "key-auth", "config": {"key_names": ["apikey"]}})
     cfg["services"][0]["routes"][0]["plugins"].append({"name": "rate-limiting", "config": {"minute": 5}})
     cfg["consumers"][0]["plugins"] = [{"name": "prometheus"}]
     with pytest.raises(DeclarativeConfigError) as info:
@@ -150,13 +150,13 @@ def test_plugins_this_gateway_does_not_run_are_refused_wherever_they_are_declare
     err = info.value
     assert err.paths == [
         f"consumers[0].plugins[0].name: {NOT_ENABLED.format('prometheus')}",
-        f"plugins[1].name: {NOT_ENABLED.format('acl')}",
+        f"plugins[1].name: {NOT_ENABLED.format('key-auth')}",
         f"services[0].routes[0].plugins[1].name: {NOT_ENABLED.format('rate-limiting')}",
     ]
     assert err.fields is not None
-    assert err.fields["plugins"] == [None, {"name": NOT_ENABLED.format("acl")}]
+    assert err.fields["plugins"] == [None, {"name": NOT_ENABLED.format("key-auth")}]
     flat = {e["entity_name"]: e["errors"] for e in err.flattened_errors}
-    assert flat["acl"] == [{"type": "field", "field": "name", "message": NOT_ENABLED.format("acl")}]
+    assert flat["key-auth"] == [{"type": "field", "field": "name", "message": NOT_ENABLED.format("key-auth")}]
 
 
 def test_nested_snis_must_be_objects(pki) -> None:
