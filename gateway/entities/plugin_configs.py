@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.entities import typedefs
-from gateway.entities.schema import NULL, Field, Schema
+from gateway.entities.schema import Field, Schema
+from gateway.entities.values import NULL
 
 __all__ = [
     "MTLS_AUTH",

@@ -33,7 +33,8 @@ from gateway.entities.errors import (
 )
 from gateway.entities.plugin_configs import get_plugin
 from gateway.entities.plugins import scope_key
-from gateway.entities.schema import Schema, is_uuid
+from gateway.entities.schema import Schema
+from gateway.entities.values import is_uuid
 from gateway.store.backend import Row, dumps, index_columns
 from gateway.store.pagination import DEFAULT_PAGE_SIZE, check_size, decode_offset, encode_offset
 

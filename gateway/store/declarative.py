@@ -38,7 +38,8 @@ from gateway.entities import SCHEMAS
 from gateway.entities import ca_certificates as ca_entity
 from gateway.entities import targets as targets_entity
 from gateway.entities.errors import DeclarativeConfigError, EntityError
-from gateway.entities.schema import Schema, is_uuid
+from gateway.entities.schema import Schema
+from gateway.entities.values import is_uuid
 
 __all__ = [
     "FORMAT_VERSIONS",
