@@ -309,7 +309,7 @@ class _Matcher:
         snis = row.get("snis")
         self.snis: tuple[tuple[int, str], ...] | None = tuple(_sni_matcher(s) for s in snis) if snis else None
 
-    def match(  # noqa: C901 (older than the rule; issue 12 splits it)
+    def match(
         self,
         method: str,
         path: str,
@@ -319,47 +319,61 @@ class _Matcher:
         sni: str | None,
         headers: Mapping[str, list[str]] | None,
     ) -> Match | None:
+        """This matcher's ``Match`` for a request, or None: each condition it has must hold (Kong's ATC ``and``)."""
         if self.snis is not None and https and (sni is None or not any(_name_matches(k, v, sni) for k, v in self.snis)):
             return None
         if self.methods is not None and method not in self.methods:
             return None
-        if self.hosts is not None:
-            for kind, value, hport in self.hosts:
-                if (hport is None or hport == port) and _name_matches(kind, value, host):
-                    break
-            else:
-                return None
+        if self.hosts is not None and not self._host_matches(host, port):
+            return None
         matched_path: str | None = None
         captures: dict[str, str] | None = None
         if self.paths is not None:
-            for prefix, regex in self.paths:
-                if regex is None:
-                    assert prefix is not None
-                    if path.startswith(prefix):
-                        matched_path = prefix
-                        break
-                else:
-                    found = regex.match(path)
-                    if found is not None:
-                        matched_path, captures = found
-                        break
-            else:
+            found = self._path_match(path)
+            if found is None:
                 return None
-        if self.headers is not None:
-            if headers is None:
-                return None
-            for name, plain, regexes in self.headers:
-                values = headers.get(name)
-                if not values:
-                    return None
-                for value in values:
-                    lowered = value.lower()
-                    if lowered in plain or any(r.search(lowered) for r in regexes):
-                        break
-                else:
-                    return None
+            matched_path, captures = found
+        if self.headers is not None and (headers is None or not self._headers_match(headers)):
+            return None
         route = self.route
         return Match(route, matched_path if route.strip_path else None, captures)
+
+    def _host_matches(self, host: str, port: int) -> bool:
+        """One of the route's hosts (exact or wildcard, with its port if it names one) is the request's."""
+        assert self.hosts is not None
+        for kind, value, hport in self.hosts:
+            if (hport is None or hport == port) and _name_matches(kind, value, host):
+                return True
+        return False
+
+    def _path_match(self, path: str) -> tuple[str, dict[str, str] | None] | None:
+        """The first of the route's paths the request's path matches (prefix, or regex with its captures)."""
+        assert self.paths is not None
+        for prefix, regex in self.paths:
+            if regex is None:
+                assert prefix is not None
+                if path.startswith(prefix):
+                    return prefix, None
+            else:
+                found = regex.match(path)
+                if found is not None:
+                    return found
+        return None
+
+    def _headers_match(self, headers: Mapping[str, list[str]]) -> bool:
+        """Every header condition has a value among the request's (plain values case-insensitive, or regex)."""
+        assert self.headers is not None
+        for name, plain, regexes in self.headers:
+            values = headers.get(name)
+            if not values:
+                return False
+            for value in values:
+                lowered = value.lower()
+                if lowered in plain or any(r.search(lowered) for r in regexes):
+                    break
+            else:
+                return False
+        return True
 
 
 def _is_uuid(value: str) -> bool:
