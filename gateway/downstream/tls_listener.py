@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, cast
 from OpenSSL import SSL
 
 from gateway.downstream.connection import FIRST_REQUEST_GRACE
-from gateway.tls.engine.session import TlsHandshakeError
+from gateway.tls.engine.errors import TlsHandshakeError
 from gateway.tls.engine.transport import TlsProtocol
 from gateway.tls.served import ticket_keys
 from gateway.tls.served.certificates import CertificateIndex, base_context, make_sni_callback

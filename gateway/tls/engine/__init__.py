@@ -1,19 +1,15 @@
 """The TLS engine: pyOpenSSL for both directions, with nginx/OpenSSL semantics.
 
-- ``session``: sans-I/O ``TlsSession`` (memory BIOs) and its errors and results.
+- ``session``: sans-I/O ``TlsSession`` (memory BIOs); ``errors``, its errors; ``info``, its results for the layers
+  above (``TlsInfo``); ``records``, what it reads on the wire without OpenSSL (record counts, the resumption probe).
 - ``transport``: the asyncio glue (``TlsProtocol`` below, ``TlsTransport`` for the HTTP layer), server factory and
   ``open_tls_connection`` for upstreams.
 - ``x509``: PEM, trust stores, chain verification with OpenSSL codes, ``check_host``, digests.
 """
 
-from gateway.tls.engine.session import (
-    TlsError,
-    TlsHandshakeError,
-    TlsInfo,
-    TlsLocalError,
-    TlsRemoteError,
-    TlsSession,
-)
+from gateway.tls.engine.errors import TlsError, TlsHandshakeError, TlsLocalError, TlsRemoteError
+from gateway.tls.engine.info import TlsInfo
+from gateway.tls.engine.session import TlsSession
 from gateway.tls.engine.transport import (
     TlsProtocol,
     TlsTransport,

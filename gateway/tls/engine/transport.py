@@ -41,7 +41,8 @@ from typing import Any, cast
 
 from OpenSSL import SSL
 
-from gateway.tls.engine.session import TlsError, TlsHandshakeError, TlsSession
+from gateway.tls.engine.errors import TlsError, TlsHandshakeError
+from gateway.tls.engine.session import TlsSession
 
 __all__ = [
     "HandshakeErrorHandler",

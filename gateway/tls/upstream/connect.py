@@ -13,7 +13,7 @@ from typing import Any, Final
 
 from OpenSSL import SSL
 
-from gateway.tls.engine.session import TlsHandshakeError
+from gateway.tls.engine.errors import TlsHandshakeError
 from gateway.tls.engine.transport import TlsTransport, open_tls_connection
 from gateway.tls.engine.x509 import is_ip_literal
 from gateway.tls.upstream.profile import UpstreamTlsProfile
