@@ -42,7 +42,8 @@ from cryptography.hazmat.primitives import serialization
 from OpenSSL import SSL
 
 from gateway.tls.engine.x509 import to_openssl
-from gateway.tls.served.certificates import CertificateEntry, CertificateIndex, compile_row, load_pair, new_context
+from gateway.tls.served.certificates import CertificateEntry, CertificateIndex
+from gateway.tls.served.contexts import compile_row, load_pair, new_context
 from gateway.tls.served.defaults import PemPair
 
 __all__ = ["CATCH_ALL", "ClientCertRequest", "ClientCertSniMap", "SniRequest"]
