@@ -57,6 +57,17 @@ class TlsHandshakeError(TlsRemoteError):
         self.verify_code = verify_code
         self.verify_depth = verify_depth
 
+    @classmethod
+    def verify_failed(cls, code: int, depth: int, to_send: bytes, prefix: str = "") -> TlsHandshakeError:
+        """A verify failure in nginx's words (``prefix``: ``"upstream SSL "`` for the upstream side's check)."""
+        return cls(
+            f"{prefix}certificate verify error: ({code}:{verify_error_text(code)})",
+            kind="verify",
+            verify_code=code,
+            verify_depth=depth,
+            to_send=to_send,
+        )
+
     @property
     def verify_text(self) -> str | None:
         """nginx's parenthesised form, ``21:unable to verify the first certificate``, for verify failures."""

@@ -1,8 +1,14 @@
 """TLS records read on the wire, without OpenSSL: counting complete records, and the ServerHello resumption probe.
 
-Both serve the session's data path (see ``session``): counting records lets it stop reading without pyOpenSSL's
-``WantReadError`` (a complete record is at least one successful ``recv``); the probe tells whether the server
-resumed a session, which pyOpenSSL cannot (no ``SSL_session_reused``).
+Both serve the session's data path (see ``session``). The probe tells whether the server resumed a session,
+which pyOpenSSL cannot (no ``SSL_session_reused``). Counting records keeps the read loop free of pyOpenSSL's
+``WantReadError`` (raising it costs as much as the read itself): incoming TLS records are counted from their
+5-byte headers as the ciphertext arrives. After the handshake, each successful ``recv`` consumes at least one
+complete record, so once as many reads as complete records have succeeded the BIO holds no complete record and
+the loop stops without an exception. A record that carried no application data (a TLS 1.3 ticket or key update)
+makes the count too high, which only costs the usual ``WantReadError`` - and that case is exactly when OpenSSL
+may have written something, so the outgoing BIO is drained then (and never after a clean data-only read, where
+nothing can have been written).
 """
 
 from __future__ import annotations

@@ -17,15 +17,8 @@ have produced bytes even while reading: tickets, alerts). Rule 2: ``recv`` is re
 exhausted, so one ``receive`` call hands up everything that arrived.
 
 Two cheap tricks keep the data path free of per-call exceptions (pyOpenSSL signals "no more data" with
-``WantReadError``, and raising it costs as much as the read itself):
-
-- the outgoing BIO is read with a large buffer, and a short read means it is empty: no trailing exception;
-- incoming TLS records are counted from their 5-byte headers as the ciphertext arrives. After the handshake,
-  each successful ``recv`` consumes at least one complete record, so once as many reads as complete records
-  have succeeded the BIO holds no complete record and the loop stops without an exception. A record that
-  carried no application data (a TLS 1.3 ticket or key update) makes the count too high, which only costs the
-  usual ``WantReadError`` - and that case is exactly when OpenSSL may have written something, so the outgoing
-  BIO is drained then (and never after a clean data-only read, where nothing can have been written).
+``WantReadError``, and raising it costs as much as the read itself): the outgoing BIO is read with a large
+buffer, a short read meaning it is empty; and incoming records are counted (``records.py`` says why that works).
 
 Results are plain fields, set once when the handshake completes (``established``, ``sni``,
 ``verify_errors``, ``verify_code``/``verify_depth``, ``session_reused``), plus ``alpn``, ``cipher``,
@@ -35,10 +28,8 @@ never see a pyOpenSSL object. The record counting and the resumption probe read 
 
 Releasing. OpenSSL's app data points back at the session (the callbacks need it), a reference cycle; the owner
 calls ``release()`` once the socket is gone, which breaks it, so that reference counting frees the session and its
-``SSL`` object as soon as the layers above let go of them. ``TlsInfo`` refers to the ``SSL`` object, never to the
-session, so it adds no cycle and stays readable after the release. Why it matters: a long-lived connection's
-objects reach the collector's oldest generation, which is collected rarely; as cyclic garbage, every closed
-keepalive connection kept ~20 KiB of OpenSSL memory until then (``benchmarks/SOAK.md``).
+``SSL`` object at once: as cyclic garbage, every closed keepalive connection kept ~20 KiB of OpenSSL memory until
+the collector's rare pass over its oldest generation (``benchmarks/SOAK.md``). ``TlsInfo`` adds no cycle.
 
 Errors follow h11 (``errors.py``): ``TlsRemoteError`` (the peer sent something we reject, including every
 handshake failure as ``TlsHandshakeError``) and ``TlsLocalError`` (the caller misused the session). After any
@@ -62,7 +53,7 @@ from OpenSSL import SSL
 from gateway.tls.engine.errors import TlsError, TlsHandshakeError, TlsLocalError, TlsRemoteError, openssl_reason
 from gateway.tls.engine.info import TlsInfo, peer_chain_of
 from gateway.tls.engine.records import PROBE_LIMIT, count_records, probe_resumption
-from gateway.tls.engine.x509 import check_host, reported_verify_error, verify_error_text
+from gateway.tls.engine.x509 import check_host, reported_verify_error
 
 __all__ = ["TlsSession"]
 
@@ -72,7 +63,6 @@ RECV_SIZE: Final = 65536
 BIO_READ_SIZE: Final = 262144
 
 _HANDSHAKING, _ESTABLISHED, _CLOSED, _ERRORED = 0, 1, 2, 3
-# ``alpn``/``cipher``/``version``: handshake not complete, complete but not read from OpenSSL yet, read.
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -184,20 +174,17 @@ class TlsSession:
     @property
     def alpn(self) -> str | None:
         """The negotiated ALPN protocol (None before the handshake completed or when none was agreed)."""
-        info = self._info
-        return info.alpn if info is not None else None
+        return self._info.alpn if self._info is not None else None
 
     @property
     def cipher(self) -> str | None:
         """OpenSSL's name of the cipher suite (None before the handshake completed)."""
-        info = self._info
-        return info.cipher if info is not None else None
+        return self._info.cipher if self._info is not None else None
 
     @property
     def version(self) -> str | None:
         """The protocol version name (None before the handshake completed)."""
-        info = self._info
-        return info.version if info is not None else None
+        return self._info.version if self._info is not None else None
 
     @property
     def info(self) -> TlsInfo | None:
@@ -209,9 +196,7 @@ class TlsSession:
         """The chain the peer sent, leaf first, as ``cryptography`` certificates (converted once, on demand, once
         established; read afresh before that, for the client-side checks that decide whether it is)."""
         info = self._info
-        if info is not None:
-            return info.peer_chain
-        return peer_chain_of(self._conn, self.server_side)
+        return info.peer_chain if info is not None else peer_chain_of(self._conn, self.server_side)
 
     @property
     def ssl_connection(self) -> SSL.Connection:
@@ -259,9 +244,6 @@ class TlsSession:
         if self.server_side:
             raise TlsLocalError("start() is for the client side; the server waits for the ClientHello")
         return self._handshake()
-
-    # kept for the name used in the brief
-    start_handshake = start
 
     def receive(self, data: bytes) -> tuple[bytes, bytes, bool]:
         """Feed ciphertext from the peer.
@@ -490,15 +472,8 @@ class TlsSession:
 
     def _handshake_error(self, exc: SSL.Error, alert: bytes) -> TlsHandshakeError:
         if self.verify_rejected and self.verify_errors:
-            code, depth = reported_verify_error(self.verify_errors)
-            self.verify_code, self.verify_depth = code, depth
-            return TlsHandshakeError(
-                f"certificate verify error: ({code}:{verify_error_text(code)})",
-                kind="verify",
-                verify_code=code,
-                verify_depth=depth,
-                to_send=alert,
-            )
+            self.verify_code, self.verify_depth = reported_verify_error(self.verify_errors)
+            return TlsHandshakeError.verify_failed(self.verify_code, self.verify_depth, alert)
         return TlsHandshakeError(openssl_reason(exc), to_send=alert)
 
     def _established(self) -> None:
@@ -514,15 +489,7 @@ class TlsSession:
         """nginx's upstream checks after a completed handshake: verify result, then host name."""
         if self._verify and self.verify_code:
             code = self.verify_code
-            raise self._fail(
-                TlsHandshakeError(
-                    f"upstream SSL certificate verify error: ({code}:{verify_error_text(code)})",
-                    kind="verify",
-                    verify_code=code,
-                    verify_depth=self.verify_depth,
-                    to_send=out,
-                )
-            )
+            raise self._fail(TlsHandshakeError.verify_failed(code, self.verify_depth, out, "upstream SSL "))
         name = self._verify_hostname
         if name is not None:
             chain = info.peer_chain
