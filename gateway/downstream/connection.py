@@ -49,7 +49,7 @@ from gateway.downstream.responses import (
     error_page_mime,
 )
 from gateway.observability.errorlog import request_context
-from gateway.tls.engine.transport import TlsTransport
+from gateway.tls.engine.app_transport import TlsTransport
 
 if TYPE_CHECKING:
     from gateway.proxy.exchange import Exchange

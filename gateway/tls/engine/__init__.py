@@ -2,20 +2,16 @@
 
 - ``session``: sans-I/O ``TlsSession`` (memory BIOs); ``errors``, its errors; ``info``, its results for the layers
   above (``TlsInfo``); ``records``, what it reads on the wire without OpenSSL (record counts, the resumption probe).
-- ``transport``: the asyncio glue (``TlsProtocol`` below, ``TlsTransport`` for the HTTP layer), server factory and
-  ``open_tls_connection`` for upstreams.
+- ``transport``: the asyncio glue (``TlsProtocol``, the raw-socket side), the server factory and
+  ``open_tls_connection`` for upstreams; ``app_transport``: ``TlsTransport``, what the HTTP layer writes to.
 - ``x509``: PEM, trust stores, chain verification with OpenSSL codes, ``check_host``, digests.
 """
 
+from gateway.tls.engine.app_transport import TlsTransport
 from gateway.tls.engine.errors import TlsError, TlsHandshakeError, TlsLocalError, TlsRemoteError
 from gateway.tls.engine.info import TlsInfo
 from gateway.tls.engine.session import TlsSession
-from gateway.tls.engine.transport import (
-    TlsProtocol,
-    TlsTransport,
-    create_tls_server_protocol,
-    open_tls_connection,
-)
+from gateway.tls.engine.transport import TlsProtocol, create_tls_server_protocol, open_tls_connection
 from gateway.tls.engine.x509 import (
     RECORD_AND_ACCEPT,
     RECORD_AND_ENFORCE,
