@@ -12,7 +12,7 @@ What a person with a certificate file wants to know, in the order they usually n
 4. **Key**: whether ``--key`` is the private half of the leaf.
 5. **Dates**: expired or not yet valid certificates, and those expiring within 30 days.
 6. **Names**: the names the leaf covers, and with ``--name`` whether it covers that one, with ``X509_check_host``'s
-   rules (``gateway.tls.engine.x509.check_host``, the check nginx and the gateway make).
+   rules (``gateway.tls.engine.hostnames.check_host``, the check nginx and the gateway make).
 7. **CA flags**: every issuer must be a CA (``basicConstraints CA:TRUE``, ``keyCertSign`` if it has a keyUsage).
 8. **Verification** (``--ca``): the chain verified as a TLS client would, by the gateway's own ``verify_chain`` (the
    function mtls-auth and the upstream checks use), OpenSSL's code and text on failure, and the *depth* the chain
@@ -41,17 +41,15 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.x509.oid import NameOID
 
 from gateway.doctor.findings import Finding, Kind
+from gateway.tls.engine.hostnames import check_host, is_ip_literal
+from gateway.tls.engine.verify_codes import VerifyCode, verify_error_text
 from gateway.tls.engine.x509 import (
     PemError,
     TrustStore,
-    VerifyCode,
-    check_host,
-    is_ip_literal,
     key_matches_cert,
     load_pem_chain,
     load_pem_private_key,
     verify_chain,
-    verify_error_text,
 )
 
 __all__ = [

@@ -49,7 +49,8 @@ from gateway.plugins.mtls_auth.handshake import ClientCertRequest, ClientCertSni
 from gateway.plugins.mtls_auth.names import common_name, rfc2253, subject_names
 from gateway.plugins.mtls_auth.revocation import Checker, Status, Verdict, load_crls
 from gateway.plugins.mtls_auth.revocation import _TtlCache as TtlCache
-from gateway.tls.engine.x509 import PemError, TrustStore, load_pem_chain, verify_chain, verify_error_text
+from gateway.tls.engine.verify_codes import verify_error_text
+from gateway.tls.engine.x509 import PemError, TrustStore, load_pem_chain, verify_chain
 
 __all__ = ["NAME", "MtlsAuth", "Outcome"]
 

@@ -4,26 +4,25 @@
   above (``TlsInfo``); ``records``, what it reads on the wire without OpenSSL (record counts, the resumption probe).
 - ``transport``: the asyncio glue (``TlsProtocol``, the raw-socket side), the server factory and
   ``open_tls_connection`` for upstreams; ``app_transport``: ``TlsTransport``, what the HTTP layer writes to.
-- ``x509``: PEM, trust stores, chain verification with OpenSSL codes, ``check_host``, digests.
+- ``x509``: PEM, trust stores, chain verification, digests; ``verify_codes``: OpenSSL's verify codes and texts, the
+  verify callback, the code a handshake reports; ``hostnames``: ``check_host`` (``X509_check_host``).
 """
 
 from gateway.tls.engine.app_transport import TlsTransport
 from gateway.tls.engine.errors import TlsError, TlsHandshakeError, TlsLocalError, TlsRemoteError
+from gateway.tls.engine.hostnames import check_host
 from gateway.tls.engine.info import TlsInfo
 from gateway.tls.engine.session import TlsSession
 from gateway.tls.engine.transport import TlsProtocol, create_tls_server_protocol, open_tls_connection
-from gateway.tls.engine.x509 import (
+from gateway.tls.engine.verify_codes import (
     RECORD_AND_ACCEPT,
     RECORD_AND_ENFORCE,
-    ChainVerdict,
-    TrustStore,
     VerifyCode,
     VerifyRecorder,
-    check_host,
     reported_verify_error,
-    verify_chain,
     verify_error_text,
 )
+from gateway.tls.engine.x509 import ChainVerdict, TrustStore, verify_chain
 
 __all__ = [
     "RECORD_AND_ACCEPT",

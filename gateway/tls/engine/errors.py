@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from OpenSSL import SSL
 
-from gateway.tls.engine.x509 import verify_error_text
+from gateway.tls.engine.verify_codes import verify_error_text
 
 __all__ = ["TlsError", "TlsHandshakeError", "TlsLocalError", "TlsRemoteError", "openssl_reason"]
 
@@ -39,7 +39,7 @@ class TlsHandshakeError(TlsRemoteError):
             only), ``"verify"`` (certificate verification; ``verify_code``/``verify_depth`` set),
             ``"hostname"`` (the certificate does not match ``verify_hostname``), ``"eof"`` (the peer closed
             mid-handshake), ``"timeout"`` (set by the transport).
-        verify_code: the OpenSSL ``X509_V_ERR_*`` code reported (see ``x509.reported_verify_error``).
+        verify_code: the OpenSSL ``X509_V_ERR_*`` code reported (see ``verify_codes.reported_verify_error``).
         verify_depth: the chain depth of that error.
     """
 

@@ -35,7 +35,7 @@ Errors follow h11 (``errors.py``): ``TlsRemoteError`` (the peer sent something w
 handshake failure as ``TlsHandshakeError``) and ``TlsLocalError`` (the caller misused the session). After any
 error the session is ``errored`` and every further call raises ``TlsLocalError`` at once.
 
-Verification: the context's verify callback must be ``x509.VerifyRecorder`` (``RECORD_AND_ACCEPT`` gives
+Verification: the context's verify callback must be ``verify_codes.VerifyRecorder`` (``RECORD_AND_ACCEPT`` gives
 nginx's behaviour), which records ``(code, depth)`` into this session (``Connection.set_app_data(self)``; SNI
 callbacks can reach the session the same way). On the client side ``verify=True`` then fails the connection
 *after* a completed handshake when the reported code is not 0, and ``verify_hostname`` runs ``check_host`` -
@@ -51,9 +51,10 @@ from cryptography import x509 as cx509
 from OpenSSL import SSL
 
 from gateway.tls.engine.errors import TlsError, TlsHandshakeError, TlsLocalError, TlsRemoteError, openssl_reason
+from gateway.tls.engine.hostnames import check_host
 from gateway.tls.engine.info import TlsInfo, peer_chain_of
 from gateway.tls.engine.records import PROBE_LIMIT, count_records, probe_resumption
-from gateway.tls.engine.x509 import check_host, reported_verify_error
+from gateway.tls.engine.verify_codes import reported_verify_error
 
 __all__ = ["TlsSession"]
 
@@ -130,7 +131,7 @@ class TlsSession:
         self._unread = -1
         self._verify = verify
         self._verify_hostname = verify_hostname
-        #: (code, depth) pairs recorded by ``x509.VerifyRecorder``, in OpenSSL's order.
+        #: (code, depth) pairs recorded by ``verify_codes.VerifyRecorder``, in OpenSSL's order.
         self.verify_errors: list[tuple[int, int]] = []
         #: set by ``VerifyRecorder(accept=False)`` when it failed the handshake.
         self.verify_rejected = False

@@ -433,7 +433,7 @@ async def open_tls_connection(
 
     ``timeout`` bounds the TCP connect and the handshake together (nginx's ``proxy_connect_timeout`` covers
     both). ``verify``/``verify_hostname`` apply nginx's post-handshake checks; the context's verify callback
-    must be ``x509.RECORD_AND_ACCEPT`` for the codes to be recorded.
+    must be ``verify_codes.RECORD_AND_ACCEPT`` for the codes to be recorded.
 
     Returns:
         ``(transport, app_protocol)`` once the app protocol has seen ``connection_made``.

@@ -62,8 +62,8 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from OpenSSL import SSL
 
 from gateway.settings import ConfigError, Settings
+from gateway.tls.engine.verify_codes import RECORD_AND_ACCEPT
 from gateway.tls.engine.x509 import (
-    RECORD_AND_ACCEPT,
     PemError,
     TrustStore,
     chain_digest,
