@@ -29,8 +29,9 @@ from gateway.tls.served.certificates import CertificateIndex
 from gateway.tls.served.listener import ServerTlsConfig, ssl_listeners
 from gateway.tls.upstream.probes import HealthcheckTlsCompiler
 from gateway.tls.upstream.profile import UpstreamTlsCompiler, UpstreamTlsProfile
-from gateway.upstream.balancer import Balancer, is_ip_literal
+from gateway.upstream.balancer import Balancer
 from gateway.upstream.service import CONNECTORS, ServiceTarget
+from gateway.upstream.targets import is_ip_literal
 
 if TYPE_CHECKING:
     from gateway.plugins.chains import PluginIndex
