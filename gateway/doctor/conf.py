@@ -35,8 +35,9 @@ import os
 from collections.abc import Callable, Iterator
 from typing import Final
 
-from gateway.doctor.cert import examine, examine_trust, parse_certificates, parse_key
+from gateway.doctor.cert import examine, examine_trust
 from gateway.doctor.findings import Finding, Kind, Severity
+from gateway.doctor.reading import parse_certificates, parse_key
 from gateway.settings import ConfigError, Settings
 from gateway.tls.served.certificates import CertificateIndex
 from gateway.tls.served.defaults import load_default_pairs, read_pem_value
