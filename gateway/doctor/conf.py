@@ -19,7 +19,7 @@ setting                             read when
                                     which start makes or repairs itself, so nothing to check)
 ``ssl_dhparam``                     a ``proxy_listen`` entry has ``ssl`` (``tls_profile``)
 ``client_ssl_cert`` / ``_key``      ``client_ssl = on``
-``proxy_ssl_trusted_certificate``   always (each snapshot build loads it)
+``proxy_ssl_trusted_certificate``   always (loaded once per start and SIGHUP)
 ``lua_ssl_trusted_certificate``     always here; ``start`` reads it when an upstream has ``https`` active
                                     health checks, but Kong refuses a missing file at start, so we check it
 ==================================  ====================================================================

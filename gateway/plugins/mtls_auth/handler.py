@@ -44,6 +44,7 @@ from typing import Any, Final
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from gateway.entities.index import ConfigIndex
 from gateway.plugins.base import BuildContext, Exit, Plugin, PluginContext, register_handler
 from gateway.plugins.mtls_auth.handshake import ClientCertRequest, ClientCertSniMap, SniRequest
 from gateway.plugins.mtls_auth.names import common_name, rfc2253, subject_names
@@ -253,7 +254,7 @@ class MtlsAuth(Plugin):
         index = build.certificate_index
         if index is None or not instances:
             return None
-        patterns = cls._handshake_patterns(instances, build.config)
+        patterns = cls._handshake_patterns(instances, build.index)
         sni_map = ClientCertSniMap(SniRequest(p, tuple(cas.values())) for p, cas in patterns.items())
         if not sni_map:
             return None
@@ -261,7 +262,7 @@ class MtlsAuth(Plugin):
         request = ClientCertRequest.build(
             sni_map,
             index,
-            build.config.get("certificates", []),
+            build.index.by_id("certificates"),
             previous=previous if isinstance(previous, ClientCertRequest) else None,
         )
         for error in request.errors:
@@ -270,15 +271,10 @@ class MtlsAuth(Plugin):
 
     @staticmethod
     def _handshake_patterns(
-        instances: list[tuple[Plugin, Mapping[str, Any]]], config: Mapping[str, Any]
+        instances: list[tuple[Plugin, Mapping[str, Any]]], index: ConfigIndex
     ) -> dict[str, dict[bytes, x509.Certificate]]:
         """SNI pattern -> the CA certificates to advertise for it (by DER, in order), over every instance."""
-        routes = {str(r["id"]): r for r in config.get("routes", []) if r.get("id") is not None}
-        routes_by_service: dict[str, list[Mapping[str, Any]]] = {}
-        for route in routes.values():
-            service_id = _ref_id(route.get("service"))
-            if service_id is not None:
-                routes_by_service.setdefault(service_id, []).append(route)
+        routes, routes_by_service = index.by_id("routes"), index.children("routes", "service")
         patterns: dict[str, dict[bytes, x509.Certificate]] = {}
         for instance, row in instances:
             assert isinstance(instance, MtlsAuth)
@@ -296,13 +292,13 @@ class MtlsAuth(Plugin):
     def _instance_patterns(
         row: Mapping[str, Any],
         routes: Mapping[str, Mapping[str, Any]],
-        routes_by_service: Mapping[str, list[Mapping[str, Any]]],
+        routes_by_service: Mapping[str, Sequence[Mapping[str, Any]]],
     ) -> list[str]:
         """Kong's scope of one instance as SNI patterns: global ``*``; a route's (or a service's routes') snis."""
         route_id, service_id = _ref_id(row.get("route")), _ref_id(row.get("service"))
         if route_id is not None:
             route = routes.get(route_id)
-            scope = [route] if route is not None else []
+            scope: Sequence[Mapping[str, Any]] = [route] if route is not None else []
         elif service_id is not None:
             scope = routes_by_service.get(service_id, [])
         else:

@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from OpenSSL import SSL
 
+from gateway.entities.index import foreign_id
 from gateway.settings import ConfigError
 from gateway.tls.served.contexts import Compiled, compile_row, content_key, load_default_pairs_onto, new_context
 from gateway.tls.served.defaults import PemPair
@@ -270,10 +271,9 @@ def _named_certificates(
 ) -> Iterable[tuple[str, str]]:
     """(SNI name, certificate id) pairs: the SNI rows first (authoritative), then names nested in certificate rows."""
     for sni in snis:
-        sni_name, ref = sni.get("name"), sni.get("certificate")
-        ref_id = ref.get("id") if isinstance(ref, Mapping) else ref
+        sni_name, ref_id = sni.get("name"), foreign_id(sni.get("certificate"))
         if isinstance(sni_name, str) and ref_id is not None:
-            yield sni_name, str(ref_id)
+            yield sni_name, ref_id
     for row in certificates:
         for name in _sni_names(row):
             yield name, str(row.get("id"))

@@ -112,3 +112,13 @@ class UpstreamTlsGlobals:
             found = self._client_certificate = load_global_client_certificate(self.settings)
         assert found is None or isinstance(found, ClientCertificate)
         return found
+
+    def load_proxy_side(self) -> None:
+        """Load what the proxied traffic's profiles need (the trust store, then the client certificate), as the
+        ``UpstreamTlsCompiler`` does first thing: a master that builds no profile still refuses what a worker would.
+
+        Raises:
+            ConfigError: one of the files cannot be loaded.
+        """
+        _ = self.proxy_trust
+        _ = self.client_certificate
