@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-A ``TlsSession`` never touches a socket or an event loop. The owner (``transport.TlsTransport``, or a test)
+A ``TlsSession`` never touches a socket or an event loop. The owner (``transport.TlsProtocol``, or a test)
 moves bytes:
 
 - ``start()`` (client side) returns the ClientHello to write;
