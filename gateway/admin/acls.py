@@ -18,7 +18,7 @@ from gateway.admin.context import Context
 from gateway.admin.endpoints import Handler, error_response, is_uuid, nested_entity_handlers
 from gateway.admin.http import Response, message
 from gateway.entities.errors import EntityError
-from gateway.store.interface import Database
+from gateway.store.interface import Store
 
 __all__ = ["acl_routes"]
 
@@ -27,7 +27,7 @@ CONSUMERS = by_name("consumers")
 _SCAN = 1000
 
 
-def _find_group(db: Database, consumer_id: str, group: str) -> str | None:
+def _find_group(db: Store, consumer_id: str, group: str) -> str | None:
     """The id of the consumer's acl for ``group`` (Kong: ``select_by_cache_key``), or None."""
     dao = db.dao(ACLS.name)
     offset: str | None = None
@@ -49,7 +49,7 @@ def _by_group(handler: Handler, method: str) -> Handler:
             return await handler(ctx)
         consumer_key = unescape_segment(ctx.params[CONSUMERS.name])
 
-        def op(db: Database) -> str | None:
+        def op(db: Store) -> str | None:
             consumer = db.dao(CONSUMERS.name).select(consumer_key)
             return None if consumer is None else _find_group(db, str(consumer["id"]), group) or ""
 

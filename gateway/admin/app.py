@@ -33,7 +33,7 @@ from typing import Any
 from gateway.admin import acls, certificates, config, consumers, health, info, plugins, upstreams
 from gateway.admin.bodies import BodyError, check_body_headers, load_args
 from gateway.admin.catalog import CATALOG, by_name
-from gateway.admin.context import AdminDatabase, Context, FormCoercer
+from gateway.admin.context import Context, FormCoercer
 from gateway.admin.endpoints import (
     Handler,
     collection_get,
@@ -56,6 +56,7 @@ from gateway.observability.accesslog import AccessLog
 from gateway.observability.errorlog import ErrorLog, request_context
 from gateway.settings import Settings
 from gateway.store.backend import StoreUnavailable
+from gateway.store.interface import Store
 from gateway.version import SERVER_TOKEN
 
 __all__ = ["SERVER_NAME", "AdminApp", "build_router"]
@@ -141,7 +142,7 @@ class AdminApp:
 
     def __init__(
         self,
-        db: AdminDatabase,
+        db: Store,
         settings: Settings,
         error_log: ErrorLog,
         access_log: AccessLog,

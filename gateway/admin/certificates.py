@@ -32,7 +32,7 @@ from gateway.admin.endpoints import (
 )
 from gateway.admin.http import Response, message
 from gateway.entities.errors import EntityError
-from gateway.store.interface import Database
+from gateway.store.interface import Store
 
 __all__ = ["certificate_routes"]
 
@@ -51,7 +51,7 @@ async def _prepare(ctx: Context) -> str | None:
         return None
     method = ctx.method
 
-    def op(db: Database) -> str | None:
+    def op(db: Store) -> str | None:
         sni = db.dao(SNIS.name).select(raw)
         if sni is not None and isinstance(sni.get("certificate"), dict):
             return str(sni["certificate"]["id"])

@@ -24,7 +24,7 @@ from gateway.admin.endpoints import Handler, error_response, run_op
 from gateway.admin.http import Response, json_response, message
 from gateway.entities.errors import Code, EntityError
 from gateway.store import declarative
-from gateway.store.interface import Config, Database
+from gateway.store.interface import Config, Store
 
 __all__ = ["ConfigState", "config_routes", "dump_config", "hash_config"]
 
@@ -63,7 +63,7 @@ def _unserialize(text: str) -> dict[str, Any]:
         raise _declarative_error(str(exc)) from None
 
 
-def dump_config(db: Database) -> str:
+def dump_config(db: Store) -> str:
     """The YAML of ``GET /config``: the store's declarative dump (flat, foreign keys as ids)."""
     document = declarative.dump(db)
     return yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
@@ -96,7 +96,7 @@ def _post(state: ConfigState) -> Handler:
         if new_hash is None:
             new_hash = hash_config(document)
 
-        def op(db: Database) -> Response:
+        def op(db: Store) -> Response:
             if check_hash and state.current(db.export) == new_hash:
                 return json_response(304)
             db.replace_all(document)

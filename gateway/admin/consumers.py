@@ -11,7 +11,7 @@ from gateway.admin.catalog import by_name
 from gateway.admin.context import Context
 from gateway.admin.endpoints import Handler, collection_get, run_op
 from gateway.admin.http import Response, json_response, message
-from gateway.store.interface import Database, Row
+from gateway.store.interface import Row, Store
 
 __all__ = ["consumers_get"]
 
@@ -19,7 +19,7 @@ CONSUMERS = by_name("consumers")
 _SCAN = 1000
 
 
-def _by_custom_id(db: Database, custom_id: str) -> Row | None:
+def _by_custom_id(db: Store, custom_id: str) -> Row | None:
     dao = db.dao(CONSUMERS.name)
     offset: str | None = None
     while True:
@@ -41,7 +41,7 @@ def consumers_get() -> Handler:
         if not isinstance(custom_id, str) or custom_id == "":
             return message(400, "custom_id must be an unempty string")
 
-        def op(db: Database) -> Response:
+        def op(db: Store) -> Response:
             row = _by_custom_id(db, custom_id)
             return json_response(200, {"data": [row] if row is not None else [], "next": None})
 

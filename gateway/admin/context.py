@@ -8,24 +8,18 @@ consistent store (writes are serialised there), and the response is built only a
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from gateway.admin.bodies import Args
 from gateway.admin.http import Request
-from gateway.store.interface import Database
+from gateway.store.interface import Store
 
 if TYPE_CHECKING:
     from gateway.settings import Settings
 
-__all__ = ["AdminDatabase", "Context", "FormCoercer"]
+__all__ = ["Context", "FormCoercer"]
 
 T = TypeVar("T")
-
-
-class AdminDatabase(Database, Protocol):
-    """The store as the Admin API uses it: the interface plus the async runner on its worker thread."""
-
-    async def run(self, fn: Callable[..., Any], *args: Any) -> Any: ...
 
 
 FormCoercer = Callable[[str, dict[str, Any]], dict[str, Any]]
@@ -41,7 +35,7 @@ class Context:
         request: Request,
         params: dict[str, str],
         args: Args,
-        db: AdminDatabase,
+        db: Store,
         settings: Settings,
         coerce: FormCoercer,
     ) -> None:
@@ -61,7 +55,7 @@ class Context:
     def dbless(self) -> bool:
         return self.settings.database == "off"
 
-    async def run(self, fn: Callable[[Database], T]) -> T:
+    async def run(self, fn: Callable[[Store], T]) -> T:
         """Run ``fn(db)`` on the store's worker thread and return its result (or raise its error)."""
         result: T = await self.db.run(fn, self.db)
         return result

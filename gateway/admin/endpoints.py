@@ -26,7 +26,7 @@ from gateway.admin.context import Context
 from gateway.admin.http import Response, json_response, message
 from gateway.admin.pagination import collection_body, next_link, page_size, tag_filter
 from gateway.entities.errors import Code, EntityError, NotFound, operation_unsupported
-from gateway.store.interface import Database, Row
+from gateway.store.interface import Row, Store
 
 __all__ = [
     "Handler",
@@ -112,7 +112,7 @@ def _not_found() -> _Exit:
     return _Exit(message(404, "Not found"))
 
 
-async def _run(ctx: Context, fn: Callable[[Database], Response]) -> Response:
+async def _run(ctx: Context, fn: Callable[[Store], Response]) -> Response:
     try:
         return await ctx.run(fn)
     except _Exit as exit_:
@@ -125,7 +125,7 @@ def _key(ctx: Context, spec: EntitySpec) -> str:
     return unescape_segment(ctx.params[spec.name])
 
 
-def _select(db: Database, spec: EntitySpec, key: str) -> Row | None:
+def _select(db: Store, spec: EntitySpec, key: str) -> Row | None:
     return db.dao(spec.name).select(key)
 
 
@@ -139,7 +139,7 @@ def _fk_id(row: Row, field: str) -> str | None:
 
 # --------------------------------------------------------------------------------------------- collections
 def _page(
-    db: Database, spec: EntitySpec, args: dict[str, Any], extra: dict[str, Any] | None
+    db: Store, spec: EntitySpec, args: dict[str, Any], extra: dict[str, Any] | None
 ) -> tuple[list[Row], str | None]:
     size = page_size(args)
     filters: dict[str, Any] = dict(extra or {})
@@ -160,7 +160,7 @@ def collection_get(spec: EntitySpec) -> Handler:
     async def handler(ctx: Context) -> Response:
         args = ctx.args.uri
 
-        def op(db: Database) -> Response:
+        def op(db: Store) -> Response:
             rows, offset = _page(db, spec, args, None)
             body = collection_body(rows, offset, next_link(f"/{spec.path}", offset, args))
             return json_response(200, body)
@@ -176,7 +176,7 @@ def collection_post(spec: EntitySpec) -> Handler:
     async def handler(ctx: Context) -> Response:
         data = ctx.post(spec.name)
 
-        def op(db: Database) -> Response:
+        def op(db: Store) -> Response:
             if ctx.dbless:
                 raise unsupported(spec, "insert")
             return json_response(201, db.dao(spec.name).insert(data))
@@ -193,7 +193,7 @@ def nested_collection_get(child: EntitySpec, parent: EntitySpec, fk: str) -> Han
         args = ctx.args.uri
         raw_parent = ctx.params[parent.name]
 
-        def op(db: Database) -> Response:
+        def op(db: Store) -> Response:
             rows, offset = _page(db, child, args, {fk: _parent_id(db, parent, unescape_segment(raw_parent))})
             link = next_link(f"/{parent.path}/{raw_parent}/{child.nested_path}", offset, None)
             return json_response(200, collection_body(rows, offset, link))
@@ -210,7 +210,7 @@ def nested_collection_post(child: EntitySpec, parent: EntitySpec, fk: str) -> Ha
         data = ctx.post(child.name)
         key = _key(ctx, parent)
 
-        def op(db: Database) -> Response:
+        def op(db: Store) -> Response:
             data[fk] = {"id": _parent_id(db, parent, key)}
             if ctx.dbless:
                 raise unsupported(child, "insert")
@@ -226,7 +226,7 @@ def entity_get(spec: EntitySpec) -> Handler:
     async def handler(ctx: Context) -> Response:
         key = _key(ctx, spec)
 
-        def op(db: Database) -> Response:
+        def op(db: Store) -> Response:
             row = _select(db, spec, key)
             if row is None:
                 raise _not_found()
@@ -237,7 +237,7 @@ def entity_get(spec: EntitySpec) -> Handler:
     return handler
 
 
-def update_row(db: Database, spec: EntitySpec, key: str, data: dict[str, Any], dbless: bool) -> Row:
+def update_row(db: Store, spec: EntitySpec, key: str, data: dict[str, Any], dbless: bool) -> Row:
     """PATCH semantics with the DAO's code-6 404 for a missing entity."""
     if dbless:
         raise unsupported(spec, "update", key)
@@ -247,20 +247,20 @@ def update_row(db: Database, spec: EntitySpec, key: str, data: dict[str, Any], d
         raise not_found_error(spec, key) from None
 
 
-def upsert_row(db: Database, spec: EntitySpec, key: str, data: dict[str, Any], dbless: bool) -> Row:
+def upsert_row(db: Store, spec: EntitySpec, key: str, data: dict[str, Any], dbless: bool) -> Row:
     if dbless:
         raise unsupported(spec, "upsert", key)
     return db.dao(spec.name).upsert(key, data)
 
 
-def _entity_write(spec: EntitySpec, write: Callable[[Database, EntitySpec, str, dict[str, Any], bool], Row]) -> Handler:
+def _entity_write(spec: EntitySpec, write: Callable[[Store, EntitySpec, str, dict[str, Any], bool], Row]) -> Handler:
     """``PUT``/``PATCH /E/:E``: the body is written by ``write`` (upsert or update) and echoed with 200."""
 
     async def handler(ctx: Context) -> Response:
         key = _key(ctx, spec)
         data = ctx.post(spec.name)
 
-        def op(db: Database) -> Response:
+        def op(db: Store) -> Response:
             return json_response(200, write(db, spec, key, data, ctx.dbless))
 
         return await _run(ctx, op)
@@ -282,7 +282,7 @@ def entity_delete(spec: EntitySpec) -> Handler:
     async def handler(ctx: Context) -> Response:
         key = _key(ctx, spec)
 
-        def op(db: Database) -> Response:
+        def op(db: Store) -> Response:
             if ctx.dbless:
                 raise unsupported(spec, "delete", key)
             db.dao(spec.name).delete(key)
@@ -298,7 +298,7 @@ def foreign_entity_handlers(spec: EntitySpec, fk: str) -> dict[str, Handler]:
     """``/E/:E/f``: the entity an E points at (``/routes/{r}/service``)."""
     target = by_name(spec.foreign[fk])
 
-    def referenced(db: Database, key: str) -> str:
+    def referenced(db: Store, key: str) -> str:
         """The id the E row points at; 404 when the row does not exist or points at nothing."""
         row = _select(db, spec, key)
         ref = _fk_id(row, fk) if row is not None else None
@@ -309,7 +309,7 @@ def foreign_entity_handlers(spec: EntitySpec, fk: str) -> dict[str, Handler]:
     async def get(ctx: Context) -> Response:
         key = _key(ctx, spec)
 
-        def op(db: Database) -> Response:
+        def op(db: Store) -> Response:
             found = _select(db, target, referenced(db, key))
             if found is None:
                 raise _not_found()
@@ -321,7 +321,7 @@ def foreign_entity_handlers(spec: EntitySpec, fk: str) -> dict[str, Handler]:
         key = _key(ctx, spec)
         data = ctx.post(target.name)
 
-        def op(db: Database) -> Response:
+        def op(db: Store) -> Response:
             row = _select(db, spec, key)
             if row is None:
                 raise _not_found()
@@ -339,7 +339,7 @@ def foreign_entity_handlers(spec: EntitySpec, fk: str) -> dict[str, Handler]:
         key = _key(ctx, spec)
         data = ctx.post(target.name)
 
-        def op(db: Database) -> Response:
+        def op(db: Store) -> Response:
             return json_response(200, update_row(db, target, referenced(db, key), data, ctx.dbless))
 
         return await _run(ctx, op)
@@ -347,7 +347,7 @@ def foreign_entity_handlers(spec: EntitySpec, fk: str) -> dict[str, Handler]:
     async def delete(ctx: Context) -> Response:
         key = _key(ctx, spec)
 
-        def op(db: Database) -> Response:
+        def op(db: Store) -> Response:
             referenced(db, key)
             return message(405, "Method not allowed")
 
@@ -357,7 +357,7 @@ def foreign_entity_handlers(spec: EntitySpec, fk: str) -> dict[str, Handler]:
 
 
 # --------------------------------------------------------------------------------------------- /P/:P/E/:E
-def _parent_id(db: Database, parent: EntitySpec, parent_key: str) -> str:
+def _parent_id(db: Store, parent: EntitySpec, parent_key: str) -> str:
     """The id of the parent row addressed in the path; 404 when there is none."""
     owner = _select(db, parent, parent_key)
     if owner is None:
@@ -365,7 +365,7 @@ def _parent_id(db: Database, parent: EntitySpec, parent_key: str) -> str:
     return str(owner["id"])
 
 
-def _owned(db: Database, parent: EntitySpec, parent_key: str, child: EntitySpec, child_key: str, fk: str) -> Row:
+def _owned(db: Store, parent: EntitySpec, parent_key: str, child: EntitySpec, child_key: str, fk: str) -> Row:
     """The child row, checked to belong to the parent; 404 otherwise."""
     owner_id = _parent_id(db, parent, parent_key)
     row = _select(db, child, child_key)
@@ -380,7 +380,7 @@ def nested_entity_handlers(parent: EntitySpec, child: EntitySpec, fk: str) -> di
     async def get(ctx: Context) -> Response:
         pkey, ckey = _key(ctx, parent), _key(ctx, child)
 
-        def op(db: Database) -> Response:
+        def op(db: Store) -> Response:
             return json_response(200, _owned(db, parent, pkey, child, ckey, fk))
 
         return await _run(ctx, op)
@@ -389,7 +389,7 @@ def nested_entity_handlers(parent: EntitySpec, child: EntitySpec, fk: str) -> di
         pkey, ckey = _key(ctx, parent), _key(ctx, child)
         data = ctx.post(child.name)
 
-        def op(db: Database) -> Response:
+        def op(db: Store) -> Response:
             data[fk] = {"id": _parent_id(db, parent, pkey)}
             return json_response(200, upsert_row(db, child, ckey, data, ctx.dbless))
 
@@ -399,7 +399,7 @@ def nested_entity_handlers(parent: EntitySpec, child: EntitySpec, fk: str) -> di
         pkey, ckey = _key(ctx, parent), _key(ctx, child)
         data = ctx.post(child.name)
 
-        def op(db: Database) -> Response:
+        def op(db: Store) -> Response:
             row = _owned(db, parent, pkey, child, ckey, fk)
             if not data.get(fk):
                 data[fk] = {"id": _fk_id(row, fk)}  # the parent's id, checked by _owned
@@ -410,7 +410,7 @@ def nested_entity_handlers(parent: EntitySpec, child: EntitySpec, fk: str) -> di
     async def delete(ctx: Context) -> Response:
         pkey, ckey = _key(ctx, parent), _key(ctx, child)
 
-        def op(db: Database) -> Response:
+        def op(db: Store) -> Response:
             _owned(db, parent, pkey, child, ckey, fk)
             if ctx.dbless:
                 raise unsupported(child, "delete", ckey)
@@ -422,7 +422,7 @@ def nested_entity_handlers(parent: EntitySpec, child: EntitySpec, fk: str) -> di
     return {"GET": get, "PUT": put, "PATCH": patch, "DELETE": delete}
 
 
-def run_op(ctx: Context, fn: Callable[[Database], Response]) -> Awaitable[Response]:
+def run_op(ctx: Context, fn: Callable[[Store], Response]) -> Awaitable[Response]:
     """For special-case modules: run a store function with the same 404/error handling."""
     return _run(ctx, fn)
 

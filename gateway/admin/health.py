@@ -25,7 +25,7 @@ from gateway.admin.http import Response, json_response, message
 from gateway.admin.pagination import page_size
 from gateway.admin.upstreams import _find_target
 from gateway.entities.targets import DEFAULT_PORT
-from gateway.store.interface import Database, Row
+from gateway.store.interface import Row, Store
 
 __all__ = ["HealthView", "health_routes"]
 
@@ -44,7 +44,7 @@ class HealthView(Protocol):
     def post_health(self, upstream_id: str, name: str, port: int, ip: str | None, healthy: bool) -> str | None: ...
 
 
-def _all_targets(db: Database, upstream_id: str) -> list[Row]:
+def _all_targets(db: Store, upstream_id: str) -> list[Row]:
     dao = db.dao(TARGETS.name)
     rows: list[Row] = []
     offset: str | None = None
@@ -97,7 +97,7 @@ def _health_get(node_id: str, registry: HealthView | None) -> Handler:
 
         found: list[tuple[Row, list[Row]]] = []
 
-        def op(db: Database) -> Response:
+        def op(db: Store) -> Response:
             upstream = db.dao(UPSTREAMS.name).select(unescape_segment(raw))
             if upstream is None:
                 raise not_found()
@@ -133,7 +133,7 @@ def _set_health(registry: HealthView | None, healthy: bool, with_address: bool) 
         target_key = unescape_segment(ctx.params[TARGETS.name])
         address = unescape_segment(ctx.params["address"]) if with_address else None
 
-        def op(db: Database) -> tuple[Row | None, Row | None]:
+        def op(db: Store) -> tuple[Row | None, Row | None]:
             upstream = db.dao(UPSTREAMS.name).select(upstream_key)
             if upstream is None:
                 return None, None

@@ -24,7 +24,7 @@ from gateway.admin.endpoints import Handler, error_response, run_op
 from gateway.admin.http import Response, json_response, message
 from gateway.entities.errors import EntityError, schema_violation
 from gateway.settings import Listener, Settings
-from gateway.store.interface import Database
+from gateway.store.interface import Store
 from gateway.version import KONG_VERSION
 
 __all__ = ["NodeInfo", "info_routes", "public_configuration"]
@@ -82,7 +82,7 @@ def _available_plugins() -> dict[str, Any]:
     return out
 
 
-def _configured_plugins(db: Database) -> list[str]:
+def _configured_plugins(db: Store) -> list[str]:
     names: list[str] = []
     dao = db.dao("plugins")
     offset: str | None = None
@@ -97,7 +97,7 @@ def _configured_plugins(db: Database) -> list[str]:
 
 def _root(node: NodeInfo) -> Handler:
     async def handler(ctx: Context) -> Response:
-        def op(db: Database) -> Response:
+        def op(db: Store) -> Response:
             pid = os.getpid()
             return json_response(
                 200,

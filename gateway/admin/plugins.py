@@ -11,7 +11,7 @@ from gateway.admin.context import Context
 from gateway.admin.endpoints import Handler, error_response
 from gateway.admin.http import Response, message
 from gateway.entities.errors import EntityError
-from gateway.store.interface import Database
+from gateway.store.interface import Store
 
 __all__ = ["with_plugin_name"]
 
@@ -26,7 +26,7 @@ def with_plugin_name(patch: Handler) -> Handler:
         if data.get("name") is None:
             key = unescape_segment(ctx.params[PLUGINS.name])
 
-            def op(db: Database) -> str | None:
+            def op(db: Store) -> str | None:
                 row = db.dao(PLUGINS.name).select(key)
                 return None if row is None else str(row.get("name"))
 

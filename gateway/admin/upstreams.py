@@ -14,7 +14,7 @@ from gateway.admin.context import Context
 from gateway.admin.endpoints import Handler, not_found, run_op, unsupported, update_row
 from gateway.admin.http import Response, json_response
 from gateway.admin.pagination import collection_body, next_link, page_size
-from gateway.store.interface import Database, Row
+from gateway.store.interface import Row, Store
 
 __all__ = ["target_routes"]
 
@@ -23,7 +23,7 @@ TARGETS = by_name("targets")
 _SCAN = 1000
 
 
-def _find_target(db: Database, upstream: Row, key: str) -> Row | None:
+def _find_target(db: Store, upstream: Row, key: str) -> Row | None:
     """By id, or the upstream's target whose ``target`` string equals ``key`` (default port applied)."""
     return db.select_target(upstream["id"], key)
 
@@ -34,7 +34,7 @@ def _target_op(action: str) -> Handler:
         target_key = unescape_segment(ctx.params[TARGETS.name])
         data = ctx.post(TARGETS.name) if action == "update" else {}
 
-        def op(db: Database) -> Response:
+        def op(db: Store) -> Response:
             upstream = db.dao(UPSTREAMS.name).select(upstream_key)
             if upstream is None:
                 raise not_found()
@@ -60,7 +60,7 @@ async def _all_targets(ctx: Context) -> Response:
     raw = ctx.params[UPSTREAMS.name]
     args = ctx.args.uri
 
-    def op(db: Database) -> Response:
+    def op(db: Store) -> Response:
         upstream = db.dao(UPSTREAMS.name).select(unescape_segment(raw))
         if upstream is None:
             raise not_found()

@@ -6,7 +6,9 @@ come from the code the gateway runs (``gateway.tls``: PEM loading, key match, ch
 and depth, the host check), never from a second implementation of the rules: when the doctor says a chain verifies
 at depth 2, a service with ``tls_verify_depth = 2`` accepts it.
 
-- ``cert``: a PEM bundle, its key, a CA file, a host name (``gateway doctor cert``);
+- ``cert``: a PEM bundle, its key, a CA file, a host name (``gateway doctor cert``), with ``reading`` (files to
+  certificates and keys), ``bundle`` (the bundle's structure and the words for a certificate) and ``trust`` (the
+  bundle against a CA file);
 - ``conf``: the certificate, key and CA files a configuration names, loaded as ``gateway start`` loads them
   (``gateway check``).
 

@@ -2,8 +2,8 @@
 
 Two steps, so that "check says valid" means "start accepts it" and a refusal is explained:
 
-1. **Explain** each file setting: read it with the loader ``start`` uses for that setting (``read_pem_value`` for
-   ``ssl_cert``/``ssl_cert_key``, ``read_pem_setting`` for the others: a path, inline PEM or base64), parse it with
+1. **Explain** each file setting: read it as ``start`` does (``gateway.tls.pem_settings.read_pem_setting``: a path,
+   base64 or inline PEM, with each setting's wording), parse it with
    the engine, and run the doctor's ``examine`` on certificate/key pairs (order, key match, dates...) or
    ``examine_trust`` on trust bundles. Findings name the setting and the file.
 2. **Gate**: run the very calls ``start`` makes with these settings (``START_GATES``) and turn each ``ConfigError``
@@ -19,7 +19,7 @@ setting                             read when
                                     which start makes or repairs itself, so nothing to check)
 ``ssl_dhparam``                     a ``proxy_listen`` entry has ``ssl`` (``tls_profile``)
 ``client_ssl_cert`` / ``_key``      ``client_ssl = on``
-``proxy_ssl_trusted_certificate``   always (each snapshot build loads it)
+``proxy_ssl_trusted_certificate``   always (loaded once per start and SIGHUP)
 ``lua_ssl_trusted_certificate``     always here; ``start`` reads it when an upstream has ``https`` active
                                     health checks, but Kong refuses a missing file at start, so we check it
 ==================================  ====================================================================
@@ -35,15 +35,17 @@ import os
 from collections.abc import Callable, Iterator
 from typing import Final
 
-from gateway.doctor.cert import examine, examine_trust, parse_certificates, parse_key
+from gateway.doctor.cert import examine, examine_trust
 from gateway.doctor.findings import Finding, Kind, Severity
+from gateway.doctor.reading import parse_certificates, parse_key
 from gateway.settings import ConfigError, Settings
+from gateway.tls.pem_settings import read_pem_setting
 from gateway.tls.served.certificates import CertificateIndex
-from gateway.tls.served.defaults import load_default_pairs, read_pem_value
+from gateway.tls.served.defaults import load_default_pairs
 from gateway.tls.served.listener import ssl_listeners
 from gateway.tls.served.presets import tls_profile
 from gateway.tls.upstream.probes import HealthcheckTlsCompiler
-from gateway.tls.upstream.profile import UpstreamTlsCompiler, read_pem_setting
+from gateway.tls.upstream.profile import UpstreamTlsCompiler
 
 __all__ = ["START_GATES", "check_files"]
 
@@ -51,7 +53,7 @@ _Loader = Callable[[str, str], bytes]
 
 
 def _served_loader(what: str) -> _Loader:
-    return lambda key, value: read_pem_value(key, value, what)
+    return lambda key, value: read_pem_setting(key, value, what)
 
 
 #: (certificate loader, key loader) of each layer, as start reads them

@@ -18,45 +18,36 @@ Rules:
    head (``client_header_timeout`` from its first byte), reading a body (``client_body_timeout``
    between two reads). While the upstream works, no client timer runs. The handle is re-armed only
    when it fires before the (moved) deadline.
-4. A header with an invalid name (``request.check_head``) is dropped and the request goes on; its ``info``
-   line is written here, with nginx's request context (client, server, request line, the ``Host`` and
-   ``Referer`` read before it), and only when ``info`` is enabled.
-5. Malformed input gets nginx's status (400/414/494->400/501, 413) with Kong's body and the connection
-   is closed after it. A body timeout and a head timeout close silently, as nginx does (a body timeout
-   is logged 408 in the access log).
-6. Counters follow nginx's stub_status: reading = connections reading a request head, writing =
+4. A header with an invalid name (``request.check_head``) is dropped and the request goes on, with nginx's
+   ``info`` line (``rejects.log_dropped_headers``). Malformed input gets nginx's answer (``rejects``) and the
+   connection is closed after it. Head and body timeouts close silently (a body timeout is logged 408).
+5. Counters follow nginx's stub_status: reading = connections reading a request head, writing =
    connections with a request in progress, waiting = the rest.
-7. Plain HTTP on an ``ssl`` listener (the listener hands such connections over unencrypted, as nginx does
-   when the first byte is not a TLS record): the head is parsed as usual, so malformed input still gets
-   the normal 400, and a well-formed request gets nginx's internal 497 - the built-in 400 page "The plain
-   HTTP request was sent to HTTPS port" - and the connection is closed.
+6. Plain HTTP on an ``ssl`` listener (handed over unencrypted, as nginx does when the first byte is not a TLS
+   record): malformed input still gets the normal 400, a well-formed request nginx's internal 497 (its built-in
+   400 page "The plain HTTP request was sent to HTTPS port"); then the connection is closed.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from gateway.downstream.contracts import ConnectionState, DownstreamExchange
 from gateway.downstream.flow import PAUSE_PIPELINE, FlowControl
-from gateway.downstream.generated import render_generated
+from gateway.downstream.rejects import PLAIN_HTTP_ON_TLS, log_dropped_headers, reject_response
 from gateway.downstream.request import HeadRejected, RequestHead, check_head, new_request_id
-from gateway.downstream.responses import (
-    ERROR_MESSAGES,
-    NGINX_501_BODY,
-    NGINX_PLAIN_HTTP_ON_TLS_BODY,
-    error_body,
-    error_page_mime,
-)
-from gateway.observability.errorlog import request_context
-from gateway.tls.engine.transport import TlsTransport
+from gateway.tls.engine.app_transport import TlsTransport
 
 if TYPE_CHECKING:
-    from gateway.proxy.exchange import Exchange
-    from gateway.proxy.state import ProxyState
     from gateway.settings import Listener
 
-__all__ = ["MAX_PIPELINE", "HttpConnection"]
+__all__ = ["MAX_PIPELINE", "HttpConnection", "State"]
+
+#: the state a connection shares with the others of its process: ``proxy.state.ProxyState``, which a connection
+#: knows only as a ``ConnectionState`` (the exchange created for each request may know more of it)
+State = TypeVar("State", bound="ConnectionState[Any]")
 
 MAX_PIPELINE = 32
 
@@ -66,10 +57,9 @@ _T_NONE, _T_KEEPALIVE, _T_HEAD, _T_BODY = 0, 1, 2, 3  # timer mode
 #: be on the wire: the client connected just before the stop); a keepalive connection between requests is closed
 #: at once, as nginx closes idle connections on a graceful shutdown
 FIRST_REQUEST_GRACE = 1.0
-_PLAIN_HTTP_ON_TLS = 497  # nginx's internal NGX_HTTP_TO_HTTPS, sent as 400
 
 
-class HttpConnection(asyncio.Protocol):
+class HttpConnection(asyncio.Protocol, Generic[State]):
     """Base protocol: one per downstream connection. Subclasses add the parser and ``data_received``."""
 
     __slots__ = (
@@ -104,7 +94,7 @@ class HttpConnection(asyncio.Protocol):
         "transport",
     )
 
-    def __init__(self, state: ProxyState, listener: Listener) -> None:
+    def __init__(self, state: State, listener: Listener) -> None:
         self.state = state
         self.listener = listener
         self.loop = asyncio.get_running_loop()
@@ -122,9 +112,9 @@ class HttpConnection(asyncio.Protocol):
         self.plugin_cache: dict[object, object] | None = None
         self.tls: object | None = None
         self.sni: str | None = None
-        self.current: Exchange | None = None
-        self.parsing: Exchange | None = None
-        self._queue: deque[Exchange] = deque()
+        self.current: DownstreamExchange | None = None
+        self.parsing: DownstreamExchange | None = None
+        self._queue: deque[DownstreamExchange] = deque()
         self._phase = _IDLE
         self._fresh = True  # no request begun yet on this connection
         self._reading_counted = False
@@ -259,17 +249,17 @@ class HttpConnection(asyncio.Protocol):
             check_head(head, self.limits, raw_lengths)
         except HeadRejected as exc:
             if head.dropped is not None:
-                self._log_dropped(head)
+                log_dropped_headers(self.state.error_log, self.peer_ip, self.conn_id, head)
             self._reject(exc.status, exc.reason, head)
             return
         if head.dropped is not None:
-            self._log_dropped(head)
+            log_dropped_headers(self.state.error_log, self.peer_ip, self.conn_id, head)
         state = self.state
         state.total_requests += 1
         if self.peer_trusted:
             self.remote_addr = state.real_ip(self.peer_ip, head)
         if self.plain_on_tls:
-            self._reject(_PLAIN_HTTP_ON_TLS, "client sent plain HTTP request to HTTPS port", head)
+            self._reject(PLAIN_HTTP_ON_TLS, "client sent plain HTTP request to HTTPS port", head)
             return
         ex = self.state.exchange_type(self, head)
         self.parsing = ex
@@ -287,22 +277,6 @@ class HttpConnection(asyncio.Protocol):
             self._queue.append(ex)
             if len(self._queue) >= MAX_PIPELINE:
                 self.flow.pause_reading(PAUSE_PIPELINE)
-
-    def _log_dropped(self, head: RequestHead) -> None:
-        """nginx's ``info`` line for each invalid header ``check_head`` dropped (``ignore_invalid_headers``)."""
-        log = self.state.error_log
-        if not log.info_enabled or head.dropped is None:
-            return
-        request_line = head.request_line
-        for name, value, host, referer in head.dropped:
-            context = request_context(self.peer_ip, request_line, host=host)
-            if referer is not None:
-                context += f', referrer: "{referer}"'
-            log.info(
-                f'client sent invalid header line: "{name}: {value}" while reading client request headers',
-                self.conn_id,
-                context,
-            )
 
     def _body(self, data: bytes) -> None:
         ex = self.parsing
@@ -356,38 +330,21 @@ class HttpConnection(asyncio.Protocol):
         self._pending_error = (status, reason, head)
 
     def _write_reject(self, status: int, head: RequestHead | None, request_id: str | None) -> None:
+        """nginx's answer to malformed input (``rejects.reject_response``), and its access-log line when no exchange
+        writes one."""
         state = self.state
         rid = request_id or new_request_id()
-        sent = 400 if status in (494, _PLAIN_HTTP_ON_TLS) else status
-        if status == 501:
-            body, mime = NGINX_501_BODY, "text/html"
-        elif status == _PLAIN_HTTP_ON_TLS:
-            body, mime = NGINX_PLAIN_HTTP_ON_TLS_BODY, "text/html"
-        else:
-            accept = head.accept if head is not None else None
-            ctype = head.content_type if head is not None else None
-            mime = error_page_mime(accept, ctype, state.settings.error_default_type)
-            body = error_body(mime, ERROR_MESSAGES.get(status, ERROR_MESSAGES[400]), rid)
-        data = render_generated(
-            sent,
-            body,
-            mime,
-            keep_alive=False,
-            policy=state.header_policy,
-            date=state.date,
-            request_id=rid,
-            latency_ms=0,
-        )
+        data, sent, body_length = reject_response(status, head, rid, state)
         self.write(data)
         if head is not None and request_id is None:
             state.access_log.write(
-                self.remote_addr, head.request_line, sent, len(body), head.get("referer"), head.get("user-agent"), rid
+                self.remote_addr, head.request_line, sent, body_length, head.get("referer"), head.get("user-agent"), rid
             )
         elif head is None:
-            state.access_log.write(self.remote_addr, "", sent, len(body), None, None, rid)
+            state.access_log.write(self.remote_addr, "", sent, body_length, None, None, rid)
 
     # ================================================================== exchange lifecycle
-    def exchange_finished(self, ex: Exchange, abort: bool) -> None:
+    def exchange_finished(self, ex: DownstreamExchange, abort: bool) -> None:
         """Called once per exchange when its response is complete and its request fully read."""
         if ex is not self.current:
             return
@@ -417,7 +374,7 @@ class HttpConnection(asyncio.Protocol):
         if self._phase == _IDLE and not self._broken:
             self._arm_keepalive()
 
-    def _log_access(self, ex: Exchange) -> None:
+    def _log_access(self, ex: DownstreamExchange) -> None:
         log = self.state.access_log
         if not log.enabled:
             return

@@ -12,16 +12,15 @@ complete) are done here, because only the parser callbacks see partial lines.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import h11
 import httptools
 
-from gateway.downstream.connection import HttpConnection
+from gateway.downstream.connection import HttpConnection, State
 from gateway.downstream.request import HeadRejected, RequestHead
 
 if TYPE_CHECKING:
-    from gateway.proxy.state import ProxyState
     from gateway.settings import Listener
 
 __all__ = ["PROTOCOLS", "H11Protocol", "HttpToolsProtocol"]
@@ -37,12 +36,12 @@ class _NoCallbacks:
 _SPENT_PARSER = httptools.HttpRequestParser(_NoCallbacks())
 
 
-class HttpToolsProtocol(HttpConnection):
+class HttpToolsProtocol(HttpConnection[State]):
     """llhttp-based downstream connection."""
 
     __slots__ = ("_head_bytes", "_headers", "_parser", "_url")
 
-    def __init__(self, state: ProxyState, listener: Listener) -> None:
+    def __init__(self, state: State, listener: Listener) -> None:
         super().__init__(state, listener)
         self._parser = httptools.HttpRequestParser(self)
         self._url = b""
@@ -117,12 +116,12 @@ class HttpToolsProtocol(HttpConnection):
         self._message_complete()
 
 
-class H11Protocol(HttpConnection):
+class H11Protocol(HttpConnection[State]):
     """h11-based downstream connection (one ``h11.Connection`` per request, fed the leftover bytes)."""
 
     __slots__ = ("_h11",)
 
-    def __init__(self, state: ProxyState, listener: Listener) -> None:
+    def __init__(self, state: State, listener: Listener) -> None:
         super().__init__(state, listener)
         self._h11 = self._new_parser()
 
@@ -188,4 +187,4 @@ class H11Protocol(HttpConnection):
                 return
 
 
-PROTOCOLS: dict[str, type[HttpConnection]] = {"httptools": HttpToolsProtocol, "h11": H11Protocol}
+PROTOCOLS: dict[str, type[HttpConnection[Any]]] = {"httptools": HttpToolsProtocol, "h11": H11Protocol}

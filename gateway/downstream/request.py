@@ -212,24 +212,50 @@ _CACHED_NAME_LENGTH = 64
 _CACHED_NAMES = 1024
 
 
-def check_head(head: RequestHead, limits: HeadLimits, raw_lengths: Sequence[int] | None = None) -> None:  # noqa: C901 (older than the rule; issue 12 splits it)
+#: the kinds whose first value ``check_head`` records on the head as an attribute of the same meaning
+_FIRST_VALUE = {
+    _ACCEPT: "accept",
+    _CONTENT_TYPE: "content_type",
+    _TE: "te",
+    _VIA: "via",
+    _X_FORWARDED_FOR: "x_forwarded_for",
+    _REFERER: "referer",
+    _USER_AGENT: "user_agent",
+}
+
+
+def check_head(head: RequestHead, limits: HeadLimits, raw_lengths: Sequence[int] | None = None) -> None:
     """Derive framing fields on ``head`` and raise ``HeadRejected`` for what must not be served.
 
     ``raw_lengths`` are the header line lengths as received when the parser can provide them; otherwise
-    ``len(name) + 2 + len(value)`` is used.
+    ``len(name) + 2 + len(value)`` is used. Three steps: one pass over the headers (sizes, the kinds this
+    module records), removing the invalid ones, then the framing rules on what the pass found.
     """
-    size = limits.buffer_size
     total = len(head.method) + len(head.target) + 11
-    if total > size:
+    if total > limits.buffer_size:
         raise HeadRejected(414, "client sent too long URI")
+    scan = _scan_headers(head, limits, total)
+    if head.dropped is not None:
+        _remove_dropped(head, head.dropped)
+    _check_framing(head, limits, scan)
+
+
+#: what the pass over the headers found that the framing rules need (the rest is on the head): the head's size,
+#: the number of ``Host`` headers, the last ``Transfer-Encoding`` and how many there were, the ``Content-Length``
+#: values; a tuple, the cheapest thing to return on this path
+_Scan = tuple[int, int, str | None, int, list[str]]
+
+
+def _scan_headers(head: RequestHead, limits: HeadLimits, total: int) -> _Scan:
+    """One pass: line and head sizes, the invalid names (recorded in ``head.dropped``), the framing headers."""
+    size = limits.buffer_size
     hosts = 0
     te: str | None = None
     te_count = 0
     cl_values: list[str] = []
     dropped: list[DroppedHeader] | None = None
     names = limits.names
-    headers = head.headers
-    for name, value in headers:
+    for name, value in head.headers:
         line = len(name) + 2 + len(value)
         if line > size:
             raise HeadRejected(494, "client sent too long header line")
@@ -257,33 +283,26 @@ def check_head(head: RequestHead, limits: HeadLimits, raw_lengths: Sequence[int]
         elif kind == _EXPECT:
             if value.strip().lower() == "100-continue":
                 head.expect_continue = True
-        elif kind == _ACCEPT:
-            if head.accept is None:
-                head.accept = value
-        elif kind == _CONTENT_TYPE:
-            if head.content_type is None:
-                head.content_type = value
-        elif kind == _TE:
-            if head.te is None:
-                head.te = value
-        elif kind == _VIA:
-            if head.via is None:
-                head.via = value
-        elif kind == _X_FORWARDED_FOR:
-            if head.x_forwarded_for is None:
-                head.x_forwarded_for = value
-        elif kind == _REFERER:
-            if head.referer is None:
-                head.referer = value
-        elif head.user_agent is None:  # _USER_AGENT
-            head.user_agent = value
-    if dropped is not None:
-        if len(dropped) == 1:  # the usual case, in place: a client sends the one stray header it always sends
-            name, value, _, _ = dropped[0]
-            headers.remove((name, value))
-        else:  # one pass, not one remove per drop (a head can hold thousands of tiny lines)
-            invalid = {d[0] for d in dropped}
-            head.headers = [pair for pair in headers if pair[0] not in invalid]
+        else:
+            attribute = _FIRST_VALUE[kind]
+            if getattr(head, attribute) is None:
+                setattr(head, attribute, value)
+    return total, hosts, te, te_count, cl_values
+
+
+def _remove_dropped(head: RequestHead, dropped: list[DroppedHeader]) -> None:
+    """Take the invalid headers out of ``head.headers`` (their log lines are written by the connection)."""
+    if len(dropped) == 1:  # the usual case, in place: a client sends the one stray header it always sends
+        name, value, _, _ = dropped[0]
+        head.headers.remove((name, value))
+    else:  # one pass, not one remove per drop (a head can hold thousands of tiny lines)
+        invalid = {d[0] for d in dropped}
+        head.headers = [pair for pair in head.headers if pair[0] not in invalid]
+
+
+def _check_framing(head: RequestHead, limits: HeadLimits, scan: _Scan) -> None:
+    """nginx's rules on the head's size, ``Host``, and how the body is framed, in nginx's order."""
+    total, hosts, te, te_count, cl_values = scan
     if total > limits.total:
         raise HeadRejected(494, "client sent too large request")
     if hosts > 1:

@@ -39,13 +39,13 @@ from typing import TYPE_CHECKING, Any, cast
 from OpenSSL import SSL
 
 from gateway.downstream.connection import FIRST_REQUEST_GRACE
-from gateway.tls.engine.session import TlsHandshakeError
+from gateway.downstream.contracts import ListenerState
+from gateway.tls.engine.errors import TlsHandshakeError
 from gateway.tls.engine.transport import TlsProtocol
 from gateway.tls.served import ticket_keys
 from gateway.tls.served.certificates import CertificateIndex, base_context, make_sni_callback
 
 if TYPE_CHECKING:
-    from gateway.proxy.state import ProxyState
     from gateway.settings import Listener
 
 __all__ = ["FirstBytes", "TlsListener"]
@@ -68,7 +68,7 @@ class TlsListener:
 
     def __init__(
         self,
-        state: ProxyState,
+        state: ListenerState,
         listener: Listener,
         app_factory: Callable[[], asyncio.Protocol],
         position: int = 0,

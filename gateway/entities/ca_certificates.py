@@ -11,7 +11,8 @@ import datetime
 from typing import Any
 
 from gateway.entities import pem, typedefs
-from gateway.entities.schema import Field, Schema, custom_check
+from gateway.entities.entity_checks import custom_check
+from gateway.entities.schema import Field, Schema
 
 __all__ = ["SCHEMA", "compute_digest"]
 

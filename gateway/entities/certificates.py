@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.entities import pem, typedefs
-from gateway.entities.schema import Field, Schema, custom_check, mutually_required
+from gateway.entities.entity_checks import custom_check, mutually_required
+from gateway.entities.schema import Field, Schema
 
 __all__ = ["SCHEMA"]
 

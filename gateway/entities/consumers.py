@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from gateway.entities import typedefs
-from gateway.entities.schema import Field, Schema, at_least_one_of
+from gateway.entities.entity_checks import at_least_one_of
+from gateway.entities.schema import Field, Schema
 
 __all__ = ["SCHEMA"]
 

@@ -25,7 +25,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.entities import typedefs
-from gateway.entities.schema import NULL, Check, Field, Schema, at_least_one_of, only_one_of
+from gateway.entities.entity_checks import Check, at_least_one_of, only_one_of
+from gateway.entities.schema import Field, Schema
+from gateway.entities.values import NULL
 
 __all__ = [
     "ACL",

@@ -14,7 +14,8 @@ from typing import Any
 
 from gateway.entities import typedefs
 from gateway.entities.plugin_configs import get_plugin, not_enabled_message
-from gateway.entities.schema import NULL, Field, Schema, Subschema
+from gateway.entities.schema import Field, Schema, Subschema
+from gateway.entities.values import NULL
 
 __all__ = ["SCHEMA", "scope_key"]
 

@@ -17,15 +17,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from gateway.entities import route_regex, typedefs
-from gateway.entities.schema import (
-    NULL,
-    Field,
-    Schema,
-    Subschema,
-    conditional,
-    conditional_at_least_one_of,
-    custom_check,
-)
+from gateway.entities.entity_checks import conditional, conditional_at_least_one_of, custom_check
+from gateway.entities.schema import Field, Schema, Subschema
+from gateway.entities.values import NULL
 
 __all__ = ["SCHEMA", "TLS_PROTOCOLS"]
 

@@ -25,8 +25,9 @@ Rules kept from Kong because tests and clients depend on them:
   (``run_with_missing_fields`` / ``run_with_invalid_fields``), and ``conditional`` matches inherit the
   definition of the field they test.
 
-Values are JSON-shaped Python: ``str``, ``int``/``float`` (``bool`` is never a number), ``bool``,
-``list``, ``dict``, ``None``.
+The framework is four modules: ``values.py`` (absent vs null, type predicates, messages), ``validators.py``
+(Kong's validators as a table, in Kong's order), ``entity_checks.py`` (the cross-field checks) and this one
+(``Field``, ``Schema`` and the three steps, with the type checks as a table).
 """
 
 from __future__ import annotations
@@ -34,114 +35,18 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-import re
 import time
 import uuid as uuid_mod
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.entities.entity_checks import Check
 from gateway.entities.errors import schema_violation
+from gateway.entities.validators import run_validators
+from gateway.entities.values import ERR, NULL, UNSET, fmt_num, get_path, is_integer, is_number, is_uuid, set_path
 
-__all__ = [
-    "NULL",
-    "UNSET",
-    "Check",
-    "Field",
-    "Schema",
-    "Subschema",
-    "at_least_one_of",
-    "conditional",
-    "conditional_at_least_one_of",
-    "custom_check",
-    "distinct",
-    "is_nonempty",
-    "is_uuid",
-    "mutually_exclusive",
-    "mutually_required",
-    "only_one_of",
-    "quoted_list",
-]
-
-
-class _Sentinel:
-    __slots__ = ("_name",)
-
-    def __init__(self, name: str) -> None:
-        self._name = name
-
-    def __repr__(self) -> str:
-        return self._name
-
-
-UNSET: Any = _Sentinel("UNSET")
-"""An attribute that was not given (no default, no ``eq`` rule...)."""
-
-NULL: Any = _Sentinel("NULL")
-"""Used as ``eq=NULL`` / ``ne=NULL`` / ``default=NULL``: the rule is about JSON null (Python ``None``)."""
-
-_UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
-
-ERR = {
-    "ARRAY": "expected an array",
-    "SET": "expected a set",
-    "MAP": "expected a map",
-    "RECORD": "expected a record",
-    "STRING": "expected a string",
-    "NUMBER": "expected a number",
-    "BOOLEAN": "expected a boolean",
-    "INTEGER": "expected an integer",
-    "REQUIRED": "required field missing",
-    "UNKNOWN": "unknown field",
-    "REQUIRED_FOR_ENTITY_CHECK": "field required for entity check",
-    "MISSING_PK": "missing primary key",
-}
-
-
-def is_uuid(value: Any) -> bool:
-    """Kong's ``uuid`` validator: 36 characters, 8-4-4-4-12 hex, any case, any version."""
-    return isinstance(value, str) and len(value) == 36 and _UUID_RE.fullmatch(value) is not None
-
-
-def is_nonempty(value: Any) -> bool:
-    """Kong's ``is_nonempty``: not absent/null, not an empty string, list or dict."""
-    return not (value is None or value is UNSET or value == "" or (isinstance(value, list | dict) and not value))
-
-
-def quoted_list(words: Sequence[Any]) -> str:
-    """``['a', 'b']`` -> ``'a', 'b'``; nested lists become ``('a', 'b')``."""
-    parts = []
-    for word in words:
-        if isinstance(word, list | tuple):
-            parts.append(f"({quoted_list(word)})")
-        else:
-            parts.append(f"'{word}'")
-    return ", ".join(parts)
-
-
-def _fmt_num(value: Any) -> str:
-    """Numbers as Lua's ``%d``/``tostring`` print them in messages (``2147483646``, not ``2147483646.0``)."""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _is_integer(value: Any) -> bool:
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, int):
-        return True
-    return isinstance(value, float) and math.isfinite(value) and value.is_integer()
-
-
-def _length(value: Any) -> int:
-    if isinstance(value, str):
-        return len(value.encode("utf-8"))
-    return len(value)
+__all__ = ["Field", "Schema", "Subschema"]
 
 
 Validator = Callable[[Any], "str | None"]
@@ -201,234 +106,6 @@ class Field:
         if self.default is NULL:
             return None
         return copy.deepcopy(self.default)
-
-
-# ------------------------------------------------------------------------------------------- checks
-CheckFn = Callable[["Schema", dict[str, Any], dict[str, Any], bool], "tuple[bool, str | None, str | None]"]
-
-
-@dataclass(frozen=True, slots=True)
-class Check:
-    """One entity check. ``fn(schema, projection, errors, updating) -> (ok, err, custom_err)``.
-
-    ``err`` is formatted with ``message`` (Kong's ``validation_errors[NAME]``); ``custom_err`` replaces it
-    (a ``then_err`` / ``else_then_err``). ``fields`` are the fields the check reads (Kong's
-    ``field_sources``); ``required`` those whose absence turns into "field required for entity check".
-    """
-
-    name: str
-    fields: tuple[str, ...]
-    required: frozenset[str]
-    fn: CheckFn
-    message: str | None = None
-    update_message: str | None = None
-    run_with_missing: bool = False
-    run_with_invalid: bool = False
-
-
-def _get(entity: Mapping[str, Any] | None, name: str) -> Any:
-    """``get_field`` with dotted names; returns ``UNSET`` when absent."""
-    if not isinstance(entity, Mapping):
-        return UNSET
-    head, dot, tail = name.partition(".")
-    if not dot:
-        return entity.get(head, UNSET)
-    return _get(entity.get(head), tail)
-
-
-def _set(entity: dict[str, Any], name: str, value: Any) -> None:
-    head, dot, tail = name.partition(".")
-    if not dot:
-        entity[head] = value
-        return
-    sub = entity.setdefault(head, {})
-    _set(sub, tail, value)
-
-
-def at_least_one_of(*names: str) -> Check:
-    def fn(schema: Schema, entity: dict[str, Any], errors: dict[str, Any], updating: bool) -> Any:
-        if any(is_nonempty(_get(entity, n)) for n in names):
-            return True, None, None
-        return False, quoted_list(names), None
-
-    return Check(
-        "at_least_one_of",
-        names,
-        frozenset(names),
-        fn,
-        "at least one of these fields must be non-empty: {}",
-        "when updating, at least one of these fields must be non-empty: {}",
-        run_with_missing=True,
-        run_with_invalid=True,
-    )
-
-
-def _count_nonempty(entity: dict[str, Any], names: Sequence[str]) -> int:
-    return sum(1 for n in names if is_nonempty(_get(entity, n)))
-
-
-def mutually_required(*names: str) -> Check:
-    def fn(schema: Schema, entity: dict[str, Any], errors: dict[str, Any], updating: bool) -> Any:
-        n = _count_nonempty(entity, names)
-        if n in (0, len(names)):
-            return True, None, None
-        return False, quoted_list(names), None
-
-    return Check(
-        "mutually_required",
-        names,
-        frozenset(names),
-        fn,
-        "all or none of these fields must be set: {}",
-        run_with_missing=True,
-    )
-
-
-def mutually_exclusive(*names: str) -> Check:
-    def fn(schema: Schema, entity: dict[str, Any], errors: dict[str, Any], updating: bool) -> Any:
-        if _count_nonempty(entity, names) <= 1:
-            return True, None, None
-        return False, quoted_list(names), None
-
-    return Check(
-        "mutually_exclusive",
-        names,
-        frozenset(names),
-        fn,
-        "only one or none of these fields must be set: {}",
-        run_with_missing=True,
-    )
-
-
-def only_one_of(*names: str) -> Check:
-    def fn(schema: Schema, entity: dict[str, Any], errors: dict[str, Any], updating: bool) -> Any:
-        if _count_nonempty(entity, names) == 1:
-            return True, None, None
-        return False, quoted_list(names), None
-
-    return Check(
-        "only_one_of",
-        names,
-        frozenset(names),
-        fn,
-        "exactly one of these fields must be non-empty: {}",
-        run_with_invalid=True,
-    )
-
-
-def distinct(*names: str) -> Check:
-    def fn(schema: Schema, entity: dict[str, Any], errors: dict[str, Any], updating: bool) -> Any:
-        seen: list[Any] = []
-        for n in names:
-            value = _get(entity, n)
-            if is_nonempty(value):
-                if value in seen:
-                    return False, quoted_list(names), None
-                seen.append(value)
-        return True, None, None
-
-    return Check(
-        "distinct", names, frozenset(names), fn, "values of these fields must be distinct: {}", run_with_invalid=True
-    )
-
-
-def conditional(
-    if_field: str,
-    if_match: Mapping[str, Any],
-    then_field: str,
-    then_match: Mapping[str, Any],
-    then_err: str | None = None,
-) -> Check:
-    """If ``if_field`` passes ``if_match``, ``then_field`` must pass ``then_match``.
-
-    Both matches inherit the definition of the field they test (Kong sets the field as their metatable),
-    so ``{"one_of": (...)}`` on a string field is still a string check.
-    """
-
-    def fn(schema: Schema, entity: dict[str, Any], errors: dict[str, Any], updating: bool) -> Any:
-        if_value = _get(entity, if_field)
-        then_value = _get(entity, then_field)
-        if then_value is UNSET:
-            then_value = None
-        if_def = schema.lookup_field(if_field, entity)(**if_match)
-        if schema.validate_field(if_def, None if if_value is UNSET else if_value) is not None:
-            return True, None, None
-        if then_match.get("required") is True and then_value is None:
-            _set(errors, then_field, ERR["REQUIRED"])
-            return False, if_field, None
-        then_def = schema.lookup_field(then_field, entity)(**then_match)
-        err = schema.validate_field(then_def, then_value)
-        if err is not None:
-            _set(errors, then_field, err)
-            return False, if_field, then_err.replace("%s", if_field) if then_err else None
-        return True, None, None
-
-    return Check(
-        "conditional",
-        (if_field, then_field),
-        frozenset({if_field}),
-        fn,
-        "failed conditional validation given value of field '{}'",
-        run_with_invalid=True,
-    )
-
-
-def conditional_at_least_one_of(
-    if_field: str,
-    if_match: Mapping[str, Any],
-    then_at_least_one_of: Sequence[str],
-    then_err: str | None = None,
-    else_match: Mapping[str, Any] | None = None,
-    else_then_at_least_one_of: Sequence[str] = (),
-    else_then_err: str | None = None,
-) -> Check:
-    """Kong's ``conditional_at_least_one_of`` (used by the route subschemas)."""
-
-    def fn(schema: Schema, entity: dict[str, Any], errors: dict[str, Any], updating: bool) -> Any:
-        if_value = _get(entity, if_field)
-        if if_value is UNSET:
-            return True, None, None
-        base = schema.lookup_field(if_field, entity)
-        if schema.validate_field(base(**if_match), if_value) is not None:
-            if else_match is None:
-                return True, None, None
-            if schema.validate_field(base(**else_match), if_value) is not None:
-                return True, None, None
-            names, custom = else_then_at_least_one_of, else_then_err
-        else:
-            names, custom = then_at_least_one_of, then_err
-        if any(is_nonempty(_get(entity, n)) for n in names):
-            return True, None, None
-        listed = quoted_list(names)
-        return False, listed, custom.replace("%s", listed) if custom else None
-
-    sources = (if_field, *then_at_least_one_of, *else_then_at_least_one_of)
-    return Check(
-        "conditional_at_least_one_of",
-        tuple(dict.fromkeys(sources)),
-        frozenset(),
-        fn,
-        "at least one of these fields must be non-empty: {}",
-        "when updating, at least one of these fields must be non-empty: {}",
-        run_with_missing=True,
-        run_with_invalid=True,
-    )
-
-
-def custom_check(
-    field_sources: Sequence[str], fn: Callable[[dict[str, Any]], str | None], run_with_missing: bool = False
-) -> Check:
-    """Kong's ``custom_entity_check``: ``fn(projection)`` returns an error message or None.
-
-    It does not run when any of its fields is invalid or (unless ``run_with_missing``) absent.
-    """
-
-    def run(schema: Schema, entity: dict[str, Any], errors: dict[str, Any], updating: bool) -> Any:
-        err = fn(entity)
-        return (True, None, None) if err is None else (False, err, None)
-
-    names = tuple(field_sources)
-    return Check("custom_entity_check", names, frozenset(names), run, None, run_with_missing=run_with_missing)
 
 
 # ------------------------------------------------------------------------------------------- schema
@@ -502,7 +179,7 @@ class Schema:
         return [(n, f) for n, f in self.fields if f.type == "foreign"]
 
     # ---------------------------------------------------------------- step 1: auto fields
-    def process_auto_fields(self, data: Mapping[str, Any], context: str, now: float | None = None) -> dict[str, Any]:  # noqa: C901 (older than the rule; issue 12 splits it)
+    def process_auto_fields(self, data: Mapping[str, Any], context: str, now: float | None = None) -> dict[str, Any]:
         """Copy ``data`` and apply shorthands, auto fields and (unless ``context == "update"``) defaults.
 
         ``context`` is ``insert``, ``upsert`` or ``update``. Raises ``schema_violation`` when a shorthand
@@ -510,46 +187,39 @@ class Schema:
         """
         out = copy.deepcopy(dict(data))
         if self.shorthand_fields:
-            errs: dict[str, Any] = {}
-            for sname, sfield, func in self.shorthand_fields:
-                if sname not in out:
-                    continue
-                value = out[sname]
-                err = self.validate_field(sfield, value)
-                if err is not None:
-                    errs[sname] = err
-                    continue
-                del out[sname]
-                expanded = func(value)
-                for k, v in (expanded or {}).items():
-                    if isinstance(v, dict) and isinstance(out.get(k), dict):
-                        out[k] = {**out[k], **v}
-                    else:
-                        out[k] = v
-            if errs:
-                raise schema_violation(errs)
+            self._expand_shorthands(out)
         stamp = time.time() if now is None else now
-        creating = context in ("insert", "upsert")
         for name, f in self.each_field(out):
-            present = name in out
-            value = out.get(name)
-            if f.auto:
-                if f.uuid:
-                    if creating and not present:
-                        out[name] = str(uuid_mod.uuid4())
-                        continue
-                elif (name == "created_at" and creating and value is None) or (
-                    name == "updated_at" and context in ("insert", "upsert", "update")
-                ):
-                    out[name] = round(stamp, 3) if f.type == "number" else int(stamp)
-                    continue
-            if present:
-                out[name] = self._adjust(f, value, context)
+            if f.auto and _fill_auto(out, name, f, context, stamp):
+                continue
+            if name in out:
+                out[name] = self._adjust(f, out[name], context)
             elif context != "update":
                 missing = self._missing(f)
                 if missing is not UNSET:
                     out[name] = missing
         return out
+
+    def _expand_shorthands(self, out: dict[str, Any]) -> None:
+        """Replace each shorthand field of ``out`` by what it expands to (records merged into records)."""
+        errs: dict[str, Any] = {}
+        for sname, sfield, func in self.shorthand_fields:
+            if sname not in out:
+                continue
+            value = out[sname]
+            err = self.validate_field(sfield, value)
+            if err is not None:
+                errs[sname] = err
+                continue
+            del out[sname]
+            expanded = func(value)
+            for k, v in (expanded or {}).items():
+                if isinstance(v, dict) and isinstance(out.get(k), dict):
+                    out[k] = {**out[k], **v}
+                else:
+                    out[k] = v
+        if errs:
+            raise schema_violation(errs)
 
     def _missing(self, f: Field) -> Any:
         """Kong's ``handle_missing_field``: default, else null when optional, else a record's defaults."""
@@ -619,13 +289,13 @@ class Schema:
         all_nil = True
         all_ok = True
         for fname in check.fields:
-            value = _get(data, fname)
+            value = get_path(data, fname)
             if value is UNSET:
                 if not check.run_with_missing and fname in check.required:
                     missing.append(fname)
             else:
                 all_nil = False
-                _set(projection, fname, copy.deepcopy(value))
+                set_path(projection, fname, copy.deepcopy(value))
             if fname in errors:
                 all_ok = False
         if not all_ok and not check.run_with_invalid:
@@ -635,7 +305,7 @@ class Schema:
         if missing:
             msg = ERR["REQUIRED_FOR_ENTITY_CHECK"] + (" when updating" if updating else "")
             for fname in missing:
-                _set(errors, fname, msg)
+                set_path(errors, fname, msg)
             return
         ok, err, custom = check.fn(self, projection, errors, updating)
         if ok:
@@ -647,83 +317,34 @@ class Schema:
             message = fmt.format(err) if fmt else str(err)
         errors.setdefault("@entity", []).append(message)
 
-    def validate_field(self, f: Field, value: Any) -> Any:  # noqa: C901 (older than the rule; issue 12 splits it)
-        """Kong's ``Schema:validate_field``: None when ``value`` is valid, else its error (str, list or dict)."""
+    def validate_field(self, f: Field, value: Any) -> Any:
+        """Kong's ``Schema:validate_field``: None when ``value`` is valid, else its error (str, list or dict).
+
+        Null first, then the type (``_TYPE_CHECKS``, which also validates the elements of aggregates), then
+        the field's validators in Kong's order.
+        """
         if value is None:
-            if f.ne is NULL:
-                return f.err or "value must not be null"
-            if f.eq is not UNSET and f.eq is not NULL:
-                return f"value must be {_fmt_num(f.eq)}"
-            if f.required:
-                return ERR["REQUIRED"]
-            return None
+            return _null_error(f)
         if f.eq is NULL:
             return f.err or "value must be null"
-        t = f.type
-        if t in ("array", "set"):
-            if not isinstance(value, list):
-                return ERR["ARRAY"] if t == "array" else ERR["SET"]
-            assert f.elements is not None
-            element = f.elements(required=True)
-            errs: list[Any] = [self.validate_field(element, item) for item in value]
-            if any(e is not None for e in errs):
-                while errs and errs[-1] is None:
-                    errs.pop()
-                return errs
-        elif t == "map":
-            if not isinstance(value, dict):
-                return ERR["MAP"]
-            kdef = (f.keys or Field("string"))(required=True)
-            vdef = (f.values or Field("any"))(required=True)
-            for k, v in value.items():
-                err = self.validate_field(kdef, k)
-                if err is None:
-                    err = self.validate_field(vdef, v)
-                if err is not None:
-                    return err
-        elif t == "record":
-            if not isinstance(value, dict):
-                return ERR["RECORD"]
-            if f.record is not None:
-                try:
-                    processed = f.record.process_auto_fields(value, "insert")
-                except Exception as exc:  # a shorthand error inside a record
-                    return getattr(exc, "fields", None) or str(exc)
-                rec_errors = f.record.validate(processed)
-                if rec_errors:
-                    return rec_errors
-        elif t == "foreign":
-            if not isinstance(value, dict):
-                return {"id": ERR["MISSING_PK"]}
-            if "id" not in value:
-                return {"id": ERR["MISSING_PK"]}
-            if value["id"] is None:
-                return {"id": ERR["REQUIRED"]}
-            if not isinstance(value["id"], str):
-                return {"id": ERR["STRING"]}
-            if not is_uuid(value["id"]):
-                return {"id": "expected a valid UUID"}
+        check = _TYPE_CHECKS.get(f.type)
+        if check is None:
+            return f"invalid type: {f.type}"
+        err = check(self, f, value)
+        if err is _VALID:
             return None
-        elif t == "integer":
-            if not _is_integer(value):
-                return ERR["INTEGER"]
-        elif t == "number":
-            if not _is_number(value) or (isinstance(value, float) and math.isnan(value)):
-                return ERR["NUMBER"]
-        elif t == "string":
-            if not isinstance(value, str):
-                return ERR["STRING"]
-            if f.len_min is None:
-                f = f(len_min=1)
-        elif t == "boolean":
-            if not isinstance(value, bool):
-                return ERR["BOOLEAN"]
-        elif t != "any":
-            return f"invalid type: {t}"
-        err = _run_validators(f, value)
+        if err is not None:
+            return err
+        if f.type == "string" and f.len_min is None:
+            f = f(len_min=1)  # strings default to len_min = 1
+        err = run_validators(f, value)
         if err is not None:
             return f.err or err
         return None
+
+    def validate_as(self, name: str, entity: Mapping[str, Any], rules: Mapping[str, Any], value: Any) -> Any:
+        """``value`` validated as field ``name`` of ``entity`` with ``rules`` replacing its own (the entity checks)."""
+        return self.validate_field(self.lookup_field(name, entity)(**rules), value)
 
     # ---------------------------------------------------------------- step 3: complete rows
     def complete(self, row: Mapping[str, Any]) -> dict[str, Any]:
@@ -747,58 +368,126 @@ class Schema:
         return out
 
 
-def _run_validators(f: Field, value: Any) -> str | None:  # noqa: C901 (older than the rule; issue 12 splits it)
-    """The validators of one field, in Kong's ``validators_order``; the first failure wins."""
-    if f.eq is not UNSET and f.eq is not NULL and value != f.eq:
-        return f"value must be {_fmt_num(f.eq)}"
-    if f.ne is not UNSET and f.ne is not NULL and value == f.ne:
-        return f"value must not be {_fmt_num(value)}"
-    if f.not_one_of is not None and value in f.not_one_of:
-        return "must not be one of: " + ", ".join(_fmt_num(o) for o in f.not_one_of)
-    if f.one_of is not None and value not in f.one_of:
-        return "expected one of: " + ", ".join(_fmt_num(o) for o in f.one_of)
-    if f.gt is not None and not value > f.gt:
-        return f"value must be greater than {_fmt_num(f.gt)}"
-    if f.timestamp and not value > 0:
-        return "expected a valid timestamp"
-    if f.uuid and not is_uuid(value):
-        return "expected a valid UUID"
-    if f.between is not None and (value < f.between[0] or value > f.between[1]):
-        return f"value should be between {int(f.between[0])} and {int(f.between[1])}"
-    if f.len_eq is not None and _length(value) != f.len_eq:
-        return f"length must be {f.len_eq}"
-    if f.len_min is not None and _length(value) < f.len_min:
-        return f"length must be at least {f.len_min}"
-    if f.len_max is not None and _length(value) > f.len_max:
-        return f"length must be at most {f.len_max}"
-    if f.starts_with is not None and not value.startswith(f.starts_with):
-        return f"should start with: {f.starts_with}"
-    if f.not_match is not None and re.search(f.not_match, value):
-        return f"invalid value: {value}"
-    for pattern, err in f.match_none:
-        if re.search(pattern, value):
-            return err
-    if f.match is not None and not re.search(f.match, value):
-        return f"invalid value: {value}"
-    for pattern, err in f.match_all:
-        if not re.search(pattern, value):
-            return err
-    if f.match_any is not None:
-        patterns, err = f.match_any
-        if not any(re.search(p, value) for p in patterns):
-            return err
-    if f.contains is not UNSET and f.contains not in value:
-        return f"expected to contain: {f.contains}"
-    if f.custom_validator is not None:
-        custom_err = f.custom_validator(value)
-        if custom_err is not None:
-            return custom_err
-    if f.mutually_exclusive_subsets is not None:
-        member_of: list[tuple[str, ...]] = []
-        for item in value:
-            for subset in f.mutually_exclusive_subsets:
-                if item in subset and subset not in member_of:
-                    member_of.append(subset)
-        if len(member_of) > 1:
-            return "these sets are mutually exclusive: " + quoted_list([list(s) for s in member_of])
+def _fill_auto(out: dict[str, Any], name: str, f: Field, context: str, stamp: float) -> bool:
+    """Set an ``auto`` field that Kong generates in this ``context`` (id, timestamps); False when it does not."""
+    creating = context in ("insert", "upsert")
+    if f.uuid:
+        if creating and name not in out:
+            out[name] = str(uuid_mod.uuid4())
+            return True
+        return False
+    if (name == "created_at" and creating and out.get(name) is None) or (
+        name == "updated_at" and context in ("insert", "upsert", "update")
+    ):
+        out[name] = round(stamp, 3) if f.type == "number" else int(stamp)
+        return True
+    return False
+
+
+def _null_error(f: Field) -> str | None:
+    """The error of a null value: only a required field, or an ``eq`` / ``ne`` rule, refuses null."""
+    if f.ne is NULL:
+        return f.err or "value must not be null"
+    if f.eq is not UNSET and f.eq is not NULL:
+        return f"value must be {fmt_num(f.eq)}"
+    if f.required:
+        return ERR["REQUIRED"]
     return None
+
+
+#: a type check's answer for "valid, and the field's validators do not apply" (a foreign key)
+_VALID: Any = object()
+
+#: ``(schema, field, value) -> error``: None when the type is right (the validators run next), ``_VALID``, or the
+#: error; aggregates validate their elements here
+TypeCheck = Callable[["Schema", Field, Any], Any]
+
+
+def _check_list(schema: Schema, f: Field, value: Any) -> Any:
+    if not isinstance(value, list):
+        return ERR["ARRAY"] if f.type == "array" else ERR["SET"]
+    assert f.elements is not None
+    element = f.elements(required=True)
+    errs: list[Any] = [schema.validate_field(element, item) for item in value]
+    if any(e is not None for e in errs):
+        while errs and errs[-1] is None:
+            errs.pop()
+        return errs
+    return None
+
+
+def _check_map(schema: Schema, f: Field, value: Any) -> Any:
+    if not isinstance(value, dict):
+        return ERR["MAP"]
+    kdef = (f.keys or Field("string"))(required=True)
+    vdef = (f.values or Field("any"))(required=True)
+    for k, v in value.items():
+        err = schema.validate_field(kdef, k)
+        if err is None:
+            err = schema.validate_field(vdef, v)
+        if err is not None:
+            return err
+    return None
+
+
+def _check_record(schema: Schema, f: Field, value: Any) -> Any:
+    if not isinstance(value, dict):
+        return ERR["RECORD"]
+    if f.record is not None:
+        try:
+            processed = f.record.process_auto_fields(value, "insert")
+        except Exception as exc:  # a shorthand error inside a record
+            return getattr(exc, "fields", None) or str(exc)
+        rec_errors = f.record.validate(processed)
+        if rec_errors:
+            return rec_errors
+    return None
+
+
+def _check_foreign(schema: Schema, f: Field, value: Any) -> Any:
+    if not isinstance(value, dict) or "id" not in value:
+        return {"id": ERR["MISSING_PK"]}
+    key = value["id"]
+    if key is None:
+        return {"id": ERR["REQUIRED"]}
+    if not isinstance(key, str):
+        return {"id": ERR["STRING"]}
+    if not is_uuid(key):
+        return {"id": "expected a valid UUID"}
+    return _VALID
+
+
+def _check_integer(schema: Schema, f: Field, value: Any) -> Any:
+    return None if is_integer(value) else ERR["INTEGER"]
+
+
+def _check_number(schema: Schema, f: Field, value: Any) -> Any:
+    if not is_number(value) or (isinstance(value, float) and math.isnan(value)):
+        return ERR["NUMBER"]
+    return None
+
+
+def _check_string(schema: Schema, f: Field, value: Any) -> Any:
+    return None if isinstance(value, str) else ERR["STRING"]
+
+
+def _check_boolean(schema: Schema, f: Field, value: Any) -> Any:
+    return None if isinstance(value, bool) else ERR["BOOLEAN"]
+
+
+def _check_any(schema: Schema, f: Field, value: Any) -> Any:
+    return None
+
+
+_TYPE_CHECKS: dict[str, TypeCheck] = {
+    "array": _check_list,
+    "set": _check_list,
+    "map": _check_map,
+    "record": _check_record,
+    "foreign": _check_foreign,
+    "integer": _check_integer,
+    "number": _check_number,
+    "string": _check_string,
+    "boolean": _check_boolean,
+    "any": _check_any,
+}

@@ -12,7 +12,9 @@ import re
 from typing import Any
 
 from gateway.entities import typedefs
-from gateway.entities.schema import NULL, Field, Schema, conditional
+from gateway.entities.entity_checks import conditional
+from gateway.entities.schema import Field, Schema
+from gateway.entities.values import NULL
 
 __all__ = ["SCHEMA", "expand_url", "parse_url"]
 

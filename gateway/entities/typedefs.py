@@ -10,7 +10,9 @@ from __future__ import annotations
 import re
 
 from gateway.entities import net, pem, route_regex
-from gateway.entities.schema import NULL, Field, Schema, at_least_one_of
+from gateway.entities.entity_checks import at_least_one_of
+from gateway.entities.schema import Field, Schema
+from gateway.entities.values import NULL
 
 __all__ = [
     "HTTP_PROTOCOLS",

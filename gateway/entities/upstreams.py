@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.entities import net, typedefs
-from gateway.entities.schema import Field, Schema, conditional, distinct
+from gateway.entities.entity_checks import conditional, distinct
+from gateway.entities.schema import Field, Schema
 
 __all__ = ["HEALTHCHECKS_DEFAULTS", "SCHEMA", "validate_upstream_name"]
 

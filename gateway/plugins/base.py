@@ -27,6 +27,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from gateway.entities.index import index_of
+
 if TYPE_CHECKING:
     from gateway.observability.errorlog import ErrorLog
 
@@ -173,7 +175,7 @@ class BuildContext:
     """What ``Plugin.compile`` may read: the configuration's rows, indexed once per snapshot build.
 
     Attributes:
-        config: entity name -> rows (the store's export).
+        index: the build's ``ConfigIndex`` (rows by id, by name, by foreign key); ``config`` is the same object.
         ca_certificates: id -> ``ca_certificates`` row.
         consumers: id -> consumer row; ``consumers_by_username`` / ``consumers_by_custom_id`` likewise.
         log: the error log (build-time problems: an unknown CA id, an unparsable PEM).
@@ -185,21 +187,16 @@ class BuildContext:
     def __init__(
         self, config: Mapping[str, Any], log: Any = None, *, certificate_index: Any = None, previous: Any = None
     ) -> None:
-        self.config = config
+        #: the build's one index of the export (``ConfigIndex``); also readable as the plain mapping it wraps
+        self.index = index_of(config)
+        self.config: Mapping[str, Any] = self.index
         self.log = log
         self.certificate_index = certificate_index
         self.previous = previous
-        self.ca_certificates: dict[str, Mapping[str, Any]] = {
-            str(row["id"]): row for row in config.get("ca_certificates", []) if row.get("id") is not None
-        }
-        consumers = [row for row in config.get("consumers", []) if row.get("id") is not None]
-        self.consumers: dict[str, Mapping[str, Any]] = {str(row["id"]): row for row in consumers}
-        self.consumers_by_username: dict[str, Mapping[str, Any]] = {
-            row["username"]: row for row in consumers if isinstance(row.get("username"), str)
-        }
-        self.consumers_by_custom_id: dict[str, Mapping[str, Any]] = {
-            row["custom_id"]: row for row in consumers if isinstance(row.get("custom_id"), str)
-        }
+        self.ca_certificates: Mapping[str, Mapping[str, Any]] = self.index.by_id("ca_certificates")
+        self.consumers: Mapping[str, Mapping[str, Any]] = self.index.by_id("consumers")
+        self.consumers_by_username: Mapping[str, Mapping[str, Any]] = self.index.by_field("consumers", "username")
+        self.consumers_by_custom_id: Mapping[str, Mapping[str, Any]] = self.index.by_field("consumers", "custom_id")
         self._memo: dict[Any, Any] = {}
 
     def memo(self, key: Any, factory: Any) -> Any:

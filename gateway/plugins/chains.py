@@ -26,17 +26,12 @@ import inspect
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
+from gateway.entities.index import foreign_id, index_of
 from gateway.plugins.base import BuildContext, Exit, Plugin, PluginContext, handler_class
 
 __all__ = ["Chain", "PluginIndex", "Slot", "lookup_instance", "run_access", "run_header_filter", "run_log"]
 
 Key = tuple[str | None, str | None, str | None]
-
-
-def _ref_id(value: Any) -> str | None:
-    if isinstance(value, Mapping):
-        value = value.get("id")
-    return str(value) if value is not None else None
 
 
 def lookup_instance(
@@ -162,12 +157,13 @@ class PluginIndex:
         A plugin whose compile step fails is left out with an error line (Kong would refuse the write; rows that
         reach us were validated, so this only guards against a broken handler).
         """
-        build = build if build is not None else BuildContext(config, log)
+        index = index_of(config)
+        build = build if build is not None else BuildContext(index, log)
         combos: dict[str, dict[Key, Plugin]] = {}
         classes: dict[str, type[Plugin]] = {}
         instances: dict[str, Plugin] = {}
         scoped: dict[str, list[tuple[Plugin, Mapping[str, Any]]]] = {}
-        for row in config.get("plugins", []):
+        for row in index.rows("plugins"):
             if row.get("enabled") is False:
                 continue
             name = row.get("name")
@@ -179,7 +175,7 @@ class PluginIndex:
             except Exception as exc:  # a handler bug must not take the whole snapshot down
                 build.error(f"[{name}] plugin {row.get('id')} could not be compiled, it will not run: {exc}")
                 continue
-            key: Key = (_ref_id(row.get("route")), _ref_id(row.get("service")), _ref_id(row.get("consumer")))
+            key: Key = (foreign_id(row.get("route")), foreign_id(row.get("service")), foreign_id(row.get("consumer")))
             combos.setdefault(handler.NAME, {})[key] = instance
             classes[handler.NAME] = handler
             instances[instance.id] = instance
@@ -188,11 +184,11 @@ class PluginIndex:
         ordered = sorted(classes.values(), key=_priority_key, reverse=True)
         chains: dict[str, Chain] = {}
         if ordered:
-            for route in config.get("routes", []):
-                route_id = _ref_id(route.get("id"))
+            for route in index.rows("routes"):
+                route_id = foreign_id(route.get("id"))
                 if route_id is None:
                     continue
-                service_id = _ref_id(route.get("service"))
+                service_id = foreign_id(route.get("service"))
                 slots = [
                     slot for handler in ordered if (slot := _slot(handler, combos[handler.NAME], route_id, service_id))
                 ]

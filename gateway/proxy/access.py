@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
-    from gateway.proxy.router import Route
+    from gateway.proxy.matchers import Route
 
 __all__ = ["Forwarded", "Refusal", "forwarded", "route_refusal", "split_target"]
 

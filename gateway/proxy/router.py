@@ -15,7 +15,7 @@ Theory of operation (``kong/router/transform.lua``, ``atc.lua``, ``utils.lua``):
    listener's), paths (prefix ``startswith``, or ``~`` regex anchored at the start, on the normalized
    path), headers (names case-insensitive with ``-``/``_`` equivalent, values lowercased; ``~*`` values
    are regexes searched in the lowercased value). Route ``protocols`` are *not* a condition here: the
-   runloop turns an https-only match over plain HTTP into 426 or a redirect.
+   runloop turns an https-only match over plain HTTP into 426 or a redirect. Rules 1 to 3 are ``matchers.py``.
    Regexes are compiled by ``gateway.entities.route_regex`` (RE2: time linear in the path, whatever the
    pattern), the module the write-time validation uses, so a stored route compiles here. One that does not
    (written before that validation existed) is left out with Kong's ``could not add route`` error line.
@@ -35,33 +35,16 @@ route semantics: what the router matched decides what is sent upstream.
 from __future__ import annotations
 
 import re
-import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from gateway.entities import route_regex
 from gateway.entities.net import normalize_path as _normalize_path
-from gateway.entities.route_regex import RouteRegex
+from gateway.proxy.matchers import Match, Matcher, Route, matchers_of, norm_header_name, split_host_port
 
-__all__ = [
-    "Match",
-    "Route",
-    "Router",
-    "escape_path",
-    "normalize_path",
-    "route_priority",
-    "split_host_port",
-    "upstream_uri_v0",
-    "upstream_uri_v1",
-]
+__all__ = ["Router", "escape_path", "header_map", "normalize_path", "upstream_uri_v0", "upstream_uri_v1"]
 
 HTTP_PROTOCOLS = frozenset(("http", "https", "grpc", "grpcs"))
-_SPLIT_NAMESPACE = uuid.UUID("7f145bf9-0dce-4f91-98eb-debbce4b9f6b")
-_MAX_HEADER_COUNT = 255
-_PLAIN_HOST_ONLY_BIT = 1 << 60
-_REGEX_URL_BIT = 1 << 51
-
-_EXACT, _PREFIX, _SUFFIX = 0, 1, 2
 MATCH_CACHE_SIZE = 5000  # Kong's router LRU size
 
 
@@ -140,254 +123,7 @@ def upstream_uri_v1(strip_path: bool, prefix: str | None, req_uri: str, base: st
     return base + uri if uri != "/" else base
 
 
-def split_host_port(value: str) -> tuple[str, int | None]:
-    """``split_host_port``: split at the first ``:`` when what follows is a number, else no port."""
-    i = value.find(":")
-    if i == -1:
-        return value, None
-    rest = value[i + 1 :]
-    if rest.isdigit():
-        return value[:i], int(rest)
-    return value, None
-
-
-# ----------------------------------------------------------------------------------------- compiled routes
-class Route:
-    """One route row, compiled: the fields the runloop needs after a match."""
-
-    __slots__ = (
-        "grpc",
-        "https_only",
-        "https_redirect_status_code",
-        "id",
-        "name",
-        "path_handling",
-        "preserve_host",
-        "protocols",
-        "row",
-        "service",
-        "strip_path",
-    )
-
-    def __init__(self, row: Mapping[str, Any], service: Any) -> None:
-        self.row = row
-        self.id: str = row["id"]
-        self.name: str | None = row.get("name")
-        protocols = frozenset(row.get("protocols") or ("http", "https"))
-        self.protocols = protocols
-        self.https_only = "https" in protocols and "http" not in protocols
-        self.grpc = "grpc" in protocols or "grpcs" in protocols
-        self.strip_path: bool = bool(row.get("strip_path", True))
-        self.preserve_host: bool = bool(row.get("preserve_host", False))
-        self.path_handling: str = row.get("path_handling") or "v0"
-        self.https_redirect_status_code: int = int(row.get("https_redirect_status_code") or 426)
-        self.service = service  # opaque to the router: the snapshot's compiled service, or None
-
-
-class Match:
-    """The router's answer: the route, its service, and what the path match produced."""
-
-    __slots__ = ("captures", "prefix", "route", "service", "upstream_uri")
-
-    def __init__(self, route: Route, prefix: str | None, captures: dict[str, str] | None) -> None:
-        self.route = route
-        self.service = route.service
-        self.prefix = prefix  # the matched path when strip_path, else None (Kong's match_t.prefix)
-        self.captures = captures
-        #: the escaped upstream path for the matched request path, set by the proxy on first use (rule 5)
-        self.upstream_uri: str | None = None
-
-
 _UNCACHED = Match.__new__(Match)  # "not in the match cache" (a cached answer may be None: no route)
-
-
-def _wildcard(value: str) -> tuple[int, str]:
-    if value.startswith("*"):
-        return _SUFFIX, value[1:]
-    if value.endswith("*"):
-        return _PREFIX, value[:-1]
-    return _EXACT, value
-
-
-def _sni_matcher(value: str) -> tuple[int, str]:
-    if value.endswith("*"):
-        return _PREFIX, value[:-1]
-    if len(value) > 1 and value.endswith("."):
-        value = value[:-1]
-    if value.startswith("*"):
-        return _SUFFIX, value[1:]
-    return _EXACT, value
-
-
-def _name_matches(kind: int, pattern: str, value: str) -> bool:
-    if kind == _EXACT:
-        return value == pattern
-    if kind == _SUFFIX:
-        return value.endswith(pattern)
-    return value.startswith(pattern)
-
-
-def _norm_header_name(name: str) -> str:
-    return name.lower().replace("-", "_")
-
-
-def route_priority(row: Mapping[str, Any], paths: Sequence[str] | None) -> int:
-    """Kong's ``get_priority`` for one (possibly split) route."""
-    weight = 0
-    for field in ("sources", "destinations", "methods", "hosts"):
-        if row.get(field):
-            weight += 1
-    headers = row.get("headers") or {}
-    header_count = min(len(headers), _MAX_HEADER_COUNT)
-    if header_count:
-        weight += 1
-    if row.get("snis"):
-        weight += 1
-    hosts = row.get("hosts")
-    plain_host_only = isinstance(hosts, list) and not any("*" in h for h in hosts)
-    uri_length = 0
-    regex_url = False
-    if paths:
-        weight += 1
-        if paths[0].startswith("~"):
-            regex_url = True
-        else:
-            uri_length = len(paths[0].encode("latin-1", "replace"))
-    regex_priority = int(row.get("regex_priority") or 0) if regex_url else 0
-    return (
-        (weight << 61)
-        | (_PLAIN_HOST_ONLY_BIT if plain_host_only else 0)
-        | (_REGEX_URL_BIT if regex_url else 0)
-        | (header_count << 52)
-        | (regex_priority << 19)
-        | (uri_length & 0x7FFFF)
-    )
-
-
-class _Matcher:
-    """One ATC matcher: the conditions of a route (or of one path group of it)."""
-
-    __slots__ = ("exact_hosts", "headers", "hosts", "id", "methods", "paths", "priority", "route", "snis", "sort_key")
-
-    def __init__(self, route: Route, row: Mapping[str, Any], paths: list[str] | None, matcher_id: str) -> None:
-        self.route = route
-        self.id = matcher_id
-        self.priority = route_priority(row, paths)
-        self.sort_key = (self.priority, uuid.UUID(matcher_id).bytes if _is_uuid(matcher_id) else matcher_id.encode())
-        methods = row.get("methods")
-        self.methods: frozenset[str] | None = frozenset(methods) if methods else None
-        hosts = row.get("hosts")
-        self.hosts: tuple[tuple[int, str, int | None], ...] | None = None
-        self.exact_hosts: tuple[str, ...] = ()
-        if hosts:
-            compiled = []
-            exact = []
-            for h in hosts:
-                name, port = split_host_port(h)
-                kind, value = _wildcard(name)
-                compiled.append((kind, value, port))
-                if kind == _EXACT:
-                    exact.append(value)
-            self.hosts = tuple(compiled)
-            # indexable only when every host entry is exact; otherwise the matcher goes to the general list
-            if len(exact) == len(compiled):
-                self.exact_hosts = tuple(dict.fromkeys(exact))
-        self.paths: tuple[tuple[str | None, RouteRegex | None], ...] | None = None
-        if paths:
-            self.paths = tuple(
-                (None, route_regex.compile_path(p)) if route_regex.is_path_regex(p) else (p, None) for p in paths
-            )
-        headers = row.get("headers")
-        self.headers: tuple[tuple[str, tuple[str, ...], tuple[RouteRegex, ...]], ...] | None = None
-        if headers:
-            compiled_headers = []
-            for name, values in headers.items():
-                plain = tuple(v.lower() for v in values if not route_regex.is_header_regex(v))
-                regexes = tuple(route_regex.compile_header(v) for v in values if route_regex.is_header_regex(v))
-                compiled_headers.append((_norm_header_name(name), plain, regexes))
-            self.headers = tuple(compiled_headers)
-        snis = row.get("snis")
-        self.snis: tuple[tuple[int, str], ...] | None = tuple(_sni_matcher(s) for s in snis) if snis else None
-
-    def match(  # noqa: C901 (older than the rule; issue 12 splits it)
-        self,
-        method: str,
-        path: str,
-        host: str,
-        port: int,
-        https: bool,
-        sni: str | None,
-        headers: Mapping[str, list[str]] | None,
-    ) -> Match | None:
-        if self.snis is not None and https and (sni is None or not any(_name_matches(k, v, sni) for k, v in self.snis)):
-            return None
-        if self.methods is not None and method not in self.methods:
-            return None
-        if self.hosts is not None:
-            for kind, value, hport in self.hosts:
-                if (hport is None or hport == port) and _name_matches(kind, value, host):
-                    break
-            else:
-                return None
-        matched_path: str | None = None
-        captures: dict[str, str] | None = None
-        if self.paths is not None:
-            for prefix, regex in self.paths:
-                if regex is None:
-                    assert prefix is not None
-                    if path.startswith(prefix):
-                        matched_path = prefix
-                        break
-                else:
-                    found = regex.match(path)
-                    if found is not None:
-                        matched_path, captures = found
-                        break
-            else:
-                return None
-        if self.headers is not None:
-            if headers is None:
-                return None
-            for name, plain, regexes in self.headers:
-                values = headers.get(name)
-                if not values:
-                    return None
-                for value in values:
-                    lowered = value.lower()
-                    if lowered in plain or any(r.search(lowered) for r in regexes):
-                        break
-                else:
-                    return None
-        route = self.route
-        return Match(route, matched_path if route.strip_path else None, captures)
-
-
-def _is_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
-
-
-def _group_paths(paths: list[str]) -> list[list[str]]:
-    groups: dict[int, list[str]] = {}
-    for p in paths:
-        key = 0 if p.startswith("~") else len(p.encode("latin-1", "replace"))
-        groups.setdefault(key, []).append(p)
-    return list(groups.values())
-
-
-def _matchers(route: Route, row: Mapping[str, Any]) -> list[_Matcher]:
-    """The matchers of one route: one, or one per path group when its paths mix regexes and prefix lengths."""
-    paths = row.get("paths") or None
-    groups = _group_paths(paths) if paths and len(paths) > 1 else None
-    if groups is None or len(groups) == 1:
-        return [_Matcher(route, row, paths, route.id)]
-    return [
-        _Matcher(route, row, group, str(uuid.uuid5(_SPLIT_NAMESPACE, f"{route.id}#{index}")))
-        for index, group in enumerate(groups, start=1)
-    ]
 
 
 class Router:
@@ -401,7 +137,7 @@ class Router:
         A route whose regex the engine refuses is left out and reported on ``log`` (an ``ErrorLog``), as Kong's
         ``new_from_scratch`` does with a route the ATC router cannot add.
         """
-        matchers: list[_Matcher] = []
+        matchers: list[Matcher] = []
         self.routes: list[Route] = []
         for row, service in routes:
             protocols = row.get("protocols") or ["http", "https"]
@@ -409,7 +145,7 @@ class Router:
                 continue
             route = Route(row, service)
             try:
-                route_matchers = _matchers(route, row)
+                route_matchers = matchers_of(route, row)
             except route_regex.RegexError as exc:
                 if log is not None:
                     log.error(f"could not add route: {route.id}, err: {exc}")
@@ -419,13 +155,13 @@ class Router:
         matchers.sort(key=lambda m: m.sort_key, reverse=True)
         self.uses_headers = any(m.headers is not None for m in matchers)
         general = [m for m in matchers if not m.exact_hosts]
-        by_host: dict[str, list[_Matcher]] = {}
+        by_host: dict[str, list[Matcher]] = {}
         for m in matchers:
             for h in m.exact_hosts:
                 by_host.setdefault(h, []).append(m)
-        self._general: tuple[_Matcher, ...] = tuple(general)
+        self._general: tuple[Matcher, ...] = tuple(general)
         self._cache: dict[tuple[object, ...], Match | None] | None = None if self.uses_headers else {}
-        self._by_host: dict[str, tuple[_Matcher, ...]] = {
+        self._by_host: dict[str, tuple[Matcher, ...]] = {
             h: tuple(sorted([*ms, *general], key=lambda m: m.sort_key, reverse=True)) for h, ms in by_host.items()
         }
 
@@ -490,5 +226,5 @@ def header_map(headers: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
     """Request headers keyed the way route ``headers`` conditions name them."""
     out: dict[str, list[str]] = {}
     for name, value in headers:
-        out.setdefault(_norm_header_name(name), []).append(value)
+        out.setdefault(norm_header_name(name), []).append(value)
     return out

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import sys
 from typing import Any
 
 from gateway.settings import Listener, Settings
@@ -21,6 +22,8 @@ __all__ = [
     "load_server_tls",
     "proxy_counters",
     "serve_sockets",
+    "serves_traffic",
+    "upstream_tls",
     "worker_count",
 ]
 
@@ -53,9 +56,36 @@ def load_server_tls(settings: Settings, log: Any) -> Any:
     return ServerTlsConfig.load(settings, log)
 
 
+def serves_traffic(settings: Settings) -> bool:
+    """Whether this process proxies requests: the only process (``worker_processes = 1``), or a worker.
+
+    With N > 1 the master serves no traffic (nginx's master): it builds only what it uses itself, the balancers its
+    health checks probe. A worker is the process running ``gateway.runtime.worker`` (the zygote's children import it
+    to run; the master never does), so a worker can never take itself for the master.
+    """
+    return worker_count(settings) == 1 or "gateway.runtime.worker" in sys.modules
+
+
+#: the upstream TLS files of the settings in use (``UpstreamTlsGlobals``), kept until the settings change
+_upstream_tls: tuple[Settings, Any] | None = None
+
+
+def upstream_tls(settings: Settings) -> Any:
+    """The global upstream trust stores and client certificate of ``settings``, read once per settings load (start,
+    SIGHUP): a snapshot rebuild after an Admin API write reads no file, as ``ServerTlsConfig`` on the served side."""
+    from gateway.tls.upstream.globals import UpstreamTlsGlobals
+
+    global _upstream_tls
+    cached = _upstream_tls
+    if cached is None or cached[0] is not settings:
+        cached = _upstream_tls = (settings, UpstreamTlsGlobals(settings))
+    return cached[1]
+
+
 def build(config: Any, settings: Settings, proxy_state: Any, server_tls: Any, log: Any) -> Any:
-    """The snapshot of ``config`` (a store export): reuses the current snapshot's compiled certificates and the
-    ``ServerTlsConfig`` loaded at start or by the last SIGHUP."""
+    """The snapshot of ``config`` (a store export): reuses the current snapshot's compiled certificates, the
+    ``ServerTlsConfig`` loaded at start or by the last SIGHUP and the upstream TLS files of the same settings; a
+    master with workers builds only its balancers (``serves_traffic``)."""
     from gateway.runtime.snapshot import build_snapshot
 
     return build_snapshot(
@@ -63,6 +93,8 @@ def build(config: Any, settings: Settings, proxy_state: Any, server_tls: Any, lo
         settings,
         previous=proxy_state.snapshot if proxy_state is not None else None,
         server_tls=server_tls,
+        upstream_tls=upstream_tls(settings),
+        proxy=serves_traffic(settings),
         log=log,
     )
 

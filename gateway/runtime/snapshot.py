@@ -12,7 +12,10 @@ Rules:
    and its pool identity; TLS services also get their upstream TLS profile (``gateway.tls.upstream``: client
    certificate, trust store, verify, depth, a cached context), whose content-based identity is the pool
    identity. TLS fields are plain attributes; the hot path reads them from the objects, never from rows.
-5. Each upstream entity becomes a ``Balancer`` (``gateway.upstream.balancer``) over its targets; upstreams with
+5. The export is indexed once (``gateway.entities.index.ConfigIndex``): rows by id, by name, by foreign key, read by
+   every part below; the files of the global upstream TLS settings are read once per settings load
+   (``gateway.tls.upstream.globals``).
+6. Each upstream entity becomes a ``Balancer`` (``gateway.upstream.balancer``) over its targets; upstreams with
    ``https`` active checks also get their probe TLS (``gateway.tls.upstream.probes``), compiled here because it reads
    files. Health is not in the snapshot: the runtime's ``HealthRegistry`` attaches it before the swap.
 """
@@ -22,15 +25,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from gateway.entities.index import ConfigIndex, foreign_id
 from gateway.proxy.router import Router
 from gateway.settings import Settings
 from gateway.store.interface import Config
 from gateway.tls.served.certificates import CertificateIndex
 from gateway.tls.served.listener import ServerTlsConfig, ssl_listeners
+from gateway.tls.upstream.globals import UpstreamTlsGlobals
 from gateway.tls.upstream.probes import HealthcheckTlsCompiler
 from gateway.tls.upstream.profile import UpstreamTlsCompiler, UpstreamTlsProfile
-from gateway.upstream.balancer import Balancer, is_ip_literal
+from gateway.upstream.balancer import Balancer
 from gateway.upstream.service import CONNECTORS, ServiceTarget
+from gateway.upstream.targets import is_ip_literal
 
 if TYPE_CHECKING:
     from gateway.plugins.chains import PluginIndex
@@ -100,70 +106,83 @@ def build_snapshot(
     *,
     previous: Snapshot | None = None,
     server_tls: ServerTlsConfig | None = None,
+    upstream_tls: UpstreamTlsGlobals | None = None,
+    proxy: bool = True,
     log: Any = None,
 ) -> Snapshot:
     """Compile ``config`` (entity name -> rows in Kong's Admin-API shape) into a ``Snapshot``.
 
-    ``server_tls`` is what the runtime loaded at start / SIGHUP (profile + default certificates); without it, and
-    with an ``ssl`` listener configured, it is loaded here (tests, one-off builds). ``previous`` lets the
-    certificate index reuse the contexts of unchanged certificates; ``log`` receives its error lines.
+    The export is indexed once (``ConfigIndex``) and every part reads that index. ``server_tls`` is what the runtime
+    loaded at start / SIGHUP (profile + default certificates), ``upstream_tls`` the global trust stores and client
+    certificate of the same settings load; without them they are loaded here (tests, one-off builds). ``previous``
+    lets the certificate index reuse the contexts of unchanged certificates; ``log`` receives its error lines.
+    ``proxy=False`` builds only what a master that serves no traffic uses: the balancers (health checks); the
+    router, services, certificates and plugins stay empty, though the settings' own files (default certificates,
+    global trust store and client certificate) are still checked, as a full build would.
     """
-    certificates = _build_certificates(config, settings, previous, server_tls, log)
-    targets_by_upstream: dict[str, list[Mapping[str, Any]]] = {}
-    for target in config.get("targets", []):
-        upstream_ref = target.get("upstream") or {}
-        upstream_id = upstream_ref.get("id") if isinstance(upstream_ref, Mapping) else upstream_ref
-        if upstream_id is not None:
-            targets_by_upstream.setdefault(str(upstream_id), []).append(target)
-    balancers: dict[str, Balancer] = {}
-    probe_tls = HealthcheckTlsCompiler(settings, config)
-    for upstream in config.get("upstreams", []):
-        balancer = Balancer(upstream, targets_by_upstream.get(str(upstream["id"]), []))
-        if ((upstream.get("healthchecks") or {}).get("active") or {}).get("type") == "https":
-            balancer.probe_tls = probe_tls.profile(upstream)  # files and contexts here, never on the event loop
-        balancers[upstream["name"]] = balancer
-    probe_tls.finish()
-
-    upstream_tls = UpstreamTlsCompiler(settings, config)
+    index = ConfigIndex(config)
+    upstream_tls = upstream_tls if upstream_tls is not None else UpstreamTlsGlobals(settings)
+    if not proxy:
+        # what a full build refuses in the settings' own files, a master refuses too (its start-up stops with it)
+        _build_certificates(ConfigIndex({}), settings, None, server_tls, log)
+        balancers = _build_balancers(index, settings, upstream_tls)
+        upstream_tls.load_proxy_side()
+        return Snapshot(Router((), log), {}, balancers, version)
+    certificates = _build_certificates(index, settings, previous, server_tls, log)
+    balancers = _build_balancers(index, settings, upstream_tls)
+    compiler = UpstreamTlsCompiler(settings, index, globals_=upstream_tls)
     services: dict[str, ServiceTarget] = {}
-    for row in config.get("services", []):
-        services[row["id"]] = _compile_service(row, balancers, upstream_tls)
-    upstream_tls.finish()
+    for row in index.rows("services"):
+        services[row["id"]] = _compile_service(row, balancers, compiler)
+    compiler.finish()
 
     pairs: list[tuple[Mapping[str, Any], ServiceTarget | None]] = []
-    for route in config.get("routes", []):
-        ref = route.get("service")
+    for route in index.rows("routes"):
+        service_id = foreign_id(route.get("service"))
         service: ServiceTarget | None = None
-        if ref:
-            service_id = ref.get("id") if isinstance(ref, Mapping) else ref
-            service = services.get(str(service_id))
+        if service_id is not None:
+            service = services.get(service_id)
             if service is None:
                 continue  # dangling reference: Kong fails the router build; we skip the route
             if not service.enabled:
                 continue
         pairs.append((route, service))
-    plugins = _build_plugins(config, certificates, previous, log)
+    plugins = _build_plugins(index, certificates, previous, log)
     return Snapshot(Router(pairs, log), services, balancers, version, certificates, plugins)
 
 
+def _build_balancers(index: ConfigIndex, settings: Settings, upstream_tls: UpstreamTlsGlobals) -> dict[str, Balancer]:
+    """One ``Balancer`` per upstream entity, over its targets; the probe TLS of upstreams with ``https`` checks."""
+    targets = index.children("targets", "upstream")
+    balancers: dict[str, Balancer] = {}
+    probe_tls = HealthcheckTlsCompiler(settings, index, globals_=upstream_tls)
+    for upstream in index.rows("upstreams"):
+        balancer = Balancer(upstream, targets.get(str(upstream["id"]), []))
+        if ((upstream.get("healthchecks") or {}).get("active") or {}).get("type") == "https":
+            balancer.probe_tls = probe_tls.profile(upstream)  # files and contexts here, never on the event loop
+        balancers[upstream["name"]] = balancer
+    probe_tls.finish()
+    return balancers
+
+
 def _build_plugins(
-    config: Config, certificates: CertificateIndex | None, previous: Snapshot | None, log: Any
+    index: ConfigIndex, certificates: CertificateIndex | None, previous: Snapshot | None, log: Any
 ) -> PluginIndex:
     """Plugin instances and per-route chains (``gateway.plugins.chains``), after the certificate index, which the
     certificate phase (mtls-auth's client-certificate request) precompiles its contexts from."""
     from gateway.plugins import BuildContext, PluginIndex
 
     build = BuildContext(
-        config,
+        index,
         log,
         certificate_index=certificates,
         previous=previous.plugins if previous is not None else None,
     )
-    return PluginIndex.build(config, log, build)
+    return PluginIndex.build(index, log, build)
 
 
 def _build_certificates(
-    config: Config,
+    index: ConfigIndex,
     settings: Settings,
     previous: Snapshot | None,
     server_tls: ServerTlsConfig | None,
@@ -175,8 +194,8 @@ def _build_certificates(
             return None
         server_tls = ServerTlsConfig.load(settings, log)
     return CertificateIndex.build(
-        config.get("certificates", []),
-        config.get("snis", []),
+        index.rows("certificates"),
+        index.rows("snis"),
         server_tls.default_pairs,
         profile=server_tls.profile,
         log=log,

@@ -2,8 +2,8 @@
 
 ``kind`` is ``sqlite`` (the embedded default: a real database file at ``path``) or ``off`` (DB-less: in
 memory, filled from a declarative configuration with ``Database.replace_all``). See ``interface.py`` for
-the contract the Admin API and the runtime rely on, ``dao.py`` for Kong's write semantics and
-``declarative.py`` for kong.yml.
+the contract the Admin API and the runtime rely on (``Store``), ``dao.py`` and ``entity_daos.py`` for Kong's
+write semantics and ``declarative.py`` for kong.yml.
 """
 
 from __future__ import annotations

@@ -25,9 +25,10 @@ from typing import Any, TypeVar
 
 from gateway.entities import SCHEMAS
 from gateway.entities import targets as targets_entity
-from gateway.entities.schema import is_uuid
+from gateway.entities.values import is_uuid
 from gateway.store.backend import Backend, Row
-from gateway.store.dao import DAO, make_dao
+from gateway.store.dao import DAO
+from gateway.store.entity_daos import make_dao
 
 __all__ = ["Database"]
 

@@ -29,7 +29,6 @@ import math
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
@@ -38,7 +37,9 @@ from gateway.entities import SCHEMAS
 from gateway.entities import ca_certificates as ca_entity
 from gateway.entities import targets as targets_entity
 from gateway.entities.errors import DeclarativeConfigError, EntityError
-from gateway.entities.schema import Schema, is_uuid
+from gateway.entities.schema import Schema
+from gateway.entities.values import is_uuid
+from gateway.store.declarative_errors import Item, flattened, path_lines, slot_errors
 
 __all__ = [
     "FORMAT_VERSIONS",
@@ -86,30 +87,8 @@ def _nesting() -> dict[str, dict[str, str]]:
 _CHILDREN = _nesting()
 
 
-@dataclass
-class _Item:
-    """One entity occurrence in the file, with where it was found and its own errors."""
-
-    entity: str
-    data: dict[str, Any]
-    original: dict[str, Any]
-    path: str
-    parent: _Item | None
-    child_key: str | None
-    errors: dict[str, Any] = field(default_factory=dict)
-    children: dict[str, list[Any]] = field(default_factory=dict)
-    row: Row | None = None
-
-    def add_entity_error(self, message: str) -> None:
-        self.errors.setdefault("@entity", []).append(message)
-
-
-def _singular(name: str) -> str:
-    return name[:-1] if name.endswith("s") else name
-
-
 # ------------------------------------------------------------------------------------------ id keys
-def _cache_key(item: _Item, schema: Schema) -> str | None:
+def _cache_key(item: Item, schema: Schema) -> str | None:
     """Kong's ``build_cache_key`` (best effort; None when a part is unknown)."""
     parts = [item.entity, "*"]
     for k in schema.cache_key:
@@ -129,7 +108,7 @@ def _cache_key(item: _Item, schema: Schema) -> str | None:
     return ":".join(parts)
 
 
-def _assign_id(item: _Item) -> None:
+def _assign_id(item: Item) -> None:
     data = item.data
     if data.get("id") is not None:
         return
@@ -143,7 +122,7 @@ def _assign_id(item: _Item) -> None:
 
 
 # ------------------------------------------------------------------------------------------ collection
-def _collect(entity: str, value: Any, path: str, parent: _Item | None, items: list[_Item]) -> list[Any]:
+def _collect(entity: str, value: Any, path: str, parent: Item | None, items: list[Item]) -> list[Any]:
     """Flatten one entity list (and its nested children) into ``items``; returns its error slots."""
     if not isinstance(value, list):
         return ["expected an array"]
@@ -156,7 +135,7 @@ def _collect(entity: str, value: Any, path: str, parent: _Item | None, items: li
             slots.append("expected a record")
             continue
         data = copy.deepcopy(dict(raw))
-        item = _Item(entity, data, copy.deepcopy(dict(raw)), here, parent, child_key)
+        item = Item(entity, data, copy.deepcopy(dict(raw)), here, parent, child_key)
         nested: dict[str, Any] = {}
         for child in _CHILDREN[entity]:
             f = schema.get_field(child)
@@ -174,9 +153,9 @@ def _collect(entity: str, value: Any, path: str, parent: _Item | None, items: li
 
 
 # ------------------------------------------------------------------------------------------ validation
-def _index(items: list[_Item]) -> tuple[dict[str, dict[str, _Item]], dict[str, dict[str, _Item]]]:
-    by_id: dict[str, dict[str, _Item]] = {name: {} for name in SCHEMAS}
-    by_key: dict[str, dict[str, _Item]] = {name: {} for name in SCHEMAS}
+def _index(items: list[Item]) -> tuple[dict[str, dict[str, Item]], dict[str, dict[str, Item]]]:
+    by_id: dict[str, dict[str, Item]] = {name: {} for name in SCHEMAS}
+    by_key: dict[str, dict[str, Item]] = {name: {} for name in SCHEMAS}
     for item in items:
         schema = SCHEMAS[item.entity]
         ek = schema.endpoint_key
@@ -203,7 +182,7 @@ def _index(items: list[_Item]) -> tuple[dict[str, dict[str, _Item]], dict[str, d
     return by_id, by_key
 
 
-def _resolve_references(item: _Item, by_id: dict[str, dict[str, _Item]], by_key: dict[str, dict[str, _Item]]) -> None:
+def _resolve_references(item: Item, by_id: dict[str, dict[str, Item]], by_key: dict[str, dict[str, Item]]) -> None:
     schema = SCHEMAS[item.entity]
     for fname, f in schema.foreign_fields:
         value = item.data.get(fname)
@@ -221,7 +200,7 @@ def _resolve_references(item: _Item, by_id: dict[str, dict[str, _Item]], by_key:
         item.data[fname] = {"id": found.data["id"]}
 
 
-def _validate_item(item: _Item, now: float) -> None:
+def _validate_item(item: Item, now: float) -> None:
     schema = SCHEMAS[item.entity]
     data = dict(item.data)
     if item.entity == "targets" and isinstance(data.get("target"), str) and data["target"]:
@@ -248,7 +227,7 @@ def _validate_item(item: _Item, now: float) -> None:
     item.row = schema.complete(row)
 
 
-def _composite(item: _Item, schema: Schema) -> tuple[tuple[str, Any], ...]:
+def _composite(item: Item, schema: Schema) -> tuple[tuple[str, Any], ...]:
     """The ``cache_key`` fields of a validated row, foreign keys as their ids (the store's composite uniqueness)."""
     assert item.row is not None
     values = ((name, item.row.get(name)) for name in schema.cache_key)
@@ -262,10 +241,10 @@ def _composite_message(entity: str, key: tuple[tuple[str, Any], ...]) -> str:
     return f"uniqueness violation: '{entity}' entity with {shown} already declared"
 
 
-def _check_uniques(items: list[_Item]) -> None:
+def _check_uniques(items: list[Item]) -> None:
     """Unique fields, and the composite ``cache_key`` (a consumer's group, an upstream's target) that ids given in the
     file could otherwise repeat: the store would refuse such rows at write time."""
-    seen: dict[tuple[str, str, str], _Item] = {}
+    seen: dict[tuple[str, str, str], Item] = {}
     composites: set[tuple[str, tuple[tuple[str, Any], ...]]] = set()
     for item in items:
         if item.row is None:
@@ -289,78 +268,6 @@ def _check_uniques(items: list[_Item]) -> None:
                 )
             else:
                 seen[k] = item
-
-
-# ------------------------------------------------------------------------------------------ errors
-def _slot_errors(slot: Any) -> Any:
-    """The nested error table of one slot (an ``_Item`` or a plain message), or None when clean."""
-    if not isinstance(slot, _Item):
-        return slot
-    out: dict[str, Any] = dict(slot.errors)
-    for child, child_slots in slot.children.items():
-        errs = [_slot_errors(s) for s in child_slots]
-        if any(e is not None for e in errs):
-            while errs and errs[-1] is None:
-                errs.pop()
-            out[child] = errs
-    return out or None
-
-
-def _path_lines(prefix: str, errors: Any, out: list[str]) -> None:
-    if isinstance(errors, Mapping):
-        for key in sorted(errors, key=lambda k: (k != "@entity", str(k))):
-            value = errors[key]
-            if key == "@entity":
-                for msg in value:
-                    out.append(f"{prefix}: {msg}")
-            else:
-                _path_lines(f"{prefix}.{key}" if prefix else str(key), value, out)
-    elif isinstance(errors, list):
-        for i, value in enumerate(errors):
-            if value is not None:
-                _path_lines(f"{prefix}[{i}]", value, out)
-    else:
-        out.append(f"{prefix}: {errors}")
-
-
-def _categorize(errors: Mapping[str, Any], ns: str, out: list[dict[str, Any]]) -> None:
-    """Kong's ``categorize_errors``: entity and field messages, nested fields joined with dots (1-based)."""
-    for key in sorted(errors, key=str):
-        value = errors[key]
-        name = f"{ns}.{key}" if ns else str(key)
-        if key == "@entity" and not ns:
-            out.extend({"type": "entity", "message": m} for m in value)
-        elif isinstance(value, Mapping):
-            _categorize(value, name, out)
-        elif isinstance(value, list):
-            _categorize({str(i): v for i, v in enumerate(value, 1) if v is not None}, name, out)
-        else:
-            out.append({"type": "field", "field": name, "message": value})
-
-
-def _flattened(items: list[_Item]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for item in items:
-        if not item.errors:
-            continue
-        entries: list[dict[str, Any]] = []
-        _categorize(item.errors, "", entries)
-        entity = dict(item.original)
-        if item.child_key is not None and item.parent is not None:
-            entity.setdefault(item.child_key, {"id": item.parent.data["id"]})
-        name = item.original.get("name")
-        tags = item.original.get("tags")
-        out.append(
-            {
-                "entity_type": _singular(item.entity),
-                "entity_id": item.data["id"] if is_uuid(item.data.get("id")) else None,
-                "entity_name": name if isinstance(name, str) and name else None,
-                "entity_tags": tags if isinstance(tags, list) and all(isinstance(t, str) for t in tags) else None,
-                "entity": entity,
-                "errors": entries,
-            }
-        )
-    return out
 
 
 # ------------------------------------------------------------------------------------------ public
@@ -465,10 +372,10 @@ def load(config: Any, now: float | None = None) -> dict[str, list[Row]]:
     top = _check_top(config)
     if top:
         lines: list[str] = []
-        _path_lines("", top, lines)
+        path_lines("", top, lines)
         raise DeclarativeConfigError(top, [], lines)
     stamp = time.time() if now is None else now
-    items: list[_Item] = []
+    items: list[Item] = []
     slots: dict[str, list[Any]] = {}
     for entity in SCHEMAS:
         if entity in config and config[entity] is not None:
@@ -486,15 +393,15 @@ def load(config: Any, now: float | None = None) -> dict[str, list[Row]]:
         if entity_slots == ["expected an array"]:
             errors[entity] = "expected an array"
             continue
-        errs = [_slot_errors(s) for s in entity_slots]
+        errs = [slot_errors(s) for s in entity_slots]
         if any(e is not None for e in errs):
             while errs and errs[-1] is None:
                 errs.pop()
             errors[entity] = errs
     if errors:
         lines = []
-        _path_lines("", errors, lines)
-        raise DeclarativeConfigError(errors, _flattened(items), lines)
+        path_lines("", errors, lines)
+        raise DeclarativeConfigError(errors, flattened(items), lines)
 
     rows: dict[str, list[Row]] = {entity: [] for entity in SCHEMAS}
     for item in items:

@@ -18,7 +18,11 @@ ca_certificates, mtls_auth_credentials, acls`` (the Admin API path segment of ea
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
+
+__all__ = ["Config", "EntityDAO", "Row", "Store"]
+
+T = TypeVar("T")
 
 Row = dict[str, Any]
 Config = dict[str, list[Row]]  # entity name -> every row, the input of a runtime snapshot
@@ -54,8 +58,12 @@ class EntityDAO(Protocol):
         """
 
 
-class Database(Protocol):
-    """The store: one object per process, SQLite- or memory-backed."""
+class Store(Protocol):
+    """The store: one object per process, SQLite- or memory-backed (``gateway.store.database.Database``).
+
+    The one contract its users rely on: the Admin API (every call inside ``run``), the runtime (``export``,
+    ``subscribe``, ``run``, ``version``) and the CLI.
+    """
 
     version: int
 
@@ -72,5 +80,8 @@ class Database(Protocol):
 
     def subscribe(self, callback: Callable[[int], None]) -> None:
         """Call ``callback(version)`` after every committed change (from the writing thread)."""
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on the store's single worker thread (the event loop never blocks, writes are serialised)."""
 
     def close(self) -> None: ...

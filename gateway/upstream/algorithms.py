@@ -22,10 +22,9 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from gateway.upstream.balancer import Address, Handle
+from gateway.upstream.targets import Address, Handle
 
 __all__ = ["ALGORITHMS", "Algorithm", "ConsistentHashing", "LeastConnections", "RoundRobin", "xxhash32"]
 

@@ -13,7 +13,7 @@ Rules (``kong/runloop/balancer/init.lua`` ``execute``, ``balancers.lua``, ``targ
 3. The hostname of an address (the Host header and SNI basis when ``preserve_host`` is off) is
    ``upstream.host_header`` when set, else the target's name (an IP target's name is the IP).
 4. A ``Balancer`` is rebuilt with every snapshot; the health of its addresses is not: each address points to a
-   ``TargetHealth`` owned by the upstream's long-lived ``HealthChecker`` (``gateway.upstream.healthcheck``), which
+   ``TargetHealth`` owned by the upstream's long-lived ``HealthChecker`` (``gateway.upstream.checker``), which
    the health registry attaches when the snapshot is installed. Until then (and for upstreams without health
    checks) every address is healthy.
 5. One ``Handle`` per request: the hash value (computed once), the current address, the addresses that failed
@@ -23,128 +23,22 @@ Rules (``kong/runloop/balancer/init.lua`` ``execute``, ``balancers.lua``, ``targ
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from gateway.upstream.algorithms import ALGORITHMS, Algorithm
+from gateway.upstream.checker import HealthChecker
 from gateway.upstream.dns import DNS_ERROR_TTL, DNS_TTL, DnsAnswer, DnsCache, NoPeerError
+from gateway.upstream.targets import ALWAYS_HEALTHY, Address, Handle, Target
 
 if TYPE_CHECKING:
     from gateway.tls.upstream.probes import ProbeTls
-    from gateway.upstream.healthcheck import HealthChecker, TargetHealth
 
-__all__ = [
-    "ALWAYS_HEALTHY",
-    "DNS_ERROR_TTL",
-    "DNS_TTL",
-    "Address",
-    "Balancer",
-    "DnsCache",
-    "Handle",
-    "NoPeerError",
-    "Target",
-    "is_ip_literal",
-    "parse_target",
-]
+__all__ = ["DNS_ERROR_TTL", "DNS_TTL", "Balancer", "DnsCache", "Handle", "NoPeerError"]
 
 NO_PEER = "failure to get a peer from the ring-balancer"
-
-
-def is_ip_literal(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return True
-
-
-def parse_target(target: str, default_port: int = 8000) -> tuple[str, int]:
-    """``host:port`` / ``[v6]:port`` / ``host`` -> (host, port). Kong's targets default to port 8000."""
-    if target.startswith("["):
-        end = target.find("]")
-        host = target[1:end]
-        rest = target[end + 1 :]
-        return host, int(rest[1:]) if rest.startswith(":") else default_port
-    if target.count(":") == 1:
-        host, _, port = target.partition(":")
-        return host, int(port)
-    return target, default_port
-
-
-class _AlwaysHealthy:
-    """The health of an address nobody checks: always available."""
-
-    __slots__ = ()
-    available = True
-    state = "healthy"
-
-
-ALWAYS_HEALTHY: Any = _AlwaysHealthy()
-
-
-class Address:
-    """One ``ip:port`` of a target, with its weight, health and in-flight count (least-connections)."""
-
-    __slots__ = ("connections", "health", "ip", "port", "target", "weight")
-
-    def __init__(self, target: Target, ip: str, port: int, weight: int) -> None:
-        self.target = target
-        self.ip = ip
-        self.port = port
-        self.weight = weight
-        self.connections = 0
-        self.health: TargetHealth | _AlwaysHealthy = ALWAYS_HEALTHY
-
-    @property
-    def hostname(self) -> str:
-        return self.target.name
-
-    def __repr__(self) -> str:
-        return f"Address({self.target.name} {self.ip}:{self.port} w={self.weight})"
-
-
-class Target:
-    """One ``targets`` row: ``name:port`` and weight, and the addresses its name currently resolves to."""
-
-    __slots__ = ("addresses", "dns_source", "expires", "id", "is_name", "name", "port", "row", "weight")
-
-    def __init__(self, row: Mapping[str, Any]) -> None:
-        self.row = row
-        self.id = str(row.get("id") or "")
-        self.name, self.port = parse_target(str(row["target"]))
-        self.weight = max(0, int(row.get("weight", 100) if row.get("weight") is not None else 100))
-        self.is_name = not is_ip_literal(self.name)
-        self.addresses: list[Address] = []
-        self.expires = float("inf")
-        self.dns_source = "AAAA" if ":" in self.name else "A"
-        if not self.is_name:
-            self.addresses.append(Address(self, self.name.strip("[]"), self.port, self.weight))
-        else:
-            self.expires = 0.0  # never resolved
-            self.dns_source = "unknown"
-
-    @property
-    def key(self) -> str:
-        """``name:port`` as the ``target`` field spells it (the health endpoint's key)."""
-        return str(self.row["target"])
-
-
-class Handle:
-    """A request's state in its balancer across retries."""
-
-    __slots__ = ("address", "counted", "failed", "hash_index", "hash_value", "set_cookie")
-
-    def __init__(self, hash_value: str | None) -> None:
-        self.hash_value = hash_value
-        self.hash_index = -1
-        self.address: Address | None = None
-        self.failed: set[Address] = set()
-        self.counted = False
-        #: ``Set-Cookie`` value to add to the response (``hash_on = cookie`` created one), or None
-        self.set_cookie: str | None = None
 
 
 def _sort_key(row: Mapping[str, Any]) -> tuple[Any, str]:
@@ -156,6 +50,8 @@ class Balancer:
 
     __slots__ = (
         "_algorithm",
+        "_cookie_path",
+        "_hash_steps",
         "_refreshing",
         "addresses",
         "algorithm",
@@ -185,6 +81,8 @@ class Balancer:
         self.uses_connections = self.algorithm == "least-connections"
         #: whether requests compute a hash value (``hash_on`` is not ``none``)
         self.hashing = (upstream.get("hash_on") or "none") != "none"
+        self._hash_steps = _hash_steps(upstream) if self.hashing else ()
+        self._cookie_path = str(upstream.get("hash_on_cookie_path") or "/")
         self.targets = [Target(row) for row in sorted(targets, key=_sort_key)]
         self.addresses: list[Address] = []
         self.checker: HealthChecker | None = None
@@ -342,43 +240,79 @@ class Balancer:
         """Kong's ``get_value_to_hash``: ``hash_on``, then ``hash_fallback``; None when nothing applies.
 
         ``handle.set_cookie`` receives the ``Set-Cookie`` value when ``hash_on = cookie`` had to create the cookie.
+        The sources were compiled from the upstream row with the balancer (``_hash_steps``): no row is read here.
         """
-        row = self.row
-        hash_on = row.get("hash_on") or "none"
-        if hash_on == "none":
-            return None
-        fields = ("hash_on_header", "hash_on_query_arg", "hash_on_uri_capture")
-        for _ in range(2):
-            value: str | None = None
-            if hash_on == "consumer":
-                value = consumer_id
-            elif hash_on == "ip":
-                value = remote_addr
-            elif hash_on == "header":
-                name = row.get(fields[0])
-                value = header(str(name).lower()) if name else None
-            elif hash_on == "cookie":
-                cookie_name = str(row.get("hash_on_cookie") or "")
-                value = _cookie(header("cookie"), cookie_name)
-                if value is None:
-                    value = str(uuid.uuid4())
-                    cookie_path = row.get("hash_on_cookie_path") or "/"
-                    handle.set_cookie = f"{cookie_name}={value}; Path={cookie_path}; Same-Site=Lax; HttpOnly"
-            elif hash_on == "path":
-                value = path
-            elif hash_on == "query_arg":
-                name = row.get(fields[1])
-                value = _query_arg(query, name) if name else None
-            elif hash_on == "uri_capture":
-                group = row.get(fields[2])
-                value = captures.get(str(group)) if captures and group is not None else None
+        request = _HashRequest(remote_addr, header, path, query, captures, consumer_id, handle, self._cookie_path)
+        for source, parameter in self._hash_steps:
+            value = source(parameter, request)
             if value is not None:
                 return value
-            hash_on = row.get("hash_fallback") or "none"
-            fields = ("hash_fallback_header", "hash_fallback_query_arg", "hash_fallback_uri_capture")
-            if hash_on == "none":
-                return None
         return None
+
+
+class _HashRequest(NamedTuple):
+    """What a hash source may read of the request."""
+
+    remote_addr: str
+    header: Callable[[str], str | None]
+    path: str
+    query: str
+    captures: Mapping[str, str] | None
+    consumer_id: str | None
+    handle: Handle
+    cookie_path: str
+
+
+HashSource = Callable[[Any, _HashRequest], "str | None"]
+
+
+def _from_cookie(name: str, request: _HashRequest) -> str | None:
+    """The cookie's value; without the cookie, a new one (the response sets it, ``Handle.set_cookie``)."""
+    value = _cookie(request.header("cookie"), name)
+    if value is None:
+        value = str(uuid.uuid4())
+        request.handle.set_cookie = f"{name}={value}; Path={request.cookie_path}; Same-Site=Lax; HttpOnly"
+    return value
+
+
+#: ``hash_on`` / ``hash_fallback`` -> (the value's source, the row field naming its parameter for each of the two)
+_HASH_SOURCES: dict[str, tuple[HashSource, tuple[str, str] | None]] = {
+    "consumer": (lambda _, r: r.consumer_id, None),
+    "ip": (lambda _, r: r.remote_addr, None),
+    "header": (lambda name, r: r.header(name) if name else None, ("hash_on_header", "hash_fallback_header")),
+    "cookie": (_from_cookie, ("hash_on_cookie", "hash_on_cookie")),
+    "path": (lambda _, r: r.path, None),
+    "query_arg": (
+        lambda name, r: _query_arg(r.query, name) if name else None,
+        ("hash_on_query_arg", "hash_fallback_query_arg"),
+    ),
+    "uri_capture": (
+        lambda group, r: r.captures.get(group) if r.captures and group is not None else None,
+        ("hash_on_uri_capture", "hash_fallback_uri_capture"),
+    ),
+}
+
+
+def _hash_steps(row: Mapping[str, Any]) -> tuple[tuple[HashSource, Any], ...]:
+    """``hash_on`` then ``hash_fallback`` compiled: each a source and its parameter (header name lowercased, query
+    argument, capture group as text, cookie name); ``none`` ends the list, as in Kong."""
+    steps: list[tuple[HashSource, Any]] = []
+    for which, kind in enumerate((row.get("hash_on") or "none", row.get("hash_fallback") or "none")):
+        if kind == "none":
+            break
+        entry = _HASH_SOURCES.get(kind)
+        if entry is None:
+            continue  # not a kind the schema allows; Kong's lookup finds no value for it either
+        source, fields = entry
+        parameter = row.get(fields[which]) if fields is not None else None
+        if kind == "header" and parameter:
+            parameter = str(parameter).lower()
+        elif kind == "cookie":
+            parameter = str(parameter or "")
+        elif kind == "uri_capture" and parameter is not None:
+            parameter = str(parameter)
+        steps.append((source, parameter))
+    return tuple(steps)
 
 
 def _cookie(header: str | None, name: str) -> str | None:

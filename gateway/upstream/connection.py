@@ -26,16 +26,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import httptools
 
+from gateway.tls.upstream.connect import SessionCache
 from gateway.upstream.failures import Kind, Phase, UpstreamFailure, from_exception
 
-if TYPE_CHECKING:
-    from gateway.upstream.pool import UpstreamPool
-
-__all__ = ["OutputSink", "UpstreamConnection", "UpstreamEvents"]
+__all__ = ["ConnectionPool", "OutputSink", "UpstreamConnection", "UpstreamEvents"]
 
 
 class _NoCallbacks:
@@ -54,6 +52,16 @@ class OutputSink(Protocol):
     def cork(self) -> bool: ...
 
     def uncork(self) -> None: ...
+
+
+class ConnectionPool(Protocol):
+    """What a connection (and its connector) needs of the pool it belongs to (``pool.UpstreamPool``): to leave it
+    when it dies idle, and the TLS sessions cached under the same keys."""
+
+    @property
+    def sessions(self) -> SessionCache: ...
+
+    def discard(self, conn: UpstreamConnection) -> None: ...
 
 
 class UpstreamEvents(Protocol):
@@ -113,7 +121,7 @@ class UpstreamConnection(asyncio.Protocol):
         "write_timeout",
     )
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, pool: UpstreamPool | None, key: Any) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, pool: ConnectionPool | None, key: Any) -> None:
         self.loop = loop
         self.pool = pool
         self.key = key

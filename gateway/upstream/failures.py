@@ -23,7 +23,7 @@ import enum
 import os
 from dataclasses import dataclass
 
-from gateway.tls.engine.session import TlsError
+from gateway.tls.engine.errors import TlsError
 
 __all__ = ["Kind", "Phase", "UpstreamFailure", "from_exception"]
 

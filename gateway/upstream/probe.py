@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from OpenSSL import SSL
 
-from gateway.tls.engine.session import TlsHandshakeError
+from gateway.tls.engine.errors import TlsHandshakeError
 from gateway.tls.engine.transport import open_tls_connection
 
 __all__ = ["ProbeResult", "probe"]

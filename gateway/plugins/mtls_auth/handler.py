@@ -46,12 +46,14 @@ from typing import Any, Final
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from gateway.entities.index import ConfigIndex
 from gateway.plugins.base import BuildContext, Exit, Plugin, PluginContext, register_handler
 from gateway.plugins.mtls_auth.handshake import ClientCertRequest, ClientCertSniMap, SniRequest
 from gateway.plugins.mtls_auth.names import common_name, rfc2253, subject_names
 from gateway.plugins.mtls_auth.revocation import Checker, Status, Verdict, load_crls
 from gateway.plugins.mtls_auth.revocation import _TtlCache as TtlCache
-from gateway.tls.engine.x509 import PemError, TrustStore, load_pem_chain, verify_chain, verify_error_text
+from gateway.tls.engine.verify_codes import verify_error_text
+from gateway.tls.engine.x509 import PemError, TrustStore, load_pem_chain, verify_chain
 
 __all__ = ["NAME", "MtlsAuth", "Outcome"]
 
@@ -251,45 +253,12 @@ class MtlsAuth(Plugin):
         return cls(row, build)
 
     @classmethod
-    def handshake_policy(cls, instances: list[tuple[Plugin, Mapping[str, Any]]], build: BuildContext) -> Any:  # noqa: C901 (older than the rule; issue 12 splits it)
+    def handshake_policy(cls, instances: list[tuple[Plugin, Mapping[str, Any]]], build: BuildContext) -> Any:
         """Kong's SNI map over every enabled instance, compiled into the servername-callback hook."""
         index = build.certificate_index
         if index is None or not instances:
             return None
-        routes = {str(r["id"]): r for r in build.config.get("routes", []) if r.get("id") is not None}
-        routes_by_service: dict[str, list[Mapping[str, Any]]] = {}
-        for route in routes.values():
-            service_id = _ref_id(route.get("service"))
-            if service_id is not None:
-                routes_by_service.setdefault(service_id, []).append(route)
-        patterns: dict[str, dict[bytes, x509.Certificate]] = {}
-
-        def add(pattern: str, instance: MtlsAuth, send_ca_dn: bool) -> None:
-            cas = patterns.setdefault(pattern, {})
-            if send_ca_dn:
-                for cert in instance.trust.certificates:
-                    cas.setdefault(cert.public_bytes(serialization.Encoding.DER), cert)
-
-        def add_route(route: Mapping[str, Any], instance: MtlsAuth, send_ca_dn: bool) -> None:
-            snis = [s for s in route.get("snis") or () if isinstance(s, str)]
-            for pattern in snis or ["*"]:
-                add(pattern, instance, send_ca_dn)
-
-        for instance, row in instances:
-            assert isinstance(instance, MtlsAuth)
-            send_ca_dn = bool((row.get("config") or {}).get("send_ca_dn"))
-            route_id, service_id = _ref_id(row.get("route")), _ref_id(row.get("service"))
-            if _ref_id(row.get("consumer")) is not None:
-                continue  # never selected (no_consumer), so it must not widen the handshake map either
-            if route_id is not None:
-                route = routes.get(route_id)
-                if route is not None:
-                    add_route(route, instance, send_ca_dn)
-            elif service_id is not None:
-                for route in routes_by_service.get(service_id, []):
-                    add_route(route, instance, send_ca_dn)
-            else:
-                add("*", instance, send_ca_dn)
+        patterns = cls._handshake_patterns(instances, build.index)
         sni_map = ClientCertSniMap(SniRequest(p, tuple(cas.values())) for p, cas in patterns.items())
         if not sni_map:
             return None
@@ -297,12 +266,52 @@ class MtlsAuth(Plugin):
         request = ClientCertRequest.build(
             sni_map,
             index,
-            build.config.get("certificates", []),
+            build.index.by_id("certificates"),
             previous=previous if isinstance(previous, ClientCertRequest) else None,
         )
         for error in request.errors:
             build.error(f"[{NAME}] cannot request client certificates with {error}")
         return request
+
+    @staticmethod
+    def _handshake_patterns(
+        instances: list[tuple[Plugin, Mapping[str, Any]]], index: ConfigIndex
+    ) -> dict[str, dict[bytes, x509.Certificate]]:
+        """SNI pattern -> the CA certificates to advertise for it (by DER, in order), over every instance."""
+        routes, routes_by_service = index.by_id("routes"), index.children("routes", "service")
+        patterns: dict[str, dict[bytes, x509.Certificate]] = {}
+        for instance, row in instances:
+            assert isinstance(instance, MtlsAuth)
+            if _ref_id(row.get("consumer")) is not None:
+                continue  # never selected (no_consumer), so it must not widen the handshake map either
+            send_ca_dn = bool((row.get("config") or {}).get("send_ca_dn"))
+            advertised = instance.trust.certificates if send_ca_dn else ()
+            for pattern in MtlsAuth._instance_patterns(row, routes, routes_by_service):
+                cas = patterns.setdefault(pattern, {})
+                for cert in advertised:
+                    cas.setdefault(cert.public_bytes(serialization.Encoding.DER), cert)
+        return patterns
+
+    @staticmethod
+    def _instance_patterns(
+        row: Mapping[str, Any],
+        routes: Mapping[str, Mapping[str, Any]],
+        routes_by_service: Mapping[str, Sequence[Mapping[str, Any]]],
+    ) -> list[str]:
+        """Kong's scope of one instance as SNI patterns: global ``*``; a route's (or a service's routes') snis."""
+        route_id, service_id = _ref_id(row.get("route")), _ref_id(row.get("service"))
+        if route_id is not None:
+            route = routes.get(route_id)
+            scope: Sequence[Mapping[str, Any]] = [route] if route is not None else []
+        elif service_id is not None:
+            scope = routes_by_service.get(service_id, [])
+        else:
+            return ["*"]
+        patterns: list[str] = []
+        for route in scope:
+            snis = [s for s in route.get("snis") or () if isinstance(s, str)]
+            patterns.extend(snis or ["*"])
+        return patterns
 
     # ================================================================== access (traffic flow)
     def access(self, ctx: PluginContext) -> Exit | asyncio.Future[Exit | None] | None:

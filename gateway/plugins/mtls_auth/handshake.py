@@ -42,7 +42,8 @@ from cryptography.hazmat.primitives import serialization
 from OpenSSL import SSL
 
 from gateway.tls.engine.x509 import to_openssl
-from gateway.tls.served.certificates import CertificateEntry, CertificateIndex, compile_row, load_pair, new_context
+from gateway.tls.served.certificates import CertificateEntry, CertificateIndex
+from gateway.tls.served.contexts import compile_row, content_key, load_pair, new_context
 from gateway.tls.served.defaults import PemPair
 
 __all__ = ["CATCH_ALL", "ClientCertRequest", "ClientCertSniMap", "SniRequest"]
@@ -123,10 +124,6 @@ class ClientCertSniMap:
         return f"ClientCertSniMap({[r.pattern for r in self.requests]})"
 
 
-def _content_of(row: Mapping[str, Any]) -> tuple[Any, ...]:
-    return (row.get("cert"), row.get("key"), row.get("cert_alt"), row.get("key_alt"))
-
-
 def _finish_variant(ctx: SSL.Context, cas: Sequence[x509.Certificate]) -> SSL.Context:
     ctx.set_session_id(_MTLS_SESSION_ID_CONTEXT)
     # OpenSSL reads the *current* context's cache mode when it writes the ServerHello: with the cache off it sends
@@ -167,12 +164,15 @@ class ClientCertRequest:
         cls,
         sni_map: ClientCertSniMap,
         index: CertificateIndex,
-        certificate_rows: Sequence[Mapping[str, Any]],
+        certificates: Mapping[str, Mapping[str, Any]],
         previous: ClientCertRequest | None = None,
     ) -> ClientCertRequest:
-        """Precompile a variant of every servable context for every advertised CA set of ``sni_map``."""
+        """Precompile a variant of every servable context for every advertised CA set of ``sni_map``.
+
+        ``certificates``: the ``certificates`` rows by id (the build's ``ConfigIndex``), for the variants' PEMs.
+        """
         profile = index.profile
-        rows = {str(row.get("id")): row for row in certificate_rows}
+        rows = certificates
         ca_sets: dict[bytes, tuple[x509.Certificate, ...]] = {}
         for request in sni_map.requests:
             ca_sets.setdefault(request.ca_key, request.ca_certificates)
@@ -194,7 +194,7 @@ class ClientCertRequest:
                 row = rows.get(entry.certificate_id)
                 if row is None:
                     continue
-                content = (*_content_of(row), profile)
+                content = (*content_key(row), profile)
             for ca_key, cas in ca_sets.items():
                 full_key = (*content, _ca_pems(cas))
                 ctx = by_content.get(full_key) or reuse.get(full_key)

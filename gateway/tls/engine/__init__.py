@@ -1,37 +1,28 @@
 """The TLS engine: pyOpenSSL for both directions, with nginx/OpenSSL semantics.
 
-- ``session``: sans-I/O ``TlsSession`` (memory BIOs) and its errors and results.
-- ``transport``: the asyncio glue (``TlsProtocol`` below, ``TlsTransport`` for the HTTP layer), server factory and
-  ``open_tls_connection`` for upstreams.
-- ``x509``: PEM, trust stores, chain verification with OpenSSL codes, ``check_host``, digests.
+- ``session``: sans-I/O ``TlsSession`` (memory BIOs); ``errors``, its errors; ``info``, its results for the layers
+  above (``TlsInfo``); ``records``, what it reads on the wire without OpenSSL (record counts, the resumption probe).
+- ``transport``: the asyncio glue (``TlsProtocol``, the raw-socket side), the server factory and
+  ``open_tls_connection`` for upstreams; ``app_transport``: ``TlsTransport``, what the HTTP layer writes to.
+- ``x509``: PEM, trust stores, chain verification, digests; ``verify_codes``: OpenSSL's verify codes and texts, the
+  verify callback, the code a handshake reports; ``hostnames``: ``check_host`` (``X509_check_host``).
 """
 
-from gateway.tls.engine.session import (
-    TlsError,
-    TlsHandshakeError,
-    TlsInfo,
-    TlsLocalError,
-    TlsRemoteError,
-    TlsSession,
-)
-from gateway.tls.engine.transport import (
-    TlsProtocol,
-    TlsTransport,
-    create_tls_server_protocol,
-    open_tls_connection,
-)
-from gateway.tls.engine.x509 import (
+from gateway.tls.engine.app_transport import TlsTransport
+from gateway.tls.engine.errors import TlsError, TlsHandshakeError, TlsLocalError, TlsRemoteError
+from gateway.tls.engine.hostnames import check_host
+from gateway.tls.engine.info import TlsInfo
+from gateway.tls.engine.session import TlsSession
+from gateway.tls.engine.transport import TlsProtocol, create_tls_server_protocol, open_tls_connection
+from gateway.tls.engine.verify_codes import (
     RECORD_AND_ACCEPT,
     RECORD_AND_ENFORCE,
-    ChainVerdict,
-    TrustStore,
     VerifyCode,
     VerifyRecorder,
-    check_host,
     reported_verify_error,
-    verify_chain,
     verify_error_text,
 )
+from gateway.tls.engine.x509 import ChainVerdict, TrustStore, verify_chain
 
 __all__ = [
     "RECORD_AND_ACCEPT",

@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-A ``TlsSession`` never touches a socket or an event loop. The owner (``transport.TlsTransport``, or a test)
+A ``TlsSession`` never touches a socket or an event loop. The owner (``transport.TlsProtocol``, or a test)
 moves bytes:
 
 - ``start()`` (client side) returns the ClientHello to write;
@@ -17,34 +17,25 @@ have produced bytes even while reading: tickets, alerts). Rule 2: ``recv`` is re
 exhausted, so one ``receive`` call hands up everything that arrived.
 
 Two cheap tricks keep the data path free of per-call exceptions (pyOpenSSL signals "no more data" with
-``WantReadError``, and raising it costs as much as the read itself):
-
-- the outgoing BIO is read with a large buffer, and a short read means it is empty: no trailing exception;
-- incoming TLS records are counted from their 5-byte headers as the ciphertext arrives. After the handshake,
-  each successful ``recv`` consumes at least one complete record, so once as many reads as complete records
-  have succeeded the BIO holds no complete record and the loop stops without an exception. A record that
-  carried no application data (a TLS 1.3 ticket or key update) makes the count too high, which only costs the
-  usual ``WantReadError`` - and that case is exactly when OpenSSL may have written something, so the outgoing
-  BIO is drained then (and never after a clean data-only read, where nothing can have been written).
+``WantReadError``, and raising it costs as much as the read itself): the outgoing BIO is read with a large
+buffer, a short read meaning it is empty; and incoming records are counted (``records.py`` says why that works).
 
 Results are plain fields, set once when the handshake completes (``established``, ``sni``,
 ``verify_errors``, ``verify_code``/``verify_depth``, ``session_reused``), plus ``alpn``, ``cipher``,
 ``version`` and ``peer_chain``, read from OpenSSL on first access (fixed once the handshake is complete, and
-not needed by most connections); ``info`` is an immutable ``TlsInfo`` for the layers above, which never see a
-pyOpenSSL object.
+not needed by most connections); ``info`` is an immutable ``TlsInfo`` (``info.py``) for the layers above, which
+never see a pyOpenSSL object. The record counting and the resumption probe read the wire in ``records.py``.
 
 Releasing. OpenSSL's app data points back at the session (the callbacks need it), a reference cycle; the owner
 calls ``release()`` once the socket is gone, which breaks it, so that reference counting frees the session and its
-``SSL`` object as soon as the layers above let go of them. ``TlsInfo`` refers to the ``SSL`` object, never to the
-session, so it adds no cycle and stays readable after the release. Why it matters: a long-lived connection's
-objects reach the collector's oldest generation, which is collected rarely; as cyclic garbage, every closed
-keepalive connection kept ~20 KiB of OpenSSL memory until then (``benchmarks/SOAK.md``).
+``SSL`` object at once: as cyclic garbage, every closed keepalive connection kept ~20 KiB of OpenSSL memory until
+the collector's rare pass over its oldest generation (``benchmarks/SOAK.md``). ``TlsInfo`` adds no cycle.
 
-Errors follow h11: ``TlsRemoteError`` (the peer sent something we reject, including every handshake failure as
-``TlsHandshakeError``) and ``TlsLocalError`` (the caller misused the session). After any error the session is
-``errored`` and every further call raises ``TlsLocalError`` at once.
+Errors follow h11 (``errors.py``): ``TlsRemoteError`` (the peer sent something we reject, including every
+handshake failure as ``TlsHandshakeError``) and ``TlsLocalError`` (the caller misused the session). After any
+error the session is ``errored`` and every further call raises ``TlsLocalError`` at once.
 
-Verification: the context's verify callback must be ``x509.VerifyRecorder`` (``RECORD_AND_ACCEPT`` gives
+Verification: the context's verify callback must be ``verify_codes.VerifyRecorder`` (``RECORD_AND_ACCEPT`` gives
 nginx's behaviour), which records ``(code, depth)`` into this session (``Connection.set_app_data(self)``; SNI
 callbacks can reach the session the same way). On the client side ``verify=True`` then fails the connection
 *after* a completed handshake when the reported code is not 0, and ``verify_hostname`` runs ``check_host`` -
@@ -59,16 +50,13 @@ from typing import Final
 from cryptography import x509 as cx509
 from OpenSSL import SSL
 
-from gateway.tls.engine.x509 import check_host, reported_verify_error, verify_error_text
+from gateway.tls.engine.errors import TlsError, TlsHandshakeError, TlsLocalError, TlsRemoteError, openssl_reason
+from gateway.tls.engine.hostnames import check_host
+from gateway.tls.engine.info import TlsInfo, peer_chain_of
+from gateway.tls.engine.records import PROBE_LIMIT, count_records, probe_resumption
+from gateway.tls.engine.verify_codes import reported_verify_error
 
-__all__ = [
-    "TlsError",
-    "TlsHandshakeError",
-    "TlsInfo",
-    "TlsLocalError",
-    "TlsRemoteError",
-    "TlsSession",
-]
+__all__ = ["TlsSession"]
 
 # One SSL_read returns at most one record (<= 16 KiB of plaintext); a larger buffer only costs malloc.
 RECV_SIZE: Final = 65536
@@ -76,251 +64,6 @@ RECV_SIZE: Final = 65536
 BIO_READ_SIZE: Final = 262144
 
 _HANDSHAKING, _ESTABLISHED, _CLOSED, _ERRORED = 0, 1, 2, 3
-# ``alpn``/``cipher``/``version``: handshake not complete, complete but not read from OpenSSL yet, read.
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Errors
-# ----------------------------------------------------------------------------------------------------------
-
-
-class TlsError(Exception):
-    """Base of the session's errors. ``to_send`` holds bytes still worth writing before closing (an alert)."""
-
-    def __init__(self, reason: str, *, to_send: bytes = b"") -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.to_send = to_send
-
-
-class TlsLocalError(TlsError):
-    """The caller used the session wrongly (send before the handshake, after close, after an error)."""
-
-
-class TlsRemoteError(TlsError):
-    """The peer sent something OpenSSL rejected (bad record, fatal alert, unexpected message)."""
-
-
-class TlsHandshakeError(TlsRemoteError):
-    """The handshake did not produce a usable connection.
-
-    Attributes:
-        kind: ``"protocol"`` (OpenSSL rejected the exchange; ``reason`` is OpenSSL's short reason, for logs
-            only), ``"verify"`` (certificate verification; ``verify_code``/``verify_depth`` set),
-            ``"hostname"`` (the certificate does not match ``verify_hostname``), ``"eof"`` (the peer closed
-            mid-handshake), ``"timeout"`` (set by the transport).
-        verify_code: the OpenSSL ``X509_V_ERR_*`` code reported (see ``x509.reported_verify_error``).
-        verify_depth: the chain depth of that error.
-    """
-
-    def __init__(
-        self,
-        reason: str,
-        *,
-        kind: str = "protocol",
-        verify_code: int | None = None,
-        verify_depth: int | None = None,
-        to_send: bytes = b"",
-    ) -> None:
-        super().__init__(reason, to_send=to_send)
-        self.kind = kind
-        self.verify_code = verify_code
-        self.verify_depth = verify_depth
-
-    @property
-    def verify_text(self) -> str | None:
-        """nginx's parenthesised form, ``21:unable to verify the first certificate``, for verify failures."""
-        if self.verify_code is None:
-            return None
-        return f"{self.verify_code}:{verify_error_text(self.verify_code)}"
-
-
-def _openssl_reason(exc: SSL.Error) -> str:
-    """OpenSSL's short reason for an error, for log lines only (never compared: see style lesson 5)."""
-    if isinstance(exc, SSL.SysCallError):
-        return str(exc.args[1]) if len(exc.args) > 1 else "syscall error"
-    args = exc.args[0] if exc.args else None
-    if isinstance(args, list) and args:
-        last = args[-1]
-        if isinstance(last, tuple) and len(last) == 3:
-            return str(last[2]) or "TLS error"
-    return str(exc) or type(exc).__name__
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Results
-# ----------------------------------------------------------------------------------------------------------
-
-
-class TlsInfo:
-    """What the layers above may know about an established TLS connection (``get_extra_info("tls")``).
-
-    Plain fields; ``alpn``, ``cipher``, ``version`` and ``peer_chain`` are read from OpenSSL on first access only
-    (nothing on the proxy path looks at them, and the three getters cost ~2 us per handshake; the values cannot
-    change once the handshake is complete, so reading them later gives the same answer). It holds the ``SSL``
-    object for those reads, not the ``TlsSession`` (see "Releasing" in the module docstring);
-    ``close_notify_received`` is the one field that may change later, set by the session.
-    """
-
-    __slots__ = (
-        "_alpn",
-        "_cipher",
-        "_conn",
-        "_negotiated",
-        "_peer_chain",
-        "_version",
-        "close_notify_received",
-        "server_side",
-        "session_reused",
-        "sni",
-        "verify_code",
-        "verify_depth",
-        "verify_errors",
-    )
-
-    def __init__(self, session: TlsSession) -> None:
-        self._conn = session.ssl_connection
-        self.server_side: bool = session.server_side
-        self.sni: str | None = session.sni
-        self.verify_errors: tuple[tuple[int, int], ...] = tuple(session.verify_errors)
-        self.verify_code: int = session.verify_code
-        self.verify_depth: int = session.verify_depth
-        self.session_reused: bool = session.session_reused
-        #: whether the peer ended with a close_notify (False for a plain TCP close); set by the session
-        self.close_notify_received: bool = session.close_notify_received
-        self._negotiated = False
-        self._alpn: str | None = None
-        self._cipher: str | None = None
-        self._version: str | None = None
-        self._peer_chain: list[cx509.Certificate] | None = None
-
-    def _read_negotiated(self) -> None:
-        """Read ALPN, cipher and version once, on first use: fixed from the end of the handshake on."""
-        conn = self._conn
-        self._negotiated = True
-        self._version = conn.get_protocol_version_name()
-        self._cipher = conn.get_cipher_name()
-        alpn = conn.get_alpn_proto_negotiated()
-        self._alpn = alpn.decode("ascii", "replace") if alpn else None
-
-    @property
-    def alpn(self) -> str | None:
-        """The negotiated ALPN protocol, if any."""
-        if not self._negotiated:
-            self._read_negotiated()
-        return self._alpn
-
-    @property
-    def cipher(self) -> str | None:
-        """OpenSSL's name of the negotiated cipher suite."""
-        if not self._negotiated:
-            self._read_negotiated()
-        return self._cipher
-
-    @property
-    def version(self) -> str | None:
-        """The protocol version (``TLSv1.3``, ``TLSv1.2``)."""
-        if not self._negotiated:
-            self._read_negotiated()
-        return self._version
-
-    @property
-    def peer_chain(self) -> list[cx509.Certificate]:
-        """The certificates the peer sent, leaf first (empty when it sent none), converted once, on demand."""
-        chain = self._peer_chain
-        if chain is None:
-            chain = self._peer_chain = _peer_chain_of(self._conn, self.server_side)
-        return chain
-
-    @property
-    def peer_certificate(self) -> cx509.Certificate | None:
-        """The peer's leaf certificate, if it sent one."""
-        chain = self.peer_chain
-        return chain[0] if chain else None
-
-    def __repr__(self) -> str:
-        return (
-            f"TlsInfo(sni={self.sni!r}, alpn={self.alpn!r}, version={self.version!r}, cipher={self.cipher!r}, "
-            f"verify_code={self.verify_code}, session_reused={self.session_reused})"
-        )
-
-
-def _peer_chain_of(conn: SSL.Connection, server_side: bool) -> list[cx509.Certificate]:
-    """The chain the peer sent, leaf first, as ``cryptography`` certificates.
-
-    OpenSSL's server side leaves the client's leaf out of ``SSL_get_peer_cert_chain``; it is put back in front here
-    so that both sides read the same thing.
-    """
-    certs = [c.to_cryptography() for c in conn.get_peer_cert_chain() or ()]
-    if server_side:
-        leaf = conn.get_peer_certificate()
-        if leaf is not None:
-            certs.insert(0, leaf.to_cryptography())
-    elif not certs:
-        leaf = conn.get_peer_certificate()
-        if leaf is not None:
-            certs.append(leaf.to_cryptography())
-    return certs
-
-
-# ----------------------------------------------------------------------------------------------------------
-# ServerHello probe: was the session resumed? (pyOpenSSL has no SSL_session_reused)
-# ----------------------------------------------------------------------------------------------------------
-
-_HRR_RANDOM: Final = bytes.fromhex("cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c")
-_PROBE_LIMIT: Final = 32768
-
-
-def _probe_resumption(buf: bytes) -> bool | None:
-    """Decide resumption from the server's first flight, as plaintext records on the wire.
-
-    TLS 1.3: the ServerHello carries ``pre_shared_key`` exactly when a PSK (a ticket) was accepted. TLS 1.2:
-    an abbreviated handshake goes ServerHello -> [NewSessionTicket] -> ChangeCipherSpec, a full one sends
-    Certificate / ServerKeyExchange / ServerHelloDone next. Returns ``None`` while more bytes are needed.
-    """
-    pos = 0
-    n = len(buf)
-    hello_seen = False
-    while True:
-        if n - pos < 5:
-            return None
-        rtype = buf[pos]
-        rlen = (buf[pos + 3] << 8) | buf[pos + 4]
-        end = pos + 5 + rlen
-        if end > n:
-            return None
-        body = buf[pos + 5 : end]
-        pos = end
-        if hello_seen:
-            if rtype == 20:
-                return True
-            return rtype == 22 and body[:1] == b"\x04"
-        if rtype == 20:  # a TLS 1.3 compatibility CCS after a HelloRetryRequest
-            continue
-        if rtype != 22 or len(body) < 42 or body[0] != 2:
-            return False
-        hs_end = 4 + ((body[1] << 16) | (body[2] << 8) | body[3])
-        random = body[6:38]
-        off = 39 + body[38]
-        off += 3  # cipher suite, compression
-        ext_end = min(off + 2 + ((body[off] << 8) | body[off + 1]) if off + 1 < len(body) else off, hs_end)
-        off += 2
-        tls13 = psk = False
-        while off + 4 <= ext_end:
-            etype = (body[off] << 8) | body[off + 1]
-            elen = (body[off + 2] << 8) | body[off + 3]
-            if etype == 43 and body[off + 4 : off + 6] == b"\x03\x04":
-                tls13 = True
-            elif etype == 41:
-                psk = True
-            off += 4 + elen
-        if random == _HRR_RANDOM:
-            continue
-        if tls13:
-            return psk
-        hello_seen = True
-        if hs_end < len(body):  # the next handshake message shares the record
-            return body[hs_end] == 4
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -388,7 +131,7 @@ class TlsSession:
         self._unread = -1
         self._verify = verify
         self._verify_hostname = verify_hostname
-        #: (code, depth) pairs recorded by ``x509.VerifyRecorder``, in OpenSSL's order.
+        #: (code, depth) pairs recorded by ``verify_codes.VerifyRecorder``, in OpenSSL's order.
         self.verify_errors: list[tuple[int, int]] = []
         #: set by ``VerifyRecorder(accept=False)`` when it failed the handshake.
         self.verify_rejected = False
@@ -432,20 +175,17 @@ class TlsSession:
     @property
     def alpn(self) -> str | None:
         """The negotiated ALPN protocol (None before the handshake completed or when none was agreed)."""
-        info = self._info
-        return info.alpn if info is not None else None
+        return self._info.alpn if self._info is not None else None
 
     @property
     def cipher(self) -> str | None:
         """OpenSSL's name of the cipher suite (None before the handshake completed)."""
-        info = self._info
-        return info.cipher if info is not None else None
+        return self._info.cipher if self._info is not None else None
 
     @property
     def version(self) -> str | None:
         """The protocol version name (None before the handshake completed)."""
-        info = self._info
-        return info.version if info is not None else None
+        return self._info.version if self._info is not None else None
 
     @property
     def info(self) -> TlsInfo | None:
@@ -457,9 +197,7 @@ class TlsSession:
         """The chain the peer sent, leaf first, as ``cryptography`` certificates (converted once, on demand, once
         established; read afresh before that, for the client-side checks that decide whether it is)."""
         info = self._info
-        if info is not None:
-            return info.peer_chain
-        return _peer_chain_of(self._conn, self.server_side)
+        return info.peer_chain if info is not None else peer_chain_of(self._conn, self.server_side)
 
     @property
     def ssl_connection(self) -> SSL.Connection:
@@ -501,42 +239,6 @@ class TlsSession:
                 break
         return b"".join(parts)
 
-    def _count_records(self, data: bytes) -> int:
-        """Complete TLS records in ``data``, continuing the framing left from earlier calls."""
-        n = len(data)
-        pos = 0
-        count = 0
-        need = self._rec_need
-        if self._rec_hdr:
-            hdr = self._rec_hdr + data[: 5 - len(self._rec_hdr)]
-            if len(hdr) < 5:
-                self._rec_hdr = hdr
-                return 0
-            pos = 5 - len(self._rec_hdr)
-            self._rec_hdr = b""
-            need = (hdr[3] << 8) | hdr[4]
-            if need == 0:
-                count = 1
-        while True:
-            if need:
-                if pos + need > n:
-                    self._rec_need = need - (n - pos)
-                    return count
-                pos += need
-                need = 0
-                count += 1
-            if pos == n:
-                self._rec_need = 0
-                return count
-            if n - pos < 5:
-                self._rec_hdr = data[pos:]
-                self._rec_need = 0
-                return count
-            need = (data[pos + 3] << 8) | data[pos + 4]
-            pos += 5
-            if need == 0:
-                count += 1
-
     def start(self) -> bytes:
         """Client side: begin the handshake; returns the ClientHello to write."""
         self._check_usable()
@@ -544,10 +246,7 @@ class TlsSession:
             raise TlsLocalError("start() is for the client side; the server waits for the ClientHello")
         return self._handshake()
 
-    # kept for the name used in the brief
-    start_handshake = start
-
-    def receive(self, data: bytes) -> tuple[bytes, bytes, bool]:  # noqa: C901 (older than the rule; issue 12 splits it)
+    def receive(self, data: bytes) -> tuple[bytes, bytes, bool]:
         """Feed ciphertext from the peer.
 
         Args:
@@ -577,7 +276,7 @@ class TlsSession:
         if not self._rec_need and not self._rec_hdr and len(data) >= 5 and 5 + ((data[3] << 8) | data[4]) == len(data):
             count = 1
         else:
-            count = self._count_records(data)
+            count, self._rec_hdr, self._rec_need = count_records(data, self._rec_hdr, self._rec_need)
         if unread >= 0:
             unread += count
         out = b""
@@ -588,6 +287,12 @@ class TlsSession:
             if self._state == _HANDSHAKING:
                 return b"", out, False
             unread = -1
+        return self._read_records(unread, out)
+
+    def _read_records(self, unread: int, out: bytes) -> tuple[bytes, bytes, bool]:
+        """``receive``'s second half: ``recv`` the plaintext (``unread`` complete records, or until OpenSSL wants
+        more when negative), then drain what OpenSSL wrote meanwhile; ``out`` is what the handshake wrote."""
+        conn = self._conn
         # Read application data: one exception-free recv per complete record in the common case.
         recv = conn.recv
         first = b""
@@ -613,7 +318,7 @@ class TlsSession:
             closed = drain = True
         except SSL.Error as exc:
             alert = self._drain()
-            raise self._fail(TlsRemoteError(_openssl_reason(exc), to_send=out + alert if out else alert)) from None
+            raise self._fail(TlsRemoteError(openssl_reason(exc), to_send=out + alert if out else alert)) from None
         self._unread = 0
         if drain:
             more = self._drain()
@@ -660,7 +365,7 @@ class TlsSession:
                 if sent < size:
                     conn.sendall(memoryview(data).cast("B")[sent:])
         except SSL.Error as exc:
-            raise self._fail(TlsRemoteError(_openssl_reason(exc), to_send=self._drain())) from None
+            raise self._fail(TlsRemoteError(openssl_reason(exc), to_send=self._drain())) from None
         # ``_drain``'s first read, inline: after a write the BIO holds at least one record, and a short read is all
         try:
             out = conn.bio_read(BIO_READ_SIZE)
@@ -689,7 +394,7 @@ class TlsSession:
         try:
             conn.sendall(data)
         except SSL.Error as exc:
-            raise self._fail(TlsRemoteError(_openssl_reason(exc), to_send=self._drain())) from None
+            raise self._fail(TlsRemoteError(openssl_reason(exc), to_send=self._drain())) from None
         self.close_notify_sent = True
         try:
             conn.shutdown()
@@ -726,9 +431,9 @@ class TlsSession:
     def _feed_probe(self, data: bytes) -> None:
         probe = self._probe
         buf = probe + data if probe else data  # the common case: the whole first flight at once, no copy
-        verdict = _probe_resumption(buf)
+        verdict = probe_resumption(buf)
         if verdict is None:
-            self._probe = buf if len(buf) < _PROBE_LIMIT else None
+            self._probe = buf if len(buf) < PROBE_LIMIT else None
         else:
             self.session_reused = verdict
             self._probe = None
@@ -751,7 +456,16 @@ class TlsSession:
                 self._feed_probe(out)
             self._probe = None
         self._established()
-        info = TlsInfo(self)
+        info = TlsInfo(
+            conn,
+            self.server_side,
+            self.sni,
+            tuple(self.verify_errors),
+            self.verify_code,
+            self.verify_depth,
+            self.session_reused,
+            self.close_notify_received,
+        )
         if not self.server_side:
             self._post_handshake_checks(out, info)
         self._info = info
@@ -759,16 +473,9 @@ class TlsSession:
 
     def _handshake_error(self, exc: SSL.Error, alert: bytes) -> TlsHandshakeError:
         if self.verify_rejected and self.verify_errors:
-            code, depth = reported_verify_error(self.verify_errors)
-            self.verify_code, self.verify_depth = code, depth
-            return TlsHandshakeError(
-                f"certificate verify error: ({code}:{verify_error_text(code)})",
-                kind="verify",
-                verify_code=code,
-                verify_depth=depth,
-                to_send=alert,
-            )
-        return TlsHandshakeError(_openssl_reason(exc), to_send=alert)
+            self.verify_code, self.verify_depth = reported_verify_error(self.verify_errors)
+            return TlsHandshakeError.verify_failed(self.verify_code, self.verify_depth, alert)
+        return TlsHandshakeError(openssl_reason(exc), to_send=alert)
 
     def _established(self) -> None:
         conn = self._conn
@@ -783,15 +490,7 @@ class TlsSession:
         """nginx's upstream checks after a completed handshake: verify result, then host name."""
         if self._verify and self.verify_code:
             code = self.verify_code
-            raise self._fail(
-                TlsHandshakeError(
-                    f"upstream SSL certificate verify error: ({code}:{verify_error_text(code)})",
-                    kind="verify",
-                    verify_code=code,
-                    verify_depth=self.verify_depth,
-                    to_send=out,
-                )
-            )
+            raise self._fail(TlsHandshakeError.verify_failed(code, self.verify_depth, out, "upstream SSL "))
         name = self._verify_hostname
         if name is not None:
             chain = info.peer_chain

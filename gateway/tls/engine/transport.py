@@ -4,7 +4,8 @@
 
     socket <-> raw transport (uvloop) <-> TlsProtocol --session--> TlsTransport <-> app protocol (HTTP)
 
-``TlsProtocol`` is what ``loop.create_server`` / ``loop.create_connection`` see. It feeds ciphertext to the
+``TlsProtocol`` (here) is what ``loop.create_server`` / ``loop.create_connection`` see; ``TlsTransport``
+(``app_transport.py``) is what the app protocol writes to. It feeds ciphertext to the
 session, writes what the session produces, and - only once the handshake has completed - creates the app
 protocol and calls ``connection_made(TlsTransport)``, then ``data_received(plaintext)``, ``eof_received()`` and
 ``connection_lost(exc)``, each at most once per event, like asyncio's ``sslproto`` but on pyOpenSSL.
@@ -36,180 +37,21 @@ write (``writelines`` joins first): no tasks, no futures, no logging.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 from OpenSSL import SSL
 
-from gateway.tls.engine.session import TlsError, TlsHandshakeError, TlsSession
+from gateway.tls.engine.app_transport import CLOSED, HANDSHAKING, OPEN, TlsTransport
+from gateway.tls.engine.errors import TlsError, TlsHandshakeError
+from gateway.tls.engine.session import TlsSession
 
-__all__ = [
-    "HandshakeErrorHandler",
-    "TlsProtocol",
-    "TlsTransport",
-    "create_tls_server_protocol",
-    "open_tls_connection",
-]
+__all__ = ["HandshakeErrorHandler", "TlsProtocol", "create_tls_server_protocol", "open_tls_connection"]
 
 #: ``on_handshake_error(exc, peername)``: called once per failed server-side handshake (for the error log).
 HandshakeErrorHandler = Callable[[TlsHandshakeError, Any], None]
 
 DEFAULT_HANDSHAKE_TIMEOUT = 60.0  # nginx's client_header_timeout / proxy_connect_timeout default
-
-_HANDSHAKING, _OPEN, _CLOSED = 0, 1, 2
-
-
-class TlsTransport(asyncio.Transport):
-    """The transport the app protocol writes to: encrypts and hands the ciphertext to the socket at once."""
-
-    __slots__ = ("_closing", "_protocol", "_raw", "_session", "_tls")
-
-    def __init__(self, tls: TlsProtocol, raw: asyncio.Transport, session: TlsSession) -> None:
-        super().__init__()
-        self._tls = tls
-        self._raw = raw
-        self._session = session
-        self._closing = False
-
-    # -- writing ----------------------------------------------------------------------------------------------
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        """Encrypt and write; silently dropped after ``close()`` (asyncio's sslproto does the same)."""
-        if self._closing or not data:
-            return
-        try:
-            ciphertext = self._session.send(data)
-        except TlsError as exc:
-            self._tls._fatal(exc)
-            return
-        self._raw.write(ciphertext)
-
-    def writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview]) -> None:
-        """One encryption and one socket write for the whole batch."""
-        if self._closing:
-            return
-        # a list (the proxy's case) skips the ABC instance check
-        buffers = (
-            list_of_data if type(list_of_data) is list or isinstance(list_of_data, Sequence) else list(list_of_data)
-        )
-        if not buffers:
-            return
-        try:
-            ciphertext = self._session.send_many(buffers)
-        except TlsError as exc:
-            self._tls._fatal(exc)
-            return
-        self._raw.write(ciphertext)
-
-    def close_with(self, buffers: Sequence[bytes | bytearray | memoryview]) -> None:
-        """``writelines(buffers)`` then ``close()``, with the last bytes and the close_notify in one socket write.
-
-        A connection that ends after its response (``Connection: close``) would otherwise pay a second socket
-        send, and a second read of the outgoing BIO, for the 24-byte close_notify record alone.
-        """
-        if self._closing:
-            return
-        if not buffers:
-            self.close()
-            return
-        try:
-            ciphertext = self._session.send_and_close(buffers[0] if len(buffers) == 1 else b"".join(buffers))
-        except TlsError as exc:
-            self._tls._fatal(exc)
-            return
-        self._closing = True
-        self._tls._state = _CLOSED
-        raw = self._raw
-        if ciphertext and not raw.is_closing():
-            raw.write(ciphertext)
-        raw.close()
-
-    def can_write_eof(self) -> bool:
-        """TLS has no half-close of our own writing short of close_notify, which is ``close()``."""
-        return False
-
-    def write_eof(self) -> None:
-        raise NotImplementedError("TLS transports cannot write EOF; use close()")
-
-    def get_write_buffer_size(self) -> int:
-        """Ciphertext waiting in the socket buffer (plaintext is encrypted as soon as it is written)."""
-        return self._raw.get_write_buffer_size()
-
-    def get_write_buffer_limits(self) -> tuple[int, int]:
-        return self._raw.get_write_buffer_limits()
-
-    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        self._raw.set_write_buffer_limits(high, low)
-
-    # -- reading ----------------------------------------------------------------------------------------------
-
-    def pause_reading(self) -> None:
-        self._tls._pause_reading()
-
-    def resume_reading(self) -> None:
-        self._tls._resume_reading()
-
-    def is_reading(self) -> bool:
-        return not self._tls._app_paused and not self._closing and self._tls._state == _OPEN
-
-    # -- closing ----------------------------------------------------------------------------------------------
-
-    def is_closing(self) -> bool:
-        return self._closing
-
-    def close(self) -> None:
-        """Send close_notify, then close the socket once everything written so far has been flushed."""
-        if self._closing:
-            return
-        self._closing = True
-        self._tls._state = _CLOSED
-        ciphertext = self._session.close()
-        raw = self._raw
-        if ciphertext and not raw.is_closing():
-            raw.write(ciphertext)
-        raw.close()
-
-    def abort(self) -> None:
-        """Close the socket at once, discarding buffered data; no close_notify."""
-        self._closing = True
-        self._tls._state = _CLOSED
-        self._raw.abort()
-
-    # -- protocol and extras ----------------------------------------------------------------------------------
-
-    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
-        self._tls._app = cast(asyncio.Protocol, protocol)
-
-    def get_protocol(self) -> asyncio.BaseProtocol:
-        return self._tls._app  # type: ignore[return-value]
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        """``tls`` -> ``TlsInfo``; ``ssl_object`` -> the same ``TlsInfo`` (peer chain, cipher, ...);
-        ``peercert`` -> the peer's leaf (``cryptography``), ``peercert_chain`` -> the chain, leaf first;
-        ``cipher``/``version``/``sni``/``alpn``; anything else (``peername``, ``sockname``, ``socket``) from the
-        socket transport."""
-        info = self._session.info
-        if name in ("tls", "ssl_object"):
-            return info
-        if info is not None:
-            if name == "peercert":
-                return info.peer_certificate
-            if name == "peercert_chain":
-                return info.peer_chain
-            if name in ("cipher", "version", "sni", "alpn"):
-                return getattr(info, name)
-        return self._raw.get_extra_info(name, default)
-
-    def get_ssl_session(self) -> SSL.Session | None:
-        """The current TLS session, to resume a later connection to the same peer identity (client side).
-
-        Read it after the first response rather than right after the handshake: TLS 1.3 tickets arrive after the
-        handshake and are processed with the first application data.
-        """
-        return self._session.get_ssl_session()
-
-    def __repr__(self) -> str:
-        return f"<TlsTransport {'closing' if self._closing else 'open'} {self._raw.get_extra_info('peername')}>"
 
 
 class TlsProtocol(asyncio.Protocol):
@@ -281,7 +123,7 @@ class TlsProtocol(asyncio.Protocol):
         self._app_transport: TlsTransport | None = None
         self._raw: asyncio.Transport | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._state = _HANDSHAKING
+        self._state = HANDSHAKING
         self._timeout = handshake_timeout if handshake_timer is None else None
         self._timer: asyncio.TimerHandle | None = handshake_timer
         self._on_handshake_error = on_handshake_error
@@ -338,11 +180,11 @@ class TlsProtocol(asyncio.Protocol):
         assert raw is not None
         if to_send:
             raw.write(to_send)
-        if self._state != _OPEN:
-            if self._state == _CLOSED or not self._session.established:
+        if self._state != OPEN:
+            if self._state == CLOSED or not self._session.established:
                 return
             self._established()
-            if self._state != _OPEN:
+            if self._state != OPEN:
                 return
         if plaintext:
             if self._app_paused:
@@ -356,13 +198,13 @@ class TlsProtocol(asyncio.Protocol):
             self._peer_closed(clean=True)
 
     def eof_received(self) -> bool | None:
-        if self._state == _HANDSHAKING:
+        if self._state == HANDSHAKING:
             try:
                 self._session.receive_eof()
             except TlsHandshakeError as exc:
                 self._handshake_failed(exc)
             return False
-        if self._state == _CLOSED:
+        if self._state == CLOSED:
             return False
         try:
             self._session.receive_eof()
@@ -374,8 +216,8 @@ class TlsProtocol(asyncio.Protocol):
         self._cancel_timer()
         self._settle()
         state = self._state
-        self._state = _CLOSED
-        if state == _HANDSHAKING:
+        self._state = CLOSED
+        if state == HANDSHAKING:
             err = TlsHandshakeError(
                 "peer closed connection in SSL handshake" if exc is None else f"connection lost: {exc}",
                 kind="eof",
@@ -413,7 +255,7 @@ class TlsProtocol(asyncio.Protocol):
         self._cancel_timer()
         raw = self._raw
         assert raw is not None
-        self._state = _OPEN
+        self._state = OPEN
         transport = self._app_transport = TlsTransport(self, raw, self._session)
         app = self._app = cast(asyncio.Protocol, self._app_factory())
         app.connection_made(transport)
@@ -444,10 +286,10 @@ class TlsProtocol(asyncio.Protocol):
             handler(exc, raw.get_extra_info("peername") if raw is not None else None)
 
     def _handshake_failed(self, exc: TlsHandshakeError) -> None:
-        if self._state == _CLOSED:
+        if self._state == CLOSED:
             return
         self._cancel_timer()
-        self._state = _CLOSED
+        self._state = CLOSED
         raw = self._raw
         if raw is not None and not raw.is_closing():
             if exc.to_send:
@@ -461,14 +303,14 @@ class TlsProtocol(asyncio.Protocol):
     def handshake_timed_out(self) -> None:
         """The handshake timer fired (ours, or the adopted ``handshake_timer``): abort and report, once."""
         self._timer = None
-        if self._state == _HANDSHAKING:
+        if self._state == HANDSHAKING:
             self._handshake_failed(TlsHandshakeError("SSL handshaking timed out", kind="timeout"))
 
     def _fatal(self, exc: TlsError) -> None:
         """An established connection broke (bad record, alert): write the alert, close, report to the app."""
-        if self._state == _CLOSED:
+        if self._state == CLOSED:
             return
-        self._state = _CLOSED
+        self._state = CLOSED
         self._error = exc
         raw = self._raw
         if self._app_transport is not None:
@@ -495,7 +337,7 @@ class TlsProtocol(asyncio.Protocol):
         return bool(app.eof_received())
 
     def _pause_reading(self) -> None:
-        if self._app_paused or self._state != _OPEN:
+        if self._app_paused or self._state != OPEN:
             return
         self._app_paused = True
         raw = self._raw
@@ -510,7 +352,7 @@ class TlsProtocol(asyncio.Protocol):
             assert self._loop is not None
             self._loop.call_soon(self._flush_backlog)
         raw = self._raw
-        if raw is not None and self._state == _OPEN and not raw.is_closing() and not self._eof_pending:
+        if raw is not None and self._state == OPEN and not raw.is_closing() and not self._eof_pending:
             raw.resume_reading()
 
     def _flush_backlog(self) -> None:
@@ -591,7 +433,7 @@ async def open_tls_connection(
 
     ``timeout`` bounds the TCP connect and the handshake together (nginx's ``proxy_connect_timeout`` covers
     both). ``verify``/``verify_hostname`` apply nginx's post-handshake checks; the context's verify callback
-    must be ``x509.RECORD_AND_ACCEPT`` for the codes to be recorded.
+    must be ``verify_codes.RECORD_AND_ACCEPT`` for the codes to be recorded.
 
     Returns:
         ``(transport, app_protocol)`` once the app protocol has seen ``connection_made``.

@@ -6,7 +6,8 @@ Everything expensive happens once, when the runtime builds a snapshot: ``Certifi
 certificate row with OpenSSL and compiles one ``SSL.Context`` per certificate (chain + key, plus the alternative
 pair on the *same* context so OpenSSL picks RSA or ECDSA from the client's signature algorithms), then maps every
 SNI name to a precompiled ``CertificateEntry``. A handshake costs the servername callback a few dict lookups and
-one ``SSL_set_SSL_CTX`` (``make_sni_callback``); no PEM is parsed and no context is built on that path.
+one ``SSL_set_SSL_CTX`` (``make_sni_callback``); no PEM is parsed and no context is built on that path. The
+compiling itself is in ``contexts.py``, the wildcard candidates of a client SNI in ``sni_names.py``.
 
 Selection order (``find_certificate``), for the SNI exactly as the client sent it (no case folding):
 
@@ -43,39 +44,23 @@ the connection inside the callback (``conn.set_verify``), never on a shared cont
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from OpenSSL import SSL
 
+from gateway.entities.index import foreign_id
 from gateway.settings import ConfigError
+from gateway.tls.served.contexts import Compiled, compile_row, content_key, load_default_pairs_onto, new_context
 from gateway.tls.served.defaults import PemPair
-from gateway.tls.served.presets import TlsProfile, apply_profile, pem_file, tls_profile
+from gateway.tls.served.presets import TlsProfile, tls_profile
+from gateway.tls.served.sni_names import CATCH_ALL_SNI, produce_wild_snis, validate_sni_name
 
 if TYPE_CHECKING:
     from gateway.settings import Settings
 
-__all__ = [
-    "ALPN_PROTOCOLS",
-    "CATCH_ALL_SNI",
-    "CertificateEntry",
-    "CertificateIndex",
-    "base_context",
-    "compile_row",
-    "load_pair",
-    "make_sni_callback",
-    "new_context",
-    "produce_wild_snis",
-    "validate_sni_name",
-]
-
-CATCH_ALL_SNI: Final = "*"
-"""The SNI entity name that catches every client SNI no other name matched (Kong's ``DEFAULT_SNI``)."""
-
-ALPN_PROTOCOLS: Final = (b"http/1.1", b"http/1.0", b"http/0.9")
-"""nginx's ALPN list for an HTTP/1 listener (``NGX_HTTP_ALPN_PROTOS``), in server preference order."""
+__all__ = ["CertificateEntry", "CertificateIndex", "base_context", "make_sni_callback"]
 
 
 class _Log(Protocol):
@@ -86,53 +71,6 @@ class _Log(Protocol):
     def debug(self, message: str) -> None: ...
 
     def error(self, message: str) -> None: ...
-
-
-# ------------------------------------------------------------------------------------------------ SNI names
-_PREFIX_RE: Final = re.compile(r"([^.]+)(\.[^.]+\.\S+)", re.ASCII)
-_SUFFIX_RE: Final = re.compile(r"([^.]+\.)([^.]+)$", re.ASCII)
-
-
-def produce_wild_snis(sni: str) -> tuple[str | None, str | None]:
-    """The prefix and suffix wildcard names to look up for ``sni`` (Kong's ``produce_wild_snis``).
-
-    The prefix wildcard replaces the first label of a name of three labels or more (``www.domain.test`` ->
-    ``*.domain.test``); the suffix wildcard replaces the last label (``domain.test`` -> ``domain.*``). A name that
-    already starts (ends) with ``*`` is its own prefix (suffix) wildcard; a name with a ``*`` anywhere else has
-    none. The regular expressions are Kong's PCRE ones, with ASCII classes as PCRE has without the ``u`` flag.
-
-    Raises:
-        TypeError: ``sni must be a string`` for anything but ``str``.
-    """
-    if not isinstance(sni, str):
-        raise TypeError("sni must be a string")
-    wild_idx = sni.find("*")
-    prefix: str | None = None
-    suffix: str | None = None
-    if wild_idx == 0:
-        prefix = sni
-    elif wild_idx == -1:
-        match = _PREFIX_RE.match(sni)
-        if match is not None:
-            prefix = "*" + match.group(2) + sni[match.end() :]
-    if wild_idx != -1 and wild_idx == len(sni) - 1:
-        suffix = sni
-    elif wild_idx == -1:
-        match = _SUFFIX_RE.search(sni)
-        if match is not None:
-            suffix = sni[: match.start()] + match.group(1) + "*" + sni[match.end() :]
-    return prefix, suffix
-
-
-def validate_sni_name(name: str) -> str | None:
-    """Kong's ``wildcard_host`` validator message for ``name``, or None when it is a valid SNI entity name.
-
-    The entity layer owns the rules (``gateway.entities.typedefs.validate_wildcard_host``); it is imported lazily
-    because only the debug log of an invalid client SNI needs it.
-    """
-    from gateway.entities.typedefs import validate_wildcard_host
-
-    return validate_wildcard_host(name)
 
 
 # ------------------------------------------------------------------------------------------------ entries
@@ -152,103 +90,6 @@ class CertificateEntry:
     certificate_id: str | None
     context: SSL.Context
     error: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class _Compiled:
-    """One certificate row compiled: a context, or the reason it could not be loaded."""
-
-    context: SSL.Context | None
-    error: str | None
-
-
-def _select_alpn(conn: SSL.Connection, offered: list[bytes]) -> bytes:
-    """nginx's ``SSL_select_next_proto`` with the server list first; no overlap is a fatal alert.
-
-    Raising makes pyOpenSSL return ``SSL_TLSEXT_ERR_ALERT_FATAL`` (OpenSSL sends ``no_application_protocol``) and
-    re-raise this ``SSL.Error`` from ``do_handshake``, like any other handshake failure.
-    """
-    for proto in ALPN_PROTOCOLS:
-        if proto in offered:
-            return proto
-    raise SSL.Error([("SSL routines", "", "no application protocol")])
-
-
-def _openssl_reason(exc: Exception) -> str:
-    """OpenSSL's reason strings from a pyOpenSSL error (``args[0]`` is a list of (lib, func, reason))."""
-    args = getattr(exc, "args", ())
-    if args and isinstance(args[0], list) and args[0]:
-        reasons = [str(item[-1]) for item in args[0] if isinstance(item, tuple) and item]
-        if reasons:
-            return ", ".join(reasons)
-    return str(exc) or type(exc).__name__
-
-
-def new_context(profile: TlsProfile, blank: SSL.Context | None = None) -> SSL.Context:
-    """A server context with ``profile`` applied: a new one, or ``blank`` (a never-configured context whose
-    session-ticket keys are shared with other processes, ``gateway.tls.served.ticket_keys``)."""
-    ctx = blank if blank is not None else SSL.Context(SSL.TLS_SERVER_METHOD)
-    apply_profile(ctx, profile)
-    ctx.set_alpn_select_callback(_select_alpn)
-    return ctx
-
-
-def load_pair(ctx: SSL.Context, cert_pem: bytes, key_pem: bytes, alt: bool) -> str | None:
-    """Add one chain + key to ``ctx``; returns Kong's failure reason or None.
-
-    ``use_certificate_chain_file`` sets the leaf and then the chain *of the leaf's key type* (OpenSSL keeps one
-    chain per key type, and pyOpenSSL has no ``SSL_CTX_add1_chain_cert``), so calling it once per pair gives the
-    RSA and the ECDSA leaf their own intermediates. The PEM reaches OpenSSL through an in-memory file.
-    """
-    label = "alternate " if alt else ""
-    with pem_file(cert_pem) as path:
-        try:
-            ctx.use_certificate_chain_file(path)
-        except SSL.Error as exc:
-            return f"could not parse PEM certificate: {_openssl_reason(exc)}"
-    with pem_file(key_pem) as path:
-        try:
-            ctx.use_privatekey_file(path)
-        except SSL.Error as exc:
-            reason = _openssl_reason(exc)
-            if "mismatch" in reason:
-                return f"could not set {label}configured private key: {reason}"
-            return f"could not parse PEM private key: {reason}"
-    try:
-        ctx.check_privatekey()
-    except SSL.Error as exc:
-        return f"could not set {label}configured private key: {_openssl_reason(exc)}"
-    return None
-
-
-def _pem_bytes(value: Any) -> bytes | None:
-    if value is None:
-        return None
-    if isinstance(value, bytes):
-        return value
-    if isinstance(value, str):
-        return value.encode("utf-8", "surrogateescape")
-    return None
-
-
-def compile_row(row: Mapping[str, Any], profile: TlsProfile) -> _Compiled:
-    """Compile one certificate row (``cert``/``key`` and optional ``cert_alt``/``key_alt``)."""
-    cert, key = _pem_bytes(row.get("cert")), _pem_bytes(row.get("key"))
-    if cert is None or key is None:
-        return _Compiled(None, "could not parse PEM certificate: cert and key are required")
-    ctx = new_context(profile)
-    error = load_pair(ctx, cert, key, alt=False)
-    if error is None:
-        cert_alt, key_alt = _pem_bytes(row.get("cert_alt")), _pem_bytes(row.get("key_alt"))
-        if cert_alt is not None and key_alt is not None:
-            error = load_pair(ctx, cert_alt, key_alt, alt=True)
-    if error is not None:
-        return _Compiled(None, error)
-    return _Compiled(ctx, None)
-
-
-def _content_key(row: Mapping[str, Any]) -> tuple[Any, ...]:
-    return (row.get("cert"), row.get("key"), row.get("cert_alt"), row.get("key_alt"))
 
 
 def _sni_names(row: Mapping[str, Any]) -> Iterable[str]:
@@ -275,7 +116,7 @@ class CertificateIndex:
         default_pairs: tuple[PemPair, ...],
         abort_context: SSL.Context,
         errors: dict[str, str],
-        compiled: dict[tuple[Any, ...], _Compiled],
+        compiled: dict[tuple[Any, ...], Compiled],
     ) -> None:
         self._entries = entries
         #: served when nothing matches, and to clients that send no SNI
@@ -293,7 +134,7 @@ class CertificateIndex:
     # -- building -------------------------------------------------------------------------------------------------
 
     @classmethod
-    def build(  # noqa: C901 (older than the rule; issue 12 splits it)
+    def build(
         cls,
         certificates: Sequence[Mapping[str, Any]],
         snis: Sequence[Mapping[str, Any]],
@@ -324,58 +165,16 @@ class CertificateIndex:
         reusable = previous._compiled if previous is not None and previous.profile == profile else {}
         if not default_pairs:
             raise ConfigError('no "ssl_certificate" is defined for the proxy listener')
-        default_ctx = new_context(profile)
-        for pair in default_pairs:
-            error = load_pair(default_ctx, pair.cert, pair.key, alt=False)
-            if error is not None:
-                raise ConfigError(f"cannot load default SSL certificate ({pair.source}): {error}")
-        default = CertificateEntry(None, None, default_ctx)
+        default = CertificateEntry(None, None, load_default_pairs_onto(new_context(profile), default_pairs))
         abort_context = new_context(profile)
-
-        compiled: dict[tuple[Any, ...], _Compiled] = {}
-        by_id: dict[str, _Compiled] = {}
-        errors: dict[str, str] = {}
-        for row in certificates:
-            cert_id = str(row.get("id"))
-            content = _content_key(row)
-            result = compiled.get(content) or reusable.get(content) or compile_row(row, profile)
-            compiled[content] = result
-            by_id[cert_id] = result
-            if result.error is not None:
-                errors[cert_id] = result.error
-                if log is not None:
-                    names = sorted(_sni_names(row))
-                    log.error(
-                        f"[ssl] certificate {cert_id} could not be loaded, handshakes for its SNIs "
-                        f"({', '.join(names) or 'none'}) will be aborted: {result.error}"
-                    )
-
+        compiled, by_id, errors = _compile_rows(certificates, profile, reusable, log)
         entries: dict[str, CertificateEntry] = {}
-
-        def add(name: str, cert_id: str) -> None:
+        for name, cert_id in _named_certificates(certificates, snis):
             if name in entries:
                 if entries[name].certificate_id != cert_id and log is not None:
                     log.error(f"[ssl] SNI {name} is associated with more than one certificate; keeping the first")
-                return
-            result = by_id.get(cert_id)
-            if result is None:
-                entries[name] = CertificateEntry(
-                    name, cert_id, abort_context, f"no SSL certificate configured for sni: {name}"
-                )
-            elif result.context is None:
-                entries[name] = CertificateEntry(name, cert_id, abort_context, result.error)
-            else:
-                entries[name] = CertificateEntry(name, cert_id, result.context)
-
-        for sni in snis:
-            sni_name, ref = sni.get("name"), sni.get("certificate")
-            ref_id = ref.get("id") if isinstance(ref, Mapping) else ref
-            if isinstance(sni_name, str) and ref_id is not None:
-                add(sni_name, str(ref_id))
-        for row in certificates:
-            for name in _sni_names(row):
-                add(name, str(row.get("id")))
-
+                continue
+            entries[name] = _entry(name, cert_id, by_id.get(cert_id), abort_context)
         return cls(
             entries,
             default,
@@ -440,6 +239,55 @@ def _log_if_invalid(sni: str, candidate: str, log: Any) -> None:
         log.debug(f"[ssl] invalid SNI '{sni}', {message}, serving default SSL certificate")
 
 
+def _compile_rows(
+    certificates: Sequence[Mapping[str, Any]],
+    profile: TlsProfile,
+    reusable: Mapping[tuple[Any, ...], Compiled],
+    log: _Log | None,
+) -> tuple[dict[tuple[Any, ...], Compiled], dict[str, Compiled], dict[str, str]]:
+    """Every certificate row compiled once per content: (by content, by id, id -> why it cannot be loaded)."""
+    compiled: dict[tuple[Any, ...], Compiled] = {}
+    by_id: dict[str, Compiled] = {}
+    errors: dict[str, str] = {}
+    for row in certificates:
+        cert_id = str(row.get("id"))
+        content = content_key(row)
+        result = compiled.get(content) or reusable.get(content) or compile_row(row, profile)
+        compiled[content] = result
+        by_id[cert_id] = result
+        if result.error is not None:
+            errors[cert_id] = result.error
+            if log is not None:
+                names = sorted(_sni_names(row))
+                log.error(
+                    f"[ssl] certificate {cert_id} could not be loaded, handshakes for its SNIs "
+                    f"({', '.join(names) or 'none'}) will be aborted: {result.error}"
+                )
+    return compiled, by_id, errors
+
+
+def _named_certificates(
+    certificates: Sequence[Mapping[str, Any]], snis: Sequence[Mapping[str, Any]]
+) -> Iterable[tuple[str, str]]:
+    """(SNI name, certificate id) pairs: the SNI rows first (authoritative), then names nested in certificate rows."""
+    for sni in snis:
+        sni_name, ref_id = sni.get("name"), foreign_id(sni.get("certificate"))
+        if isinstance(sni_name, str) and ref_id is not None:
+            yield sni_name, ref_id
+    for row in certificates:
+        for name in _sni_names(row):
+            yield name, str(row.get("id"))
+
+
+def _entry(name: str, cert_id: str, result: Compiled | None, abort_context: SSL.Context) -> CertificateEntry:
+    """The entry of one SNI name: its certificate's context, or an abort entry with Kong's reason."""
+    if result is None:
+        return CertificateEntry(name, cert_id, abort_context, f"no SSL certificate configured for sni: {name}")
+    if result.context is None:
+        return CertificateEntry(name, cert_id, abort_context, result.error)
+    return CertificateEntry(name, cert_id, result.context)
+
+
 # ------------------------------------------------------------------------------------------------ the listener
 def _record_on_app_data(conn: SSL.Connection, entry: CertificateEntry) -> None:
     """Default recorder: ``conn.get_app_data().server_certificate = entry`` when the app data has that attribute."""
@@ -501,11 +349,7 @@ def base_context(
     ``blank``: configure this never-used context instead of creating one (a worker's inherited ticket keys).
     """
     profile = tls_profile(settings) if settings is not None else index.profile
-    ctx = new_context(profile, blank)
-    for pair in index.default_pairs:
-        error = load_pair(ctx, pair.cert, pair.key, alt=False)
-        if error is not None:
-            raise ConfigError(f"cannot load default SSL certificate ({pair.source}): {error}")
+    ctx = load_default_pairs_onto(new_context(profile, blank), index.default_pairs)
     if sni_callback is not None:
         ctx.set_tlsext_servername_callback(sni_callback)
     return ctx

@@ -16,14 +16,12 @@ One deliberate difference: Kong generates only when *both* files of a pair are m
 on a lone or corrupt file); we regenerate a pair whenever it is missing, unreadable, or its key does not match,
 since these files belong to the gateway and a broken one would otherwise stop every start.
 
-Errors are ``ConfigError`` with Kong's messages (``ssl_cert: failed loading certificate from <value>``); this runs
-at start-up and on reload, never per handshake.
+Errors are ``ConfigError`` with Kong's messages (``ssl_cert: failed loading certificate from <value>``, from the one
+reader of PEM settings, ``gateway.tls.pem_settings``); this runs at start-up and on reload, never per handshake.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime
 import os
 from dataclasses import dataclass
@@ -35,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from gateway.settings import ConfigError
+from gateway.tls.pem_settings import read_pem_setting
 
 if TYPE_CHECKING:
     from gateway.settings import Settings
@@ -46,7 +45,6 @@ __all__ = [
     "ensure_default_certificates",
     "generate_default_pair",
     "load_default_pairs",
-    "read_pem_value",
 ]
 
 DEFAULT_SUBJECT: Final = x509.Name(
@@ -85,44 +83,6 @@ class PemPair:
     source: str = "<inline>"
 
 
-# --------------------------------------------------------------------------------------------- settings values
-def _decode_base64(value: str) -> bytes | None:
-    """ngx.decode_base64, then base64url (padding optional), as Kong's ``try_decode_base64``; None if neither."""
-    text = value.strip()
-    padded = text + "=" * (-len(text) % 4)
-    for altchars in (None, b"-_"):
-        try:
-            return base64.b64decode(padded, altchars=altchars, validate=True)
-        except (binascii.Error, ValueError):
-            continue
-    return None
-
-
-def read_pem_value(key: str, value: str, what: str) -> bytes:
-    """The PEM bytes of one ``ssl_cert``-style entry: a path, base64 of the PEM, or the PEM itself.
-
-    Args:
-        key: the setting name, for the error message (``ssl_cert``).
-        value: the entry as written in kong.conf or the environment.
-        what: ``certificate``, ``key`` or ``DH parameters`` - the word Kong's message uses.
-
-    Raises:
-        ConfigError: ``<key>: failed loading <what> from <value>`` when nothing PEM-shaped comes out.
-    """
-    if os.path.exists(value):
-        try:
-            with open(value, "rb") as handle:
-                data = handle.read()
-        except OSError as exc:
-            raise ConfigError(f"{key}: failed loading {what} from {value}: {exc.strerror}") from None
-    else:
-        decoded = _decode_base64(value)
-        data = decoded if decoded is not None else value.encode("utf-8", "surrogateescape")
-    if b"-----BEGIN " not in data:
-        raise ConfigError(f"{key}: failed loading {what} from {value}")
-    return data
-
-
 def load_default_pairs(settings: Settings, log: _Log | None = None) -> tuple[PemPair, ...]:
     """The default certificate pairs of the proxy listener: ``ssl_cert``/``ssl_cert_key``, else Kong's generated pair.
 
@@ -144,8 +104,8 @@ def load_default_pairs(settings: Settings, log: _Log | None = None) -> tuple[Pem
         return ensure_default_certificates(settings.prefix, log)
     pairs = []
     for cert_value, key_value in zip(certs, keys, strict=True):
-        cert = read_pem_value("ssl_cert", cert_value, "certificate")
-        key = read_pem_value("ssl_cert_key", key_value, "key")
+        cert = read_pem_setting("ssl_cert", cert_value, "certificate")
+        key = read_pem_setting("ssl_cert_key", key_value, "key")
         source = cert_value if os.path.exists(cert_value) else "ssl_cert"
         pairs.append(PemPair(cert, key, source))
     return tuple(pairs)

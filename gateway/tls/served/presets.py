@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Final
 from OpenSSL import SSL
 
 from gateway.settings import ConfigError
-from gateway.tls.served.defaults import read_pem_value
+from gateway.tls.pem_settings import read_pem_setting
 
 if TYPE_CHECKING:
     from gateway.settings import Settings
@@ -259,7 +259,7 @@ def _read_dhparam(value: str) -> bytes:
     """``ssl_dhparam``: a predefined group name, else a path, base64 or PEM content (Kong's order and message)."""
     if value in FFDHE_GROUPS:
         return ffdhe_pem(value)
-    return read_pem_value("ssl_dhparam", value, "certificate")
+    return read_pem_setting("ssl_dhparam", value, "certificate")
 
 
 def apply_profile(ctx: SSL.Context, profile: TlsProfile) -> None:

@@ -13,9 +13,10 @@ from typing import Any, Final
 
 from OpenSSL import SSL
 
-from gateway.tls.engine.session import TlsHandshakeError
-from gateway.tls.engine.transport import TlsTransport, open_tls_connection
-from gateway.tls.engine.x509 import is_ip_literal
+from gateway.tls.engine.app_transport import TlsTransport
+from gateway.tls.engine.errors import TlsHandshakeError
+from gateway.tls.engine.hostnames import is_ip_literal
+from gateway.tls.engine.transport import open_tls_connection
 from gateway.tls.upstream.profile import UpstreamTlsProfile
 
 __all__ = [

@@ -30,16 +30,12 @@ from typing import Any
 
 from OpenSSL import SSL
 
-from gateway.settings import ConfigError, Settings
-from gateway.tls.engine.x509 import PemError, TrustStore, load_pem_chain
-from gateway.tls.upstream.profile import (
-    ClientCertificate,
-    ContextCache,
-    client_certificate_from_row,
-    foreign_id,
-    load_global_client_certificate,
-    read_pem_setting,
-)
+from gateway.entities.index import foreign_id, index_of
+from gateway.settings import Settings
+from gateway.tls.engine.x509 import PemError
+from gateway.tls.upstream.globals import UpstreamTlsGlobals
+from gateway.tls.upstream.material import ClientCertificate, client_certificate_from_row
+from gateway.tls.upstream.profile import ContextCache
 
 __all__ = ["PROBE_CONTEXTS", "HealthcheckTlsCompiler", "ProbeTls"]
 
@@ -76,7 +72,8 @@ class HealthcheckTlsCompiler:
     """``ProbeTls`` for the upstreams of one configuration.
 
     Raises:
-        ConfigError: ``lua_ssl_trusted_certificate`` or the global client certificate cannot be loaded.
+        ConfigError: ``lua_ssl_trusted_certificate`` or the global client certificate cannot be loaded (when an
+        upstream with ``https`` checks first needs them).
     """
 
     def __init__(
@@ -84,36 +81,14 @@ class HealthcheckTlsCompiler:
         settings: Settings,
         config: Mapping[str, Sequence[Mapping[str, Any]]],
         contexts: ContextCache = PROBE_CONTEXTS,
+        globals_: UpstreamTlsGlobals | None = None,
     ) -> None:
         self._settings = settings
         self._contexts = contexts
-        self._certificates = {str(row["id"]): row for row in config.get("certificates", ())}
-        self._trust: TrustStore | None = None
-        self._global: ClientCertificate | bool | None = False  # False: not loaded yet
+        self._certificates = index_of(config).by_id("certificates")
+        #: the trust store and global client certificate, read on first use (only https checks need them)
+        self._globals = globals_ if globals_ is not None else UpstreamTlsGlobals(settings)
         self._used: list[SSL.Context] = []
-
-    def _trust_store(self) -> TrustStore:
-        if self._trust is None:
-            system = False
-            certs = []
-            for entry in self._settings.lua_ssl_trusted_certificate:
-                entry = entry.strip()
-                if not entry:
-                    continue
-                if entry == "system":
-                    system = True
-                    continue
-                try:
-                    certs.extend(load_pem_chain(read_pem_setting("lua_ssl_trusted_certificate", entry)))
-                except PemError as exc:
-                    raise ConfigError(f"lua_ssl_trusted_certificate: {exc}") from None
-            self._trust = TrustStore(certs, system=system)
-        return self._trust
-
-    def _global_cert(self) -> ClientCertificate | None:
-        if self._global is False:
-            self._global = load_global_client_certificate(self._settings)
-        return self._global if isinstance(self._global, ClientCertificate) else None
 
     def _entity_cert(self, cert_id: str) -> ClientCertificate | str:
         row = self._certificates.get(cert_id)
@@ -137,8 +112,8 @@ class HealthcheckTlsCompiler:
             else:
                 cert = found
         else:
-            cert = self._global_cert()
-        trust = self._trust_store()
+            cert = self._globals.client_certificate
+        trust = self._globals.lua_trust
         depth = self._settings.lua_ssl_verify_depth
         context = self._contexts.get(depth, trust, cert)
         self._used.append(context)

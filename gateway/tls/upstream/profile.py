@@ -48,35 +48,24 @@ build fails (start-up stops with the message; a rebuild keeps the previous snaps
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import os
 import threading
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from typing import Any, Final, cast
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from OpenSSL import SSL
 
-from gateway.settings import ConfigError, Settings
-from gateway.tls.engine.x509 import (
-    RECORD_AND_ACCEPT,
-    PemError,
-    TrustStore,
-    chain_digest,
-    key_matches_cert,
-    load_pem_chain,
-    load_pem_private_key,
-)
+from gateway.entities.index import foreign_id, index_of
+from gateway.settings import Settings
+from gateway.tls.engine.verify_codes import RECORD_AND_ACCEPT
+from gateway.tls.engine.x509 import PemError, TrustStore, load_pem_chain
+from gateway.tls.upstream.globals import UpstreamTlsGlobals
+from gateway.tls.upstream.material import ClientCertificate, client_certificate_from_row, sorted_unique, with_source
 
 __all__ = [
     "CIPHERS",
     "CONTEXTS",
     "TLS_PROTOCOLS",
-    "ClientCertificate",
     "ContextCache",
     "UpstreamTlsCompiler",
     "UpstreamTlsProfile",
@@ -94,28 +83,6 @@ NO_CERT_DIGEST: Final = ""
 # ----------------------------------------------------------------------------------------------------------
 # Values
 # ----------------------------------------------------------------------------------------------------------
-
-
-class ClientCertificate:
-    """A client certificate ready for a context: leaf + intermediates, key, and the chain's content digest.
-
-    ``source`` is ``"service"``, ``"upstream"`` or ``"global"`` (where the precedence found it), ``entity_id`` the
-    ``certificates`` id (None for the global one).
-    """
-
-    __slots__ = ("chain", "digest", "entity_id", "key", "source")
-
-    def __init__(
-        self, chain: Sequence[x509.Certificate], key: PrivateKeyTypes, source: str, entity_id: str | None
-    ) -> None:
-        self.chain = tuple(chain)
-        self.key = key
-        self.source = source
-        self.entity_id = entity_id
-        self.digest = chain_digest(self.chain)
-
-    def __repr__(self) -> str:
-        return f"ClientCertificate({self.source}, {self.entity_id}, {self.digest[:12]})"
 
 
 class UpstreamTlsProfile:
@@ -242,89 +209,16 @@ CONTEXTS = ContextCache()
 # ----------------------------------------------------------------------------------------------------------
 
 
-def read_pem_setting(key: str, value: str) -> bytes:
-    """A PEM given in kong.conf: a path, the PEM itself, or base64 of it (Kong accepts the three).
-
-    Raises:
-        ConfigError: naming the key, when nothing PEM-shaped comes out.
-    """
-    if "-----BEGIN " in value:
-        data = value.encode("utf-8", "surrogateescape")
-    elif os.path.exists(value):
-        try:
-            with open(value, "rb") as handle:
-                data = handle.read()
-        except OSError as exc:
-            raise ConfigError(f"{key}: failed loading {value}: {exc.strerror}") from None
-    else:
-        try:
-            data = base64.b64decode(value, validate=True)
-        except (binascii.Error, ValueError):
-            data = b""
-    if b"-----BEGIN " not in data:
-        raise ConfigError(f"{key}: failed loading {value}")
-    return data
-
-
-def _sorted_unique(certs: Iterable[x509.Certificate]) -> list[x509.Certificate]:
-    """CAs in a canonical order (by DER digest, duplicates removed): the trust digest ignores id order, as Kong's
-    CA-store cache key sorts the ids."""
-    by_digest: dict[str, x509.Certificate] = {}
-    for cert in certs:
-        by_digest[hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()] = cert
-    return [by_digest[d] for d in sorted(by_digest)]
-
-
-def foreign_id(ref: Any) -> str | None:
-    """The id of a foreign key as rows carry it: ``{"id": ...}`` from the store, a bare id from older callers."""
-    if ref is None:
-        return None
-    if isinstance(ref, Mapping):
-        value = ref.get("id")
-        return str(value) if value is not None else None
-    return str(ref)
-
-
-def load_global_client_certificate(settings: Settings) -> ClientCertificate | None:
-    """``client_ssl = on`` + ``client_ssl_cert``/``_key`` (path, inline or base64 PEM), or None when off.
-
-    Raises:
-        ConfigError: the files cannot be read or parsed, or the key does not match (nginx would not start).
-    """
-    if not settings.client_ssl or not settings.client_ssl_cert or not settings.client_ssl_cert_key:
-        return None
-    try:
-        chain = load_pem_chain(read_pem_setting("client_ssl_cert", settings.client_ssl_cert))
-        key = load_pem_private_key(read_pem_setting("client_ssl_cert_key", settings.client_ssl_cert_key))
-    except PemError as exc:
-        raise ConfigError(f"client_ssl_cert: {exc}") from None
-    if not key_matches_cert(key, chain[0]):
-        raise ConfigError("client_ssl_cert_key does not match client_ssl_cert")
-    return ClientCertificate(chain, key, "global", None)
-
-
-def client_certificate_from_row(row: Mapping[str, Any], source: str, cert_id: str) -> ClientCertificate:
-    """A ``certificates`` row's ``cert``/``key`` as a client certificate (the alt pair is for serving only).
-
-    Raises:
-        PemError: unparsable PEM, or the key does not match the certificate (``KeyError``/``TypeError`` for a
-        malformed row); callers turn it into Kong's ``unable to fetch/apply ...`` text.
-    """
-    chain = load_pem_chain(row["cert"])
-    key = load_pem_private_key(row["key"])
-    if not key_matches_cert(key, chain[0]):
-        raise PemError("certificate does not match key")
-    return ClientCertificate(chain, key, source, cert_id)
-
-
 class UpstreamTlsCompiler:
     """Builds the ``UpstreamTlsProfile`` of each TLS service of one configuration (one snapshot build).
 
     Args:
         settings: the global knobs (``client_ssl*``, ``proxy_ssl_*``, ``proxy_ssl_session_reuse``).
-        config: entity name -> rows, as exported by the store (``certificates``, ``ca_certificates``,
-            ``upstreams`` are read here).
+        config: entity name -> rows, as exported by the store, ideally the build's ``ConfigIndex``
+            (``certificates``, ``ca_certificates``, ``upstreams`` are read here).
         contexts: the context cache (the process-wide one by default).
+        globals_: the settings-wide trust store and client certificate, loaded once per settings load; read from
+            ``settings`` here when not given (tests, one-off builds).
 
     Raises:
         ConfigError: the global client certificate or trusted-certificate file cannot be loaded.
@@ -335,40 +229,21 @@ class UpstreamTlsCompiler:
         settings: Settings,
         config: Mapping[str, Sequence[Mapping[str, Any]]],
         contexts: ContextCache = CONTEXTS,
+        globals_: UpstreamTlsGlobals | None = None,
     ) -> None:
         self._settings = settings
         self._contexts = contexts
-        self._certificates = {str(row["id"]): row for row in config.get("certificates", ())}
-        self._ca_rows = {str(row["id"]): row for row in config.get("ca_certificates", ())}
-        self._upstreams = {str(row["name"]): row for row in config.get("upstreams", ()) if row.get("name")}
+        index = index_of(config)
+        self._certificates = index.by_id("certificates")
+        self._ca_rows = index.by_id("ca_certificates")
+        self._upstreams = index.by_field("upstreams", "name")
         self._ca_cache: dict[str, list[x509.Certificate]] = {}
         self._cert_cache: dict[str, ClientCertificate | str] = {}
         self._stores: dict[str, TrustStore] = {}
         self._used: list[SSL.Context] = []
-        self._global_trust = self._load_global_trust()
-        self._global_cert = self._load_global_cert()
-
-    # -- globals ------------------------------------------------------------------------------------------------
-
-    def _load_global_trust(self) -> TrustStore:
-        value = self._settings.proxy_ssl_trusted_certificate
-        if value is None:
-            return TrustStore(())
-        if value.strip() == "system":
-            return TrustStore.system_store()
-        certs: list[x509.Certificate] = []
-        for part in value.split(","):
-            part = part.strip()
-            if part == "system":
-                raise ConfigError("proxy_ssl_trusted_certificate: 'system' cannot be combined with files")
-            try:
-                certs.extend(load_pem_chain(read_pem_setting("proxy_ssl_trusted_certificate", part)))
-            except PemError as exc:
-                raise ConfigError(f"proxy_ssl_trusted_certificate: {exc}") from None
-        return TrustStore(_sorted_unique(certs))
-
-    def _load_global_cert(self) -> ClientCertificate | None:
-        return load_global_client_certificate(self._settings)
+        tls = globals_ if globals_ is not None else UpstreamTlsGlobals(settings)
+        self._global_trust = tls.proxy_trust
+        self._global_cert = tls.client_certificate
 
     # -- per service --------------------------------------------------------------------------------------------
 
@@ -405,7 +280,7 @@ class UpstreamTlsCompiler:
                     return f"CA Certificate '{ca_id}': {exc}"
                 self._ca_cache[ca_id] = found
             certs.extend(found)
-        store = TrustStore(_sorted_unique(certs))
+        store = TrustStore(sorted_unique(certs))
         # one TrustStore object per content, so identical sets share the built OpenSSL store
         return self._stores.setdefault(store.digest, store)
 
@@ -423,7 +298,7 @@ class UpstreamTlsCompiler:
             if isinstance(found, str):
                 notices.append(("error", found))
             else:
-                cert = _with_source(found, "service")
+                cert = with_source(found, "service")
         else:
             upstream = self._upstreams.get(str(row.get("host")))
             upstream_cert_id = foreign_id(upstream.get("client_certificate")) if upstream is not None else None
@@ -432,7 +307,7 @@ class UpstreamTlsCompiler:
                 if isinstance(found, str):
                     notices.append(("error", found))
                 else:
-                    cert = _with_source(found, "upstream")
+                    cert = with_source(found, "upstream")
             else:
                 cert = self._global_cert
 
@@ -466,9 +341,3 @@ class UpstreamTlsCompiler:
     def finish(self) -> None:
         """The build is complete: forget cached contexts nothing uses any more."""
         self._contexts.retain(self._used)
-
-
-def _with_source(cert: ClientCertificate, source: str) -> ClientCertificate:
-    if cert.source == source:
-        return cert
-    return ClientCertificate(cert.chain, cert.key, source, cert.entity_id)

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from tests.fixtures.gateway_process import GatewayProcess, make_gateway
-from tests.integration.workers.test_workers import fresh_get, status, wait_until
+from tests.integration.runtime.test_workers import fresh_get, status, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 

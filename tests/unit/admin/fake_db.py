@@ -1,4 +1,4 @@
-"""A minimal in-memory ``Database`` that follows ``gateway/store/interface.py``, for Admin API unit tests.
+"""A minimal in-memory store that follows ``gateway/store/interface.py`` (``Store``), for Admin API unit tests.
 
 It validates with the real entity schemas (so error bodies are the entity layer's), keeps rows in insertion
 order, pages with an opaque base64 offset, resolves endpoint keys, and runs every call on one worker

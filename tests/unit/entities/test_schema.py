@@ -4,16 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from gateway.entities.entity_checks import at_least_one_of, conditional, custom_check, mutually_required
 from gateway.entities.errors import flatten_field_errors, lua_pretty, schema_violation
-from gateway.entities.schema import (
-    NULL,
-    Field,
-    Schema,
-    at_least_one_of,
-    conditional,
-    custom_check,
-    mutually_required,
-)
+from gateway.entities.schema import Field, Schema
+from gateway.entities.values import NULL
 
 SCHEMA = Schema(
     "things",

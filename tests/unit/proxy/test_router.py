@@ -6,15 +6,8 @@ from typing import Any
 
 import pytest
 
-from gateway.proxy.router import (
-    Router,
-    escape_path,
-    header_map,
-    normalize_path,
-    route_priority,
-    split_host_port,
-    upstream_uri_v0,
-)
+from gateway.proxy.matchers import route_priority, split_host_port
+from gateway.proxy.router import Router, escape_path, header_map, normalize_path, upstream_uri_v0
 
 
 def _r(rid: str, **fields: Any) -> dict[str, Any]:

@@ -10,7 +10,8 @@ import pytest
 
 from gateway.entities.errors import EntityError
 from gateway.entities.plugin_configs import PluginSpec
-from gateway.entities.schema import NULL, Field, Schema
+from gateway.entities.schema import Field, Schema
+from gateway.entities.values import NULL
 from gateway.store import Database, open_database
 from tests.fixtures.certs import Issued, make_ca, make_cert
 from tests.fixtures.plugins import register_for_test

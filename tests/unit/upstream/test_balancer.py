@@ -10,7 +10,7 @@ import pytest
 
 from gateway.upstream.algorithms import ConsistentHashing, xxhash32
 from gateway.upstream.balancer import Balancer, NoPeerError
-from gateway.upstream.healthcheck import TargetHealth
+from gateway.upstream.health import TargetHealth
 
 
 def _upstream(**fields: Any) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import errno
 
 import pytest
 
-from gateway.tls.engine.session import TlsRemoteError
+from gateway.tls.engine.errors import TlsRemoteError
 from gateway.upstream.connection import UpstreamConnection
 from gateway.upstream.failures import Kind, Phase, UpstreamFailure, from_exception
 

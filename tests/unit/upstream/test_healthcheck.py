@@ -14,8 +14,10 @@ from gateway.observability.errorlog import ErrorLog
 from gateway.tls.engine.x509 import TrustStore
 from gateway.tls.upstream.probes import PROBE_CONTEXTS
 from gateway.upstream.balancer import Balancer
+from gateway.upstream.checker import HealthChecker
 from gateway.upstream.dns import DnsCache
-from gateway.upstream.healthcheck import HealthChecker, HealthRegistry, TargetHealth, uses_healthchecks
+from gateway.upstream.health import TargetHealth, uses_healthchecks
+from gateway.upstream.healthcheck import HealthRegistry
 from gateway.upstream.probe import probe
 from tests.fixtures.ports import closed_port
 

@@ -14,8 +14,9 @@ from collections.abc import AsyncIterator
 import pytest
 from OpenSSL import SSL
 
-from gateway.tls.engine.session import TlsHandshakeError
-from gateway.tls.engine.transport import TlsProtocol, TlsTransport, create_tls_server_protocol, open_tls_connection
+from gateway.tls.engine.app_transport import TlsTransport
+from gateway.tls.engine.errors import TlsHandshakeError
+from gateway.tls.engine.transport import TlsProtocol, create_tls_server_protocol, open_tls_connection
 from tests.fixtures.certs import make_ca, make_cert
 from tests.fixtures.tls_peers import client_context, server_context
 

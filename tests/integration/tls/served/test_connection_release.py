@@ -35,8 +35,10 @@ from gateway.observability.errorlog import ErrorLog
 from gateway.proxy.state import ProxyState
 from gateway.runtime.snapshot import build_snapshot
 from gateway.settings import load_settings
-from gateway.tls.engine.session import TlsInfo, TlsSession
-from gateway.tls.engine.transport import TlsProtocol, TlsTransport
+from gateway.tls.engine.app_transport import TlsTransport
+from gateway.tls.engine.info import TlsInfo
+from gateway.tls.engine.session import TlsSession
+from gateway.tls.engine.transport import TlsProtocol
 from tests.integration.proxy.harness import config, route, service
 from tests.integration.proxy.upstreams import python_upstream, read_head
 

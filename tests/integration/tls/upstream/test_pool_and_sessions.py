@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from gateway.tls.engine.x509 import TrustStore, load_pem_chain, load_pem_private_key
-from gateway.tls.upstream.profile import ClientCertificate
+from gateway.tls.upstream.material import ClientCertificate
 from tests.integration.proxy.harness import config, read_response, route, running_gateway, service
 from tests.integration.tls.upstream.pki import Pki
 from tests.integration.tls.upstream.upstreams import Upstreams

@@ -7,8 +7,9 @@ import ssl
 import pytest
 from OpenSSL import SSL
 
-from gateway.tls.engine.session import TlsHandshakeError, TlsLocalError, TlsRemoteError, TlsSession
-from gateway.tls.engine.x509 import RECORD_AND_ENFORCE
+from gateway.tls.engine.errors import TlsHandshakeError, TlsLocalError, TlsRemoteError
+from gateway.tls.engine.session import TlsSession
+from gateway.tls.engine.verify_codes import RECORD_AND_ENFORCE
 from tests.fixtures.certs import days, make_ca, make_cert
 from tests.fixtures.tls_peers import client_context, pump, server_context
 

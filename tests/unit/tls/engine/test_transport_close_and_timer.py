@@ -10,7 +10,8 @@ from typing import Any
 
 from gateway.downstream.connection import HttpConnection
 from gateway.downstream.tls_listener import FirstBytes
-from gateway.tls.engine.transport import TlsProtocol, TlsTransport
+from gateway.tls.engine.app_transport import TlsTransport
+from gateway.tls.engine.transport import TlsProtocol
 from tests.fixtures.certs import make_ca, make_cert
 from tests.fixtures.tls_peers import server_context
 

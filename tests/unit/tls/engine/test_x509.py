@@ -10,23 +10,20 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
+from gateway.tls.engine.hostnames import check_host
 from gateway.tls.engine.session import TlsSession
+from gateway.tls.engine.verify_codes import VERIFY_ERROR_TEXT, VerifyCode, reported_verify_error, verify_error_text
 from gateway.tls.engine.x509 import (
-    VERIFY_ERROR_TEXT,
     PemError,
     TrustStore,
-    VerifyCode,
     build_x509_store,
     chain_digest,
-    check_host,
     key_matches_cert,
     load_pem_chain,
     load_pem_private_key,
-    reported_verify_error,
     sha1_fingerprint,
     sha256_fingerprint,
     verify_chain,
-    verify_error_text,
 )
 from tests.fixtures.certs import Issued, days, make_ca, make_cert
 from tests.fixtures.tls_peers import client_context, pump, server_context

@@ -15,12 +15,12 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from gateway.settings import ConfigError, load_settings
+from gateway.tls.pem_settings import read_pem_setting
 from gateway.tls.served.certificates import CertificateIndex, base_context
 from gateway.tls.served.defaults import (
     DEFAULT_SUBJECT,
     ensure_default_certificates,
     load_default_pairs,
-    read_pem_value,
 )
 from tests.unit.tls.served.conftest import Pki
 from tests.unit.tls.served.harness import common_name, memory_handshake, peer_chain
@@ -149,9 +149,9 @@ def test_ssl_cert_served_as_default_with_its_chain(tmp_path: pathlib.Path, pki: 
 
 def test_ssl_cert_errors_use_kongs_messages(tmp_path: pathlib.Path) -> None:
     with pytest.raises(ConfigError, match=r"^ssl_cert: failed loading certificate from not-a-cert$"):
-        read_pem_value("ssl_cert", "not-a-cert", "certificate")
+        read_pem_setting("ssl_cert", "not-a-cert", "certificate")
     with pytest.raises(ConfigError, match=r"^ssl_cert_key: failed loading key from x$"):
-        read_pem_value("ssl_cert_key", "x", "key")
+        read_pem_setting("ssl_cert_key", "x", "key")
     settings = load_settings(env={}, overrides={"prefix": str(tmp_path)}).replace(
         ssl_cert=("a", "b"), ssl_cert_key=("c",)
     )

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from gateway.tls.served.certificates import produce_wild_snis
+from gateway.tls.served.sni_names import produce_wild_snis
 
 
 @pytest.mark.parametrize(

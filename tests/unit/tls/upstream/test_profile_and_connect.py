@@ -11,7 +11,7 @@ import pytest
 from OpenSSL import SSL
 
 from gateway.settings import ConfigError, load_settings
-from gateway.tls.engine.session import TlsHandshakeError
+from gateway.tls.engine.errors import TlsHandshakeError
 from gateway.tls.upstream.connect import SessionCache, describe_handshake_error, peer_names
 from gateway.tls.upstream.profile import ContextCache, UpstreamTlsCompiler, identity_label
 from tests.fixtures.certs import Issued, make_ca, make_cert

@@ -1,0 +1,133 @@
+"""What the layers above may know of an established TLS connection: ``TlsInfo``, plain fields, no pyOpenSSL.
+
+The session fills one in when its handshake completes; it refers to the ``SSL`` object (for the values read on
+demand), never to the session, so it adds no reference cycle and stays readable after ``TlsSession.release``.
+"""
+
+from __future__ import annotations
+
+from cryptography import x509 as cx509
+from OpenSSL import SSL
+
+__all__ = ["TlsInfo", "peer_chain_of"]
+
+
+class TlsInfo:
+    """What the layers above may know about an established TLS connection (``get_extra_info("tls")``).
+
+    Plain fields; ``alpn``, ``cipher``, ``version`` and ``peer_chain`` are read from OpenSSL on first access only
+    (nothing on the proxy path looks at them, and the three getters cost ~2 us per handshake; the values cannot
+    change once the handshake is complete, so reading them later gives the same answer). It holds the ``SSL``
+    object for those reads, not the ``TlsSession`` (see "Releasing" in the module docstring);
+    ``close_notify_received`` is the one field that may change later, set by the session.
+    """
+
+    __slots__ = (
+        "_alpn",
+        "_cipher",
+        "_conn",
+        "_negotiated",
+        "_peer_chain",
+        "_version",
+        "close_notify_received",
+        "server_side",
+        "session_reused",
+        "sni",
+        "verify_code",
+        "verify_depth",
+        "verify_errors",
+    )
+
+    def __init__(
+        self,
+        conn: SSL.Connection,
+        server_side: bool,
+        sni: str | None,
+        verify_errors: tuple[tuple[int, int], ...],
+        verify_code: int,
+        verify_depth: int,
+        session_reused: bool,
+        close_notify_received: bool,
+    ) -> None:
+        self._conn = conn
+        self.server_side = server_side
+        self.sni = sni
+        self.verify_errors = verify_errors
+        self.verify_code = verify_code
+        self.verify_depth = verify_depth
+        self.session_reused = session_reused
+        #: whether the peer ended with a close_notify (False for a plain TCP close); set by the session
+        self.close_notify_received = close_notify_received
+        self._negotiated = False
+        self._alpn: str | None = None
+        self._cipher: str | None = None
+        self._version: str | None = None
+        self._peer_chain: list[cx509.Certificate] | None = None
+
+    def _read_negotiated(self) -> None:
+        """Read ALPN, cipher and version once, on first use: fixed from the end of the handshake on."""
+        conn = self._conn
+        self._negotiated = True
+        self._version = conn.get_protocol_version_name()
+        self._cipher = conn.get_cipher_name()
+        alpn = conn.get_alpn_proto_negotiated()
+        self._alpn = alpn.decode("ascii", "replace") if alpn else None
+
+    @property
+    def alpn(self) -> str | None:
+        """The negotiated ALPN protocol, if any."""
+        if not self._negotiated:
+            self._read_negotiated()
+        return self._alpn
+
+    @property
+    def cipher(self) -> str | None:
+        """OpenSSL's name of the negotiated cipher suite."""
+        if not self._negotiated:
+            self._read_negotiated()
+        return self._cipher
+
+    @property
+    def version(self) -> str | None:
+        """The protocol version (``TLSv1.3``, ``TLSv1.2``)."""
+        if not self._negotiated:
+            self._read_negotiated()
+        return self._version
+
+    @property
+    def peer_chain(self) -> list[cx509.Certificate]:
+        """The certificates the peer sent, leaf first (empty when it sent none), converted once, on demand."""
+        chain = self._peer_chain
+        if chain is None:
+            chain = self._peer_chain = peer_chain_of(self._conn, self.server_side)
+        return chain
+
+    @property
+    def peer_certificate(self) -> cx509.Certificate | None:
+        """The peer's leaf certificate, if it sent one."""
+        chain = self.peer_chain
+        return chain[0] if chain else None
+
+    def __repr__(self) -> str:
+        return (
+            f"TlsInfo(sni={self.sni!r}, alpn={self.alpn!r}, version={self.version!r}, cipher={self.cipher!r}, "
+            f"verify_code={self.verify_code}, session_reused={self.session_reused})"
+        )
+
+
+def peer_chain_of(conn: SSL.Connection, server_side: bool) -> list[cx509.Certificate]:
+    """The chain the peer sent, leaf first, as ``cryptography`` certificates.
+
+    OpenSSL's server side leaves the client's leaf out of ``SSL_get_peer_cert_chain``; it is put back in front here
+    so that both sides read the same thing.
+    """
+    certs = [c.to_cryptography() for c in conn.get_peer_cert_chain() or ()]
+    if server_side:
+        leaf = conn.get_peer_certificate()
+        if leaf is not None:
+            certs.insert(0, leaf.to_cryptography())
+    elif not certs:
+        leaf = conn.get_peer_certificate()
+        if leaf is not None:
+            certs.append(leaf.to_cryptography())
+    return certs
