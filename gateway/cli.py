@@ -62,11 +62,21 @@ def cmd_start(args: argparse.Namespace) -> int:
         except StartupError as exc:
             await gateway.stop(drain_timeout=0)
             return _err(str(exc))
-        print(f"Gateway started (prefix {settings.prefix})", flush=True)
+        print(f"Gateway started (prefix {settings.prefix}): {_listening(settings)}", flush=True)
         await gateway.wait_stopped()
         return 0
 
     return _run_loop(run())
+
+
+def _listening(settings: Settings) -> str:
+    """``proxy 0.0.0.0:8000, 0.0.0.0:8443 ssl; admin 127.0.0.1:8001``: where to send the first request."""
+    from gateway.runtime.listen_errors import render_listener
+
+    parts = []
+    for name, listeners in (("proxy", settings.proxy_listen), ("admin", settings.admin_listen)):
+        parts.append(f"{name} {', '.join(render_listener(listener) for listener in listeners) or 'off'}")
+    return "; ".join(parts)
 
 
 def _run_loop(coro: Any) -> int:
@@ -82,12 +92,14 @@ def _signal_running(args: argparse.Namespace, sig: signal.Signals, verb: str) ->
         settings = _load(args)
     except ConfigError as exc:
         return _err(str(exc))
-    pid_path = os.path.join(settings.prefix, "pids", "gateway.pid")
+    from gateway.runtime import pidfile
+
+    pid = pidfile.read_pid(settings.prefix)
     try:
-        with open(pid_path, encoding="ascii") as handle:
-            pid = int(handle.read().strip())
+        if pid is None or not pidfile.is_gateway(pid):  # never signal a process that took a dead gateway's pid
+            raise ProcessLookupError
         os.kill(pid, sig)
-    except (OSError, ValueError):
+    except OSError:
         return _err(f"gateway is not running in {settings.prefix}")
     print(f"Gateway {verb}")
     return 0
@@ -109,8 +121,11 @@ def cmd_check(args: argparse.Namespace) -> int:
         settings = load_settings(args.conf)
     except ConfigError as exc:
         return _err(str(exc))
-    for name in settings.ignored_env:
-        print(f"Warning: ignoring unknown setting from the environment: {name}", file=sys.stderr)
+    from gateway.runtime.notices import startup_warnings
+
+    for warning in startup_warnings(settings):
+        if warning.key != "client_ssl":  # the doctor's findings below say it, with the file checks
+            print(f"Warning: {warning.text}", file=sys.stderr)
     findings = check_files(settings)
     for finding in findings:
         word = "Error" if finding.severity is Severity.PROBLEM else "Warning"
