@@ -1,17 +1,25 @@
 # Two commands for a fresh machine:  `make run` (install + start on the embedded SQLite store)
 # and `make test` (install + lint + the whole test suite).
+# `make run` listens where conf/gateway.conf says (proxy :8000 and :8443, admin 127.0.0.1:8001); KONG_* variables
+# override it, as for `gateway start`:  KONG_PROXY_LISTEN='127.0.0.1:18000, 127.0.0.1:18443 ssl' make run
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-PREFIX ?= servroot
+# the gateway's prefix for `make run` (`make run PREFIX=elsewhere`); not read from the environment, where PREFIX
+# often means something else (an install prefix)
+PREFIX := servroot
 
 .PHONY: run test install system-deps lint format bench soak clean
+
+# where the command is, said after an install and by `make run` (the virtualenv need not be activated)
+WHERE := @echo 'gateway is $(BIN)/gateway; to call it as `gateway`: export PATH="$$PWD/$(BIN):$$PATH" (or: $(BIN)/python -m gateway)'
 
 $(BIN)/gateway: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test,dev]'
 	@touch $@
+	$(WHERE)
 
 install: $(BIN)/gateway
 
@@ -28,6 +36,7 @@ system-deps:
 	fi
 
 run: install
+	$(WHERE)
 	$(BIN)/gateway start -c conf/gateway.conf -p $(PREFIX)
 
 lint: install

@@ -3,6 +3,9 @@
 ``gateway start`` runs in the foreground, as Kong does in containers. Exit codes: 0 success, 1 a
 configuration or start-up error (the message says which key or file), 2 a usage error (argparse).
 
+``gateway --help`` (or ``gateway help [COMMAND]``) teaches rather than lists: each command with a one-line example,
+the ``KONG_*`` rule, the default prefix and ports (read from ``gateway.settings.SPECS``, so they cannot drift).
+
 ``gateway check CONF`` loads the settings and then every certificate, key and CA file they name, with the loaders
 ``start`` uses (``gateway.doctor.conf``): a problem is what ``start`` would refuse. ``gateway doctor cert FILE``
 explains a PEM bundle in words (``gateway.doctor.cert``): exit 0 when nothing is a problem (warnings alone pass),
@@ -17,9 +20,9 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
-from gateway.settings import ConfigError, Settings, load_settings
+from gateway.settings import SPECS, ConfigError, Settings, load_settings
 from gateway.version import KONG_VERSION, __version__
 
 __all__ = ["main"]
@@ -62,11 +65,21 @@ def cmd_start(args: argparse.Namespace) -> int:
         except StartupError as exc:
             await gateway.stop(drain_timeout=0)
             return _err(str(exc))
-        print(f"Gateway started (prefix {settings.prefix})", flush=True)
+        print(f"Gateway started (prefix {settings.prefix}): {_listening(settings)}", flush=True)
         await gateway.wait_stopped()
         return 0
 
     return _run_loop(run())
+
+
+def _listening(settings: Settings) -> str:
+    """``proxy 0.0.0.0:8000, 0.0.0.0:8443 ssl; admin 127.0.0.1:8001``: where to send the first request."""
+    from gateway.runtime.listen_errors import render_listener
+
+    parts = []
+    for name, listeners in (("proxy", settings.proxy_listen), ("admin", settings.admin_listen)):
+        parts.append(f"{name} {', '.join(render_listener(listener) for listener in listeners) or 'off'}")
+    return "; ".join(parts)
 
 
 def _run_loop(coro: Any) -> int:
@@ -82,12 +95,14 @@ def _signal_running(args: argparse.Namespace, sig: signal.Signals, verb: str) ->
         settings = _load(args)
     except ConfigError as exc:
         return _err(str(exc))
-    pid_path = os.path.join(settings.prefix, "pids", "gateway.pid")
+    from gateway.runtime import pidfile
+
+    pid = pidfile.read_pid(settings.prefix)
     try:
-        with open(pid_path, encoding="ascii") as handle:
-            pid = int(handle.read().strip())
+        if pid is None or not pidfile.is_gateway(pid):  # never signal a process that took a dead gateway's pid
+            raise ProcessLookupError
         os.kill(pid, sig)
-    except (OSError, ValueError):
+    except OSError:
         return _err(f"gateway is not running in {settings.prefix}")
     print(f"Gateway {verb}")
     return 0
@@ -109,8 +124,11 @@ def cmd_check(args: argparse.Namespace) -> int:
         settings = load_settings(args.conf)
     except ConfigError as exc:
         return _err(str(exc))
-    for name in settings.ignored_env:
-        print(f"Warning: ignoring unknown setting from the environment: {name}", file=sys.stderr)
+    from gateway.runtime.notices import startup_warnings
+
+    for warning in startup_warnings(settings):
+        if warning.key != "client_ssl":  # the doctor's findings below say it, with the file checks
+            print(f"Warning: {warning.text}", file=sys.stderr)
     findings = check_files(settings)
     for finding in findings:
         word = "Error" if finding.severity is Severity.PROBLEM else "Warning"
@@ -205,30 +223,102 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------------------------- parser
+#: every command: its one-line summary and an example, for ``gateway --help`` and the command's own help
+COMMANDS: tuple[tuple[str, str, str], ...] = (
+    ("start", "run the gateway in the foreground; Ctrl-C / SIGTERM drain and stop it", "gateway start -p servroot"),
+    ("stop", "stop the gateway running in a prefix", "gateway stop -p servroot"),
+    ("reload", "re-read certificate settings and the declarative file (SIGHUP)", "gateway reload -p servroot"),
+    ("check", "validate a configuration file and the files it names", "gateway check conf/gateway.conf"),
+    ("doctor", "explain a PEM bundle in words", "gateway doctor cert site.crt --key site.key --ca root.crt"),
+    ("config", "validate a kong.yml, or load it into the SQLite store", "gateway config parse conf/kong.yml"),
+    ("version", "print the version (--all: and Python's, OpenSSL's)", "gateway version --all"),
+    ("help", "this text, or a command's", "gateway help start"),
+)
+
+
+def _default(key: str) -> str:
+    return SPECS[key].default
+
+
+def _overview() -> str:
+    width = max(len(name) for name, _, _ in COMMANDS)
+    lines = ["commands (gateway help COMMAND, or COMMAND --help, for its options):"]
+    for name, summary, example in COMMANDS:
+        lines.append(f"  {name:<{width}}  {summary}")
+        lines.append(f"  {'':<{width}}    e.g. {example}")
+    return "\n".join(lines)
+
+
+def _epilog() -> str:
+    return f"""settings:
+  Every kong.conf key (conf/gateway.conf lists them all with their defaults) is read from the file given
+  with -c, and can be overridden from the environment as KONG_<KEY IN CAPITALS>, Kong's rule:
+    KONG_PROXY_LISTEN='127.0.0.1:18000, 127.0.0.1:18443 ssl' KONG_ADMIN_LISTEN=127.0.0.1:18001 \\
+      gateway start -p servroot
+  An unknown KONG_* variable is ignored with a warning; an unknown key in the file is an error.
+
+defaults:
+  prefix        {_default("prefix")} (-p PREFIX; `make run` uses ./servroot): the SQLite store, logs/,
+                pids/gateway.pid
+  proxy_listen  {_default("proxy_listen")}
+  admin_listen  {_default("admin_listen")}
+  database      {_default("database")} (a file under the prefix); off = DB-less with declarative_config
+
+`python -m gateway ...` is the same command (inside the virtualenv: .venv/bin/python -m gateway)."""
+
+
+def _add(sub: Any, name: str, description: str | None = None) -> argparse.ArgumentParser:
+    summary, example = next((s, e) for n, s, e in COMMANDS if n == name)
+    return cast(
+        argparse.ArgumentParser,
+        sub.add_parser(
+            name,
+            prog=f"gateway {name}",
+            description=f"{description or summary}\n\nexample:\n  {example}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        ),
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gateway", description="Kong-compatible TLS reference gateway")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="gateway",
+        usage="gateway <command> [options]",
+        description="Kong-compatible TLS reference gateway: Kong's Admin API, kong.yml and kong.conf settings, "
+        "Kong's TLS model.\n\n" + _overview(),
+        epilog=_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="<command>", help=argparse.SUPPRESS)
 
     def conf_and_prefix(p: argparse.ArgumentParser) -> None:
-        p.add_argument("-c", "--conf", help="configuration file (kong.conf syntax)")
-        p.add_argument("-p", "--prefix", help="override the prefix directory")
+        p.add_argument("-c", "--conf", help="configuration file (kong.conf syntax); KONG_* variables override it")
+        p.add_argument(
+            "-p", "--prefix", help=f"the prefix directory (default: the prefix setting, {_default('prefix')})"
+        )
 
-    start = sub.add_parser("start", help="start the gateway in the foreground")
+    start = _add(
+        sub,
+        "start",
+        "Run the gateway in the foreground (as Kong in a container). It prints 'Gateway started' once the proxy\n"
+        "and the Admin API accept; SIGTERM / Ctrl-C drain in-flight requests and exit 0, SIGHUP reloads,\n"
+        "SIGUSR1 reopens the logs. A second start on a prefix whose gateway runs is refused.",
+    )
     conf_and_prefix(start)
     start.add_argument("--v", action="store_true", help="verbose (log_level = info)")
     start.add_argument("--vv", action="store_true", help="debug (log_level = debug)")
     start.set_defaults(func=cmd_start)
 
-    for name, func, text in (("stop", cmd_stop, "stop a running gateway"), ("reload", cmd_reload, "send SIGHUP")):
-        p = sub.add_parser(name, help=text)
+    for name, func in (("stop", cmd_stop), ("reload", cmd_reload)):
+        p = _add(sub, name)
         conf_and_prefix(p)
         p.set_defaults(func=func)
 
-    check = sub.add_parser("check", help="validate a configuration file and the certificate files it names")
+    check = _add(sub, "check")
     check.add_argument("conf", help="configuration file")
     check.set_defaults(func=cmd_check)
 
-    doctor = sub.add_parser("doctor", help="explain a TLS input in words")
+    doctor = _add(sub, "doctor")
     doctor_sub = doctor.add_subparsers(dest="doctor_command", required=True)
     cert = doctor_sub.add_parser(
         "cert",
@@ -242,11 +332,11 @@ def build_parser() -> argparse.ArgumentParser:
     cert.add_argument("--json", action="store_true", help="the findings as JSON")
     cert.set_defaults(func=cmd_doctor_cert)
 
-    version = sub.add_parser("version", help="print the version")
+    version = _add(sub, "version")
     version.add_argument("-a", "--all", action="store_true", help="versions of the parts too")
     version.set_defaults(func=cmd_version)
 
-    config = sub.add_parser("config", help="declarative configuration tools")
+    config = _add(sub, "config")
     config_sub = config.add_subparsers(dest="config_command", required=True)
     parse = config_sub.add_parser("parse", help="validate a declarative file")
     parse.add_argument("file")
@@ -256,11 +346,30 @@ def build_parser() -> argparse.ArgumentParser:
     db_import.add_argument("file")
     conf_and_prefix(db_import)
     db_import.set_defaults(func=cmd_config)
+
+    help_ = _add(sub, "help")
+    help_.add_argument("topic", nargs="?", metavar="COMMAND", help="the command to explain")
+    help_.set_defaults(func=lambda args: cmd_help(parser, sub, args))
     return parser
 
 
+def cmd_help(parser: argparse.ArgumentParser, sub: Any, args: argparse.Namespace) -> int:
+    """``gateway help`` = ``gateway --help``; ``gateway help start`` = ``gateway start --help``."""
+    if args.topic is None:
+        parser.print_help()
+        return 0
+    if args.topic not in sub.choices:
+        return _err(f"no command '{args.topic}'; the commands are {', '.join(name for name, _, _ in COMMANDS)}")
+    sub.choices[args.topic].print_help()
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    if not (sys.argv[1:] if argv is None else argv):  # a bare `gateway`: the whole help, not argparse's one line
+        parser.print_help(sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
     return int(args.func(args))
 
 

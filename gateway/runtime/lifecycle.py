@@ -1,11 +1,15 @@
 """The gateway process: start, serve, reload, drain, stop.
 
 Order of start-up (each step fails with a message naming what is wrong, before anything listens):
-prefix directories -> logs -> enabled plugins (the ``plugins`` setting) -> store (SQLite file, or memory + the
-declarative file in DB-less mode) -> no stored plugin that would never run (Kong's ``<name> plugin is in use but not
-enabled``; an older store may hold one) -> first snapshot -> proxy listeners (or, with ``worker_processes`` > 1,
-the worker processes, each ready) -> Admin API listeners -> pid file. The Admin API opens last, so ``GET /status``
-answering 200 means the proxy is already accepting: scripts wait on it for readiness.
+prefix directories -> the pid file (``runtime/pidfile.py``: a live gateway on this prefix refuses the start with
+Kong's ``Kong is already running in <prefix>`` before anything is touched; a stale file is taken over with a
+notice) -> logs, and the start-up warnings, on stderr too (``runtime/notices.py``) -> enabled plugins (the
+``plugins`` setting) -> store (SQLite file, or memory + the declarative file in DB-less mode) -> no stored plugin
+that would never run (Kong's ``<name> plugin is in use but not enabled``; an older store may hold one) -> first
+snapshot -> proxy listeners (or, with ``worker_processes`` > 1, the worker processes, each ready) -> Admin API
+listeners. A listener that cannot be bound fails in one wording whatever its setting, naming the setting and its
+``KONG_*`` variable (``runtime/listen_errors.py``). The Admin API opens last, so ``GET /status`` answering 200
+means the proxy is already accepting: scripts wait on it for readiness.
 
 Signals (Kong runs nginx in the foreground in containers; these are nginx's meanings where they exist):
 - SIGTERM / SIGINT: stop accepting, let in-flight requests finish (up to ``drain_timeout``), exit 0.
@@ -40,10 +44,12 @@ from gateway.entities.plugin_configs import enable_plugins, get_plugin, register
 from gateway.observability.accesslog import AccessLog, open_access_log
 from gateway.observability.errorlog import ErrorLog
 from gateway.proxy.state import ProxyState
-from gateway.runtime import building, titles
+from gateway.runtime import building, pidfile, titles
+from gateway.runtime.listen_errors import listen_failure
 from gateway.runtime.manager import SnapshotManager
+from gateway.runtime.notices import announce, startup_warnings
 from gateway.runtime.workers import ListenError, WorkerPool
-from gateway.settings import ConfigError, Listener, Settings, load_settings
+from gateway.settings import ConfigError, Settings, load_settings
 from gateway.store import open_database
 from gateway.store.declarative import parse_text
 from gateway.upstream.healthcheck import HealthRegistry
@@ -117,6 +123,7 @@ class Gateway:
         self.admin_servers: list[asyncio.base_events.Server] = []
         self._stopped = asyncio.Event()
         self._stopping = False
+        self._claimed = False  # the prefix's pid file is ours: there is something to stop and release
         self._tick: asyncio.TimerHandle | None = None
         self.server_tls: Any = None  # tls.listener.ServerTlsConfig when an ssl listener is configured
         self.health: Any = None  # proxy.healthcheck.HealthRegistry: target health and probes, across snapshots
@@ -127,12 +134,15 @@ class Gateway:
     async def start(self) -> None:
         settings = self.settings
         self._prepare_prefix()
+        stale = self._claim_prefix()
         self.error_log = ErrorLog(settings.path(settings.proxy_error_log), settings.log_level)
         asyncio.get_running_loop().set_exception_handler(self.error_log.loop_exception)
         self.access_log = open_access_log(settings.proxy_access_log, settings.path, with_request_id=True)
         self.admin_access_log = open_access_log(settings.admin_access_log, settings.path, with_request_id=False)
-        for name in settings.ignored_env:
-            self.error_log.warn(f"[config] ignoring unknown setting from the environment: {name}")
+        if stale is not None:
+            announce(self.error_log, "notice", f"[runtime] {stale.notice()}")
+        for warning in startup_warnings(settings):
+            announce(self.error_log, "warn", f"[config] {warning.text}")
 
         try:
             enable_plugins(settings.enabled_plugins)
@@ -166,9 +176,12 @@ class Gateway:
             await self._start_workers(version, first_config)
         else:
             for listener in settings.proxy_listen:
-                self.proxy_servers.append(await self._listen(listener, self.proxy_state.protocol_factory(listener)))
+                try:
+                    server = await building.listen(listener, self.proxy_state.protocol_factory(listener))
+                except OSError as exc:
+                    raise StartupError(listen_failure("proxy_listen", settings.proxy_listen, listener, exc)) from None
+                self.proxy_servers.append(server)
         await self._start_admin()
-        self._write_pid()
         self._install_signals(loop)
         self._tick = loop.call_later(1.0, self._on_tick)
         listening = ", ".join(f"{ls.host}:{ls.port}{' ssl' if ls.ssl else ''}" for ls in settings.proxy_listen)
@@ -201,7 +214,7 @@ class Gateway:
                     raise ListenError(listener, exc) from None
             pool.bind()
         except ListenError as exc:
-            raise StartupError(f"could not listen on {exc.listener.host}:{exc.listener.port}: {exc.reason}") from None
+            raise StartupError(listen_failure("proxy_listen", listeners, exc.listener, exc)) from None
         titles.master()
         self.workers = pool
         pool.publish(version, config)
@@ -265,12 +278,6 @@ class Gateway:
         if rows:
             raise StartupError(_stored_plugins_message(rows, self.settings))
 
-    async def _listen(self, listener: Listener, factory: Any) -> asyncio.base_events.Server:
-        try:
-            return await building.listen(listener, factory)
-        except OSError as exc:
-            raise StartupError(f"could not listen on {listener.host}:{listener.port}: {exc.strerror}") from None
-
     async def _start_admin(self) -> None:
         assert self.admin_access_log is not None
         app = AdminApp(
@@ -287,7 +294,7 @@ class Gateway:
             try:
                 self.admin_servers.append(await start_admin_server(app, listener))
             except OSError as exc:
-                raise StartupError(f"could not listen on {listener.host}:{listener.port}: {exc.strerror}") from None
+                raise StartupError(listen_failure("admin_listen", self.settings.admin_listen, listener, exc)) from None
 
     async def _status(self) -> dict[str, Any]:
         """The proxy counters of every process, summed (``GET /status``)."""
@@ -304,9 +311,16 @@ class Gateway:
         workers, or this process when it is the whole gateway."""
         return self.workers.pids() if self.workers is not None else [os.getpid()]
 
-    def _write_pid(self) -> None:
-        with open(os.path.join(self.settings.prefix, "pids", "gateway.pid"), "w", encoding="ascii") as handle:
-            handle.write(f"{os.getpid()}\n")
+    def _claim_prefix(self) -> pidfile.Stale | None:
+        """Write the pid file first (``runtime/pidfile.py``): a live gateway on this prefix refuses the start."""
+        try:
+            stale = pidfile.claim(self.settings.prefix)
+        except pidfile.AlreadyRunning as exc:
+            raise StartupError(str(exc)) from None
+        except OSError as exc:
+            raise StartupError(f"cannot write the pid file {pidfile.pid_path(self.settings.prefix)}: {exc}") from None
+        self._claimed = True
+        return stale
 
     def _install_signals(self, loop: asyncio.AbstractEventLoop) -> None:
         loop.add_signal_handler(signal.SIGTERM, self.request_stop)
@@ -382,8 +396,13 @@ class Gateway:
             asyncio.get_running_loop().create_task(self.stop())
 
     async def stop(self, drain_timeout: float = DRAIN_TIMEOUT) -> None:
-        """Stop accepting, drain in-flight requests, close everything. Idempotent."""
+        """Stop accepting, drain in-flight requests, close everything. Idempotent. A start refused before it claimed
+        the prefix (another gateway runs there, or the prefix cannot be made) has nothing to stop: that gateway's
+        logs and pid file are left alone."""
         self._stopping = True
+        if not self._claimed:
+            self._stopped.set()
+            return
         self.error_log.notice("gracefully shutting down")
         if self.workers is not None:
             self.workers.begin_stop()  # they drain in parallel with this process
@@ -406,10 +425,7 @@ class Gateway:
                 log.close()
         if self.db is not None:
             self.db.close()
-        try:
-            os.unlink(os.path.join(self.settings.prefix, "pids", "gateway.pid"))
-        except OSError:
-            pass
+        pidfile.release(self.settings.prefix)
         self.error_log.notice("exit")
         self._stopped.set()
 

@@ -26,7 +26,9 @@ end of a socketpair (``gateway.runtime.channel``).
   stops accepting (answers ``closed``; the reload returns then) and drains. If the zygote itself dies, a new one is
   started and the workers are regenerated the same way, so the workers never disagree on keys.
 - ``stop()`` sends ``stop`` to every worker (they stop accepting and drain), waits for them (bounded), then kills
-  what is left and lets the zygote go.
+  what is left and lets the zygote go. A signal sent to the whole process group (``docker stop`` on a shell
+  entrypoint, Ctrl-C, ``kill -- -PGID``) reaches the workers too, which drain on their own; the zygote ignores
+  SIGTERM and SIGINT and ends with the master's control socket, so a clean shutdown logs no ``alert``.
 """
 
 from __future__ import annotations
@@ -376,11 +378,19 @@ class WorkerPool:
             self._notify()
 
     def _on_zygote_gone(self) -> None:
+        """The zygote ended while the master still held it. Its workers' exit codes will never come (they were its
+        children): their waits end now rather than after ``_read``'s bound. While stopping that is the end of a
+        clean shutdown (``notice``); otherwise it is a fault: ``alert``, and a new zygote with a new generation."""
         code = self.zygote.proc.returncode if self.zygote is not None else None
-        self.log.log("alert", f"worker zygote process {_exit_text(code)}; starting a new one")
         self.zygote = None
-        if not self._stopping:
-            self._task(self._replace_zygote(), "replace zygote")
+        for worker in self._all():
+            if not worker.code.done():
+                worker.code.set_result(None)
+        if self._stopping:
+            self.log.notice(f"worker zygote process {_exit_text(code)}")
+            return
+        self.log.log("alert", f"worker zygote process {_exit_text(code)}; starting a new one")
+        self._task(self._replace_zygote(), "replace zygote")
 
     async def _replace_zygote(self) -> None:
         try:

@@ -18,8 +18,10 @@ Protocol (``gateway.runtime.channel`` framing, length-prefixed JSON):
 - ``events`` socket, zygote -> master: ``ready`` {pid} once, then ``exit`` {pid, code} for every worker that ends
   (``code`` as ``subprocess``'s ``returncode``: negative for a signal).
 
-The zygote ignores SIGINT and SIGHUP (a terminal's Ctrl-C reaches the master, which stops the workers), exits when
-the master closes the control socket, and leaves the workers to notice the master's end on their own channel.
+The zygote ignores SIGINT, SIGTERM and SIGHUP: it lives exactly as long as the master's control socket, so a signal
+sent to the whole process group (Ctrl-C, ``docker stop`` through a shell, ``kill -- -PGID``) stops the master and
+the workers but leaves the zygote to report the workers' exits and then end with the master, instead of dying
+first and looking like a fault. It leaves the workers to notice the master's end on their own channel.
 """
 
 from __future__ import annotations
@@ -92,8 +94,8 @@ class _ZygoteProcess:
 
         del worker
         titles.zygote()
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        for ignored in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # its end is the control socket's EOF
+            signal.signal(ignored, signal.SIG_IGN)
         signal.signal(signal.SIGCHLD, lambda _sig, _frame: None)
         signal.set_wakeup_fd(self.wake_w)
         ticket_keys.prepare(self.tls_contexts)
