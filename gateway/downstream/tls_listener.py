@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, cast
 from OpenSSL import SSL
 
 from gateway.downstream.connection import FIRST_REQUEST_GRACE
+from gateway.observability.tls_metrics import TLS
 from gateway.tls.engine.session import TlsHandshakeError
 from gateway.tls.engine.transport import TlsProtocol
 from gateway.tls.served import ticket_keys
@@ -125,10 +126,11 @@ class TlsListener:
             log.info(f"{what} while SSL handshaking, client: {client}, server: {self.server_addr}")
 
     def on_handshake_error(self, exc: TlsHandshakeError, peer: Any) -> None:
-        """``TlsProtocol``'s failure hook: one nginx-shaped ``info`` line per failed handshake."""
+        """``TlsProtocol``'s failure hook: one nginx-shaped ``info`` line per failed handshake (and its count)."""
+        kind = exc.kind
+        TLS.handshake_failure("downstream", kind, exc.reason)
         if not self.state.error_log.info_enabled:
             return
-        kind = exc.kind
         if kind == "timeout":
             what = "client timed out (110: Connection timed out)"
         elif kind == "eof":
@@ -171,6 +173,10 @@ class FirstBytes(asyncio.Protocol):
                 self._timer = loop.call_at(loop.time() + FIRST_REQUEST_GRACE, self._timed_out)
 
     def _settled(self) -> None:
+        tls = self._tls
+        if tls is not None and tls.session.established:  # the handshake completed: count it (once: settled once)
+            session = tls.session
+            TLS.handshake(self._listener.server_addr, session.version, session.session_reused)
         self._listener.state.settle_pending(self)
 
     def data_received(self, data: bytes) -> None:

@@ -29,6 +29,7 @@ from gateway.entities.schema import NULL, Field, Schema
 
 __all__ = [
     "MTLS_AUTH",
+    "PROMETHEUS",
     "TLS_METADATA_HEADERS",
     "PluginSpec",
     "enable_plugins",
@@ -125,6 +126,17 @@ def _never_used(reason: str) -> Callable[[Any], str | None]:
     return check
 
 
+def _never_true(reason: str) -> Callable[[Any], str | None]:
+    """A validator for a flag this gateway can only leave off: turning it on would change nothing."""
+
+    def check(value: Any) -> str | None:
+        if value is True:
+            return f"not supported by this gateway ({reason}); leave it false"
+        return None
+
+    return check
+
+
 _HTTP_ONLY = "OCSP responders and CRLs are fetched over plain http only, so an https proxy would never be used"
 
 MTLS_AUTH = PluginSpec(
@@ -208,3 +220,29 @@ TLS_METADATA_HEADERS = PluginSpec(
 )
 
 register_plugin(TLS_METADATA_HEADERS)
+
+PROMETHEUS = PluginSpec(
+    "prometheus",
+    Schema(
+        "prometheus.config",
+        [
+            # Kong 3.x's flags, all off by default; ai_metrics and wasm_metrics have nothing to count here, so only
+            # their default is accepted
+            ("per_consumer", Field("boolean", default=False)),
+            ("status_code_metrics", Field("boolean", default=False)),
+            (
+                "ai_metrics",
+                Field("boolean", default=False, custom_validator=_never_true("there are no AI plugins here")),
+            ),
+            ("latency_metrics", Field("boolean", default=False)),
+            ("bandwidth_metrics", Field("boolean", default=False)),
+            ("upstream_health_metrics", Field("boolean", default=False)),
+            (
+                "wasm_metrics",
+                Field("boolean", default=False, custom_validator=_never_true("there are no Wasm filters here")),
+            ),
+        ],
+    ),
+)
+
+register_plugin(PROMETHEUS)
