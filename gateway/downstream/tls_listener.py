@@ -125,6 +125,10 @@ class TlsListener:
             client = peer[0] if isinstance(peer, tuple) else "unix:"
             log.info(f"{what} while SSL handshaking, client: {client}, server: {self.server_addr}")
 
+    def handshake_done(self, session: Any) -> None:
+        """A handshake completed on this listener (``kong_tls_handshakes_total``)."""
+        TLS.handshake(self.server_addr, session.version, session.session_reused)
+
     def on_handshake_error(self, exc: TlsHandshakeError, peer: Any) -> None:
         """``TlsProtocol``'s failure hook: one nginx-shaped ``info`` line per failed handshake (and its count)."""
         kind = exc.kind
@@ -174,9 +178,8 @@ class FirstBytes(asyncio.Protocol):
 
     def _settled(self) -> None:
         tls = self._tls
-        if tls is not None and tls.session.established:  # the handshake completed: count it (once: settled once)
-            session = tls.session
-            TLS.handshake(self._listener.server_addr, session.version, session.session_reused)
+        if tls is not None and tls.session.established:  # settled once: the handshake completed
+            self._listener.handshake_done(tls.session)
         self._listener.state.settle_pending(self)
 
     def data_received(self, data: bytes) -> None:

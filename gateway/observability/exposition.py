@@ -129,6 +129,7 @@ class Samples:
 
 def _family(spec: MetricSpec, family: Mapping[Labels, Any]) -> Metric:
     labels = list(spec.labels)
+    family = {values: value for values, value in family.items() if len(values) == len(labels)}  # a bad share
     if spec.kind == "counter" and not spec.name.endswith("_total"):
         # prometheus_client's text format forces ``_total`` onto a counter's name; Kong's ``kong_bandwidth_bytes``
         # has none, so it keeps its name as an untyped family (what dashboards and rate() query is the name)

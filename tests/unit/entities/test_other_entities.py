@@ -70,12 +70,12 @@ def test_consumers_need_username_or_custom_id() -> None:
 
 NOT_ENABLED = (
     "plugin '{}' not enabled; add it to the 'plugins' configuration property "
-    "(this gateway runs only mtls-auth, tls-metadata-headers)"
+    "(this gateway runs only mtls-auth, prometheus, tls-metadata-headers)"
 )
 
 
 def test_a_plugin_this_gateway_does_not_run_is_refused_with_kongs_message() -> None:
-    for name in ("acl", "prometheus", "acme", "rate-limiting", "whatever"):
+    for name in ("acl", "key-auth", "acme", "rate-limiting", "whatever"):
         assert check("plugins", {"name": name, "config": {"anything": [1, 2]}}) == {"name": NOT_ENABLED.format(name)}
     # a list as the subschema key shows its first element, as Kong's ``key[1]``
     assert check("plugins", {"name": ["acl"]}) == {"name": NOT_ENABLED.format("acl")}
@@ -97,7 +97,7 @@ def test_the_plugins_setting_narrows_what_may_be_configured() -> None:
             enable_plugins(["acl", "mtls-auth"])
     finally:
         enable_plugins(None)
-    assert enabled_plugins() == registered_plugins() == ["mtls-auth", "tls-metadata-headers"]
+    assert enabled_plugins() == registered_plugins() == ["mtls-auth", "prometheus", "tls-metadata-headers"]
 
 
 def test_plugins_known() -> None:
