@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from gateway.observability.cert_expiry import ExpiryCache, expiry_samples, not_after
 from tests.fixtures.certs import days, make_ca, make_cert
@@ -25,7 +26,7 @@ def test_entities_defaults_and_client_certificate_are_all_reported() -> None:
     alt = make_cert("later.test", issuer=root, not_after=days(30))
     lone = make_cert("lone.test", issuer=root, not_after=days(10), key_type="ec")
     client = make_cert("client", issuer=root, not_after=days(5), key_type="ec")
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"id": "c1", "cert": soon.chain_pem, "snis": ["b.soon.test", "a.soon.test"]},
         {"id": "c2", "cert": later.cert_pem, "cert_alt": alt.cert_pem, "snis": ["later.test"]},
         {"id": "c3", "cert": lone.cert_pem, "snis": []},
