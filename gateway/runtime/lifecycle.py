@@ -300,7 +300,8 @@ class Gateway:
             try:
                 self.status_servers.append(await start_admin_server(app, status_listener(listener)))
             except OSError as exc:
-                raise StartupError(listen_failure("status_listen", listener, exc.strerror or str(exc))) from None
+                reason = os.strerror(exc.errno) if exc.errno else str(exc)  # asyncio rewrites strerror
+                raise StartupError(listen_failure("status_listen", listener, reason)) from None
 
     @property
     def node_id(self) -> str:
