@@ -834,7 +834,9 @@ class Exchange:
             service_id=service.id if service is not None else None,
             error_log=conn.state.error_log,
             conn_id=conn.conn_id,
-            log_context=lambda: self._context(None),
+            # not a closure over the exchange: the exchange holds this context, and a cycle between them would leave
+            # every request with plugins to the cyclic collector (measured: ~30 us per request under load)
+            log_context=functools.partial(_plugin_log_context, conn, self.head, self.request_id),
         )
         self._plugins = plugins
         self._plugin_chain = chain
@@ -1023,6 +1025,11 @@ class Exchange:
             head.host,
             self.request_id,
         )
+
+
+def _plugin_log_context(conn: HttpConnection, head: RequestHead, request_id: str) -> str:
+    """``Exchange._context(None)`` for a plugin's log line, built only when a line is written."""
+    return request_context(conn.remote_addr, head.request_line, None, head.host, request_id)
 
 
 @functools.lru_cache(maxsize=1024)
