@@ -181,6 +181,18 @@ def test_certificates_report_their_expiry_and_handshakes_are_counted(setup: Setu
             accept_any.wrap_socket(sock, server_hostname="soon.test") as tls,
         ):
             assert tls.version() == "TLSv1.3"
+    tls12 = ssl.create_default_context()
+    tls12.check_hostname, tls12.verify_mode = False, ssl.CERT_NONE
+    tls12.maximum_version = ssl.TLSVersion.TLSv1_2
+    session = None
+    for _ in range(2):  # the second connection offers the first one's session ticket and resumes
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=10) as sock,
+            tls12.wrap_socket(sock, server_hostname="soon.test", session=session) as tls,
+        ):
+            session = tls.session
+            resumed = tls.session_reused
+    assert resumed
     refusing = ssl.create_default_context()  # trusts no private CA: the client aborts the handshake
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock, pytest.raises(ssl.SSLCertVerificationError):
         refusing.wrap_socket(sock, server_hostname="soon.test")
@@ -197,6 +209,8 @@ def test_certificates_report_their_expiry_and_handshakes_are_counted(setup: Setu
     assert defaults == {"kong-default", "kong-default-ecdsa"}  # the generated pair the ssl listener serves
     listener = f"127.0.0.1:{port}"
     assert page.value("kong_tls_handshakes_total", listener=listener, version="TLSv1.3", resumed="false") == 2.0
+    assert page.value("kong_tls_handshakes_total", listener=listener, version="TLSv1.2", resumed="false") == 1.0
+    assert page.value("kong_tls_handshakes_total", listener=listener, version="TLSv1.2", resumed="true") == 1.0
     failures = page.samples("kong_tls_handshake_failures_total", side="downstream")
     assert len(failures) == 1 and "unknown ca" in failures[0][0]["reason"] and failures[0][1] == 1.0, failures
 
