@@ -1,16 +1,19 @@
 """Before/after figures for a hot-path change: two copies of the gateway and nginx, same scenario, alternating.
 
     python -m benchmarks.compare S3 --before /tmp/gw-before [--rounds 5] [--duration 5]
+    python -m benchmarks.compare S3 --plugin prometheus='{"status_code_metrics": true}' [--rounds 3] [--duration 4]
 
 ``--before`` is a directory holding the older ``gateway`` package (for example ``git archive <commit> gateway |
-tar -x -C /tmp/gw-before``); the current checkout is "after". The three servers run side by side and each round
-runs them in a rotated order, so machine noise hits all three alike; medians are printed with the ratios to
-nginx, which is the figure that survives a busy machine.
+tar -x -C /tmp/gw-before``); the current checkout is "after". ``--plugin NAME[=JSON config]`` (repeatable) compares
+the current checkout with itself instead: "before" without the plugins, "after" with them configured globally.
+The three servers run side by side and each round runs them in a rotated order, so machine noise hits all three
+alike; medians are printed with the ratios to nginx, which is the figure that survives a busy machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import tempfile
@@ -25,20 +28,30 @@ from benchmarks.scenarios import SCENARIOS, drive, probe, start_gateway, start_n
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("scenario")
-    parser.add_argument("--before", type=Path, required=True)
+    parser.add_argument("--before", type=Path, help="the older gateway package (else --plugin)")
+    parser.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="NAME[=JSON]",
+        help="compare without / with this plugin configured globally (the current checkout on both sides)",
+    )
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--duration", type=float, default=5.0)
     args = parser.parse_args()
     scenario = next((s for s in SCENARIOS if s.key == args.scenario), None)
     if scenario is None:
         sys.exit(f"unknown scenario {args.scenario}")
+    if (args.before is None) == (not args.plugin):
+        sys.exit("give either --before DIR or --plugin NAME[=JSON]")
+    plugins = [_plugin(spec) for spec in args.plugin]
     values: dict[str, list[float]] = {"before": [], "after": [], "nginx": []}
     p99: dict[str, list[float]] = {name: [] for name in values}
     cpu: dict[str, list[float]] = {name: [] for name in values}
     with tempfile.TemporaryDirectory() as tmp, prepare_environment(Path(tmp)) as (env, _), Processes() as procs:
         servers = {
-            "before": start_gateway(procs, scenario, env, args.before.resolve(), "before"),
-            "after": start_gateway(procs, scenario, env, None, "after"),
+            "before": start_gateway(procs, scenario, env, args.before.resolve() if args.before else None, "before"),
+            "after": start_gateway(procs, scenario, env, None, "after", global_plugins=plugins),
             "nginx": start_nginx_proxy(procs, scenario, env),
         }
         client = None
@@ -66,6 +79,15 @@ def main() -> None:
             f"{name:6s} median {med:>10,.1f} {scenario.metric}  ratio {med / base:.3f}  "
             f"p99 {statistics.median(p99[name]):.2f} ms  cpu/10k {statistics.median(cpu[name]):.3f} s"
         )
+
+
+def _plugin(spec: str) -> dict[str, object]:
+    """``NAME`` or ``NAME={json config}`` -> a global plugin entity."""
+    name, _, config = spec.partition("=")
+    plugin: dict[str, object] = {"name": name}
+    if config:
+        plugin["config"] = json.loads(config)
+    return plugin
 
 
 if __name__ == "__main__":

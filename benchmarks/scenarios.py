@@ -26,7 +26,7 @@ import json
 import statistics
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -213,8 +213,11 @@ class ScenarioResult:
 # ---------------------------------------------------------------------------------------------- the gateway side
 
 
-def gateway_config(scenario: Scenario, env: Environment) -> dict[str, object]:
-    """The DB-less ``kong.yml`` (as JSON, which is YAML) of the gateway for ``scenario``."""
+def gateway_config(
+    scenario: Scenario, env: Environment, global_plugins: Sequence[Mapping[str, object]] = ()
+) -> dict[str, object]:
+    """The DB-less ``kong.yml`` (as JSON, which is YAML) of the gateway for ``scenario``, with ``global_plugins``
+    (plugin entities without a scope, e.g. ``{"name": "prometheus", "config": {...}}``) added."""
     ca_id, cert_id = str(uuid.uuid4()), str(uuid.uuid4())
     pki = env.pki["ecdsa"]
     service: dict[str, object] = {"name": "bench"}
@@ -242,6 +245,8 @@ def gateway_config(scenario: Scenario, env: Environment) -> dict[str, object]:
         ]
     service["routes"] = [route]
     config["services"] = [service]
+    if global_plugins:
+        config["plugins"] = [dict(plugin) for plugin in global_plugins]
     return config
 
 
@@ -252,13 +257,15 @@ def start_gateway(
     source: Path | None = None,
     name: str = "gateway",
     extra_env: Mapping[str, str] | None = None,
+    global_plugins: Sequence[Mapping[str, object]] = (),
 ) -> Server:
     """The gateway for ``scenario`` (``source``: run another copy of the ``gateway`` package, see ``compare``;
-    ``extra_env``: settings or environment added last, e.g. ``KONG_WORKER_PROCESSES=2`` for the soak)."""
+    ``extra_env``: settings or environment added last, e.g. ``KONG_WORKER_PROCESSES=2`` for the soak;
+    ``global_plugins``: plugins configured globally, see ``compare --plugin``)."""
     prefix = env.workdir / scenario.key / name
     prefix.mkdir(parents=True, exist_ok=True)
-    kong_yml = prefix.parent / "kong.yml"
-    kong_yml.write_text(json.dumps(gateway_config(scenario, env), indent=1))
+    kong_yml = prefix / "kong.yml"
+    kong_yml.write_text(json.dumps(gateway_config(scenario, env, global_plugins), indent=1))
     port = free_port()
     settings = {
         "KONG_DATABASE": "off",

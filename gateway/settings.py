@@ -11,8 +11,8 @@ Rules, in the order they apply (Kong's own order, ``kong/conf_loader``):
    not have (``KONG_PG_HOST``...), and failing on them would break drop-in use. They are reported by
    ``Settings.ignored_env`` so the CLI can log them.
 4. Values are parsed and validated per key; a bad value is an error naming the key and what is accepted.
-5. No value is accepted and then ignored: a value Kong would honour and this gateway cannot (a Status API
-   listener, the PROXY protocol, an HTTPS Admin API listener, a log format...) is refused with the reason
+5. No value is accepted and then ignored: a value Kong would honour and this gateway cannot (the PROXY
+   protocol, an HTTPS Admin or Status API listener, a log format...) is refused with the reason
    (``UNSUPPORTED``), while Kong's own defaults stay valid so that an unmodified kong.conf starts. A stand-in
    for Kong that quietly ignores a setting lets a test suite pass here and fail on Kong.
 
@@ -567,8 +567,8 @@ _KB = 1024
 UNSUPPORTED: tuple[Unsupported, ...] = (
     Unsupported(
         "status_listen",
-        lambda s: bool(s.status_listen),
-        "this gateway has no Status API listener (GET /status is served on admin_listen); leave status_listen off",
+        lambda s: any(listener.ssl for listener in s.status_listen),
+        "an HTTPS Status API listener is not implemented; list plain entries only",
     ),
     Unsupported(
         "admin_listen",

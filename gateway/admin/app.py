@@ -151,6 +151,7 @@ class AdminApp:
         health_view: health.HealthView | None = None,
         settle: Callable[[int], Awaitable[None]] | None = None,
         pids: Callable[[], list[int]] | None = None,
+        metrics: Callable[[], Awaitable[bytes]] | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
@@ -163,7 +164,13 @@ class AdminApp:
             self.node.pids = pids
         self.coerce = coerce or coerce_form
         self.server_header, self.latency_header = _admin_headers(settings.headers)
+        #: the ``/metrics`` scrape (``GET /metrics`` exists when the prometheus plugin is enabled), or None
+        self.metrics = metrics
         self.router = build_router(self.node, self.config_state, health_view)
+        if metrics is not None:
+            from gateway.admin.status import metrics_routes
+
+            _add_all(self.router, metrics_routes(metrics))
         self._connections = itertools.count(1)
 
     def next_connection(self) -> int:

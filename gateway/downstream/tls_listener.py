@@ -40,6 +40,7 @@ from OpenSSL import SSL
 
 from gateway.downstream.connection import FIRST_REQUEST_GRACE
 from gateway.downstream.contracts import ListenerState
+from gateway.observability.tls_metrics import TLS
 from gateway.tls.engine.errors import TlsHandshakeError
 from gateway.tls.engine.transport import TlsProtocol
 from gateway.tls.served import ticket_keys
@@ -124,11 +125,16 @@ class TlsListener:
             client = peer[0] if isinstance(peer, tuple) else "unix:"
             log.info(f"{what} while SSL handshaking, client: {client}, server: {self.server_addr}")
 
+    def handshake_done(self, session: Any) -> None:
+        """A handshake completed on this listener (``kong_tls_handshakes_total``)."""
+        TLS.handshake(self.server_addr, session.version, session.session_reused)
+
     def on_handshake_error(self, exc: TlsHandshakeError, peer: Any) -> None:
-        """``TlsProtocol``'s failure hook: one nginx-shaped ``info`` line per failed handshake."""
+        """``TlsProtocol``'s failure hook: one nginx-shaped ``info`` line per failed handshake (and its count)."""
+        kind = exc.kind
+        TLS.handshake_failure("downstream", kind, exc.reason)
         if not self.state.error_log.info_enabled:
             return
-        kind = exc.kind
         if kind == "timeout":
             what = "client timed out (110: Connection timed out)"
         elif kind == "eof":
@@ -171,6 +177,9 @@ class FirstBytes(asyncio.Protocol):
                 self._timer = loop.call_at(loop.time() + FIRST_REQUEST_GRACE, self._timed_out)
 
     def _settled(self) -> None:
+        tls = self._tls
+        if tls is not None and tls.session.established:  # settled once: the handshake completed
+            self._listener.handshake_done(tls.session)
         self._listener.state.settle_pending(self)
 
     def data_received(self, data: bytes) -> None:

@@ -32,6 +32,7 @@ from gateway.entities.values import NULL
 __all__ = [
     "ACL",
     "MTLS_AUTH",
+    "PROMETHEUS",
     "TLS_METADATA_HEADERS",
     "PluginSpec",
     "enable_plugins",
@@ -126,6 +127,17 @@ def _never_used(reason: str) -> Callable[[Any], str | None]:
         if value is None or value == []:
             return None
         return f"not supported by this gateway ({reason}); leave it unset"
+
+    return check
+
+
+def _never_true(reason: str) -> Callable[[Any], str | None]:
+    """A validator for a flag this gateway can only leave off: turning it on would change nothing."""
+
+    def check(value: Any) -> str | None:
+        if value is True:
+            return f"not supported by this gateway ({reason}); leave it false"
+        return None
 
     return check
 
@@ -244,3 +256,30 @@ ACL = PluginSpec(
 )
 
 register_plugin(ACL)
+
+
+PROMETHEUS = PluginSpec(
+    "prometheus",
+    Schema(
+        "prometheus.config",
+        [
+            # Kong 3.x's flags, all off by default; ai_metrics and wasm_metrics have nothing to count here, so only
+            # their default is accepted
+            ("per_consumer", Field("boolean", default=False)),
+            ("status_code_metrics", Field("boolean", default=False)),
+            (
+                "ai_metrics",
+                Field("boolean", default=False, custom_validator=_never_true("there are no AI plugins here")),
+            ),
+            ("latency_metrics", Field("boolean", default=False)),
+            ("bandwidth_metrics", Field("boolean", default=False)),
+            ("upstream_health_metrics", Field("boolean", default=False)),
+            (
+                "wasm_metrics",
+                Field("boolean", default=False, custom_validator=_never_true("there are no Wasm filters here")),
+            ),
+        ],
+    ),
+)
+
+register_plugin(PROMETHEUS)

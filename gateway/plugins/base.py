@@ -36,6 +36,7 @@ __all__ = [
     "PHASES",
     "BuildContext",
     "Exit",
+    "LogFacts",
     "Plugin",
     "PluginContext",
     "handler_class",
@@ -95,6 +96,77 @@ class Exit:
 AccessResult = Exit | None | Awaitable[Exit | None]
 
 
+def _ms(seconds: float) -> int:
+    return int(seconds * 1000) if seconds > 0 else 0
+
+
+class LogFacts:
+    """What a ``log`` handler reads about the finished request: the parts of Kong's ``kong.log.serialize()`` the
+    plugins here use, as plain numbers, set by the exchange only for requests whose chain has a ``log`` phase.
+
+    Attributes:
+        status: the status sent to the client.
+        proxied: the response came from the upstream (Kong's ``kong.response.get_source() == "service"``); a
+            response Kong generated (a plugin's exit, a 502 after the upstream failed) is not.
+        start / sent_at / head_at / end: the loop's clock (seconds) when the request started, was sent upstream
+            (0: never), the upstream's response head arrived (0: never), and the response ended.
+        head: the request head (for the request size); body_bytes: request body bytes read.
+        response_bytes: response head and body bytes written (chunk framing not counted).
+    """
+
+    __slots__ = ("body_bytes", "end", "head", "head_at", "proxied", "response_bytes", "sent_at", "start", "status")
+
+    def __init__(
+        self,
+        status: int,
+        proxied: bool,
+        start: float,
+        sent_at: float,
+        head_at: float,
+        end: float,
+        head: Any,
+        body_bytes: int,
+        response_bytes: int,
+    ) -> None:
+        self.status = status
+        self.proxied = proxied
+        self.start = start
+        self.sent_at = sent_at
+        self.head_at = head_at
+        self.end = end
+        self.head = head
+        self.body_bytes = body_bytes
+        self.response_bytes = response_bytes
+
+    @property
+    def kong_ms(self) -> int:
+        """``latencies.kong``: until the request went upstream (Kong's proxy latency), else until the response
+        was produced (its response latency), as the ``X-Kong-*-Latency`` headers say."""
+        return _ms((self.sent_at or self.end) - self.start)
+
+    @property
+    def upstream_ms(self) -> int | None:
+        """``latencies.proxy``: from sending the request upstream to the response head (or to the end, when the
+        upstream failed after the request was sent); None when nothing was sent upstream."""
+        if not self.sent_at:
+            return None
+        return _ms((self.head_at or self.end) - self.sent_at)
+
+    @property
+    def request_ms(self) -> int:
+        """``latencies.request``: the whole request, nginx's ``$request_time`` in milliseconds."""
+        return _ms(self.end - self.start)
+
+    @property
+    def request_size(self) -> int:
+        """nginx's ``$request_length``: request line, headers and body."""
+        head = self.head
+        size = len(head.request_line) + 4 + self.body_bytes
+        for name, value in head.headers:
+            size += len(name) + len(value) + 4
+        return size
+
+
 class PluginContext:
     """What one request's plugins share (Kong's ``ngx.ctx`` plus the PDK setters they use).
 
@@ -112,6 +184,7 @@ class PluginContext:
         response_headers: headers added to the downstream response by ``header_filter`` handlers.
         error_log / conn_id / log_context: where ``log`` writes (the context string is built only on use).
         data: free per-request storage keyed by plugin name.
+        log_facts: the finished request's ``LogFacts``, set before the ``log`` phase.
     """
 
     __slots__ = (
@@ -125,6 +198,7 @@ class PluginContext:
         "data",
         "error_log",
         "headers",
+        "log_facts",
         "response_headers",
         "route_id",
         "service_id",
@@ -159,6 +233,7 @@ class PluginContext:
         self._log_context_fn = log_context
         self._log_context: str | None = None
         self.data: dict[str, Any] = {}
+        self.log_facts: LogFacts | None = None
 
     def log(self, level: str, plugin: str, message: str) -> None:
         """One error-log line ``[<plugin>] <message>`` with the request's context, when ``level`` is enabled."""

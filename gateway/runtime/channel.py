@@ -7,9 +7,10 @@ Both ends use asyncio streams; ``send`` only queues bytes (it never awaits), ``r
 Messages (see ``gateway.runtime.workers`` and ``gateway.runtime.worker``):
 
 - master -> worker: ``config`` {seq, version, config}, ``health`` {upstream, ip, port, hostname,
-  healthy}, ``stats`` {id}, ``stop``;
-- worker -> master: ``ready`` {pid, seq}, ``ack`` {seq}, ``stats`` {id, pid, counters}, ``closed`` (after ``stop``:
-  it no longer accepts).
+  healthy}, ``stats`` {id, [metrics]}, ``stop``;
+- worker -> master: ``ready`` {pid, seq}, ``ack`` {seq}, ``stats`` {id, pid, counters, [metrics]: its metric
+  samples when asked, ``gateway.plugins.prometheus.exporter.process_share``}, ``closed`` (after ``stop``: it no
+  longer accepts).
 """
 
 from __future__ import annotations

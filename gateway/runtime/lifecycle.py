@@ -6,10 +6,11 @@ Kong's ``Kong is already running in <prefix>`` before anything is touched; a sta
 notice) -> logs, and the start-up warnings, on stderr too (``runtime/notices.py``) -> enabled plugins (the
 ``plugins`` setting) -> store (SQLite file, or memory + the declarative file in DB-less mode) -> no stored plugin
 that would never run (Kong's ``<name> plugin is in use but not enabled``; an older store may hold one) -> first
-snapshot -> proxy listeners (or, with ``worker_processes`` > 1, the worker processes, each ready) -> Admin API
-listeners. A listener that cannot be bound fails in one wording whatever its setting, naming the setting and its
-``KONG_*`` variable (``runtime/listen_errors.py``). The Admin API opens last, so ``GET /status`` answering 200
-means the proxy is already accepting: scripts wait on it for readiness.
+snapshot -> Status API listeners (``status_listen``: ``/status/ready`` answers 503 until the processes serving
+traffic have their first snapshot) -> proxy listeners (or, with ``worker_processes`` > 1, the worker processes, each
+ready) -> Admin API listeners. A listener that cannot be bound fails in one wording whatever its setting, naming
+the setting and its ``KONG_*`` variable (``runtime/listen_errors.py``). The Admin API opens last, so ``GET /status``
+answering 200 means the proxy is already accepting: scripts wait on it for readiness.
 
 Signals (Kong runs nginx in the foreground in containers; these are nginx's meanings where they exist):
 - SIGTERM / SIGINT: stop accepting, let in-flight requests finish (up to ``drain_timeout``), exit 0.
@@ -40,6 +41,7 @@ import signal
 from typing import Any
 
 from gateway.admin.server import AdminApp, start_admin_server
+from gateway.admin.status import StatusApp, status_listener
 from gateway.entities.plugin_configs import enable_plugins, get_plugin, registered_plugins, runs_note
 from gateway.observability.accesslog import AccessLog, open_access_log
 from gateway.observability.errorlog import ErrorLog
@@ -48,6 +50,7 @@ from gateway.runtime import building, pidfile, titles
 from gateway.runtime.listen_errors import listen_failure
 from gateway.runtime.manager import SnapshotManager
 from gateway.runtime.notices import announce, startup_warnings
+from gateway.runtime.observing import Observer
 from gateway.runtime.workers import ListenError, WorkerPool
 from gateway.settings import ConfigError, Settings, load_settings
 from gateway.store import open_database
@@ -121,6 +124,9 @@ class Gateway:
         self.snapshots: SnapshotManager | None = None
         self.proxy_servers: list[asyncio.base_events.Server] = []
         self.admin_servers: list[asyncio.base_events.Server] = []
+        self.status_servers: list[asyncio.base_events.Server] = []
+        self.admin_app: AdminApp | None = None
+        self.observer = Observer(self)
         self._stopped = asyncio.Event()
         self._stopping = False
         self._claimed = False  # the prefix's pid file is ours: there is something to stop and release
@@ -172,6 +178,8 @@ class Gateway:
         loop = asyncio.get_running_loop()
         self.snapshots.attach(loop)
 
+        self.admin_app = self._admin_app()
+        await self._start_status(self.admin_app)
         if self.worker_count > 1:
             await self._start_workers(version, first_config)
         else:
@@ -278,9 +286,9 @@ class Gateway:
         if rows:
             raise StartupError(_stored_plugins_message(rows, self.settings))
 
-    async def _start_admin(self) -> None:
+    def _admin_app(self) -> AdminApp:
         assert self.admin_access_log is not None
-        app = AdminApp(
+        return AdminApp(
             self.db,
             self.settings,
             self.error_log,
@@ -289,7 +297,29 @@ class Gateway:
             health_view=self.health,
             settle=self.settle,
             pids=self._pids,
+            metrics=self.observer.scrape if get_plugin("prometheus") is not None else None,
         )
+
+    async def _start_status(self, admin: AdminApp) -> None:
+        """The Status API listeners (``status_listen``), before the proxy: ``/status/ready`` says when it serves."""
+        app = StatusApp(admin, self.observer.routers_ready, admin.metrics)
+        for listener in self.settings.status_listen:
+            try:
+                self.status_servers.append(await start_admin_server(app, status_listener(listener)))
+            except OSError as exc:
+                raise StartupError(
+                    listen_failure("status_listen", self.settings.status_listen, listener, exc)
+                ) from None
+
+    @property
+    def node_id(self) -> str:
+        """This node's id (``GET /``, ``kong_node_info``)."""
+        assert self.admin_app is not None
+        return self.admin_app.node.node_id
+
+    async def _start_admin(self) -> None:
+        app = self.admin_app
+        assert app is not None
         for listener in self.settings.admin_listen:
             try:
                 self.admin_servers.append(await start_admin_server(app, listener))
@@ -345,7 +375,8 @@ class Gateway:
         except ConfigError as exc:
             self.error_log.error(f"[config] reload failed, keeping the running configuration: {exc}")
             return
-        if (fresh.proxy_listen, fresh.admin_listen) != (self.settings.proxy_listen, self.settings.admin_listen):
+        listeners = ("proxy_listen", "admin_listen", "status_listen")
+        if any(getattr(fresh, key) != getattr(self.settings, key) for key in listeners):
             self.error_log.warn("[config] listener changes need a restart; keeping the current listeners")
         if fresh.plugins != self.settings.plugins:  # the enabled set is fixed at start, as the stored rows were checked
             self.error_log.warn("[config] plugins changes need a restart; keeping the enabled plugins")
@@ -406,7 +437,7 @@ class Gateway:
         self.error_log.notice("gracefully shutting down")
         if self.workers is not None:
             self.workers.begin_stop()  # they drain in parallel with this process
-        for server in self.proxy_servers + self.admin_servers:
+        for server in self.proxy_servers + self.admin_servers + self.status_servers:
             server.close()
         if self.proxy_state is not None:
             self.proxy_state.begin_shutdown()

@@ -125,7 +125,12 @@ class Worker:
                     )
             elif kind == "stats":
                 counters = building.proxy_counters(self.proxy_state)
-                self.channel.send("stats", id=message.get("id"), pid=os.getpid(), counters=counters)
+                extra: dict[str, Any] = {}
+                if message.get("metrics"):
+                    from gateway.plugins.prometheus.exporter import process_share
+
+                    extra["metrics"] = process_share()
+                self.channel.send("stats", id=message.get("id"), pid=os.getpid(), counters=counters, **extra)
             elif kind == "stop":
                 self._stop.set()
                 return

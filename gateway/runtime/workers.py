@@ -17,7 +17,8 @@ end of a socketpair (``gateway.runtime.channel``).
 - Health: the master alone runs active probes; each change of a target's availability (probe results, or forced
   through the Admin API) is pushed as a ``health`` message. A new worker gets the master's unavailable targets after
   its ``ready``. Passive health is counted per process.
-- ``/status``: ``stats()`` asks every ready worker for its counters (bounded wait).
+- ``/status``: ``stats()`` asks every ready worker for its counters (bounded wait); ``/metrics`` asks the same way
+  with ``metrics=True``, and each answer also carries the worker's metric samples.
 - A worker that exits while the master is running is logged at ``alert`` (nginx: ``worker process N exited on signal
   9``) and respawned from the same zygote (same ticket keys), after a back-off that doubles with each quick death
   (0.1 s up to 5 s).
@@ -402,8 +403,13 @@ class WorkerPool:
     def pids(self) -> list[int]:
         return [w.pid for w in self.workers.values() if not w.exited.is_set()]
 
-    async def stats(self, timeout: float = 1.0) -> list[dict[str, Any]]:
-        """Every ready worker's ``{pid, counters}`` (the ones that answer within ``timeout``)."""
+    def ready_count(self) -> int:
+        """Workers of the current generation serving their first snapshot or a later one (``/status/ready``)."""
+        return sum(1 for w in self.workers.values() if w.ready.done() and not w.exited.is_set())
+
+    async def stats(self, timeout: float = 1.0, metrics: bool = False) -> list[dict[str, Any]]:
+        """Every ready worker's ``{pid, counters}`` (the ones that answer within ``timeout``), with ``metrics``
+        (its ``process_share``) when asked."""
         loop = asyncio.get_running_loop()
         asked: list[asyncio.Future[dict[str, Any]]] = []
         for worker in self._all():
@@ -412,7 +418,10 @@ class WorkerPool:
             self._stats_id += 1
             future: asyncio.Future[dict[str, Any]] = loop.create_future()
             self._stats[self._stats_id] = future
-            worker.channel.send("stats", id=self._stats_id)
+            if metrics:
+                worker.channel.send("stats", id=self._stats_id, metrics=True)
+            else:
+                worker.channel.send("stats", id=self._stats_id)
             asked.append(future)
         if not asked:
             return []

@@ -15,8 +15,8 @@ import pytest
 
 from tests.conformance.conftest import Admin
 
-NOT_RUN = ("key-auth", "prometheus", "acme", "rate-limiting", "basic-auth")
-RUNS = "this gateway runs only acl, mtls-auth, tls-metadata-headers"
+NOT_RUN = ("basic-auth", "cors", "acme", "rate-limiting", "key-auth")
+RUNS = "this gateway runs only acl, mtls-auth, prometheus, tls-metadata-headers"
 
 
 def not_enabled(name: str) -> str:
@@ -111,9 +111,9 @@ async def test_schema_validation_endpoint_and_enabled_list_agree(admin: Admin) -
     res = await admin.http.post("/schemas/plugins/validate", json={"name": "tls-metadata-headers"})
     assert (res.status_code, res.json()) == (200, {"message": "schema validation successful"})
     enabled = await admin.http.get("/plugins/enabled")
-    assert enabled.json() == {"enabled_plugins": ["acl", "mtls-auth", "tls-metadata-headers"]}
+    assert enabled.json() == {"enabled_plugins": ["acl", "mtls-auth", "prometheus", "tls-metadata-headers"]}
     root = (await admin.http.get("/")).json()
-    assert sorted(root["plugins"]["available_on_server"]) == ["acl", "mtls-auth", "tls-metadata-headers"]
+    assert sorted(root["plugins"]["available_on_server"]) == ["acl", "mtls-auth", "prometheus", "tls-metadata-headers"]
 
 
 async def test_post_config_refuses_the_whole_document(dbless_admin: Admin) -> None:
@@ -131,7 +131,7 @@ async def test_post_config_refuses_the_whole_document(dbless_admin: Admin) -> No
                 "routes": [{"name": "rt", "paths": ["/"], "plugins": [{"name": "key-auth", "config": {}}]}],
             }
         ],
-        "plugins": [{"name": "tls-metadata-headers"}, {"name": "prometheus"}],
+        "plugins": [{"name": "tls-metadata-headers"}, {"name": "cors"}],
     }
     for body in ({"json": document}, {"json": {"config": _yaml(document)}}):
         res = await dbless_admin.http.post("/config", **body)
@@ -139,7 +139,7 @@ async def test_post_config_refuses_the_whole_document(dbless_admin: Admin) -> No
         got = res.json()
         assert (got["code"], got["name"]) == (14, "invalid declarative configuration")
         assert got["fields"] == {
-            "plugins": [None, {"name": not_enabled("prometheus")}],
+            "plugins": [None, {"name": not_enabled("cors")}],
             "services": [
                 {
                     "plugins": [{"name": not_enabled("rate-limiting")}],
@@ -147,7 +147,7 @@ async def test_post_config_refuses_the_whole_document(dbless_admin: Admin) -> No
                 }
             ],
         }
-        assert got["message"].startswith("declarative config is invalid: {plugins={[2]={name=\"plugin 'prometheus'")
+        assert got["message"].startswith("declarative config is invalid: {plugins={[2]={name=\"plugin 'cors'")
         before.check()
     assert [s["name"] for s in (await dbless_admin.http.get("/services")).json()["data"]] == ["kept"]
 

@@ -5,8 +5,8 @@
 - A store that already holds such a plugin (written by an older version): ``gateway start`` exits 1, naming each row
   and the statement that removes them; once removed, the same store starts.
 - The ``plugins`` setting: honoured when it names plugins this gateway runs, refused at start otherwise.
-- Settings Kong would act on and this gateway cannot (``status_listen``...): ``gateway start`` exits 1 naming the key;
-  the reference configuration, commented or with every default written out, still starts.
+- Settings Kong would act on and this gateway cannot (an ``ssl`` Status API listener...): ``gateway start`` exits 1
+  naming the key; the reference configuration, commented or with every default written out, still starts.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from gateway.store import open_database
 from tests.fixtures.gateway_process import GATEWAY, GatewayProcess, make_gateway, running_gateway
 
 CONF = pathlib.Path(__file__).parents[2] / "conf" / "gateway.conf"
-RUNS = "this gateway runs only acl, mtls-auth, tls-metadata-headers"
+RUNS = "this gateway runs only acl, mtls-auth, prometheus, tls-metadata-headers"
 
 
 def not_enabled(name: str) -> str:
@@ -132,7 +132,7 @@ def test_admin_api_of_the_real_process_refuses_and_stores_nothing(tmp_path: path
         assert admin.post("/services", json={"name": "svc", "url": "http://127.0.0.1:9/"}).status_code == 201
         assert admin.post("/services/svc/routes", json={"name": "rt", "paths": ["/"]}).status_code == 201
         for path in ("/plugins", "/routes/rt/plugins", "/services/svc/plugins"):
-            for name in ("key-auth", "prometheus", "acme", "rate-limiting"):
+            for name in ("cors", "key-auth", "acme", "rate-limiting"):
                 res = admin.post(path, json={"name": name})
                 assert res.status_code == 400
                 assert res.json() == {
@@ -203,9 +203,9 @@ def test_config_parse_follows_the_plugins_setting(tmp_path: pathlib.Path) -> Non
     ("env", "message"),
     [
         (
-            {"KONG_STATUS_LISTEN": "127.0.0.1:8100"},
-            "status_listen = 127.0.0.1:8100 is not supported: this gateway has no Status API listener "
-            "(GET /status is served on admin_listen); leave status_listen off",
+            {"KONG_STATUS_LISTEN": "127.0.0.1:8100 ssl"},
+            "status_listen = 127.0.0.1:8100 ssl is not supported: an HTTPS Status API listener is not implemented; "
+            "list plain entries only",
         ),
         (
             {"KONG_ADMIN_LISTEN": "127.0.0.1:8444 http2 ssl"},
@@ -240,8 +240,8 @@ def test_a_setting_that_would_be_ignored_stops_the_start(
 
 
 def test_the_reference_conf_starts_commented_and_with_every_default_written_out(tmp_path: pathlib.Path) -> None:
-    """Kong's defaults stay valid: ``status_listen = off``, ``plugins = bundled``, ``admin_error_log`` at its default,
-    ``ssl_session_cache_size = 10m``... (the listeners and prefix come from the environment / ``-p``)."""
+    """Kong's defaults stay valid: ``status_listen = off`` (ours), ``plugins = bundled``, ``admin_error_log`` at its
+    default, ``ssl_session_cache_size = 10m``... (the listeners and prefix come from the environment / ``-p``)."""
     written = "\n".join(
         re.sub(r"^#([a-z_0-9]+ = .*)$", r"\1", line)
         for line in CONF.read_text().splitlines()
@@ -253,7 +253,12 @@ def test_the_reference_conf_starts_commented_and_with_every_default_written_out(
             root = httpx.get(gw.admin_url, timeout=10).json()
             assert root["configuration"]["status_listen"] == []
             assert root["configuration"]["plugins"] == ["bundled"]
-            assert sorted(root["plugins"]["available_on_server"]) == ["acl", "mtls-auth", "tls-metadata-headers"]
+            assert sorted(root["plugins"]["available_on_server"]) == [
+                "acl",
+                "mtls-auth",
+                "prometheus",
+                "tls-metadata-headers",
+            ]
 
 
 def httpx_reachable(url: str) -> bool:
@@ -286,5 +291,5 @@ def test_a_plugins_change_on_sighup_is_reported_and_not_half_applied(tmp_path: p
         _wait_for_log(gw.error_log, "reconfiguration done")
         assert "[config] plugins changes need a restart; keeping the enabled plugins" in gw.error_log.read_text()
         enabled = httpx.get(f"{gw.admin_url}/plugins/enabled", timeout=10).json()
-        assert enabled == {"enabled_plugins": ["acl", "mtls-auth", "tls-metadata-headers"]}
+        assert enabled == {"enabled_plugins": ["acl", "mtls-auth", "prometheus", "tls-metadata-headers"]}
         assert httpx.get(gw.admin_url, timeout=10).json()["configuration"]["plugins"] == ["bundled"]

@@ -47,6 +47,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from gateway.entities.index import ConfigIndex
+from gateway.observability.tls_metrics import TLS
 from gateway.plugins.base import BuildContext, Exit, Plugin, PluginContext, register_handler
 from gateway.plugins.mtls_auth.handshake import ClientCertRequest, ClientCertSniMap, SniRequest
 from gateway.plugins.mtls_auth.names import common_name, rfc2253, subject_names
@@ -338,15 +339,18 @@ class MtlsAuth(Plugin):
     def evaluate(self, tls: Any) -> Any:
         """The ``Outcome`` for a connection's TLS state, or a coroutine producing it (revocation fetch)."""
         if tls is None:
+            TLS.client_verification("none")
             return self._fail(_NO_CERT_EXIT, "client certificate requested over plain HTTP", no_cert=True)
         chain: list[x509.Certificate] = tls.peer_chain
         if not chain:
+            TLS.client_verification("none")
             return self._fail(_NO_CERT_EXIT, "no client certificate was sent", no_cert=True)
         key = _chain_key(chain)
         cached = self._cert_cache.get(key)
         if cached is not None:
             return cached
         verdict = verify_chain(chain, self.trust, self.verify_depth, self.allow_partial_chain)
+        TLS.client_verification("success" if verdict.ok else "failed")
         if not verdict.ok:
             outcome = self._fail(
                 _FAILED_EXIT,
@@ -409,6 +413,7 @@ class MtlsAuth(Plugin):
         notice = ""
         if revocation is not None:
             if revocation.status is Status.REVOKED:
+                TLS.client_verification("revoked")
                 return self._fail(_FAILED_EXIT, f"{revocation.reason}, subject: {rfc2253(leaf.subject)}")
             if revocation.status is Status.UNKNOWN:
                 if self.mode == "STRICT":

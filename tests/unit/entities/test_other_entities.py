@@ -70,12 +70,12 @@ def test_consumers_need_username_or_custom_id() -> None:
 
 NOT_ENABLED = (
     "plugin '{}' not enabled; add it to the 'plugins' configuration property "
-    "(this gateway runs only acl, mtls-auth, tls-metadata-headers)"
+    "(this gateway runs only acl, mtls-auth, prometheus, tls-metadata-headers)"
 )
 
 
 def test_a_plugin_this_gateway_does_not_run_is_refused_with_kongs_message() -> None:
-    for name in ("key-auth", "prometheus", "acme", "rate-limiting", "whatever"):
+    for name in ("cors", "key-auth", "acme", "rate-limiting", "whatever"):
         assert check("plugins", {"name": name, "config": {"anything": [1, 2]}}) == {"name": NOT_ENABLED.format(name)}
     # a list as the subschema key shows its first element, as Kong's ``key[1]``
     assert check("plugins", {"name": ["key-auth"]}) == {"name": NOT_ENABLED.format("key-auth")}
@@ -97,7 +97,7 @@ def test_the_plugins_setting_narrows_what_may_be_configured() -> None:
             enable_plugins(["key-auth", "mtls-auth"])
     finally:
         enable_plugins(None)
-    assert enabled_plugins() == registered_plugins() == ["acl", "mtls-auth", "tls-metadata-headers"]
+    assert enabled_plugins() == registered_plugins() == ["acl", "mtls-auth", "prometheus", "tls-metadata-headers"]
 
 
 def test_plugins_known() -> None:

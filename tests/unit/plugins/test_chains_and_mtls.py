@@ -202,6 +202,33 @@ def test_leaf_only_and_no_certificate(mtls: tuple[MtlsAuth, Any, Any]) -> None:
     assert isinstance(result, Exit) and result.status == 401
 
 
+def test_client_certificate_verifications_are_counted_once_per_verification() -> None:
+    from gateway.observability.tls_metrics import TLS
+
+    root = make_ca("Count Root", key_type="ec")
+    inter = make_ca("Count Inter", issuer=root, key_type="ec")
+    leaf = make_cert("count-user", inter, key_type="ec")
+    ca_id = _id()
+    build = BuildContext({"ca_certificates": [{"id": ca_id, "cert": root.cert_pem}]})
+    config = {
+        "ca_certificates": [ca_id],
+        "revocation_check_mode": "SKIP",
+        "skip_consumer_lookup": True,
+        "cache_ttl": 60,
+    }
+    plugin = MtlsAuth({"id": _id(), "name": "mtls-auth", "config": config}, build)
+    TLS.clear()
+    try:
+        for _ in range(3):  # three connections with the same chain: verified once, then the per-chain cache answers
+            assert plugin.access(_ctx(_Tls([leaf.cert, inter.cert]), {})) is None
+        assert isinstance(plugin.access(_ctx(_Tls([leaf.cert]), {})), Exit)  # no intermediate: 20
+        assert isinstance(plugin.access(_ctx(_Tls([]), {})), Exit)
+        assert isinstance(plugin.access(_ctx(None, {})), Exit)
+        assert TLS.client_verifications == {("success",): 1, ("failed",): 1, ("none",): 2}
+    finally:
+        TLS.clear()
+
+
 def test_verify_depth_limit() -> None:
     root = make_ca("Depth Root")
     inter = make_ca("Depth Inter", issuer=root)

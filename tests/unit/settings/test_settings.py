@@ -147,10 +147,9 @@ def test_reference_conf_documents_every_setting_with_its_default() -> None:
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({"KONG_STATUS_LISTEN": "127.0.0.1:8100"}, r"^status_listen = 127\.0\.0\.1:8100 is not supported: "),
         (
-            {"KONG_STATUS_LISTEN": "127.0.0.1:8007 reuseport backlog=16384"},  # Kong 3.6+'s default, written out
-            r"^status_listen = 127\.0\.0\.1:8007 reuseport backlog=16384 is not supported: this gateway has no Status",
+            {"KONG_STATUS_LISTEN": "127.0.0.1:8100, 127.0.0.1:8101 ssl"},
+            r"^status_listen = .* is not supported: an HTTPS Status API listener is not implemented",
         ),
         (
             {"KONG_ADMIN_LISTEN": "127.0.0.1:8001 reuseport backlog=16384, 127.0.0.1:8444 http2 ssl"},
@@ -171,9 +170,9 @@ def test_reference_conf_documents_every_setting_with_its_default() -> None:
             r"^headers_upstream: invalid entry 'X-Kong-Proxy-Latency'$",
         ),
         (
-            {"KONG_PLUGINS": "bundled,prometheus,key-auth"},
-            r"^plugins: prometheus plugin is enabled but not installed; this gateway runs only acl, mtls-auth, "
-            r"tls-metadata-headers: remove 'prometheus', 'key-auth' from the 'plugins' setting$",
+            {"KONG_PLUGINS": "bundled,key-auth,cors"},
+            r"^plugins: key-auth plugin is enabled but not installed; this gateway runs only acl, mtls-auth, "
+            r"prometheus, tls-metadata-headers: remove 'key-auth', 'cors' from the 'plugins' setting$",
         ),
     ],
 )
@@ -186,6 +185,8 @@ def test_values_kong_honours_and_this_gateway_cannot_are_refused(env: dict[str, 
     "env",
     [
         {"KONG_STATUS_LISTEN": "off"},
+        {"KONG_STATUS_LISTEN": "127.0.0.1:8007 reuseport backlog=16384"},  # Kong 3.6+'s default, written out
+        {"KONG_STATUS_LISTEN": "0.0.0.0:8100, [::1]:8100 http2"},
         {"KONG_ADMIN_ERROR_LOG": "/dev/stderr", "KONG_PROXY_ERROR_LOG": "/dev/stderr"},  # Kong's docker example
         {"KONG_PROXY_ERROR_LOG": "/dev/stderr"},  # admin_error_log left at its default
         {"KONG_PROXY_ACCESS_LOG": "/dev/stdout", "KONG_ADMIN_ACCESS_LOG": "off"},
@@ -205,11 +206,12 @@ def test_kongs_defaults_and_honoured_values_are_accepted(env: dict[str, str]) ->
 
 def test_plugins_setting_resolves_like_kongs_loaded_plugins() -> None:
     assert load_settings(env={}).plugins == ("bundled",)
-    assert load_settings(env={}).enabled_plugins == ("acl", "mtls-auth", "tls-metadata-headers")
+    assert load_settings(env={}).enabled_plugins == ("acl", "mtls-auth", "prometheus", "tls-metadata-headers")
     assert load_settings(env={"KONG_PLUGINS": "tls-metadata-headers"}).enabled_plugins == ("tls-metadata-headers",)
     assert load_settings(env={"KONG_PLUGINS": "bundled, mtls-auth"}).enabled_plugins == (
         "acl",
         "mtls-auth",
+        "prometheus",
         "tls-metadata-headers",
     )
     assert load_settings(env={"KONG_PLUGINS": "off"}).enabled_plugins == ()

@@ -136,7 +136,7 @@ def test_all_errors_are_collected_with_paths(pki) -> None:
 
 NOT_ENABLED = (
     "plugin '{}' not enabled; add it to the 'plugins' configuration property "
-    "(this gateway runs only acl, custom, custom-b, mtls-auth, tls-metadata-headers)"
+    "(this gateway runs only acl, custom, custom-b, mtls-auth, prometheus, tls-metadata-headers)"
 )
 
 
@@ -144,13 +144,13 @@ def test_plugins_this_gateway_does_not_run_are_refused_wherever_they_are_declare
     cfg = config(pki)
     cfg["plugins"].append({"name": "key-auth", "config": {"key_names": ["apikey"]}})
     cfg["services"][0]["routes"][0]["plugins"].append({"name": "rate-limiting", "config": {"minute": 5}})
-    cfg["consumers"][0]["plugins"] = [{"name": "prometheus"}]
+    cfg["consumers"][0]["plugins"] = [{"name": "key-auth"}]
     with pytest.raises(DeclarativeConfigError) as info:
         load(cfg)
     err = info.value
     assert err.paths == [
-        f"consumers[0].plugins[0].name: {NOT_ENABLED.format('prometheus')}",
-        f"plugins[1].name: {NOT_ENABLED.format('key-auth')}",
+        f"consumers[0].plugins[0].name: {NOT_ENABLED.format('key-auth')}",
+        f"plugins[1].name: {NOT_ENABLED.format('cors')}",
         f"services[0].routes[0].plugins[1].name: {NOT_ENABLED.format('rate-limiting')}",
     ]
     assert err.fields is not None

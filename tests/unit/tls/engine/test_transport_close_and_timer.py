@@ -177,6 +177,7 @@ class Listener:
         self.timeout = timeout
         self.lines: list[str] = []
         self.apps: list[App] = []
+        self.handshakes: list[Any] = []
 
     def handshake_timeout(self) -> float:
         return self.timeout
@@ -188,6 +189,9 @@ class Listener:
 
     def log_failure(self, what: str, peer: Any) -> None:
         self.lines.append(f"{what} while SSL handshaking")
+
+    def handshake_done(self, session: Any) -> None:
+        self.handshakes.append(session)
 
     def on_handshake_error(self, exc: Any, peer: Any) -> None:
         self.lines.append(f"{exc.kind}: {exc.reason}")
@@ -243,6 +247,7 @@ async def test_completed_handshake_cancels_the_adopted_timer() -> None:
     protocol.data_received(outgoing.read())
     assert timer.cancelled() and listener.apps
     assert listener.state.pending == set()  # an HTTP connection now, drained as one
+    assert [session.version for session in listener.handshakes] == ["TLSv1.3"]  # counted once, as completed
     await asyncio.sleep(0.1)
     assert listener.lines == [] and not raw.aborted
 

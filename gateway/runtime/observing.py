@@ -1,0 +1,154 @@
+"""What the master tells monitoring about the node: the ``/metrics`` scrape and the readiness facts.
+
+A scrape (``Observer.scrape``) gathers every process's share of the counters: this process's when it serves the
+traffic itself, else every ready worker's, asked over its channel with the ``stats`` message ``GET /status``
+already uses (``WorkerPool.stats(metrics=True)``, bounded: a worker that does not answer in time counts in
+``kong_nginx_metric_errors_total``). It adds what only the master knows (the datastore, the health of targets, the
+certificates' expiry, the prometheus plugin instances of its snapshot) and renders through
+``gateway.plugins.prometheus.exporter``.
+
+Readiness (``routers_ready``): how many processes serving traffic have their first configuration snapshot live,
+out of how many there should be, Kong's "router ready in n of N workers".
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from gateway.observability.cert_expiry import ExpiryCache, expiry_samples
+from gateway.observability.exposition import Samples
+from gateway.plugins.prometheus import Prometheus
+from gateway.plugins.prometheus.exporter import NodeFacts, exposition, process_share
+from gateway.runtime import building
+from gateway.settings import ConfigError
+from gateway.version import KONG_VERSION
+
+if TYPE_CHECKING:
+    from gateway.runtime.lifecycle import Gateway
+
+__all__ = ["Observer"]
+
+SCRAPE_TIMEOUT = 2.0  # seconds a scrape waits for the workers' answers
+
+
+def _certificate_rows(db: Any) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    dao = db.dao("certificates")
+    offset: str | None = None
+    while True:
+        page, offset = dao.page(1000, offset, None)
+        rows.extend(page)
+        if offset is None:
+            return rows
+
+
+def _client_ssl_cert(settings: Any) -> bytes | None:
+    if not settings.client_ssl or not settings.client_ssl_cert:
+        return None
+    from gateway.tls.pem_settings import read_pem_setting
+
+    try:
+        return read_pem_setting("client_ssl_cert", settings.client_ssl_cert)
+    except ConfigError:
+        return None  # checked at start: it was readable then; a file removed since is not a certificate served
+
+
+def health_rows(health: Any) -> list[tuple[str, str, str, str]]:
+    """(upstream, target, address, state) for ``kong_upstream_target_health``, from the master's health registry."""
+    rows: list[tuple[str, str, str, str]] = []
+    if health is None:
+        return rows
+    for upstream_id, balancer in sorted(health.balancers.items(), key=lambda item: item[1].name):
+        for target, info in (health.upstream_health(upstream_id) or {}).items():
+            addresses = info.get("addresses") or []
+            if not addresses:
+                rows.append((balancer.name, target, "", "dns_error"))
+            for address in addresses:
+                ip = str(address["ip"])
+                host = f"[{ip}]" if ":" in ip else ip
+                rows.append((balancer.name, target, f"{host}:{address['port']}", str(address["health"]).lower()))
+    return rows
+
+
+class Observer:
+    """The master's view for monitoring (one per ``Gateway``)."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self._expiry = ExpiryCache()
+
+    def routers_ready(self) -> tuple[int, int]:
+        """(processes serving traffic with their first snapshot live, how many there should be)."""
+        gateway = self.gateway
+        if gateway.workers is not None:
+            return gateway.workers.ready_count(), gateway.worker_count
+        return (1 if gateway.proxy_state is not None else 0), 1
+
+    def _plugin_flags(self) -> tuple[bool, bool]:
+        """(a prometheus instance is configured, one of them asks for ``upstream_health_metrics``)."""
+        state = self.gateway.proxy_state
+        if state is None:
+            return False, False
+        instances = [i for i in state.snapshot.plugins.instances.values() if isinstance(i, Prometheus)]
+        return bool(instances), any(i.upstream_health for i in instances)
+
+    async def _certificates(self) -> list[tuple[tuple[str, str], float]]:
+        gateway = self.gateway
+        db, settings, server_tls = gateway.db, gateway.settings, gateway.server_tls
+        key = (db.version, id(server_tls), settings.client_ssl, settings.client_ssl_cert)
+
+        def compute() -> list[tuple[tuple[str, str], float]]:
+            pairs = server_tls.default_pairs if server_tls is not None else ()
+            return expiry_samples(_certificate_rows(db), pairs, bool(settings.ssl_cert), _client_ssl_cert(settings))
+
+        samples = self._expiry.lookup(key)
+        if samples is None:
+            samples = await db.run(compute)
+            self._expiry.store(key, samples)
+        return samples
+
+    async def _db_reachable(self) -> bool:
+        db = self.gateway.db
+        try:
+            await db.run(lambda: db.version)
+        except Exception:  # any store failure is "unreachable", as Kong's connect() check
+            return False
+        return True
+
+    async def scrape(self) -> bytes:
+        """The text of ``GET /metrics``."""
+        gateway = self.gateway
+        shares: list[Samples] = []
+        memory: list[tuple[int, int]] = []
+        counters = building.proxy_counters(gateway.proxy_state)
+        errors = 0
+        pool = gateway.workers
+        if pool is None:
+            mine = process_share()
+            shares.append(Samples.from_json(mine["samples"]))
+            memory.append((int(mine["pid"]), int(mine["rss"])))
+        else:
+            expected = pool.ready_count()
+            replies = await pool.stats(SCRAPE_TIMEOUT, metrics=True)
+            errors = max(0, expected - len(replies))
+            for reply in replies:
+                for name, value in (reply.get("counters") or {}).items():
+                    if name in counters and isinstance(value, int):
+                        counters[name] += value
+                share = reply.get("metrics") or {}
+                shares.append(Samples.from_json(share.get("samples")))
+                if isinstance(share.get("pid"), int) and isinstance(share.get("rss"), int):
+                    memory.append((share["pid"], share["rss"]))
+        configured, with_health = self._plugin_flags()
+        facts = NodeFacts(
+            node_id=gateway.node_id,
+            version=KONG_VERSION,
+            counters=counters,
+            memory=sorted(memory),
+            db_reachable=await self._db_reachable(),
+            configured=configured,
+            health=health_rows(gateway.health) if with_health else None,
+            certificates=await self._certificates(),
+            errors=errors,
+        )
+        return exposition(shares, facts)
