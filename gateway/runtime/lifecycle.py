@@ -46,7 +46,8 @@ from gateway.runtime.workers import ListenError, WorkerPool
 from gateway.settings import ConfigError, Listener, Settings, load_settings
 from gateway.store import open_database
 from gateway.store.declarative import parse_text
-from gateway.upstream.healthcheck import HealthRegistry
+from gateway.stream.listener import StreamFront
+from gateway.upstream.healthcheck import HealthRegistry, enable_tcp_probes
 
 __all__ = ["Gateway", "StartupError", "load_declarative_file"]
 
@@ -122,6 +123,7 @@ class Gateway:
         self.health: Any = None  # proxy.healthcheck.HealthRegistry: target health and probes, across snapshots
         self.worker_count = building.worker_count(settings)
         self.workers: Any = None  # runtime.workers.WorkerPool with worker_processes > 1
+        self.stream: StreamFront | None = None  # the stream_listen listeners of a single-process gateway
 
     # ------------------------------------------------------------------------------------------ start
     async def start(self) -> None:
@@ -153,6 +155,8 @@ class Gateway:
         except Exception as exc:
             raise StartupError(f"could not build the configuration: {exc}") from exc
         self.proxy_state = ProxyState(settings, self.error_log, self.access_log, first)
+        if settings.stream_listen:
+            enable_tcp_probes()  # Kong runs ``tcp`` active checks in its stream subsystem
         self.health = HealthRegistry(self.error_log, self.proxy_state.dns)
         await self.health.install(first)
         self.snapshots = SnapshotManager(
@@ -167,12 +171,18 @@ class Gateway:
         else:
             for listener in settings.proxy_listen:
                 self.proxy_servers.append(await self._listen(listener, self.proxy_state.protocol_factory(listener)))
+            self.stream = StreamFront(self.proxy_state)
+            for listener in settings.stream_listen:
+                self.proxy_servers.append(await self._listen(listener, self.stream.protocol_factory(listener)))
         await self._start_admin()
         self._write_pid()
         self._install_signals(loop)
         self._tick = loop.call_later(1.0, self._on_tick)
         listening = ", ".join(f"{ls.host}:{ls.port}{' ssl' if ls.ssl else ''}" for ls in settings.proxy_listen)
         self.error_log.notice(f"gateway started, proxy listening on {listening}, database={settings.database}")
+        if settings.stream_listen:
+            streams = ", ".join(f"{ls.host}:{ls.port}{' ssl' if ls.ssl else ''}" for ls in settings.stream_listen)
+            self.error_log.notice(f"stream listening on {streams}")
 
     def _load_server_tls(self, settings: Settings) -> Any:
         """The ``ssl`` listeners' profile and default certificates (read or generated), or None without any."""
@@ -183,7 +193,7 @@ class Gateway:
         return building.build(config, settings, self.proxy_state, self.server_tls, self.error_log)
 
     async def _start_workers(self, version: int, config: Any) -> None:
-        listeners = self.settings.proxy_listen
+        listeners = (*self.settings.proxy_listen, *self.settings.stream_listen)  # positions: proxy first
         pool = WorkerPool(
             self.worker_count,
             self.conf_path,
@@ -331,8 +341,10 @@ class Gateway:
         except ConfigError as exc:
             self.error_log.error(f"[config] reload failed, keeping the running configuration: {exc}")
             return
-        if (fresh.proxy_listen, fresh.admin_listen) != (self.settings.proxy_listen, self.settings.admin_listen):
+        listening = (self.settings.proxy_listen, self.settings.stream_listen, self.settings.admin_listen)
+        if (fresh.proxy_listen, fresh.stream_listen, fresh.admin_listen) != listening:
             self.error_log.warn("[config] listener changes need a restart; keeping the current listeners")
+            fresh = fresh.replace(stream_listen=self.settings.stream_listen)  # the stream router follows the listeners
         if fresh.plugins != self.settings.plugins:  # the enabled set is fixed at start, as the stored rows were checked
             self.error_log.warn("[config] plugins changes need a restart; keeping the enabled plugins")
             fresh = fresh.replace(plugins=self.settings.plugins)
@@ -359,6 +371,8 @@ class Gateway:
         await self.snapshots.settled()
         if self.proxy_state is not None:
             self.proxy_state.refresh_tls()
+        if self.stream is not None:
+            self.stream.refresh_tls()
         if self.workers is not None:
             await self.workers.regenerate(WORKERS_START_TIMEOUT)
             await self.settle(self.snapshots.built_version)

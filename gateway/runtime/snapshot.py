@@ -12,7 +12,10 @@ Rules:
    and its pool identity; TLS services also get their upstream TLS profile (``gateway.tls.upstream``: client
    certificate, trust store, verify, depth, a cached context), whose content-based identity is the pool
    identity. TLS fields are plain attributes; the hot path reads them from the objects, never from rows.
-5. Each upstream entity becomes a ``Balancer`` (``gateway.upstream.balancer``) over its targets; upstreams with
+5. With ``stream_listen`` set, the stream routes (``tcp``, ``tls``, ``tls_passthrough``) also get their router
+   (``gateway.stream.router``) over the same (route, service) pairs; without it they are stored but not compiled,
+   as Kong builds its stream router only in the stream subsystem.
+6. Each upstream entity becomes a ``Balancer`` (``gateway.upstream.balancer``) over its targets; upstreams with
    ``https`` active checks also get their probe TLS (``gateway.tls.upstream.probes``), compiled here because it reads
    files. Health is not in the snapshot: the runtime's ``HealthRegistry`` attaches it before the swap.
 """
@@ -25,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from gateway.proxy.router import Router
 from gateway.settings import Settings
 from gateway.store.interface import Config
+from gateway.stream.router import StreamRouter
 from gateway.tls.served.certificates import CertificateIndex
 from gateway.tls.served.listener import ServerTlsConfig, ssl_listeners
 from gateway.tls.upstream.probes import HealthcheckTlsCompiler
@@ -50,9 +54,10 @@ class Snapshot:
             listeners' SNI callback on every handshake; None when no ``ssl`` listener is configured.
         plugins: the ``PluginIndex`` (per-route plugin chains, the certificate-phase hook); empty when no plugin
             is configured, so a route without plugins costs one dict lookup.
+        stream_router: the ``StreamRouter`` of the stream routes, or None without ``stream_listen``.
     """
 
-    __slots__ = ("balancers", "certificates", "plugins", "router", "services", "version")
+    __slots__ = ("balancers", "certificates", "plugins", "router", "services", "stream_router", "version")
 
     def __init__(
         self,
@@ -62,8 +67,10 @@ class Snapshot:
         version: Any = None,
         certificates: CertificateIndex | None = None,
         plugins: PluginIndex | None = None,
+        stream_router: StreamRouter | None = None,
     ) -> None:
         self.certificates = certificates
+        self.stream_router = stream_router
         if plugins is None:
             from gateway.plugins.chains import PluginIndex
 
@@ -143,7 +150,8 @@ def build_snapshot(
                 continue
         pairs.append((route, service))
     plugins = _build_plugins(config, certificates, previous, log)
-    return Snapshot(Router(pairs, log), services, balancers, version, certificates, plugins)
+    stream_router = StreamRouter(pairs, log) if settings.stream_listen else None
+    return Snapshot(Router(pairs, log), services, balancers, version, certificates, plugins, stream_router)
 
 
 def _build_plugins(

@@ -17,10 +17,11 @@ Each increment logs ``[healthcheck] (<ws>:<upstream>) unhealthy TCP increment (1
 
 Active checks: per mode (``healthy``/``unhealthy`` interval, 0 = off, Kong's default), the targets currently in that
 mode are probed (``gateway.upstream.probe``) in ``concurrency`` parallel work packages, at most once per interval, the
-first round right away. As in Kong's http subsystem, ``tcp`` active checks are turned off (Kong runs them only for
-stream services, which this gateway does not have); ``grpc``/``grpcs`` checks are not run either. Passive checks
-count what the proxy observed (``Balancer.report_*``). An upstream "uses health checks" when an active interval or
-a passive unhealthy threshold is non-zero; otherwise it has no checker and its targets are ``HEALTHCHECKS_OFF``.
+first round right away. As in Kong's http subsystem, ``tcp`` active checks are turned off, unless ``stream_listen``
+is set: Kong runs them in its stream subsystem (``enable_tcp_probes``); ``grpc``/``grpcs`` checks are not run.
+Passive checks count what the proxy observed (``Balancer.report_*``). An upstream "uses health checks" when an
+active interval or a passive unhealthy threshold is non-zero; otherwise it has no checker and its targets are
+``HEALTHCHECKS_OFF``.
 """
 
 from __future__ import annotations
@@ -38,13 +39,20 @@ if TYPE_CHECKING:
     from gateway.upstream.balancer import Address, Balancer
     from gateway.upstream.dns import DnsCache
 
-__all__ = ["HealthChecker", "HealthRegistry", "TargetHealth", "uses_healthchecks"]
+__all__ = ["HealthChecker", "HealthRegistry", "TargetHealth", "enable_tcp_probes", "uses_healthchecks"]
 
 WORKSPACE = "default"
 #: how long ``install`` waits for the first DNS answers of name targets before swapping anyway
 FIRST_RESOLUTION_TIMEOUT = 5.0
 _COUNTER_NAMES = ("SUCCESS", "HTTP", "TCP", "TIMEOUT")
 SUCCESS, HTTP, TCP, TIMEOUT = range(4)
+#: the active check types probed in this process (grpc/grpcs: not reproduced)
+_ACTIVE_TYPES = {"http", "https"}
+
+
+def enable_tcp_probes() -> None:
+    """Probe ``tcp`` active checks too: the process serves Kong's stream subsystem (``stream_listen``)."""
+    _ACTIVE_TYPES.add("tcp")
 
 
 def _merge(defaults: Mapping[str, Any], value: Any) -> dict[str, Any]:
@@ -110,7 +118,7 @@ class _Checks:
         self.https_sni: str | None = active.get("https_sni")
         self.verify = bool(active["https_verify_certificate"])
         self.headers = _headers(active.get("headers"))
-        runs = self.active_type in ("http", "https")  # tcp: stream only in Kong; grpc(s): not reproduced
+        runs = self.active_type in _ACTIVE_TYPES
         self.intervals = {
             "healthy": float(active["healthy"]["interval"]) if runs else 0.0,
             "unhealthy": float(active["unhealthy"]["interval"]) if runs else 0.0,
