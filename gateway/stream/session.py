@@ -60,6 +60,14 @@ def _returning(endpoint: Endpoint) -> Callable[[], Endpoint]:
     return lambda: endpoint
 
 
+def _address(name: Any) -> str:
+    """``ip:port`` (``[ip]:port`` for IPv6) of a socket address, as nginx prints one."""
+    if not isinstance(name, tuple) or len(name) < 2:
+        return "unix:"
+    host = f"[{name[0]}]" if ":" in str(name[0]) else str(name[0])
+    return f"{host}:{name[1]}"
+
+
 class StreamSession(asyncio.Protocol, Relay):
     """The accepted socket's first protocol (preread), then the relay's coordinator (see the module docstring)."""
 
@@ -109,7 +117,11 @@ class StreamSession(asyncio.Protocol, Relay):
         self._loop = asyncio.get_running_loop()
         listener = self.listener
         self.conn_id = listener.next_conn_id()
-        self.client_ip = client_ip_of(transport.get_extra_info("peername"))
+        peer = transport.get_extra_info("peername")
+        self.client_ip = client_ip_of(peer)
+        log = listener.state.error_log
+        if log.info_enabled:  # nginx's ``ngx_stream_init_connection`` line
+            log.info(f"client {_address(peer)} connected to {listener.server_addr}", self.conn_id)
         listener.state.pending.add(self)  # a drain waits for the session, as nginx's quit waits for stream sessions
         if listener.ssl:
             self._reader = ClientHelloReader()
@@ -134,9 +146,7 @@ class StreamSession(asyncio.Protocol, Relay):
             self._route(tls=True, sni=verdict.sni, buffered=reader.buffered)
 
     def eof_received(self) -> bool:
-        if self._reader is not None:
-            self._log("info", "client closed connection", _PREREAD)
-        return False
+        return False  # before a verdict: nginx ends the session without a line
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._finish(OK if self._reader is None else BAD_REQUEST, quiet=True)
@@ -262,7 +272,7 @@ class StreamSession(asyncio.Protocol, Relay):
                 self._close_client()
                 self._finish(UNAVAILABLE if not retry else BAD_GATEWAY, quiet=True)
                 return
-            self.upstream_label = f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+            self.upstream_label = _address((ip, port))
             upstream = Endpoint(self, "upstream")
             result = await open_peer(loop, _returning(upstream), ip, port, service, upstream_host)
             if self._done:
@@ -278,6 +288,10 @@ class StreamSession(asyncio.Protocol, Relay):
                 self._finish(BAD_GATEWAY, quiet=True)
                 return
             upstream.raw, upstream.tls = result.raw, result.tls
+            log = state.error_log
+            if log.info_enabled:  # nginx's ``ngx_stream_proxy_init_upstream`` line
+                local = _address(result.raw.get_extra_info("sockname"))
+                log.info(f"proxy {local} connected to {self.upstream_label}", self.conn_id)
             self._wire(upstream)
             return
 
