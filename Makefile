@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PREFIX ?= servroot
 
-.PHONY: run test install system-deps lint format bench soak clean
+.PHONY: run test install system-deps lint format bench bench-stream soak clean
 
 $(BIN)/gateway: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,11 @@ test: system-deps install lint
 bench: system-deps install
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+
+# Stream throughput (benchmarks/stream.py): bulk TLS termination and passthrough, the gateway next to nginx's stream
+# module; BENCH_ARGS=--quick for a short pass, --output benchmarks/STREAM.md to keep the table.
+bench-stream: system-deps install
+	$(BIN)/python -m benchmarks.stream $(BENCH_ARGS)
 
 # The soak (benchmarks/soak.py): 1,000,000 keepalive requests, then 20,000 new TLS connections, through a gateway
 # with 2 workers; RSS and descriptors of every gateway process sampled every 10 s; writes benchmarks/SOAK.md and
