@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import os
 import re
+import uuid
 from pathlib import Path
 
 import pytest
@@ -171,3 +172,27 @@ async def test_a_route_whose_service_is_http_is_kept_without_it(tmp_path: Path) 
         assert await exchange(gw.plain, b"x") == b""
         assert "service with protocol 'http' cannot be used with 'stream' subsystem" in gw.error_log
         await gw.wait_for_log(r"\[error\] .*no Service found with those values while prereading client data")
+
+
+async def test_tries_move_to_another_target_of_the_upstream(tmp_path: Path) -> None:
+    """A balanced service: a try on the dead target is logged, reported to the passive checker, and the next try goes
+    to the live one, so every connection is served (retries=1)."""
+    dead = closed_port()
+    async with line_server("live") as live:
+        upstream_id = str(uuid.uuid4())
+        checks = {"passive": {"unhealthy": {"tcp_failures": 100}}}
+        svc = service("pool.test", 1, protocol="tcp", retries=1)
+        cfg = lambda p, s: {  # noqa: E731
+            "services": [svc],
+            "routes": [tcp_route(svc, p)],
+            "upstreams": [{"id": upstream_id, "name": "pool.test", "healthchecks": checks}],
+            "targets": [
+                {"id": str(uuid.uuid4()), "target": f"127.0.0.1:{dead}", "upstream": {"id": upstream_id}},
+                {"id": str(uuid.uuid4()), "target": f"127.0.0.1:{live.port}", "upstream": {"id": upstream_id}},
+            ],
+        }
+        async with running_stream(tmp_path, cfg) as gw:
+            answers = [await exchange(gw.plain, f"{i}\n".encode()) for i in range(4)]
+            refused = await gw.wait_for_log(rf'connect\(\) failed .*upstream: "127\.0\.0\.1:{dead}"')
+    assert answers == [f"live: {i}\n".encode() for i in range(4)]
+    assert 1 <= len(refused) <= 4  # the tries that met the dead target, each followed by one on the live one

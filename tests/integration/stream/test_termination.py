@@ -5,6 +5,7 @@ levels, trust, depth, SNI), with real peers (``openssl s_client``, nginx's strea
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.fixtures.nginx import NginxRunner, NginxServer, nginx  # noqa: F401  (fixture)
+from tests.fixtures.tls_peers import client_hello
 from tests.integration.proxy.harness import route, service
 from tests.integration.stream.harness import line_server, running_stream, s_client
 from tests.integration.stream.pki import StreamPki, certificate_row
@@ -186,3 +188,28 @@ async def test_preserve_host_sends_the_clients_sni_upstream(
     async with running_stream(tmp_path, cfg) as gw:
         seen = await s_client(gw.ssl, "stream.test", b"")
     assert "client=CN=gateway-client sni=stream.test" in seen.output
+
+
+async def test_a_client_that_leaves_mid_handshake_is_logged_as_nginx_does(
+    tmp_path: Path, stream_pki: StreamPki
+) -> None:
+    hello = client_hello("stream.test")
+    async with line_server("echo") as upstream:
+        svc = service("127.0.0.1", upstream.port, protocol="tcp")
+        cfg = {
+            "services": [svc],
+            "routes": [tls_route(svc, ["stream.test"])],
+            "certificates": gateway_certs(stream_pki),
+        }
+        async with running_stream(tmp_path, cfg) as gw:
+            reader, writer = await asyncio.open_connection("127.0.0.1", gw.ssl)
+            writer.write(hello)
+            await asyncio.wait_for(reader.read(5), 10)  # the ServerHello's record header: the handshake is ours
+            writer.close()
+            lines = await gw.wait_for_log("while SSL handshaking")
+    assert re.search(
+        r"\[info\] \d+#0: \*\d+ peer closed connection in SSL handshake while SSL handshaking, "
+        rf"client: 127\.0\.0\.1, server: 127\.0\.0\.1:{gw.ssl}$",
+        lines[0],
+    )
+    assert upstream.seen == []

@@ -3,7 +3,6 @@ every malformed shape ending in a verdict, never an exception (hypothesis fuzzes
 
 from __future__ import annotations
 
-import ssl
 import struct
 
 from hypothesis import given, settings
@@ -12,20 +11,9 @@ from OpenSSL import SSL
 
 from gateway.stream.clienthello import PREREAD_BUFFER_SIZE, ClientHelloReader, Outcome
 from gateway.tls.engine.session import TlsSession
+from tests.fixtures.tls_peers import client_hello
 
-
-def stdlib_hello(server_name: str | None) -> bytes:
-    """The first flight of Python's ``ssl`` client (OpenSSL under another API)."""
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-    obj = ctx.wrap_bio(incoming, outgoing, server_hostname=server_name)
-    try:
-        obj.do_handshake()
-    except ssl.SSLWantReadError:
-        pass
-    return outgoing.read()
+stdlib_hello = client_hello
 
 
 def engine_hello(server_name: str | None) -> bytes:
