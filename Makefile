@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 # often means something else (an install prefix)
 PREFIX := servroot
 
-.PHONY: run test install system-deps lint format bench soak clean
+.PHONY: run test install system-deps lint format bench bench-stream soak clean
 
 # where the command is, said after an install and by `make run` (the virtualenv need not be activated)
 WHERE := @echo 'gateway is $(BIN)/gateway; to call it as `gateway`: export PATH="$$PWD/$(BIN):$$PATH" (or: $(BIN)/python -m gateway)'
@@ -23,12 +23,14 @@ $(BIN)/gateway: pyproject.toml
 
 install: $(BIN)/gateway
 
-# Debian packages the integration tests use as real peers (nginx, curl, openssl, wrk, ab).
+# Debian packages the integration tests use as real peers (nginx, curl, openssl, wrk, ab), and nginx's stream
+# module (nginx-light builds it as a dynamic module, packaged as libnginx-mod-stream) for the stream tests' peers.
 system-deps:
 	@missing=""; \
 	for pair in nginx:nginx-light curl:curl openssl:openssl wrk:wrk ab:apache2-utils; do \
 	  cmd=$${pair%%:*}; pkg=$${pair##*:}; command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; \
 	done; \
+	dpkg -s libnginx-mod-stream >/dev/null 2>&1 || missing="$$missing libnginx-mod-stream"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
@@ -56,6 +58,11 @@ test: system-deps install lint
 bench: system-deps install
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+
+# Stream throughput (benchmarks/stream.py): bulk TLS termination and passthrough, the gateway next to nginx's stream
+# module; BENCH_ARGS=--quick for a short pass, --output benchmarks/STREAM.md to keep the table.
+bench-stream: system-deps install
+	$(BIN)/python -m benchmarks.stream $(BENCH_ARGS)
 
 # The soak (benchmarks/soak.py): 1,000,000 keepalive requests, then 20,000 new TLS connections, through a gateway
 # with 2 workers; RSS and descriptors of every gateway process sampled every 10 s; writes benchmarks/SOAK.md and

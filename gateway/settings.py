@@ -229,6 +229,28 @@ def _parse_listen(key: str, raw: str) -> tuple[Listener, ...]:
     return tuple(listeners)
 
 
+_STREAM_REFUSED_FLAGS = {
+    "udp": "the stream subsystem here proxies TCP only (no UDP listener, no udp routes)",
+}
+
+
+def _parse_stream_listen(key: str, raw: str) -> tuple[Listener, ...]:
+    """``stream_listen``: Kong's stream flags (``ssl``, ``proxy_protocol``, ``reuseport``, ``backlog=N``, ``bind``);
+    ``udp`` is refused (no UDP proxy) and ``http2`` is not a stream flag (Kong refuses it too)."""
+    for entry in raw.split(","):
+        for flag in entry.split()[1:]:
+            if flag in _STREAM_REFUSED_FLAGS:
+                raise ConfigError(
+                    f"{key} = {entry.strip()}: the '{flag}' flag is not supported ({_STREAM_REFUSED_FLAGS[flag]})"
+                )
+            if flag == "http2":
+                raise ConfigError(
+                    f"{key} has an invalid flag '{flag}' in '{entry.strip()}' "
+                    "(accepted: ssl, reuseport, bind, backlog=N)"
+                )
+    return _parse_listen(key, raw)
+
+
 @dataclass(frozen=True, slots=True)
 class Spec:
     """One setting: its default (as written in kong.conf) and how to parse it."""
@@ -256,6 +278,7 @@ SPECS: dict[str, Spec] = {
     "proxy_listen": Spec("0.0.0.0:8000, 0.0.0.0:8443 ssl", _parse_listen, "proxy listeners"),
     "admin_listen": Spec("127.0.0.1:8001", _parse_listen, "Admin API listeners"),
     "status_listen": Spec("off", _parse_listen, "status API listener"),
+    "stream_listen": Spec("off", _parse_stream_listen, "stream (TCP/TLS) proxy listeners"),
     "headers": Spec(
         "server_tokens, latency_tokens, X-Kong-Request-Id",
         _token_list_parser(_HEADER_TOKENS),
@@ -382,6 +405,7 @@ class Settings:
     proxy_listen: tuple[Listener, ...]
     admin_listen: tuple[Listener, ...]
     status_listen: tuple[Listener, ...]
+    stream_listen: tuple[Listener, ...]
     headers: tuple[str, ...]
     headers_upstream: tuple[str, ...]
     trusted_ips: tuple[str, ...]

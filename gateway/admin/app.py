@@ -168,7 +168,7 @@ class AdminApp:
         self.metrics = metrics
         self.router = build_router(self.node, self.config_state, health_view)
         if metrics is not None:
-            from gateway.admin.status import metrics_routes
+            from gateway.admin.metrics import metrics_routes
 
             _add_all(self.router, metrics_routes(metrics))
         self._connections = itertools.count(1)

@@ -31,9 +31,9 @@ from gateway.admin.context import Context
 from gateway.admin.endpoints import Handler
 from gateway.admin.http import Response, message
 from gateway.admin.info import info_routes
+from gateway.admin.metrics import metrics_routes
 from gateway.admin.router import Router
 from gateway.observability.accesslog import AccessLog
-from gateway.observability.exposition import CONTENT_TYPE
 
 if TYPE_CHECKING:
     from gateway.settings import Listener
@@ -41,7 +41,6 @@ if TYPE_CHECKING:
 __all__ = [
     "Readiness",
     "StatusApp",
-    "metrics_routes",
     "ready_state",
     "status_listener",
 ]
@@ -90,15 +89,6 @@ def ready_state(facts: Readiness) -> tuple[int, str]:
     if facts.routers_ready == 0:
         return 503, "router builds not yet complete"
     return 200, "ready"
-
-
-def metrics_routes(metrics: Callable[[], Awaitable[bytes]]) -> dict[str, dict[str, Handler]]:
-    """``GET /metrics`` (Kong's ``exporter.collect``): the text exposition, Kong's ``Content-Type``."""
-
-    async def handler(ctx: Context) -> Response:
-        return Response(200, await metrics(), [("Content-Type", CONTENT_TYPE)])
-
-    return {"/metrics": {"GET": handler}}
 
 
 class StatusApp(AdminApp):

@@ -6,6 +6,10 @@ at least one matching attribute (an http route needs one of methods/hosts/header
 use snis instead). ``snis`` elements are wildcard hosts, and ``snis`` is only allowed with a TLS protocol.
 The ``expressions`` flavour fields (``expression``, ``priority``) are not modelled.
 
+Stream routes (``tcp``, ``tls``, ``tls_passthrough``) are Kong's: served by ``gateway.stream`` on ``stream_listen``.
+``udp`` is refused (an ``@entity`` error): Kong accepts it, but no UDP proxy exists here, and a route accepted and
+never served would let a test suite pass here and fail on Kong.
+
 Kong's ``validate_route`` entity check (the route as an ATC expression, parsed by the ATC router) is kept for
 what it refuses in practice: a regex (path or ``~*`` header value) that the router's engine cannot run, reported
 as ``Router Expression failed validation: <detail>`` (``route_regex``, which the router compiles with too).
@@ -128,6 +132,14 @@ def _check_expression(entity: dict[str, Any]) -> str | None:
     return f"Router Expression failed validation: {refusal}"
 
 
+UDP_REFUSED = "'udp' routes are not supported: this gateway proxies TCP streams only (tcp, tls, tls_passthrough)"
+
+
+def _check_udp(entity: dict[str, Any]) -> str | None:
+    protocols = entity.get("protocols")
+    return UDP_REFUSED if isinstance(protocols, list) and "udp" in protocols else None
+
+
 def _subschema(data: Mapping[str, Any]) -> Subschema | None:
     """Kong's rule: the first protocol of the set that names a subschema."""
     protocols = data.get("protocols")
@@ -234,6 +246,7 @@ SCHEMA = Schema(
             then_err="'snis' can only be set when 'protocols' is 'grpcs', 'https', 'tls' or 'tls_passthrough'",
         ),
         custom_check(_EXPRESSION_SOURCES, _check_expression, run_with_missing=True),
+        custom_check(("protocols",), _check_udp),
     ),
     subschema_key="protocols",
     subschema_resolver=_subschema,

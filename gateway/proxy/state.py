@@ -120,12 +120,18 @@ class ProxyState:
 
     # ------------------------------------------------------------------ connections
     def register(self, conn: HttpConnection) -> int:
-        self._conn_seq += 1
+        conn_id = self.next_conn_id()
         self.connections_accepted += 1
         self.connections_handled += 1
         self.connections.add(conn)
         if self.shutting_down:
             conn.closing = True
+        return conn_id
+
+    def next_conn_id(self) -> int:
+        """The next ``*N`` connection number of the error log: one sequence per process, HTTP and stream connections
+        alike, as nginx numbers every connection."""
+        self._conn_seq += 1
         return self._conn_seq
 
     def unregister(self, conn: HttpConnection) -> None:

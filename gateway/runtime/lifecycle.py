@@ -55,6 +55,8 @@ from gateway.runtime.workers import ListenError, WorkerPool
 from gateway.settings import ConfigError, Settings, load_settings
 from gateway.store import open_database
 from gateway.store.declarative import parse_text
+from gateway.stream.listener import StreamFront
+from gateway.upstream.health import enable_tcp_probes
 from gateway.upstream.healthcheck import HealthRegistry
 
 __all__ = ["Gateway", "StartupError", "load_declarative_file"]
@@ -135,6 +137,7 @@ class Gateway:
         self.health: Any = None  # proxy.healthcheck.HealthRegistry: target health and probes, across snapshots
         self.worker_count = building.worker_count(settings)
         self.workers: Any = None  # runtime.workers.WorkerPool with worker_processes > 1
+        self.stream: StreamFront | None = None  # the stream_listen listeners of a single-process gateway
 
     # ------------------------------------------------------------------------------------------ start
     async def start(self) -> None:
@@ -169,6 +172,8 @@ class Gateway:
         except Exception as exc:
             raise StartupError(f"could not build the configuration: {exc}") from exc
         self.proxy_state = ProxyState(settings, self.error_log, self.access_log, first)
+        if settings.stream_listen:
+            enable_tcp_probes()  # Kong runs ``tcp`` active checks in its stream subsystem
         self.health = HealthRegistry(self.error_log, self.proxy_state.dns)
         await self.health.install(first)
         self.snapshots = SnapshotManager(
@@ -189,11 +194,21 @@ class Gateway:
                 except OSError as exc:
                     raise StartupError(listen_failure("proxy_listen", settings.proxy_listen, listener, exc)) from None
                 self.proxy_servers.append(server)
+            self.stream = StreamFront(self.proxy_state)
+            for listener in settings.stream_listen:
+                try:
+                    server = await building.listen(listener, self.stream.protocol_factory(listener))
+                except OSError as exc:
+                    raise StartupError(listen_failure("stream_listen", settings.stream_listen, listener, exc)) from None
+                self.proxy_servers.append(server)
         await self._start_admin()
         self._install_signals(loop)
         self._tick = loop.call_later(1.0, self._on_tick)
         listening = ", ".join(f"{ls.host}:{ls.port}{' ssl' if ls.ssl else ''}" for ls in settings.proxy_listen)
         self.error_log.notice(f"gateway started, proxy listening on {listening}, database={settings.database}")
+        if settings.stream_listen:
+            streams = ", ".join(f"{ls.host}:{ls.port}{' ssl' if ls.ssl else ''}" for ls in settings.stream_listen)
+            self.error_log.notice(f"stream listening on {streams}")
 
     def _load_server_tls(self, settings: Settings) -> Any:
         """The ``ssl`` listeners' profile and default certificates (read or generated), or None without any."""
@@ -204,7 +219,7 @@ class Gateway:
         return building.build(config, settings, self.proxy_state, self.server_tls, self.error_log)
 
     async def _start_workers(self, version: int, config: Any) -> None:
-        listeners = self.settings.proxy_listen
+        listeners = (*self.settings.proxy_listen, *self.settings.stream_listen)  # positions: proxy first
         pool = WorkerPool(
             self.worker_count,
             self.conf_path,
@@ -222,7 +237,9 @@ class Gateway:
                     raise ListenError(listener, exc) from None
             pool.bind()
         except ListenError as exc:
-            raise StartupError(listen_failure("proxy_listen", listeners, exc.listener, exc)) from None
+            setting = "proxy_listen" if exc.listener in self.settings.proxy_listen else "stream_listen"
+            configured = getattr(self.settings, setting)
+            raise StartupError(listen_failure(setting, configured, exc.listener, exc)) from None
         titles.master()
         self.workers = pool
         pool.publish(version, config)
@@ -375,9 +392,10 @@ class Gateway:
         except ConfigError as exc:
             self.error_log.error(f"[config] reload failed, keeping the running configuration: {exc}")
             return
-        listeners = ("proxy_listen", "admin_listen", "status_listen")
+        listeners = ("proxy_listen", "stream_listen", "admin_listen", "status_listen")
         if any(getattr(fresh, key) != getattr(self.settings, key) for key in listeners):
             self.error_log.warn("[config] listener changes need a restart; keeping the current listeners")
+            fresh = fresh.replace(stream_listen=self.settings.stream_listen)  # the stream router follows the listeners
         if fresh.plugins != self.settings.plugins:  # the enabled set is fixed at start, as the stored rows were checked
             self.error_log.warn("[config] plugins changes need a restart; keeping the enabled plugins")
             fresh = fresh.replace(plugins=self.settings.plugins)
@@ -404,6 +422,8 @@ class Gateway:
         await self.snapshots.settled()
         if self.proxy_state is not None:
             self.proxy_state.refresh_tls()
+        if self.stream is not None:
+            self.stream.refresh_tls()
         if self.workers is not None:
             await self.workers.regenerate(WORKERS_START_TIMEOUT)
             await self.settle(self.snapshots.built_version)

@@ -13,7 +13,7 @@ out of how many there should be, Kong's "router ready in n of N workers".
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from gateway.observability.cert_expiry import ExpiryCache, expiry_samples
 from gateway.observability.exposition import Samples
@@ -22,9 +22,6 @@ from gateway.plugins.prometheus.exporter import NodeFacts, exposition, process_s
 from gateway.runtime import building
 from gateway.settings import ConfigError
 from gateway.version import KONG_VERSION
-
-if TYPE_CHECKING:
-    from gateway.runtime.lifecycle import Gateway
 
 __all__ = ["Observer"]
 
@@ -68,6 +65,22 @@ def health_rows(health: Any) -> list[tuple[str, str, str, str]]:
                 host = f"[{ip}]" if ":" in ip else ip
                 rows.append((balancer.name, target, f"{host}:{address['port']}", str(address["health"]).lower()))
     return rows
+
+
+class Gateway(Protocol):
+    """What the observer reads of the running gateway (``gateway.runtime.lifecycle.Gateway``, which owns the
+    observer: named here so that only the owner imports the other)."""
+
+    workers: Any  # runtime.workers.WorkerPool with worker_processes > 1, else None
+    worker_count: int
+    proxy_state: Any
+    db: Any
+    settings: Any
+    server_tls: Any
+    health: Any
+
+    @property
+    def node_id(self) -> str: ...
 
 
 class Observer:

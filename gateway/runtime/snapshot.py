@@ -15,7 +15,10 @@ Rules:
 5. The export is indexed once (``gateway.entities.index.ConfigIndex``): rows by id, by name, by foreign key, read by
    every part below; the files of the global upstream TLS settings are read once per settings load
    (``gateway.tls.upstream.globals``).
-6. Each upstream entity becomes a ``Balancer`` (``gateway.upstream.balancer``) over its targets; upstreams with
+6. With ``stream_listen`` set, the stream routes (``tcp``, ``tls``, ``tls_passthrough``) also get their router
+   (``gateway.stream.router``) over the same (route, service) pairs; without it they are stored but not compiled,
+   as Kong builds its stream router only in the stream subsystem.
+7. Each upstream entity becomes a ``Balancer`` (``gateway.upstream.balancer``) over its targets; upstreams with
    ``https`` active checks also get their probe TLS (``gateway.tls.upstream.probes``), compiled here because it reads
    files. Health is not in the snapshot: the runtime's ``HealthRegistry`` attaches it before the swap.
 """
@@ -29,6 +32,7 @@ from gateway.entities.index import ConfigIndex, foreign_id
 from gateway.proxy.router import Router
 from gateway.settings import Settings
 from gateway.store.interface import Config
+from gateway.stream.router import StreamRouter
 from gateway.tls.served.certificates import CertificateIndex
 from gateway.tls.served.listener import ServerTlsConfig, ssl_listeners
 from gateway.tls.upstream.globals import UpstreamTlsGlobals
@@ -56,9 +60,10 @@ class Snapshot:
             listeners' SNI callback on every handshake; None when no ``ssl`` listener is configured.
         plugins: the ``PluginIndex`` (per-route plugin chains, the certificate-phase hook); empty when no plugin
             is configured, so a route without plugins costs one dict lookup.
+        stream_router: the ``StreamRouter`` of the stream routes, or None without ``stream_listen``.
     """
 
-    __slots__ = ("balancers", "certificates", "plugins", "router", "services", "version")
+    __slots__ = ("balancers", "certificates", "plugins", "router", "services", "stream_router", "version")
 
     def __init__(
         self,
@@ -68,8 +73,10 @@ class Snapshot:
         version: Any = None,
         certificates: CertificateIndex | None = None,
         plugins: PluginIndex | None = None,
+        stream_router: StreamRouter | None = None,
     ) -> None:
         self.certificates = certificates
+        self.stream_router = stream_router
         if plugins is None:
             from gateway.plugins.chains import PluginIndex
 
@@ -148,7 +155,8 @@ def build_snapshot(
                 continue
         pairs.append((route, service))
     plugins = _build_plugins(index, certificates, previous, log)
-    return Snapshot(Router(pairs, log), services, balancers, version, certificates, plugins)
+    stream_router = StreamRouter(pairs, log) if settings.stream_listen else None
+    return Snapshot(Router(pairs, log), services, balancers, version, certificates, plugins, stream_router)
 
 
 def _build_balancers(index: ConfigIndex, settings: Settings, upstream_tls: UpstreamTlsGlobals) -> dict[str, Balancer]:

@@ -38,7 +38,8 @@ DRAIN_TIMEOUT = 10.0
 class Worker:
     def __init__(self, settings: Settings, channel: Channel, listening: list[tuple[int, socket.socket]]) -> None:
         self.settings = settings
-        #: (position in ``proxy_listen``, socket): this slot's listening sockets, bound and kept by the master
+        #: (position in ``proxy_listen`` then ``stream_listen``, socket): this slot's listening sockets, bound and kept
+        #: by the master
         self.listening = listening
         self.channel = channel
         self.error_log = ErrorLog(settings.path(settings.proxy_error_log), settings.log_level)
@@ -77,13 +78,18 @@ class Worker:
         self.proxy_state = ProxyState(self.settings, self.error_log, self.access_log, snapshot)
         self.health = HealthRegistry(self.error_log, self.proxy_state.dns, active=False)
         await self.health.install(snapshot)
-        for position, listener in enumerate(self.settings.proxy_listen):
-            factory = self.proxy_state.protocol_factory(listener)
+        from gateway.stream.listener import StreamFront
+
+        # positions as the master bound them: proxy_listen, then stream_listen (whose ssl contexts come after)
+        factories = [self.proxy_state.protocol_factory(listener) for listener in self.settings.proxy_listen]
+        stream = StreamFront(self.proxy_state)
+        factories += [stream.protocol_factory(listener) for listener in self.settings.stream_listen]
+        for position, listener in enumerate((*self.settings.proxy_listen, *self.settings.stream_listen)):
             sockets = [sock for index, sock in self.listening if index == position]
             try:
                 if not sockets:
                     raise OSError(f"no listening socket from the master for {listener.host}:{listener.port}")
-                self.servers += await building.serve_sockets(listener, sockets, factory)
+                self.servers += await building.serve_sockets(listener, sockets, factories[position])
             except OSError as exc:
                 self.error_log.log("emerg", f"[worker] could not listen on {listener.host}:{listener.port}: {exc}")
                 print(f"Error: could not listen on {listener.host}:{listener.port}: {exc.strerror}", file=sys.stderr)

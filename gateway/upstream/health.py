@@ -22,6 +22,7 @@ __all__ = [
     "Checks",
     "TargetHealth",
     "checks_of",
+    "enable_tcp_probes",
     "uses_healthchecks",
 ]
 
@@ -44,6 +45,15 @@ def _merge(defaults: Mapping[str, Any], value: Any) -> dict[str, Any]:
 def checks_of(upstream: Mapping[str, Any]) -> dict[str, Any]:
     """The upstream's ``healthchecks`` with Kong's defaults filled in."""
     return _merge(HEALTHCHECKS_DEFAULTS, upstream.get("healthchecks"))
+
+
+#: the active check types probed in this process (grpc/grpcs: not reproduced)
+_ACTIVE_TYPES = {"http", "https"}
+
+
+def enable_tcp_probes() -> None:
+    """Probe ``tcp`` active checks too: the process serves Kong's stream subsystem (``stream_listen``)."""
+    _ACTIVE_TYPES.add("tcp")
 
 
 def uses_healthchecks(upstream: Mapping[str, Any]) -> bool:
@@ -93,7 +103,7 @@ class Checks:
         self.https_sni: str | None = active.get("https_sni")
         self.verify = bool(active["https_verify_certificate"])
         self.headers = _headers(active.get("headers"))
-        runs = self.active_type in ("http", "https")  # tcp: stream only in Kong; grpc(s): not reproduced
+        runs = self.active_type in _ACTIVE_TYPES
         self.intervals = {
             "healthy": float(active["healthy"]["interval"]) if runs else 0.0,
             "unhealthy": float(active["unhealthy"]["interval"]) if runs else 0.0,

@@ -17,10 +17,11 @@ Each increment logs ``[healthcheck] (<ws>:<upstream>) unhealthy TCP increment (1
 
 Active checks: per mode (``healthy``/``unhealthy`` interval, 0 = off, Kong's default), the targets currently in that
 mode are probed (``gateway.upstream.probe``) in ``concurrency`` parallel work packages, at most once per interval, the
-first round right away. As in Kong's http subsystem, ``tcp`` active checks are turned off (Kong runs them only for
-stream services, which this gateway does not have); ``grpc``/``grpcs`` checks are not run either. Passive checks
-count what the proxy observed (``Balancer.report_*``). An upstream "uses health checks" when an active interval or
-a passive unhealthy threshold is non-zero; otherwise it has no checker and its targets are ``HEALTHCHECKS_OFF``.
+first round right away. As in Kong's http subsystem, ``tcp`` active checks are turned off, unless ``stream_listen``
+is set: Kong runs them in its stream subsystem (``enable_tcp_probes``); ``grpc``/``grpcs`` checks are not run.
+Passive checks count what the proxy observed (``Balancer.report_*``). An upstream "uses health checks" when an
+active interval or a passive unhealthy threshold is non-zero; otherwise it has no checker and its targets are
+``HEALTHCHECKS_OFF``.
 """
 
 from __future__ import annotations

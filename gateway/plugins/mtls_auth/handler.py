@@ -39,14 +39,13 @@ own ``X-Consumer-*``, ``X-Anonymous-Consumer``, ``X-Credential-Identifier``, ``X
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from gateway.entities.index import ConfigIndex
+from gateway.entities.index import ConfigIndex, foreign_id
 from gateway.observability.tls_metrics import TLS
 from gateway.plugins.base import BuildContext, Exit, Plugin, PluginContext, register_handler
 from gateway.plugins.mtls_auth.handshake import ClientCertRequest, ClientCertSniMap, SniRequest
@@ -54,7 +53,7 @@ from gateway.plugins.mtls_auth.names import common_name, rfc2253, subject_names
 from gateway.plugins.mtls_auth.revocation import Checker, Status, Verdict, load_crls
 from gateway.plugins.mtls_auth.revocation import _TtlCache as TtlCache
 from gateway.tls.engine.verify_codes import verify_error_text
-from gateway.tls.engine.x509 import PemError, TrustStore, load_pem_chain, verify_chain
+from gateway.tls.engine.x509 import PemError, TrustStore, chain_digest, load_pem_chain, verify_chain
 
 __all__ = ["NAME", "MtlsAuth", "Outcome"]
 
@@ -155,21 +154,6 @@ def _consumer_headers(consumer: Mapping[str, Any], anonymous: bool) -> tuple[tup
         (H_CERT_DN, None),
         (H_CERT_SAN, None),
     )
-
-
-def _chain_key(chain: Sequence[x509.Certificate]) -> bytes:
-    h = hashlib.sha256()
-    for cert in chain:
-        der = cert.public_bytes(serialization.Encoding.DER)
-        h.update(len(der).to_bytes(4, "big"))
-        h.update(der)
-    return h.digest()
-
-
-def _ref_id(value: Any) -> str | None:
-    if isinstance(value, Mapping):
-        value = value.get("id")
-    return str(value) if value is not None else None
 
 
 @register_handler
@@ -283,7 +267,7 @@ class MtlsAuth(Plugin):
         patterns: dict[str, dict[bytes, x509.Certificate]] = {}
         for instance, row in instances:
             assert isinstance(instance, MtlsAuth)
-            if _ref_id(row.get("consumer")) is not None:
+            if foreign_id(row.get("consumer")) is not None:
                 continue  # never selected (no_consumer), so it must not widen the handshake map either
             send_ca_dn = bool((row.get("config") or {}).get("send_ca_dn"))
             advertised = instance.trust.certificates if send_ca_dn else ()
@@ -300,7 +284,7 @@ class MtlsAuth(Plugin):
         routes_by_service: Mapping[str, Sequence[Mapping[str, Any]]],
     ) -> list[str]:
         """Kong's scope of one instance as SNI patterns: global ``*``; a route's (or a service's routes') snis."""
-        route_id, service_id = _ref_id(row.get("route")), _ref_id(row.get("service"))
+        route_id, service_id = foreign_id(row.get("route")), foreign_id(row.get("service"))
         if route_id is not None:
             route = routes.get(route_id)
             scope: Sequence[Mapping[str, Any]] = [route] if route is not None else []
@@ -345,7 +329,7 @@ class MtlsAuth(Plugin):
         if not chain:
             TLS.client_verification("none")
             return self._fail(_NO_CERT_EXIT, "no client certificate was sent", no_cert=True)
-        key = _chain_key(chain)
+        key = chain_digest(chain)
         cached = self._cert_cache.get(key)
         if cached is not None:
             return cached
@@ -369,7 +353,7 @@ class MtlsAuth(Plugin):
         return self._check_then_identify(key, chain[0], issuer, ca_id)
 
     async def _check_then_identify(
-        self, key: bytes, leaf: x509.Certificate, issuer: x509.Certificate, ca_id: str | None
+        self, key: str, leaf: x509.Certificate, issuer: x509.Certificate, ca_id: str | None
     ) -> Outcome:
         revocation = await self.checker.check(leaf, issuer)
         outcome = self._identify(leaf, ca_id, revocation)
@@ -377,7 +361,7 @@ class MtlsAuth(Plugin):
             self._cache(key, outcome)
         return outcome
 
-    def _cache(self, key: bytes, outcome: Outcome) -> Outcome:
+    def _cache(self, key: str, outcome: Outcome) -> Outcome:
         self._cert_cache.put(key, outcome, self.cache_ttl)
         return outcome
 
@@ -490,11 +474,11 @@ def _credentials(build: BuildContext) -> dict[tuple[str, str | None], tuple[Mapp
     def index() -> dict[tuple[str, str | None], tuple[Mapping[str, Any], Mapping[str, Any]]]:
         found: dict[tuple[str, str | None], tuple[Mapping[str, Any], Mapping[str, Any]]] = {}
         for row in build.config.get("mtls_auth_credentials", []):
-            consumer = build.consumers.get(_ref_id(row.get("consumer")) or "")
+            consumer = build.consumers.get(foreign_id(row.get("consumer")) or "")
             subject = row.get("subject_name")
             if consumer is None or not isinstance(subject, str):
                 continue
-            found.setdefault((subject, _ref_id(row.get("ca_certificate"))), (consumer, row))
+            found.setdefault((subject, foreign_id(row.get("ca_certificate"))), (consumer, row))
         return found
 
     found: dict[tuple[str, str | None], tuple[Mapping[str, Any], Mapping[str, Any]]] = build.memo(

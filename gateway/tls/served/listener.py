@@ -22,8 +22,9 @@ __all__ = ["ServerTlsConfig", "ssl_listeners"]
 
 
 def ssl_listeners(settings: Settings) -> tuple[Listener, ...]:
-    """The ``proxy_listen`` entries flagged ``ssl`` (Kong's ``proxy_ssl_enabled`` is "at least one")."""
-    return tuple(listener for listener in settings.proxy_listen if listener.ssl)
+    """The ``proxy_listen`` and ``stream_listen`` entries flagged ``ssl`` (Kong's ``proxy_ssl_enabled`` or
+    ``stream_proxy_ssl_enabled``: both serve the same certificates by the same SNI rules)."""
+    return tuple(listener for listener in (*settings.proxy_listen, *settings.stream_listen) if listener.ssl)
 
 
 @dataclass(frozen=True, slots=True)

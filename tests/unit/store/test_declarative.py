@@ -150,7 +150,7 @@ def test_plugins_this_gateway_does_not_run_are_refused_wherever_they_are_declare
     err = info.value
     assert err.paths == [
         f"consumers[0].plugins[0].name: {NOT_ENABLED.format('key-auth')}",
-        f"plugins[1].name: {NOT_ENABLED.format('cors')}",
+        f"plugins[1].name: {NOT_ENABLED.format('key-auth')}",
         f"services[0].routes[0].plugins[1].name: {NOT_ENABLED.format('rate-limiting')}",
     ]
     assert err.fields is not None
