@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from gateway.observability.cert_expiry import ExpiryCache, expiry_samples
 from gateway.observability.exposition import Samples
-from gateway.plugins.prometheus import Prometheus
+from gateway.plugins.prometheus import NAME
 from gateway.plugins.prometheus.exporter import NodeFacts, exposition, process_share
 from gateway.runtime import building
 from gateway.settings import ConfigError
@@ -97,13 +97,20 @@ class Observer:
             return gateway.workers.ready_count(), gateway.worker_count
         return (1 if gateway.proxy_state is not None else 0), 1
 
-    def _plugin_flags(self) -> tuple[bool, bool]:
-        """(a prometheus instance is configured, one of them asks for ``upstream_health_metrics``)."""
-        state = self.gateway.proxy_state
-        if state is None:
-            return False, False
-        instances = [i for i in state.snapshot.plugins.instances.values() if isinstance(i, Prometheus)]
-        return bool(instances), any(i.upstream_health for i in instances)
+    async def _plugin_flags(self) -> tuple[bool, bool]:
+        """(a prometheus instance is configured, one of them asks for ``upstream_health_metrics``), from the store:
+        a master with workers builds no plugins of its own (``building.serves_traffic``), so its snapshot cannot say."""
+        db = self.gateway.db
+
+        def read() -> tuple[bool, bool]:
+            rows = [
+                row
+                for row in db.dao("plugins").all()
+                if row.get("name") == NAME and row.get("enabled", True) is not False
+            ]
+            return bool(rows), any(bool((row.get("config") or {}).get("upstream_health_metrics")) for row in rows)
+
+        return await db.run(read)
 
     async def _certificates(self) -> list[tuple[tuple[str, str], float]]:
         gateway = self.gateway
@@ -152,7 +159,7 @@ class Observer:
                 shares.append(Samples.from_json(share.get("samples")))
                 if isinstance(share.get("pid"), int) and isinstance(share.get("rss"), int):
                     memory.append((share["pid"], share["rss"]))
-        configured, with_health = self._plugin_flags()
+        configured, with_health = await self._plugin_flags()
         facts = NodeFacts(
             node_id=gateway.node_id,
             version=KONG_VERSION,
