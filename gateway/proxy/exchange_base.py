@@ -1,0 +1,338 @@
+"""The state of one exchange and the ways it ends: a generated answer (Kong's errors, a plugin's exit, a route's
+refusal), the log phase, and the error-log context.
+
+``ExchangeBase`` holds every slot of an exchange (``__slots__`` in one place, so the façade ``proxy.exchange.Exchange``
+and the classes between stay slot-only and cost no more per request than one class did); the upstream tries
+(``proxy.upstream_tries``), the response relay (``proxy.relay``) and the request side (``proxy.exchange``) build on
+it, each a subclass, so every call stays a plain method call. The rules are listed in ``proxy.exchange``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import functools
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from gateway.downstream.generated import render_generated
+from gateway.downstream.request import new_request_id
+from gateway.downstream.responses import (
+    ERROR_MESSAGES,
+    error_body,
+    error_page_mime,
+    response_mime,
+)
+from gateway.observability.errorlog import request_context
+from gateway.plugins import Exit, PluginContext, run_log
+from gateway.plugins.base import LogFacts
+from gateway.proxy.access import Refusal
+from gateway.upstream.balancer import Handle
+from gateway.upstream.connection import UpstreamConnection
+from gateway.upstream.service import ServiceTarget
+
+if TYPE_CHECKING:
+    from gateway.downstream.connection import HttpConnection
+    from gateway.downstream.request import RequestHead
+    from gateway.plugins.chains import Chain
+    from gateway.proxy.router import Match
+    from gateway.runtime.snapshot import Snapshot
+
+__all__ = ["DONE", "PROXYING", "RESPONDED", "RESPONDING", "ExchangeBase", "Stage", "guarded", "to_ms"]
+
+
+class Stage(enum.IntEnum):
+    """Where an exchange is on its way to the client; it only moves forward (rule 7)."""
+
+    #: routing, the runloop's checks, the plugins' access phase (which may wait), then the upstream tries
+    PROXYING = 0
+    #: the response head is written: it cannot be taken back, a later failure closes the connection
+    RESPONDING = 1
+    #: the response is complete; what is left of the request body is read and dropped
+    RESPONDED = 2
+    #: logged and handed back to the connection (``exchange_finished``), or abandoned by the client
+    DONE = 3
+
+
+PROXYING, RESPONDING, RESPONDED, DONE = Stage
+
+
+def guarded(callback: Callable[..., None]) -> Callable[..., None]:
+    """For the exchange's loop callbacks (connect, DNS, plugin tasks done): an exception there is a bug of ours, and
+    must still end the request (``ExchangeBase._crashed``), never leave it hanging with a traceback on stderr."""
+
+    @functools.wraps(callback)
+    def run(self: ExchangeBase, *args: Any) -> None:
+        try:
+            callback(self, *args)
+        except Exception as exc:
+            self._crashed(exc)
+
+    return run
+
+
+def to_ms(seconds: float) -> int:
+    return int(seconds * 1000) if seconds > 0 else 0
+
+
+class ExchangeBase:
+    """One request/response cycle's state, its generated answers and its log phase."""
+
+    __slots__ = (
+        "_access_done",
+        "_attempts",
+        "_body_bytes",
+        "_body_done",
+        "_buffer",
+        "_buffered",
+        "_chunked_out",
+        "_close_after",
+        "_connect_task",
+        "_continue_sent",
+        "_discarding",
+        "_fresh_only",
+        "_handle",
+        "_head_at",
+        "_head_bytes",
+        "_host_header",
+        "_match",
+        "_peer",
+        "_plugin_chain",
+        "_plugins",
+        "_replay",
+        "_replay_ok",
+        "_request_sent",
+        "_sent_at",
+        "_service",
+        "_tls_error",
+        "_tries_left",
+        "_up",
+        "_up_read_paused",
+        "_upstream_head",
+        "_upstream_uri",
+        "bytes_sent",
+        "conn",
+        "head",
+        "keep_alive",
+        "request_id",
+        "snapshot",
+        "stage",
+        "start",
+        "status",
+    )
+
+    def __init__(self, conn: HttpConnection, head: RequestHead) -> None:
+        self.conn = conn
+        self.head = head
+        self.snapshot: Snapshot | None = None
+        self.request_id = new_request_id()
+        self.start = 0.0
+        self.status = 0
+        self.bytes_sent = 0
+        self.keep_alive = head.keep_alive
+        self.stage = PROXYING
+        self._body_done = not head.has_body
+        self._body_bytes = 0
+        self._buffer: list[bytes] = []
+        self._buffered = 0
+        self._discarding = False
+        self._close_after = False
+        self._continue_sent = False
+        self._chunked_out = False
+        self._match: Match | None = None
+        self._service: ServiceTarget | None = None
+        self._up: UpstreamConnection | None = None
+        self._up_read_paused = False
+        self._connect_task: asyncio.Future[Any] | None = None
+        self._request_sent = False
+        self._sent_at = 0.0
+        self._head_at = 0.0  # the upstream's response head arrived (loop time), for the log phase
+        self._head_bytes = 0  # response head bytes written, for the log phase
+        self._attempts = 0
+        self._tries_left = 0
+        self._fresh_only = False
+        self._handle: Handle | None = None  # the balancer's per-request state (upstream entities only)
+        self._replay: list[bytes] = []
+        self._replay_ok = True
+        self._upstream_head = b""
+        self._upstream_uri = "/"
+        self._host_header = ""
+        self._peer: tuple[str, int] = ("", 0)
+        self._tls_error: str | None = None
+        self._plugins: PluginContext | None = None
+        self._plugin_chain: Chain | None = None
+        self._access_done = False
+
+    if TYPE_CHECKING:  # the request side, defined by the façade ``proxy.exchange.Exchange``: for the type checker only
+
+        def begin(self) -> None: ...
+        def feed_body(self, data: bytes) -> None: ...
+        def body_complete(self) -> None: ...
+        def client_aborted(self) -> None: ...
+        def on_client_pause_writing(self) -> None: ...
+        def on_client_resume_writing(self) -> None: ...
+
+    @property
+    def response_started(self) -> bool:
+        """The response head is on its way to the client (the connection's timers and aborts ask)."""
+        return self.stage >= RESPONDING
+
+    def _crashed(self, exc: Exception) -> None:
+        """A bug in a callback of this exchange: log it at ``alert`` and still answer (500, or close mid-response)."""
+        conn = self.conn
+        conn.state.error_log.loop_exception(None, {"message": "request processing failed", "exception": exc})
+        self._abort_upstream()
+        if self.stage == DONE:
+            return
+        if self.stage < RESPONDING:
+            self._close_after = True
+            self._respond_error(500)
+            return
+        self.stage = DONE
+        self.keep_alive = False
+        conn.exchange_finished(self, abort=True)
+
+    def _abort_upstream(self) -> None:
+        task = self._connect_task
+        if task is not None:
+            task.cancel()
+            self._connect_task = None
+        up = self._up
+        self._up = None
+        if up is not None:
+            up.exchange = None
+            up.abort()
+
+    def _refuse(self, refusal: Refusal) -> None:
+        """Answer a route's refusal (``access.route_refusal``): Kong's error, or a redirect with an empty body."""
+        if refusal.message is None:
+            self._respond_generated(refusal.status, b"", None, extra=refusal.extra)
+        else:
+            self._kong_error(refusal.status, refusal.message, extra=refusal.extra)
+
+    def _plugin_exit(self, result: Exit) -> None:
+        if result.error is not None:
+            self._kong_error(result.status, result.error, extra=result.headers)
+            return
+        self._respond_generated(result.status, result.body, result.content_type, extra=result.headers)
+
+    # ================================================================== generated responses
+    def _kong_error(self, status: int, message: str, extra: tuple[tuple[str, str], ...] = ()) -> None:
+        """``kong.response.error``: template from Accept only (JSON by default)."""
+        mime = response_mime(self.head.accept)
+        body = error_body(mime, message, self.request_id)
+        self._respond_generated(status, body, mime, extra=extra)
+
+    def _respond_error(
+        self,
+        status: int,
+        proxied: bool = False,
+        upstream_latency_ms: int | None = None,
+        extra: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        """nginx ``error_page`` -> Kong's error handler: Accept, then Content-Type, then error_default_type."""
+        head = self.head
+        conn = self.conn
+        mime = error_page_mime(head.accept, head.content_type, conn.state.settings.error_default_type)
+        body = error_body(mime, ERROR_MESSAGES[status], self.request_id)
+        sent_status = 400 if status == 494 else status
+        self._respond_generated(
+            sent_status, body, mime, extra=extra, proxied=proxied, upstream_latency_ms=upstream_latency_ms
+        )
+
+    def _respond_generated(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str | None,
+        extra: tuple[tuple[str, str], ...] = (),
+        proxied: bool = False,
+        upstream_latency_ms: int | None = None,
+    ) -> None:
+        conn = self.conn
+        if not self._body_done:
+            self._discarding = True
+            if self.head.expect_continue and not self._continue_sent:
+                self._close_after = True  # the client waits for 100 and will never send the body
+        keep = self.keep_alive and not conn.closing and not self._close_after
+        self.keep_alive = keep
+        now = conn.loop.time()
+        latency = to_ms((self._sent_at if proxied and self._sent_at else now) - self.start)
+        data = render_generated(
+            status,
+            body,
+            content_type,
+            keep_alive=keep,
+            policy=conn.state.header_policy,
+            date=conn.state.date,
+            request_id=self.request_id,
+            latency_ms=latency,
+            extra=extra,
+            proxied=proxied,
+            upstream_latency_ms=upstream_latency_ms,
+            head_only=self.head.method == "HEAD",
+        )
+        self.status = status
+        self.stage = RESPONDING
+        self.bytes_sent = len(body)
+        self._head_bytes = len(data)  # the whole generated response (the log phase adds no body to it)
+        conn.write(data)
+        self.stage = RESPONDED
+        self._maybe_finish()
+
+    def _balancer_log(self) -> None:
+        """Kong's log phase for a proxied request: the final status to the passive checker, then release."""
+        handle = self._handle
+        service = self._service
+        balancer = service.balancer if service is not None else None
+        if handle is None or balancer is None or handle.address is None:
+            return
+        if self.status == 504:
+            balancer.report_timeout(handle)
+        else:
+            balancer.report_http_status(handle, self.status)
+        balancer.release(handle)
+
+    def _maybe_finish(self) -> None:
+        if self.stage == RESPONDED and (self._body_done or self._close_after):
+            self.stage = DONE
+            if self._handle is not None:
+                self._balancer_log()
+            plugins = self._plugins
+            if plugins is not None and self._plugin_chain is not None and self._plugin_chain.has_log:
+                plugins.log_facts = self._log_facts()
+                run_log(plugins)
+            self.conn.exchange_finished(self, abort=False)
+
+    def _log_facts(self) -> LogFacts:
+        """What the ``log`` phase reads (Kong's ``kong.log.serialize()``): only built for chains with a log phase."""
+        return LogFacts(
+            self.status,
+            self._head_at > 0.0,
+            self.start,
+            self._sent_at,
+            self._head_at,
+            self.conn.loop.time(),
+            self.head,
+            self._body_bytes,
+            self._head_bytes + (0 if self._head_at == 0.0 else self.bytes_sent),
+        )
+
+    def _upstream_label(self) -> str:
+        """nginx's ``upstream:`` for error lines (the current try's peer), built only when a line is logged."""
+        service = self._service
+        if not self._attempts or service is None:
+            return ""
+        ip, port = self._peer
+        host_literal = f"[{ip}]" if ":" in ip else ip
+        return f"{service.protocol}://{host_literal}:{port}{self._upstream_uri}"
+
+    def _context(self, upstream: str | None) -> str:
+        head = self.head
+        return request_context(
+            self.conn.remote_addr,
+            head.request_line,
+            upstream,
+            head.host,
+            self.request_id,
+        )

@@ -1,0 +1,170 @@
+"""An exchange's response relay: the upstream connection's events (head, body, end, failure) turned into the
+client's response, and flow control both ways (rules 4 and 5 of ``proxy.exchange``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from gateway.downstream.flow import PAUSE_PEER
+from gateway.plugins import run_header_filter
+from gateway.proxy.exchange_base import DONE, RESPONDED, RESPONDING, to_ms
+from gateway.proxy.response_head import framing, scan_headers
+from gateway.proxy.upstream_tries import UpstreamTries
+from gateway.upstream.connection import UpstreamConnection
+from gateway.upstream.failures import Phase, UpstreamFailure
+from gateway.upstream.service import pool_name
+
+if TYPE_CHECKING:
+    from gateway.upstream.pool import UpstreamPool
+
+__all__ = ["ResponseRelay"]
+
+
+class ResponseRelay(UpstreamTries):
+    """The upstream connection's events for one exchange (what ``UpstreamConnection.bind`` is given)."""
+
+    __slots__ = ()
+
+    # ================================================================== upstream events
+    def on_upstream_head(
+        self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]], keep_alive: bool, chunked: bool
+    ) -> None:
+        conn = self.conn
+        now = conn.loop.time()
+        state = conn.state
+        policy = state.header_policy
+        head = self.head
+        self.status = status
+        self.stage = RESPONDING
+        self._head_at = now
+        rest, content_type, content_length, has_via, has_server, has_date = scan_headers(headers, head.te, policy.via)
+        framing_line, self._chunked_out, keep = framing(
+            head.method, status, head.version, content_length, self.keep_alive and not conn.closing
+        )
+        self.keep_alive = keep
+        front = b"HTTP/1.1 %d %b\r\n%b%b%b%b" % (
+            status,
+            reason,
+            b"" if has_date else state.date.line(),
+            b"" if content_type is None else b"Content-Type: " + content_type + b"\r\n",
+            framing_line,
+            b"Connection: keep-alive\r\n" if keep else b"Connection: close\r\n",
+        )
+        pick = policy.tail_values
+        tail = policy.response_tails[has_via * 2 + has_server]
+        if pick is not None:
+            sent_at = self._sent_at
+            tail = tail % pick((status, to_ms(now - sent_at), to_ms(sent_at - self.start), self.request_id.encode()))
+        handle = self._handle
+        cookie = handle.set_cookie if handle is not None else None  # hash_on = cookie
+        plugins = self._plugins
+        chain = self._plugin_chain
+        if plugins is None or chain is None or not chain.has_header_filter:
+            if cookie is None:  # the common case: the upstream's headers between the compiled front and tail
+                data = b"".join((front, *rest, tail)) if rest else front + tail
+                self._head_bytes = len(data)
+                conn.write(data)
+                return
+            plugins = None
+        parts = [front, *rest]
+        if cookie is not None:
+            parts.append(b"Set-Cookie: " + cookie.encode("latin-1") + b"\r\n")
+        if plugins is None:
+            parts.append(tail)
+        else:
+            parts.append(tail[:-2])  # the plugins' headers go before the blank line
+            run_header_filter(plugins)
+            for header, text in plugins.response_headers:
+                parts.append(f"{header}: {text}\r\n".encode("latin-1"))
+            parts.append(b"\r\n")
+        data = b"".join(parts)
+        self._head_bytes = len(data)
+        conn.write(data)
+
+    def on_upstream_body(self, data: bytes) -> None:
+        if not data:
+            return
+        self.bytes_sent += len(data)
+        if self._chunked_out:
+            self.conn.write(b"%x\r\n%b\r\n" % (len(data), data))
+        else:
+            self.conn.write(data)
+
+    def on_upstream_complete(self, keep_alive: bool) -> None:
+        up = self._up
+        self._up = None
+        if self._chunked_out:
+            self.conn.write(b"0\r\n\r\n")
+        if up is not None:
+            if self._up_read_paused:
+                self._up_read_paused = False
+                up.resume_reading()
+            pool = self.conn.state.pool
+            saved = pool.release(up, keep_alive and self._body_done and not self._discarding)
+            if pool.size > 0 and self.conn.state.error_log.debug_enabled:
+                self._debug_pool_release(pool, up, saved)
+        self.stage = RESPONDED
+        if not self._body_done:
+            # the upstream answered before the whole body arrived: read and drop the rest (and read at all: the
+            # client was paused for the upstream's backpressure, which no longer exists)
+            self._discarding = True
+            self.conn.flow.resume_reading(PAUSE_PEER)
+        self._maybe_finish()
+
+    def on_upstream_trailing(self, text: str) -> None:
+        """Bytes followed the complete response: the connection is closed, not pooled (nginx warns)."""
+        conn = self.conn
+        conn.state.error_log.log(
+            "warn", f"{text} while {Phase.READING_BODY.value}", conn.conn_id, self._context(self._upstream_label())
+        )
+
+    def on_upstream_error(self, failure: UpstreamFailure) -> None:
+        up = self._up
+        self._up = None
+        reused = up is not None and up.reused and not up.got_bytes
+        if up is not None:
+            up.abort()
+        failure = self._place(failure)
+        if self.stage >= RESPONDING:
+            self.conn.state.error_log.log(
+                failure.level, failure.text(), self.conn.conn_id, self._context(self._upstream_label())
+            )
+            self.stage = RESPONDED
+            self.keep_alive = False
+            self._close_after = True
+            self.stage = DONE
+            if self._handle is not None:
+                self._balancer_log()
+            self.conn.exchange_finished(self, abort=True)
+            return
+        self._failed(failure, reused=reused)
+
+    def on_upstream_pause_writing(self) -> None:
+        self.conn.flow.pause_reading(PAUSE_PEER)
+
+    def on_upstream_resume_writing(self) -> None:
+        self.conn.flow.resume_reading(PAUSE_PEER)
+
+    # ================================================================== downstream flow control
+    def on_client_pause_writing(self) -> None:
+        self._pause_upstream_reading()
+
+    def on_client_resume_writing(self) -> None:
+        up = self._up
+        if self._up_read_paused and up is not None:
+            self._up_read_paused = False
+            up.resume_reading()
+
+    def _debug_pool_release(self, pool: UpstreamPool, up: UpstreamConnection, saved: bool) -> None:
+        """Kong's ``keepalive saving / not saving connection`` and ``free connection pool`` debug lines."""
+        log = self.conn.state.error_log
+        cid = self.conn.conn_id
+        name = pool_name(up.key)
+        where = f"host: {up.key[0]}:{up.key[1]}, name: {name}"
+        if saved:
+            log.debug(f"lua balancer: keepalive saving connection {id(up):X}, {where}, {id(pool):X}", cid)
+            return
+        log.debug(f"lua balancer: keepalive not saving connection {id(up):X}, {where}", cid)
+        if pool.idle_count(up.key) == 0:
+            log.debug(f'keepalive: free connection pool {id(pool):X} for "{name}"', cid)
