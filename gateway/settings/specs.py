@@ -37,7 +37,6 @@ class Spec:
 
 
 _BOOL = parse_bool
-_INT = int_parser()
 
 SPECS: dict[str, Spec] = {
     # general
