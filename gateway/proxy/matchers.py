@@ -13,7 +13,17 @@ from typing import Any
 from gateway.entities import route_regex
 from gateway.entities.route_regex import RouteRegex
 
-__all__ = ["Match", "Matcher", "Route", "matchers_of", "norm_header_name", "route_priority", "split_host_port"]
+__all__ = [
+    "Match",
+    "Matcher",
+    "Route",
+    "matchers_of",
+    "name_matches",
+    "norm_header_name",
+    "route_priority",
+    "sni_pattern",
+    "split_host_port",
+]
 
 _SPLIT_NAMESPACE = uuid.UUID("7f145bf9-0dce-4f91-98eb-debbce4b9f6b")
 _MAX_HEADER_COUNT = 255
@@ -88,7 +98,9 @@ def _wildcard(value: str) -> tuple[int, str]:
     return _EXACT, value
 
 
-def _sni_matcher(value: str) -> tuple[int, str]:
+def sni_pattern(value: str) -> tuple[int, str]:
+    """A route's ``snis`` entry as (kind, pattern): Kong's ``sni_op_transform`` / ``sni_val_transform``; the HTTP
+    and the stream routers both use it."""
     if value.endswith("*"):
         return _PREFIX, value[:-1]
     if len(value) > 1 and value.endswith("."):
@@ -98,7 +110,8 @@ def _sni_matcher(value: str) -> tuple[int, str]:
     return _EXACT, value
 
 
-def _name_matches(kind: int, pattern: str, value: str) -> bool:
+def name_matches(kind: int, pattern: str, value: str) -> bool:
+    """Whether ``value`` matches a (kind, pattern) of ``sni_pattern`` or of a host."""
     if kind == _EXACT:
         return value == pattern
     if kind == _SUFFIX:
@@ -187,7 +200,7 @@ class Matcher:
                 compiled_headers.append((norm_header_name(name), plain, regexes))
             self.headers = tuple(compiled_headers)
         snis = row.get("snis")
-        self.snis: tuple[tuple[int, str], ...] | None = tuple(_sni_matcher(s) for s in snis) if snis else None
+        self.snis: tuple[tuple[int, str], ...] | None = tuple(sni_pattern(s) for s in snis) if snis else None
 
     def match(
         self,
@@ -200,7 +213,7 @@ class Matcher:
         headers: Mapping[str, list[str]] | None,
     ) -> Match | None:
         """This matcher's ``Match`` for a request, or None: each condition it has must hold (Kong's ATC ``and``)."""
-        if self.snis is not None and https and (sni is None or not any(_name_matches(k, v, sni) for k, v in self.snis)):
+        if self.snis is not None and https and (sni is None or not any(name_matches(k, v, sni) for k, v in self.snis)):
             return None
         if self.methods is not None and method not in self.methods:
             return None
@@ -222,7 +235,7 @@ class Matcher:
         """One of the route's hosts (exact or wildcard, with its port if it names one) is the request's."""
         assert self.hosts is not None
         for kind, value, hport in self.hosts:
-            if (hport is None or hport == port) and _name_matches(kind, value, host):
+            if (hport is None or hport == port) and name_matches(kind, value, host):
                 return True
         return False
 

@@ -33,6 +33,8 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
+from gateway.proxy.matchers import name_matches, sni_pattern
+
 __all__ = ["STREAM_PROTOCOLS", "StreamRoute", "StreamRouter", "stream_priority"]
 
 #: Kong's ``protocols_with_subsystem`` entries that belong to the stream subsystem
@@ -45,7 +47,6 @@ _IP_BIT: Final = 1 << 3
 _PORT_BIT: Final = 1 << 2
 _CIDR_BIT: Final = 1 << 0
 
-_EXACT, _PREFIX, _SUFFIX = 0, 1, 2
 
 _Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -67,17 +68,6 @@ class StreamRoute:
         self.terminate = "tls" in self.protocols
         self.passthrough = not self.terminate and "tls_passthrough" in self.protocols
         self.service = service  # the snapshot's compiled ServiceTarget, or None
-
-
-def _sni_pattern(value: str) -> tuple[int, str]:
-    """``sni_op_transform`` / ``sni_val_transform``."""
-    if value.endswith("*"):
-        return _PREFIX, value[:-1]
-    if len(value) > 1 and value.endswith("."):
-        value = value[:-1]
-    if value.startswith("*"):
-        return _SUFFIX, value[1:]
-    return _EXACT, value
 
 
 class _Net:
@@ -132,7 +122,7 @@ class _Matcher:
         row = route.row
         self.route = route
         snis = row.get("snis")
-        self.snis: tuple[tuple[int, str], ...] | None = tuple(_sni_pattern(s) for s in snis) if snis else None
+        self.snis: tuple[tuple[int, str], ...] | None = tuple(sni_pattern(s) for s in snis) if snis else None
         sources, destinations = row.get("sources"), row.get("destinations")
         self.sources: tuple[_Net, ...] | None = tuple(_Net(e) for e in sources) if sources else None
         self.destinations: tuple[_Net, ...] | None = tuple(_Net(e) for e in destinations) if destinations else None
@@ -148,20 +138,12 @@ class _Matcher:
         if (
             self.snis is not None
             and tls
-            and (not sni or not any(_sni_matches(kind, pattern, sni) for kind, pattern in self.snis))
+            and (not sni or not any(name_matches(kind, pattern, sni) for kind, pattern in self.snis))
         ):
             return False
         if self.sources is not None and not any(n.matches(*src) for n in self.sources):
             return False
         return self.destinations is None or any(n.matches(*dst) for n in self.destinations)
-
-
-def _sni_matches(kind: int, pattern: str, sni: str) -> bool:
-    if kind == _EXACT:
-        return sni == pattern
-    if kind == _SUFFIX:
-        return sni.endswith(pattern)
-    return sni.startswith(pattern)
 
 
 def _address(ip: str) -> _Address | None:
