@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import ipaddress
 import os
 import time
 from typing import TYPE_CHECKING, Any
@@ -16,6 +15,7 @@ from gateway.downstream.generated import CONTINUE_100
 from gateway.observability.tls_metrics import TLS
 from gateway.proxy.exchange_base import DONE, RESPONDING, ExchangeBase, guarded, to_ms
 from gateway.proxy.request_head import lead_headers
+from gateway.tls.engine.hostnames import is_ip_literal
 from gateway.tls.upstream.connect import HandshakeFailure
 from gateway.upstream.balancer import Balancer, NoPeerError
 from gateway.upstream.connection import UpstreamConnection
@@ -381,11 +381,5 @@ class UpstreamTries(ExchangeBase):
             log.debug(f"lua balancer: keepalive no free connection, {where}", cid, ctx)
 
 
-@functools.lru_cache(maxsize=1024)
-def _is_ip(host: str) -> bool:
-    """Cached: a host name is checked on every request, and ``ip_address`` raises for each one that is not an IP."""
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return True
+#: cached: a host name is checked on every request, and ``ip_address`` raises for each one that is not an IP
+_is_ip = functools.lru_cache(maxsize=1024)(is_ip_literal)

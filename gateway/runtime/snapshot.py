@@ -33,6 +33,7 @@ from gateway.proxy.router import Router
 from gateway.settings import Settings
 from gateway.store.interface import Config
 from gateway.stream.router import StreamRouter
+from gateway.tls.engine.hostnames import is_ip_literal
 from gateway.tls.served.certificates import CertificateIndex
 from gateway.tls.served.listener import ServerTlsConfig, ssl_listeners
 from gateway.tls.upstream.globals import UpstreamTlsGlobals
@@ -40,7 +41,6 @@ from gateway.tls.upstream.probes import HealthcheckTlsCompiler
 from gateway.tls.upstream.profile import UpstreamTlsCompiler, UpstreamTlsProfile
 from gateway.upstream.balancer import Balancer
 from gateway.upstream.service import CONNECTORS, ServiceTarget
-from gateway.upstream.targets import is_ip_literal
 
 if TYPE_CHECKING:
     from gateway.plugins.chains import PluginIndex

@@ -32,12 +32,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from gateway.tls.engine.errors import TlsHandshakeError
+from gateway.tls.engine.hostnames import is_ip_literal
 from gateway.tls.engine.transport import TlsProtocol
 from gateway.tls.upstream.connect import describe_handshake_error, peer_names
 from gateway.upstream.balancer import Handle, NoPeerError
 from gateway.upstream.failures import Kind, Phase, UpstreamFailure
 from gateway.upstream.service import ServiceTarget, host_header_for
-from gateway.upstream.targets import is_ip_literal
 
 if TYPE_CHECKING:
     from gateway.upstream.dns import DnsCache

@@ -6,21 +6,13 @@ import it and none imports another to learn what an address is.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping
 from typing import Any
 
+from gateway.tls.engine.hostnames import is_ip_literal
 from gateway.upstream.health import TargetHealth
 
-__all__ = ["ALWAYS_HEALTHY", "Address", "Handle", "Target", "is_ip_literal", "parse_target"]
-
-
-def is_ip_literal(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return True
+__all__ = ["ALWAYS_HEALTHY", "Address", "Handle", "Target", "parse_target"]
 
 
 def parse_target(target: str, default_port: int = 8000) -> tuple[str, int]:
