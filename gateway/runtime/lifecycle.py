@@ -38,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from collections.abc import Callable
 from typing import Any
 
 from gateway.admin.server import AdminApp, start_admin_server
@@ -52,7 +53,7 @@ from gateway.runtime.manager import SnapshotManager
 from gateway.runtime.notices import announce, startup_warnings
 from gateway.runtime.observing import Observer
 from gateway.runtime.workers import ListenError, WorkerPool
-from gateway.settings import ConfigError, Settings, load_settings
+from gateway.settings import ConfigError, Listener, Settings, load_settings
 from gateway.store import open_database
 from gateway.store.declarative import parse_text
 from gateway.stream.listener import StreamFront
@@ -188,19 +189,9 @@ class Gateway:
         if self.worker_count > 1:
             await self._start_workers(version, first_config)
         else:
-            for listener in settings.proxy_listen:
-                try:
-                    server = await building.listen(listener, self.proxy_state.protocol_factory(listener))
-                except OSError as exc:
-                    raise StartupError(listen_failure("proxy_listen", settings.proxy_listen, listener, exc)) from None
-                self.proxy_servers.append(server)
+            await self._listen_all("proxy_listen", self.proxy_state.protocol_factory)
             self.stream = StreamFront(self.proxy_state)
-            for listener in settings.stream_listen:
-                try:
-                    server = await building.listen(listener, self.stream.protocol_factory(listener))
-                except OSError as exc:
-                    raise StartupError(listen_failure("stream_listen", settings.stream_listen, listener, exc)) from None
-                self.proxy_servers.append(server)
+            await self._listen_all("stream_listen", self.stream.protocol_factory)
         await self._start_admin()
         self._install_signals(loop)
         self._tick = loop.call_later(1.0, self._on_tick)
@@ -302,6 +293,16 @@ class Gateway:
         rows = [row for row in self.db.dao("plugins").all() if get_plugin(row.get("name")) is None]
         if rows:
             raise StartupError(_stored_plugins_message(rows, self.settings))
+
+    async def _listen_all(self, setting: str, factory_of: Callable[[Listener], Any]) -> None:
+        """Bind every listener of ``setting`` (one process serving traffic), failing in the one port-in-use wording."""
+        listeners = getattr(self.settings, setting)
+        for listener in listeners:
+            try:
+                server = await building.listen(listener, factory_of(listener))
+            except OSError as exc:
+                raise StartupError(listen_failure(setting, listeners, listener, exc)) from None
+            self.proxy_servers.append(server)
 
     def _admin_app(self) -> AdminApp:
         assert self.admin_access_log is not None
