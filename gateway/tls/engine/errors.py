@@ -7,11 +7,21 @@ carries ``to_send``, the bytes still worth writing before closing (an alert).
 
 from __future__ import annotations
 
+import enum
+
 from OpenSSL import SSL
 
 from gateway.tls.engine.verify_codes import verify_error_text
 
-__all__ = ["TlsError", "TlsHandshakeError", "TlsLocalError", "TlsRemoteError", "openssl_reason"]
+__all__ = [
+    "ReasonStyle",
+    "TlsError",
+    "TlsHandshakeError",
+    "TlsLocalError",
+    "TlsRemoteError",
+    "error_queue",
+    "openssl_reason",
+]
 
 
 class TlsError(Exception):
@@ -76,13 +86,38 @@ class TlsHandshakeError(TlsRemoteError):
         return f"{self.verify_code}:{verify_error_text(self.verify_code)}"
 
 
-def openssl_reason(exc: SSL.Error) -> str:
-    """OpenSSL's short reason for an error, for log lines only (never compared: see style lesson 5)."""
+class ReasonStyle(enum.Enum):
+    """How much of OpenSSL's error queue a text shows: one reader of the queue, the three wordings that use it."""
+
+    LAST = enum.auto()
+    """The last reason only (``wrong version number``): log lines of a failed handshake or record."""
+    REASONS = enum.auto()
+    """Every reason, ``", "``-joined: nginx's certificate loading lines (``could not parse PEM certificate: ...``)."""
+    QUEUE = enum.auto()
+    """Every ``lib:func:reason``, ``"; "``-joined: Kong's entity validation texts (``x509.new: ...``)."""
+
+
+def error_queue(exc: BaseException) -> list[tuple[str, ...]]:
+    """The ``(lib, func, reason)`` entries pyOpenSSL copied from OpenSSL's error queue into ``args[0]``, oldest
+    first (empty for anything else)."""
+    args = exc.args
+    if args and isinstance(args[0], list):
+        return [tuple(str(part) for part in item) for item in args[0] if isinstance(item, tuple) and item]
+    return []
+
+
+def openssl_reason(exc: BaseException, style: ReasonStyle = ReasonStyle.LAST) -> str:
+    """OpenSSL's reason for a pyOpenSSL error (``SSL.Error``, ``crypto.Error``) in the wording ``style`` names.
+
+    For messages and log lines only, never compared (see style lesson 5): the texts differ between OpenSSL builds.
+    """
     if isinstance(exc, SSL.SysCallError):
         return str(exc.args[1]) if len(exc.args) > 1 else "syscall error"
-    args = exc.args[0] if exc.args else None
-    if isinstance(args, list) and args:
-        last = args[-1]
-        if isinstance(last, tuple) and len(last) == 3:
-            return str(last[2]) or "TLS error"
+    queue = error_queue(exc)
+    if queue:
+        if style is ReasonStyle.LAST:
+            return queue[-1][-1] or "TLS error"
+        if style is ReasonStyle.REASONS:
+            return ", ".join(item[-1] for item in queue)
+        return "; ".join(":".join(part for part in item if part) for item in queue)
     return str(exc) or type(exc).__name__
