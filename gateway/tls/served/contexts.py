@@ -14,6 +14,7 @@ from typing import Any, Final
 from OpenSSL import SSL
 
 from gateway.settings import ConfigError
+from gateway.tls.engine.errors import ReasonStyle, openssl_reason
 from gateway.tls.served.defaults import PemPair
 from gateway.tls.served.presets import TlsProfile, apply_profile, pem_file
 
@@ -25,7 +26,6 @@ __all__ = [
     "load_default_pairs_onto",
     "load_pair",
     "new_context",
-    "openssl_reason",
     "pem_bytes",
 ]
 
@@ -53,16 +53,6 @@ def _select_alpn(conn: SSL.Connection, offered: list[bytes]) -> bytes:
     raise SSL.Error([("SSL routines", "", "no application protocol")])
 
 
-def openssl_reason(exc: Exception) -> str:
-    """OpenSSL's reason strings from a pyOpenSSL error (``args[0]`` is a list of (lib, func, reason))."""
-    args = getattr(exc, "args", ())
-    if args and isinstance(args[0], list) and args[0]:
-        reasons = [str(item[-1]) for item in args[0] if isinstance(item, tuple) and item]
-        if reasons:
-            return ", ".join(reasons)
-    return str(exc) or type(exc).__name__
-
-
 def new_context(profile: TlsProfile, blank: SSL.Context | None = None) -> SSL.Context:
     """A server context with ``profile`` applied: a new one, or ``blank`` (a never-configured context whose
     session-ticket keys are shared with other processes, ``gateway.tls.served.ticket_keys``)."""
@@ -84,19 +74,19 @@ def load_pair(ctx: SSL.Context, cert_pem: bytes, key_pem: bytes, alt: bool) -> s
         try:
             ctx.use_certificate_chain_file(path)
         except SSL.Error as exc:
-            return f"could not parse PEM certificate: {openssl_reason(exc)}"
+            return f"could not parse PEM certificate: {openssl_reason(exc, ReasonStyle.REASONS)}"
     with pem_file(key_pem) as path:
         try:
             ctx.use_privatekey_file(path)
         except SSL.Error as exc:
-            reason = openssl_reason(exc)
+            reason = openssl_reason(exc, ReasonStyle.REASONS)
             if "mismatch" in reason:
                 return f"could not set {label}configured private key: {reason}"
             return f"could not parse PEM private key: {reason}"
     try:
         ctx.check_privatekey()
     except SSL.Error as exc:
-        return f"could not set {label}configured private key: {openssl_reason(exc)}"
+        return f"could not set {label}configured private key: {openssl_reason(exc, ReasonStyle.REASONS)}"
     return None
 
 
