@@ -24,6 +24,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from OpenSSL import crypto
 
+from gateway.tls.engine.errors import ReasonStyle, openssl_reason
+
 __all__ = [
     "CERT_TAG",
     "PemError",
@@ -43,13 +45,6 @@ class PemError(ValueError):
     """A PEM string that OpenSSL cannot read; ``str()`` is the message after ``invalid ...: ``."""
 
 
-def _openssl_reason(exc: Exception) -> str:
-    args = getattr(exc, "args", None)
-    if args and isinstance(args[0], list) and args[0]:
-        return "; ".join(":".join(str(p) for p in item if p) for item in args[0] if isinstance(item, tuple))
-    return str(exc) or "unknown error"
-
-
 @lru_cache(maxsize=512)
 def load_certificate(pem: str) -> x509.Certificate:
     """The first certificate of ``pem``; raises ``PemError("x509.new: <reason>")``."""
@@ -61,7 +56,7 @@ def load_certificate(pem: str) -> x509.Certificate:
     try:
         crypto.load_certificate(crypto.FILETYPE_PEM, data)
     except Exception as exc:
-        raise PemError(f"x509.new: {_openssl_reason(exc)}") from None
+        raise PemError(f"x509.new: {openssl_reason(exc, ReasonStyle.QUEUE)}") from None
     raise PemError("x509.new: unsupported certificate")
 
 
@@ -76,7 +71,7 @@ def load_private_key(pem: str) -> Any:
     try:
         crypto.load_privatekey(crypto.FILETYPE_PEM, data)
     except Exception as exc:
-        raise PemError(f"pkey.new: {_openssl_reason(exc)}") from None
+        raise PemError(f"pkey.new: {openssl_reason(exc, ReasonStyle.QUEUE)}") from None
     raise PemError("pkey.new: unsupported key")
 
 
