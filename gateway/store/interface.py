@@ -57,12 +57,17 @@ class EntityDAO(Protocol):
         ``/services/{id}/routes``, or ``{"tags": [...]}``.
         """
 
+    def all(self) -> list[Row]:
+        """Every row of the entity in a stable order (the export, and start-up checks over a whole table)."""
+
 
 class Store(Protocol):
     """The store: one object per process, SQLite- or memory-backed (``gateway.store.database.Database``).
 
     The one contract its users rely on: the Admin API (every call inside ``run``), the runtime (``export``,
-    ``subscribe``, ``run``, ``version``) and the CLI.
+    ``subscribe``, ``run``, ``version``, ``dao(...).all()`` for its start-up checks and metrics) and the CLI.
+    Every store object satisfies it (``tests/unit/store/test_interface.py`` holds the SQLite and the memory
+    ``Database`` to it).
     """
 
     version: int
