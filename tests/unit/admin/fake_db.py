@@ -134,6 +134,9 @@ class FakeDAO:
         token = base64.b64encode(str(start + size).encode()).decode() if more else None
         return copy.deepcopy(chunk), token
 
+    def all(self) -> list[dict[str, Any]]:
+        return copy.deepcopy(list(self.rows.values()))
+
 
 class FakeDatabase:
     """Implements ``Database`` plus ``run`` (one worker thread)."""
