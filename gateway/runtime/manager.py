@@ -23,40 +23,36 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Generic, Protocol, TypeVar
 
 from gateway.observability.errorlog import ErrorLog
 from gateway.settings import Settings
+from gateway.store.interface import Config, Store
 
 __all__ = ["SnapshotManager"]
 
-
-class _Store(Protocol):
-    version: int
-
-    def export(self) -> dict[str, list[dict[str, Any]]]: ...
-
-    def subscribe(self, callback: Callable[[int], None]) -> None: ...
-
-    async def run(self, fn: Callable[..., Any], *args: Any) -> Any: ...
+#: what the builder makes (``gateway.runtime.snapshot.Snapshot`` in the gateway; anything in a unit test)
+S = TypeVar("S")
 
 
-class _HasSnapshot(Protocol):
-    snapshot: Any
+class _HasSnapshot(Protocol[S]):
+    """Where the live snapshot is swapped in (``gateway.proxy.state.ProxyState``)."""
+
+    snapshot: S
 
 
-class SnapshotManager:
+class SnapshotManager(Generic[S]):
     """Rebuilds and swaps the proxy snapshot whenever the store changes."""
 
     def __init__(
         self,
-        db: _Store,
+        db: Store,
         settings: Settings,
-        target: _HasSnapshot,
+        target: _HasSnapshot[S],
         error_log: ErrorLog,
-        build: Callable[[dict[str, list[dict[str, Any]]], Settings], Any],
-        prepare: Callable[[Any], Awaitable[None]] | None = None,
-        on_built: Callable[[int, Any], None] | None = None,
+        build: Callable[[Config, Settings], S],
+        prepare: Callable[[S], Awaitable[None]] | None = None,
+        on_built: Callable[[int, Config], None] | None = None,
     ) -> None:
         self._db = db
         self._settings = settings
@@ -130,7 +126,7 @@ class SnapshotManager:
         finally:
             self._idle.set()
 
-    def _export_and_build(self) -> tuple[Any, Any]:
+    def _export_and_build(self) -> tuple[Config, S]:
         config = self._db.export()
         return config, self._build(config, self._settings)
 

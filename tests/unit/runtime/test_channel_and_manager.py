@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from collections.abc import Callable
-from typing import Any
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +14,8 @@ from gateway.runtime.building import worker_count
 from gateway.runtime.channel import Channel
 from gateway.runtime.manager import SnapshotManager
 from gateway.settings import load_settings
+from gateway.store import open_database
+from gateway.store.interface import Config
 
 
 async def test_channel_round_trip_and_eof() -> None:
@@ -38,48 +39,33 @@ def test_worker_count(monkeypatch: pytest.MonkeyPatch) -> None:
     assert worker_count(load_settings(None)) == cores  # Kong's default: auto
 
 
-class _Store:
-    def __init__(self) -> None:
-        self.version = 0
-        self.rows: dict[str, list[dict[str, Any]]] = {"services": []}
-        self._subscribers: list[Callable[[int], None]] = []
-
-    def export(self) -> dict[str, list[dict[str, Any]]]:
-        return {name: list(rows) for name, rows in self.rows.items()}
-
-    def subscribe(self, callback: Callable[[int], None]) -> None:
-        self._subscribers.append(callback)
-
-    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
-
-    def write(self, name: str) -> None:
-        self.rows["services"].append({"name": name})
-        self.version += 1
-        for callback in self._subscribers:
-            callback(self.version)
-
-
 class _Target:
-    snapshot: Any = None
+    """Where the manager swaps the live snapshot in (``ProxyState`` in the gateway)."""
+
+    snapshot: list[str] | None = None
 
 
-async def test_wait_built_returns_once_the_version_is_live_and_publishes_it() -> None:
-    store, target = _Store(), _Target()
-    published: list[tuple[int, Any]] = []
+async def test_wait_built_returns_once_the_version_is_live_and_publishes_it(tmp_path: Path) -> None:
+    store, target = open_database("sqlite", str(tmp_path / "gateway.db")), _Target()
+    published: list[tuple[int, Config]] = []
     manager = SnapshotManager(
         store,
         load_settings(None),
         target,
         ErrorLog(None, "error"),
-        lambda config, settings: [row["name"] for row in config["services"]],
+        lambda config, settings: [str(row["name"]) for row in config["services"]],
         on_built=lambda version, config: published.append((version, config)),
     )
-    manager.attach(asyncio.get_running_loop())
-    await store.run(store.write, "a")
-    async with asyncio.timeout(5):
-        await manager.wait_built(store.version)
-    assert target.snapshot == ["a"]
-    assert published[-1] == (1, {"services": [{"name": "a"}]})
-    async with asyncio.timeout(1):
-        await manager.wait_built(1)  # already live: returns at once
+    try:
+        manager.attach(asyncio.get_running_loop())
+        await store.run(store.dao("services").insert, {"name": "a", "host": "a.test"})
+        assert store.version == 1
+        async with asyncio.timeout(5):
+            await manager.wait_built(store.version)
+        assert target.snapshot == ["a"]
+        version, config = published[-1]
+        assert version == 1 and [row["name"] for row in config["services"]] == ["a"]
+        async with asyncio.timeout(1):
+            await manager.wait_built(1)  # already live: returns at once
+    finally:
+        store.close()
