@@ -9,12 +9,24 @@ import asyncio
 import os
 import socket
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
+from gateway.runtime.channel import Message
 from gateway.settings import Listener, Settings
+
+if TYPE_CHECKING:
+    from gateway.observability.errorlog import ErrorLog
+    from gateway.proxy.state import ProxyState
+    from gateway.runtime.snapshot import Snapshot
+    from gateway.store.interface import Config
+    from gateway.tls.served.listener import ServerTlsConfig
+    from gateway.tls.upstream.globals import UpstreamTlsGlobals
 
 __all__ = [
     "COUNTERS",
+    "ProtocolFactory",
+    "add_counters",
     "bind_sockets",
     "build",
     "ensure_free",
@@ -38,6 +50,9 @@ COUNTERS = (
     "total_requests",
 )
 
+#: what a listener serves connections with (``ProxyState.protocol_factory(listener)``, ``StreamFront``'s)
+ProtocolFactory = Callable[[], asyncio.BaseProtocol]
+
 
 def worker_count(settings: Settings) -> int:
     """``worker_processes``: ``auto`` is the number of cores, as nginx's."""
@@ -47,7 +62,7 @@ def worker_count(settings: Settings) -> int:
     return max(1, int(value))
 
 
-def load_server_tls(settings: Settings, log: Any) -> Any:
+def load_server_tls(settings: Settings, log: ErrorLog) -> ServerTlsConfig | None:
     """The ``ssl`` listeners' profile and default certificates (read or generated), or None without any."""
     from gateway.tls.served.listener import ServerTlsConfig, ssl_listeners
 
@@ -67,10 +82,10 @@ def serves_traffic(settings: Settings) -> bool:
 
 
 #: the upstream TLS files of the settings in use (``UpstreamTlsGlobals``), kept until the settings change
-_upstream_tls: tuple[Settings, Any] | None = None
+_upstream_tls: tuple[Settings, UpstreamTlsGlobals] | None = None
 
 
-def upstream_tls(settings: Settings) -> Any:
+def upstream_tls(settings: Settings) -> UpstreamTlsGlobals:
     """The global upstream trust stores and client certificate of ``settings``, read once per settings load (start,
     SIGHUP): a snapshot rebuild after an Admin API write reads no file, as ``ServerTlsConfig`` on the served side."""
     from gateway.tls.upstream.globals import UpstreamTlsGlobals
@@ -82,7 +97,13 @@ def upstream_tls(settings: Settings) -> Any:
     return cached[1]
 
 
-def build(config: Any, settings: Settings, proxy_state: Any, server_tls: Any, log: Any) -> Any:
+def build(
+    config: Config,
+    settings: Settings,
+    proxy_state: ProxyState | None,
+    server_tls: ServerTlsConfig | None,
+    log: ErrorLog,
+) -> Snapshot:
     """The snapshot of ``config`` (a store export): reuses the current snapshot's compiled certificates, the
     ``ServerTlsConfig`` loaded at start or by the last SIGHUP and the upstream TLS files of the same settings; a
     master with workers builds only its balancers (``serves_traffic``)."""
@@ -99,7 +120,7 @@ def build(config: Any, settings: Settings, proxy_state: Any, server_tls: Any, lo
     )
 
 
-async def listen(listener: Listener, factory: Any) -> asyncio.base_events.Server:
+async def listen(listener: Listener, factory: ProtocolFactory) -> asyncio.base_events.Server:
     """Bind one proxy listener of a single-process gateway (``SO_REUSEPORT`` when the listener asks for it)."""
     loop = asyncio.get_running_loop()
     return await loop.create_server(
@@ -142,7 +163,7 @@ def bind_sockets(listener: Listener) -> list[socket.socket]:
 
 
 async def serve_sockets(
-    listener: Listener, sockets: list[socket.socket], factory: Any
+    listener: Listener, sockets: list[socket.socket], factory: ProtocolFactory
 ) -> list[asyncio.base_events.Server]:
     """A worker's servers on the listening sockets the master bound for its slot (``create_server`` calls
     ``listen`` again: with the listener's backlog, not its default of 100)."""
@@ -165,8 +186,19 @@ def ensure_free(listener: Listener) -> None:
             probe.bind(info[4])
 
 
-def proxy_counters(state: Any) -> dict[str, int]:
+def proxy_counters(state: ProxyState | None) -> dict[str, int]:
     """This process's proxy counters (nginx ``stub_status``)."""
     if state is None:
         return {}
     return {name: int(getattr(state, name)) for name in COUNTERS}
+
+
+def add_counters(totals: dict[str, int], reply: Message) -> None:
+    """Add a worker's ``stats`` answer to ``totals`` (``GET /status``, ``/metrics``): the counters ``totals`` has, as
+    integers; anything else in the answer is ignored (it is another process's data, not trusted)."""
+    counters = reply.get("counters")
+    if not isinstance(counters, dict):
+        return
+    for name, value in counters.items():
+        if name in totals and isinstance(value, int):
+            totals[name] += value

@@ -18,15 +18,24 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-from typing import Any
 
-__all__ = ["MAX_MESSAGE", "Channel", "encode"]
+__all__ = ["MAX_MESSAGE", "Channel", "Message", "encode", "int_field"]
 
 MAX_MESSAGE = 256 * 1024 * 1024
 _HEADER = 4
 
+#: one decoded message: a JSON object, ``type`` and the fields of its kind. The values are whatever JSON the other
+#: process sent: read them with ``isinstance`` or ``int_field``, never on trust
+Message = dict[str, object]
 
-def encode(kind: str, **fields: Any) -> bytes:
+
+def int_field(message: Message, name: str) -> int | None:
+    """``message[name]`` when it is an integer (a pid, a sequence number, a port), else None."""
+    value = message.get(name)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def encode(kind: str, **fields: object) -> bytes:
     """One framed message; encode once and ``send_raw`` it to many channels."""
     body = json.dumps({"type": kind, **fields}, separators=(",", ":")).encode("utf-8")
     return len(body).to_bytes(_HEADER, "big") + body
@@ -48,7 +57,7 @@ class Channel:
     def closed(self) -> bool:
         return self._writer.is_closing()
 
-    def send(self, kind: str, **fields: Any) -> None:
+    def send(self, kind: str, **fields: object) -> None:
         self.send_raw(encode(kind, **fields))
 
     def send_raw(self, frame: bytes) -> None:
@@ -61,7 +70,7 @@ class Channel:
         except (ConnectionError, OSError):
             pass
 
-    async def receive(self) -> dict[str, Any] | None:
+    async def receive(self) -> Message | None:
         """The next message, or None at EOF (or on a broken frame, which ends the channel)."""
         try:
             header = await self._reader.readexactly(_HEADER)

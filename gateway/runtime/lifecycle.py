@@ -39,7 +39,7 @@ import asyncio
 import os
 import signal
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from gateway.admin.server import AdminApp, start_admin_server
 from gateway.admin.status import StatusApp, status_listener
@@ -56,9 +56,14 @@ from gateway.runtime.workers import ListenError, WorkerPool
 from gateway.settings import ConfigError, Listener, Settings, load_settings
 from gateway.store import open_database
 from gateway.store.declarative import parse_text
+from gateway.store.interface import Config, Row, Store
 from gateway.stream.listener import StreamFront
 from gateway.upstream.health import enable_tcp_probes
 from gateway.upstream.healthcheck import HealthRegistry
+
+if TYPE_CHECKING:
+    from gateway.runtime.snapshot import Snapshot
+    from gateway.tls.served.listener import ServerTlsConfig
 
 __all__ = ["Gateway", "StartupError", "load_declarative_file"]
 
@@ -71,7 +76,7 @@ class StartupError(RuntimeError):
     """The gateway cannot start; the message says why and is printed as is."""
 
 
-def load_declarative_file(path: str) -> dict[str, Any]:
+def load_declarative_file(path: str) -> dict[str, object]:
     """Read a kong.yml (YAML or JSON, JSON being YAML) into a dict, or raise ``StartupError``."""
     try:
         with open(path, encoding="utf-8") as handle:
@@ -82,7 +87,7 @@ def load_declarative_file(path: str) -> dict[str, Any]:
         raise StartupError(str(exc)) from None
 
 
-def _stored_plugins_message(rows: list[dict[str, Any]], settings: Settings) -> str:
+def _stored_plugins_message(rows: list[Row], settings: Settings) -> str:
     """Kong's message, then every offending row (name, id, scope) and what to do about it."""
     lines = [
         f"error building initial plugins: {rows[0].get('name')} plugin is in use but not enabled ({runs_note()})",
@@ -122,9 +127,9 @@ class Gateway:
         self.error_log = ErrorLog(None, settings.log_level)
         self.access_log: AccessLog | None = None
         self.admin_access_log: AccessLog | None = None
-        self.db: Any = None
-        self.proxy_state: Any = None
-        self.snapshots: SnapshotManager | None = None
+        self.db: Store | None = None
+        self.proxy_state: ProxyState | None = None
+        self.snapshots: SnapshotManager[Snapshot] | None = None
         self.proxy_servers: list[asyncio.base_events.Server] = []
         self.admin_servers: list[asyncio.base_events.Server] = []
         self.status_servers: list[asyncio.base_events.Server] = []
@@ -134,10 +139,10 @@ class Gateway:
         self._stopping = False
         self._claimed = False  # the prefix's pid file is ours: there is something to stop and release
         self._tick: asyncio.TimerHandle | None = None
-        self.server_tls: Any = None  # tls.listener.ServerTlsConfig when an ssl listener is configured
-        self.health: Any = None  # proxy.healthcheck.HealthRegistry: target health and probes, across snapshots
+        self.server_tls: ServerTlsConfig | None = None  # when an ssl listener is configured
+        self.health: HealthRegistry | None = None  # target health and probes, across snapshots
         self.worker_count = building.worker_count(settings)
-        self.workers: Any = None  # runtime.workers.WorkerPool with worker_processes > 1
+        self.workers: WorkerPool | None = None  # with worker_processes > 1
         self.stream: StreamFront | None = None  # the stream_listen listeners of a single-process gateway
 
     # ------------------------------------------------------------------------------------------ start
@@ -158,8 +163,8 @@ class Gateway:
             enable_plugins(settings.enabled_plugins)
         except ValueError as exc:  # the settings refuse such a name first; kept for a Settings built in code
             raise StartupError(str(exc)) from None
-        self.db = self._open_store()
-        self._check_stored_plugins()
+        self.db = db = self._open_store()
+        self._check_stored_plugins(db)
         try:
             self.server_tls = self._load_server_tls(settings)
         except ConfigError as exc:
@@ -167,30 +172,30 @@ class Gateway:
         except OSError as exc:  # the generated default pair could not be written under the prefix
             raise StartupError(f"cannot prepare the default SSL certificate: {exc}") from None
         try:
-            version = self.db.version
-            first_config = self.db.export()
+            version = db.version
+            first_config = db.export()
             first = self._build_snapshot(first_config, settings)
         except Exception as exc:
             raise StartupError(f"could not build the configuration: {exc}") from exc
-        self.proxy_state = ProxyState(settings, self.error_log, self.access_log, first)
+        self.proxy_state = proxy_state = ProxyState(settings, self.error_log, self.access_log, first)
         if settings.stream_listen:
             enable_tcp_probes()  # Kong runs ``tcp`` active checks in its stream subsystem
-        self.health = HealthRegistry(self.error_log, self.proxy_state.dns)
-        await self.health.install(first)
+        self.health = health = HealthRegistry(self.error_log, proxy_state.dns)
+        await health.install(first)
         self.snapshots = SnapshotManager(
-            self.db, settings, self.proxy_state, self.error_log, self._build_snapshot, prepare=self.health.install
+            db, settings, proxy_state, self.error_log, self._build_snapshot, prepare=health.install
         )
         self.snapshots.built_version = version
         loop = asyncio.get_running_loop()
         self.snapshots.attach(loop)
 
-        self.admin_app = self._admin_app()
+        self.admin_app = self._admin_app(db)
         await self._start_status(self.admin_app)
         if self.worker_count > 1:
             await self._start_workers(version, first_config)
         else:
-            await self._listen_all("proxy_listen", self.proxy_state.protocol_factory)
-            self.stream = StreamFront(self.proxy_state)
+            await self._listen_all("proxy_listen", proxy_state.protocol_factory)
+            self.stream = StreamFront(proxy_state)
             await self._listen_all("stream_listen", self.stream.protocol_factory)
         await self._start_admin()
         self._install_signals(loop)
@@ -201,15 +206,15 @@ class Gateway:
             streams = ", ".join(f"{ls.host}:{ls.port}{' ssl' if ls.ssl else ''}" for ls in settings.stream_listen)
             self.error_log.notice(f"stream listening on {streams}")
 
-    def _load_server_tls(self, settings: Settings) -> Any:
+    def _load_server_tls(self, settings: Settings) -> ServerTlsConfig | None:
         """The ``ssl`` listeners' profile and default certificates (read or generated), or None without any."""
         return building.load_server_tls(settings, self.error_log)
 
-    def _build_snapshot(self, config: Any, settings: Settings) -> Any:
+    def _build_snapshot(self, config: Config, settings: Settings) -> Snapshot:
         """The snapshot builder the manager runs (on the store's thread); the workers run the same one."""
         return building.build(config, settings, self.proxy_state, self.server_tls, self.error_log)
 
-    async def _start_workers(self, version: int, config: Any) -> None:
+    async def _start_workers(self, version: int, config: Config) -> None:
         listeners = (*self.settings.proxy_listen, *self.settings.stream_listen)  # positions: proxy first
         pool = WorkerPool(
             self.worker_count,
@@ -236,7 +241,8 @@ class Gateway:
         pool.publish(version, config)
         assert self.snapshots is not None
         self.snapshots.on_built = pool.publish
-        self.health.on_target = pool.push_health
+        if self.health is not None:
+            self.health.on_target = pool.push_health
         try:
             await pool.start(WORKERS_START_TIMEOUT)
         except (RuntimeError, OSError) as exc:
@@ -266,7 +272,7 @@ class Gateway:
         if not os.access(prefix, os.W_OK):
             raise StartupError(f"prefix directory {prefix} is not writable")
 
-    def _open_store(self) -> Any:
+    def _open_store(self) -> Store:
         settings = self.settings
         if settings.database == "off":
             db = open_database("off", None)
@@ -286,15 +292,15 @@ class Gateway:
         except Exception as exc:
             raise StartupError(f"cannot open the database {path}: {exc}") from exc
 
-    def _check_stored_plugins(self) -> None:
+    def _check_stored_plugins(self, db: Store) -> None:
         """Refuse to start over a stored plugin that would never run: Kong fails the same way when building its
         plugins iterator (``error building initial plugins: <name> plugin is in use but not enabled``). A store
         written before such names were refused, or with a wider ``plugins`` setting, can hold one."""
-        rows = [row for row in self.db.dao("plugins").all() if get_plugin(row.get("name")) is None]
+        rows = [row for row in db.dao("plugins").all() if get_plugin(row.get("name")) is None]
         if rows:
             raise StartupError(_stored_plugins_message(rows, self.settings))
 
-    async def _listen_all(self, setting: str, factory_of: Callable[[Listener], Any]) -> None:
+    async def _listen_all(self, setting: str, factory_of: Callable[[Listener], building.ProtocolFactory]) -> None:
         """Bind every listener of ``setting`` (one process serving traffic), failing in the one port-in-use wording."""
         listeners = getattr(self.settings, setting)
         for listener in listeners:
@@ -304,10 +310,10 @@ class Gateway:
                 raise StartupError(listen_failure(setting, listeners, listener, exc)) from None
             self.proxy_servers.append(server)
 
-    def _admin_app(self) -> AdminApp:
+    def _admin_app(self, db: Store) -> AdminApp:
         assert self.admin_access_log is not None
         return AdminApp(
-            self.db,
+            db,
             self.settings,
             self.error_log,
             self.admin_access_log,
@@ -344,14 +350,12 @@ class Gateway:
             except OSError as exc:
                 raise StartupError(listen_failure("admin_listen", self.settings.admin_listen, listener, exc)) from None
 
-    async def _status(self) -> dict[str, Any]:
+    async def _status(self) -> dict[str, int]:
         """The proxy counters of every process, summed (``GET /status``)."""
         totals = building.proxy_counters(self.proxy_state)
         if self.workers is not None:
             for reply in await self.workers.stats():
-                for name, value in (reply.get("counters") or {}).items():
-                    if name in totals and isinstance(value, int):
-                        totals[name] += value
+                building.add_counters(totals, reply)
         return totals
 
     def _pids(self) -> list[int]:
@@ -410,10 +414,11 @@ class Gateway:
         self.settings = fresh
         assert self.snapshots is not None
         self.snapshots.set_settings(fresh)
-        if fresh.database == "off" and fresh.declarative_config:
+        db = self.db
+        if db is not None and fresh.database == "off" and fresh.declarative_config:
             try:
                 data = load_declarative_file(fresh.declarative_config)
-                await self.db.run(self.db.replace_all, data)
+                await db.run(db.replace_all, data)
             except Exception as exc:
                 self.error_log.error(
                     f"[config] reload of {fresh.declarative_config} failed, keeping the running configuration: "

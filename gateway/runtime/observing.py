@@ -13,23 +13,31 @@ out of how many there should be, Kong's "router ready in n of N workers".
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Protocol
 
 from gateway.observability.cert_expiry import ExpiryCache, expiry_samples
 from gateway.observability.exposition import Samples
 from gateway.plugins.prometheus import NAME
 from gateway.plugins.prometheus.exporter import NodeFacts, exposition, process_share
 from gateway.runtime import building
-from gateway.settings import ConfigError
+from gateway.settings import ConfigError, Settings
+from gateway.store.interface import Row, Store
 from gateway.version import KONG_VERSION
 
-__all__ = ["Observer"]
+if TYPE_CHECKING:
+    from gateway.proxy.state import ProxyState
+    from gateway.runtime.workers import WorkerPool
+    from gateway.tls.served.listener import ServerTlsConfig
+    from gateway.upstream.healthcheck import HealthRegistry
+
+__all__ = ["Gateway", "HealthSource", "Observer", "health_rows"]
 
 SCRAPE_TIMEOUT = 2.0  # seconds a scrape waits for the workers' answers
 
 
-def _certificate_rows(db: Any) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
+def _certificate_rows(db: Store) -> list[Row]:
+    rows: list[Row] = []
     dao = db.dao("certificates")
     offset: str | None = None
     while True:
@@ -39,7 +47,7 @@ def _certificate_rows(db: Any) -> list[dict[str, Any]]:
             return rows
 
 
-def _client_ssl_cert(settings: Any) -> bytes | None:
+def _client_ssl_cert(settings: Settings) -> bytes | None:
     if not settings.client_ssl or not settings.client_ssl_cert:
         return None
     from gateway.tls.pem_settings import read_pem_setting
@@ -50,16 +58,32 @@ def _client_ssl_cert(settings: Any) -> bytes | None:
         return None  # checked at start: it was readable then; a file removed since is not a certificate served
 
 
-def health_rows(health: Any) -> list[tuple[str, str, str, str]]:
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+class HealthSource(Protocol):
+    """What ``health_rows`` reads of ``gateway.upstream.healthcheck.HealthRegistry``: its balancers by upstream id
+    and, per upstream, each target's addresses with their health (the view ``GET /upstreams/{u}/health`` shows)."""
+
+    @property
+    def balancers(self) -> Mapping[str, _Named]: ...
+
+    def upstream_health(self, upstream_id: str) -> Mapping[str, Mapping[str, object]] | None: ...
+
+
+def health_rows(health: HealthSource | None) -> list[tuple[str, str, str, str]]:
     """(upstream, target, address, state) for ``kong_upstream_target_health``, from the master's health registry."""
     rows: list[tuple[str, str, str, str]] = []
     if health is None:
         return rows
     for upstream_id, balancer in sorted(health.balancers.items(), key=lambda item: item[1].name):
         for target, info in (health.upstream_health(upstream_id) or {}).items():
-            addresses = info.get("addresses") or []
-            if not addresses:
+            addresses = info.get("addresses")
+            if not isinstance(addresses, list) or not addresses:
                 rows.append((balancer.name, target, "", "dns_error"))
+                continue
             for address in addresses:
                 ip = str(address["ip"])
                 host = f"[{ip}]" if ":" in ip else ip
@@ -71,13 +95,13 @@ class Gateway(Protocol):
     """What the observer reads of the running gateway (``gateway.runtime.lifecycle.Gateway``, which owns the
     observer: named here so that only the owner imports the other)."""
 
-    workers: Any  # runtime.workers.WorkerPool with worker_processes > 1, else None
+    workers: WorkerPool | None  # with worker_processes > 1
     worker_count: int
-    proxy_state: Any
-    db: Any
-    settings: Any
-    server_tls: Any
-    health: Any
+    proxy_state: ProxyState | None  # None until the first snapshot is built
+    db: Store | None  # None until the store is open
+    settings: Settings
+    server_tls: ServerTlsConfig | None  # with an ssl listener
+    health: HealthRegistry | None
 
     @property
     def node_id(self) -> str: ...
@@ -101,6 +125,8 @@ class Observer:
         """(a prometheus instance is configured, one of them asks for ``upstream_health_metrics``), from the store:
         a master with workers builds no plugins of its own (``building.serves_traffic``), so its snapshot cannot say."""
         db = self.gateway.db
+        if db is None:
+            return False, False
 
         def read() -> tuple[bool, bool]:
             rows = [
@@ -115,6 +141,8 @@ class Observer:
     async def _certificates(self) -> list[tuple[tuple[str, str], float]]:
         gateway = self.gateway
         db, settings, server_tls = gateway.db, gateway.settings, gateway.server_tls
+        if db is None:
+            return []
         key = (db.version, id(server_tls), settings.client_ssl, settings.client_ssl_cert)
 
         def compute() -> list[tuple[tuple[str, str], float]]:
@@ -129,6 +157,8 @@ class Observer:
 
     async def _db_reachable(self) -> bool:
         db = self.gateway.db
+        if db is None:
+            return False
         try:
             await db.run(lambda: db.version)
         except Exception:  # any store failure is "unreachable", as Kong's connect() check
@@ -152,13 +182,14 @@ class Observer:
             replies = await pool.stats(SCRAPE_TIMEOUT, metrics=True)
             errors = max(0, expected - len(replies))
             for reply in replies:
-                for name, value in (reply.get("counters") or {}).items():
-                    if name in counters and isinstance(value, int):
-                        counters[name] += value
-                share = reply.get("metrics") or {}
+                building.add_counters(counters, reply)
+                share = reply.get("metrics")
+                if not isinstance(share, dict):
+                    share = {}
                 shares.append(Samples.from_json(share.get("samples")))
-                if isinstance(share.get("pid"), int) and isinstance(share.get("rss"), int):
-                    memory.append((share["pid"], share["rss"]))
+                pid, rss = share.get("pid"), share.get("rss")
+                if isinstance(pid, int) and isinstance(rss, int):
+                    memory.append((pid, rss))
         configured, with_health = await self._plugin_flags()
         facts = NodeFacts(
             node_id=gateway.node_id,

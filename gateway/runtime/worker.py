@@ -22,13 +22,20 @@ import os
 import signal
 import socket
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
 
 from gateway.observability.accesslog import AccessLog, open_access_log
 from gateway.observability.errorlog import ErrorLog
 from gateway.runtime import building
-from gateway.runtime.channel import Channel
+from gateway.runtime.channel import Channel, Message, int_field
 from gateway.settings import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from gateway.proxy.state import ProxyState
+    from gateway.runtime.snapshot import Snapshot
+    from gateway.store.interface import Config
+    from gateway.tls.served.listener import ServerTlsConfig
+    from gateway.upstream.healthcheck import HealthRegistry
 
 __all__ = ["Worker", "main"]
 
@@ -44,9 +51,9 @@ class Worker:
         self.channel = channel
         self.error_log = ErrorLog(settings.path(settings.proxy_error_log), settings.log_level)
         self.access_log: AccessLog = open_access_log(settings.proxy_access_log, settings.path, with_request_id=True)
-        self.server_tls: Any = None
-        self.proxy_state: Any = None
-        self.health: Any = None
+        self.server_tls: ServerTlsConfig | None = None
+        self.proxy_state: ProxyState | None = None
+        self.health: HealthRegistry | None = None
         self.servers: list[asyncio.base_events.Server] = []
         self._stop = asyncio.Event()
         self._tick: asyncio.TimerHandle | None = None
@@ -74,15 +81,15 @@ class Worker:
         from gateway.proxy.state import ProxyState
         from gateway.upstream.healthcheck import HealthRegistry
 
-        snapshot = await self._build(first["config"], None)
-        self.proxy_state = ProxyState(self.settings, self.error_log, self.access_log, snapshot)
-        self.health = HealthRegistry(self.error_log, self.proxy_state.dns, active=False)
-        await self.health.install(snapshot)
+        snapshot = await self._build(_config_of(first))
+        self.proxy_state = proxy_state = ProxyState(self.settings, self.error_log, self.access_log, snapshot)
+        self.health = health = HealthRegistry(self.error_log, proxy_state.dns, active=False)
+        await health.install(snapshot)
         from gateway.stream.listener import StreamFront
 
         # positions as the master bound them: proxy_listen, then stream_listen (whose ssl contexts come after)
-        factories = [self.proxy_state.protocol_factory(listener) for listener in self.settings.proxy_listen]
-        stream = StreamFront(self.proxy_state)
+        factories = [proxy_state.protocol_factory(listener) for listener in self.settings.proxy_listen]
+        stream = StreamFront(proxy_state)
         factories += [stream.protocol_factory(listener) for listener in self.settings.stream_listen]
         for position, listener in enumerate((*self.settings.proxy_listen, *self.settings.stream_listen)):
             sockets = [sock for index, sock in self.listening if index == position]
@@ -102,11 +109,10 @@ class Worker:
         await self.shutdown()
         return 0
 
-    async def _build(self, config: Any, settings: Settings | None) -> Any:
-        use = settings or self.settings
+    async def _build(self, config: Config) -> Snapshot:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
-            None, building.build, config, use, self.proxy_state, self.server_tls, self.error_log
+            None, building.build, config, self.settings, self.proxy_state, self.server_tls, self.error_log
         )
 
     # ------------------------------------------------------------------ messages
@@ -121,17 +127,18 @@ class Worker:
             if kind == "config":
                 await self._configure(message)
             elif kind == "health":
-                if self.health is not None:
+                port = int_field(message, "port")
+                if self.health is not None and port is not None:
                     self.health.apply_remote(
-                        str(message["upstream"]),
-                        str(message["ip"]),
-                        int(message["port"]),
-                        str(message["hostname"]),
-                        bool(message["healthy"]),
+                        str(message.get("upstream")),
+                        str(message.get("ip")),
+                        port,
+                        str(message.get("hostname")),
+                        bool(message.get("healthy")),
                     )
             elif kind == "stats":
                 counters = building.proxy_counters(self.proxy_state)
-                extra: dict[str, Any] = {}
+                extra: dict[str, object] = {}
                 if message.get("metrics"):
                     from gateway.plugins.prometheus.exporter import process_share
 
@@ -141,17 +148,19 @@ class Worker:
                 self._stop.set()
                 return
 
-    async def _configure(self, message: dict[str, Any]) -> None:
+    async def _configure(self, message: Message) -> None:
         try:
-            snapshot = await self._build(message["config"], None)
+            snapshot = await self._build(_config_of(message))
         except Exception as exc:  # keep serving the previous snapshot, as the master does
             self.error_log.error(f"[runtime] could not rebuild the configuration: {exc!r}")
         else:
-            try:
-                await self.health.install(snapshot)
-            except Exception as exc:
-                self.error_log.error(f"[runtime] could not prepare the configuration: {exc!r}")
-            self.proxy_state.snapshot = snapshot
+            if self.health is not None:
+                try:
+                    await self.health.install(snapshot)
+                except Exception as exc:
+                    self.error_log.error(f"[runtime] could not prepare the configuration: {exc!r}")
+            if self.proxy_state is not None:
+                self.proxy_state.snapshot = snapshot
         self.channel.send("ack", seq=message.get("seq", 0))
 
     # ------------------------------------------------------------------ housekeeping, stop
@@ -179,6 +188,15 @@ class Worker:
             self._tick.cancel()
         self.access_log.close()
         self.channel.close()
+
+
+def _config_of(message: Message) -> Config:
+    """The store export a ``config`` message carries; ``ValueError`` when it carries none (a build failure: the
+    previous snapshot stays, as for any other)."""
+    config = message.get("config")
+    if not isinstance(config, dict):
+        raise ValueError(f"a config message without a configuration (seq {message.get('seq')})")
+    return config
 
 
 def main(argv: list[str] | None = None) -> int:

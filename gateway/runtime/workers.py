@@ -40,16 +40,19 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Coroutine, Sequence
+from typing import TYPE_CHECKING
 
 from gateway.observability.errorlog import ErrorLog
 from gateway.runtime import building
-from gateway.runtime.channel import Channel, encode
+from gateway.runtime.channel import Channel, Message, encode, int_field
 from gateway.runtime.zygote import Zygote
 
 if TYPE_CHECKING:
     from gateway.settings import Listener
+    from gateway.store.interface import Config
+    from gateway.upstream.health import TargetHealth
+    from gateway.upstream.healthcheck import HealthRegistry
 
 __all__ = ["ListenError", "WorkerPool"]
 
@@ -115,7 +118,7 @@ class WorkerPool:
         conf_path: str | None,
         overrides: dict[str, str],
         error_log: ErrorLog,
-        health: Any = None,
+        health: HealthRegistry | None = None,
         tls_contexts: int = 0,
         listeners: Sequence[Listener] = (),
     ) -> None:
@@ -136,7 +139,7 @@ class WorkerPool:
         self._latest: bytes | None = None
         self._stopping = False
         self._changed = asyncio.Event()
-        self._stats: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._stats: dict[int, asyncio.Future[Message]] = {}
         self._stats_id = 0
         self._failures: dict[int, int] = {}
         self._pending_codes: dict[int, int | None] = {}
@@ -145,7 +148,7 @@ class WorkerPool:
         self._start_timeout = 30.0
 
     # ------------------------------------------------------------------ configuration
-    def publish(self, version: int, config: Any) -> None:
+    def publish(self, version: int, config: Config) -> None:
         """A new snapshot is live in the master: send its export to every worker."""
         self.seq += 1
         self._latest = encode("config", seq=self.seq, version=version, config=config)
@@ -168,14 +171,14 @@ class WorkerPool:
         return [*self.workers.values(), *self.retiring]
 
     # ------------------------------------------------------------------ health
-    def push_health(self, upstream_id: str, target: Any) -> None:
+    def push_health(self, upstream_id: str, target: TargetHealth) -> None:
         frame = self._health_frame(upstream_id, target)
         for worker in self._all():
             if worker.ready.done():
                 worker.channel.send_raw(frame)
 
     @staticmethod
-    def _health_frame(upstream_id: str, target: Any) -> bytes:
+    def _health_frame(upstream_id: str, target: TargetHealth) -> bytes:
         return encode(
             "health",
             upstream=upstream_id,
@@ -265,10 +268,9 @@ class WorkerPool:
         try:
             async with asyncio.timeout(timeout):
                 for worker in workers:
-                    exited: asyncio.Future[Any] = asyncio.ensure_future(worker.exited.wait())
-                    waiters: set[asyncio.Future[Any]] = {worker.ready, exited}
+                    exited = asyncio.ensure_future(worker.exited.wait())
                     try:
-                        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+                        await asyncio.wait((worker.ready, exited), return_when=asyncio.FIRST_COMPLETED)
                     finally:
                         exited.cancel()
                     if not worker.ready.done():
@@ -279,7 +281,7 @@ class WorkerPool:
         except TimeoutError:
             raise RuntimeError(f"worker processes not ready after {timeout:.0f}s") from None
 
-    def _task(self, coro: Any, name: str) -> asyncio.Task[None]:
+    def _task(self, coro: Coroutine[object, object, None], name: str) -> asyncio.Task[None]:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -302,7 +304,9 @@ class WorkerPool:
                 break
             kind = message.get("type")
             if kind in ("ready", "ack"):
-                worker.seq = max(worker.seq, int(message.get("seq", -1)))
+                seq = int_field(message, "seq")
+                if seq is not None:
+                    worker.seq = max(worker.seq, seq)
                 if kind == "ready" and not worker.ready.done():
                     worker.ready.set_result(None)
                     self._sync_health(worker)
@@ -310,7 +314,8 @@ class WorkerPool:
             elif kind == "closed":
                 worker.closed.set()
             elif kind == "stats":
-                future = self._stats.get(int(message.get("id", -1)))
+                asked = int_field(message, "id")
+                future = self._stats.get(asked) if asked is not None else None
                 if future is not None and not future.done():
                     future.set_result(message)
         channel.close()
@@ -407,16 +412,16 @@ class WorkerPool:
         """Workers of the current generation serving their first snapshot or a later one (``/status/ready``)."""
         return sum(1 for w in self.workers.values() if w.ready.done() and not w.exited.is_set())
 
-    async def stats(self, timeout: float = 1.0, metrics: bool = False) -> list[dict[str, Any]]:
+    async def stats(self, timeout: float = 1.0, metrics: bool = False) -> list[Message]:
         """Every ready worker's ``{pid, counters}`` (the ones that answer within ``timeout``), with ``metrics``
         (its ``process_share``) when asked."""
         loop = asyncio.get_running_loop()
-        asked: list[asyncio.Future[dict[str, Any]]] = []
+        asked: list[asyncio.Future[Message]] = []
         for worker in self._all():
             if not worker.ready.done() or worker.exited.is_set():
                 continue
             self._stats_id += 1
-            future: asyncio.Future[dict[str, Any]] = loop.create_future()
+            future: asyncio.Future[Message] = loop.create_future()
             self._stats[self._stats_id] = future
             if metrics:
                 worker.channel.send("stats", id=self._stats_id, metrics=True)

@@ -36,9 +36,8 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable
-from typing import Any
 
-from gateway.runtime.channel import Channel, encode
+from gateway.runtime.channel import Channel, Message, encode, int_field
 from gateway.tls.served import ticket_keys
 
 __all__ = ["Zygote", "main"]
@@ -49,7 +48,7 @@ _MAX_FDS = 250  # a channel plus a slot's listening sockets (SCM_RIGHTS carries 
 
 
 # ---------------------------------------------------------------------------------------------- zygote process side
-def _recv_message(sock: socket.socket, header: bytes = b"") -> dict[str, Any]:
+def _recv_message(sock: socket.socket, header: bytes = b"") -> Message:
     """One framed message from a blocking socket (``header``: bytes of it already read); ``OSError`` if the
     stream ends or the frame is not a JSON object."""
     header += _recv_exactly(sock, _HEADER - len(header))
@@ -65,7 +64,7 @@ def _recv_message(sock: socket.socket, header: bytes = b"") -> dict[str, Any]:
     return message
 
 
-def _read_request(sock: socket.socket) -> tuple[dict[str, Any] | None, list[int]]:
+def _read_request(sock: socket.socket) -> tuple[Message | None, list[int]]:
     """One request from the master and the fds attached to it; (None, []) when the master is gone."""
     header, fds, _flags, _addr = socket.recv_fds(sock, _HEADER, _MAX_FDS)
     try:
@@ -114,10 +113,11 @@ class _ZygoteProcess:
                     return 0
                 self._handle(message, fds)
 
-    def _handle(self, message: dict[str, Any], fds: list[int]) -> None:
+    def _handle(self, message: Message, fds: list[int]) -> None:
         kind = message.get("type")
         if kind == "spawn" and fds:
-            argv = [str(a) for a in message.get("argv", [])]
+            given = message.get("argv")
+            argv = [str(a) for a in given] if isinstance(given, list) else []
             argv += ["--fd", str(fds[0]), "--listen-fds", ",".join(str(fd) for fd in fds[1:])]
             pid = os.fork()
             if pid == 0:
@@ -169,7 +169,7 @@ class _ZygoteProcess:
             self.children.discard(pid)
             self._event("exit", pid=pid, code=os.waitstatus_to_exitcode(status))
 
-    def _event(self, kind: str, **fields: Any) -> None:
+    def _event(self, kind: str, **fields: object) -> None:
         try:
             self.events.sendall(encode(kind, **fields))
         except OSError:
@@ -264,8 +264,9 @@ class Zygote:
             if kind == "ready" and not self._ready.done():
                 self._ready.set_result(None)
             elif kind == "exit":
-                code = message.get("code")
-                self._on_exit(int(message["pid"]), int(code) if isinstance(code, int) else None)
+                pid = int_field(message, "pid")
+                if pid is not None:
+                    self._on_exit(pid, int_field(message, "code"))
         self._events.close()
         if not self._ready.done():
             self._ready.set_exception(RuntimeError("zygote exited"))
@@ -279,20 +280,21 @@ class Zygote:
         """Fork a worker holding ``channel_end`` and the ``listening`` sockets (the zygote keeps no copy); its pid."""
         fds = [channel_end.fileno(), *(sock.fileno() for sock in listening)]
         reply = await self._request(encode("spawn", argv=argv), fds)
-        if reply.get("type") != "spawned":
+        pid = int_field(reply, "pid")
+        if reply.get("type") != "spawned" or pid is None:
             raise OSError(f"the zygote could not fork a worker: {reply.get('reason', reply)}")
-        return int(reply["pid"])
+        return pid
 
     async def regenerate(self) -> None:
         """New session-ticket keys for the workers spawned from now on."""
         await self._request(encode("regenerate"), [])
 
-    async def _request(self, frame: bytes, fds: list[int]) -> dict[str, Any]:
+    async def _request(self, frame: bytes, fds: list[int]) -> Message:
         async with self._lock:
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(None, self._exchange, frame, fds)
 
-    def _exchange(self, frame: bytes, fds: list[int]) -> dict[str, Any]:
+    def _exchange(self, frame: bytes, fds: list[int]) -> Message:
         sock = self._control
         sock.settimeout(10.0)
         if fds:
