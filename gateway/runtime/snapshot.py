@@ -26,9 +26,9 @@ Rules:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from gateway.entities.index import ConfigIndex, foreign_id
+from gateway.entities.index import ConfigIndex, Row, foreign_id
 from gateway.proxy.router import Router
 from gateway.settings import Settings
 from gateway.store.interface import Config
@@ -43,6 +43,7 @@ from gateway.upstream.balancer import Balancer
 from gateway.upstream.service import CONNECTORS, ServiceTarget
 
 if TYPE_CHECKING:
+    from gateway.observability.errorlog import ErrorLog
     from gateway.plugins.chains import PluginIndex
 
 __all__ = ["Snapshot", "build_snapshot"]
@@ -70,7 +71,7 @@ class Snapshot:
         router: Router,
         services: Mapping[str, ServiceTarget],
         balancers: Mapping[str, Balancer],
-        version: Any = None,
+        version: int | None = None,
         certificates: CertificateIndex | None = None,
         plugins: PluginIndex | None = None,
         stream_router: StreamRouter | None = None,
@@ -88,9 +89,7 @@ class Snapshot:
         self.version = version
 
 
-def _compile_service(
-    row: Mapping[str, Any], balancers: Mapping[str, Balancer], upstream_tls: UpstreamTlsCompiler
-) -> ServiceTarget:
+def _compile_service(row: Row, balancers: Mapping[str, Balancer], upstream_tls: UpstreamTlsCompiler) -> ServiceTarget:
     """A service row -> ``ServiceTarget``; TLS services get their upstream TLS profile (``gateway.tls.upstream``),
     whose content-based identity becomes the pool identity."""
     protocol = row.get("protocol") or "http"
@@ -109,13 +108,13 @@ def _compile_service(
 def build_snapshot(
     config: Config,
     settings: Settings,
-    version: Any = None,
+    version: int | None = None,
     *,
     previous: Snapshot | None = None,
     server_tls: ServerTlsConfig | None = None,
     upstream_tls: UpstreamTlsGlobals | None = None,
     proxy: bool = True,
-    log: Any = None,
+    log: ErrorLog | None = None,
 ) -> Snapshot:
     """Compile ``config`` (entity name -> rows in Kong's Admin-API shape) into a ``Snapshot``.
 
@@ -143,7 +142,7 @@ def build_snapshot(
         services[row["id"]] = _compile_service(row, balancers, compiler)
     compiler.finish()
 
-    pairs: list[tuple[Mapping[str, Any], ServiceTarget | None]] = []
+    pairs: list[tuple[Row, ServiceTarget | None]] = []
     for route in index.rows("routes"):
         service_id = foreign_id(route.get("service"))
         service: ServiceTarget | None = None
@@ -174,7 +173,7 @@ def _build_balancers(index: ConfigIndex, settings: Settings, upstream_tls: Upstr
 
 
 def _build_plugins(
-    index: ConfigIndex, certificates: CertificateIndex | None, previous: Snapshot | None, log: Any
+    index: ConfigIndex, certificates: CertificateIndex | None, previous: Snapshot | None, log: ErrorLog | None
 ) -> PluginIndex:
     """Plugin instances and per-route chains (``gateway.plugins.chains``), after the certificate index, which the
     certificate phase (mtls-auth's client-certificate request) precompiles its contexts from."""
@@ -194,7 +193,7 @@ def _build_certificates(
     settings: Settings,
     previous: Snapshot | None,
     server_tls: ServerTlsConfig | None,
-    log: Any,
+    log: ErrorLog | None,
 ) -> CertificateIndex | None:
     """The downstream certificate index (only when some proxy listener terminates TLS)."""
     if server_tls is None:
