@@ -40,6 +40,7 @@ from gateway.entities.errors import DeclarativeConfigError, EntityError
 from gateway.entities.schema import Schema
 from gateway.entities.values import is_uuid
 from gateway.store.declarative_errors import Item, flattened, path_lines, slot_errors
+from gateway.store.interface import Store
 
 __all__ = [
     "FORMAT_VERSIONS",
@@ -410,7 +411,7 @@ def load(config: Any, now: float | None = None) -> dict[str, list[Row]]:
     return rows
 
 
-def dump(database: Any) -> dict[str, Any]:
+def dump(database: Store) -> dict[str, Any]:
     """The store as a ``_format_version: "3.0"`` declarative dict (flat, foreign keys as id strings).
 
     ``load(dump(db))`` reproduces the same rows (ids included; ``updated_at`` is refreshed on load).
