@@ -33,6 +33,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
+from gateway.entities.index import foreign_id
 from gateway.plugins.base import BuildContext, Exit, Plugin, PluginContext, register_handler
 
 __all__ = ["H_AUTHENTICATED_GROUPS", "H_CONSUMER_GROUPS", "NAME", "Acl", "Decision", "consumer_groups"]
@@ -78,12 +79,6 @@ def _wire(text: str) -> str:
     return text.encode("utf-8").decode("latin-1")
 
 
-def _ref_id(value: Any) -> str | None:
-    if isinstance(value, Mapping):
-        value = value.get("id")
-    return str(value) if value is not None else None
-
-
 def consumer_groups(build: BuildContext) -> dict[str, tuple[str, ...]]:
     """Consumer id -> its group names in the store's order (acl ids), built once per snapshot (Kong: ``groups.lua``
     loads them per consumer into its cache)."""
@@ -91,7 +86,7 @@ def consumer_groups(build: BuildContext) -> dict[str, tuple[str, ...]]:
     def index() -> dict[str, tuple[str, ...]]:
         found: dict[str, list[str]] = {}
         for row in build.config.get("acls", []):
-            consumer_id = _ref_id(row.get("consumer"))
+            consumer_id = foreign_id(row.get("consumer"))
             group = row.get("group")
             if consumer_id is not None and isinstance(group, str):
                 found.setdefault(consumer_id, []).append(group)
@@ -105,11 +100,11 @@ def _current_consumer_id(ctx: PluginContext) -> str | None:
     """Kong's ``get_current_consumer_id``: the consumer's id, else the credential's consumer."""
     consumer = ctx.consumer
     if consumer is not None:
-        return _ref_id(consumer.get("id"))
+        return foreign_id(consumer.get("id"))
     credential = ctx.credential
     if credential is None:
         return None
-    return _ref_id(credential.get("consumer")) or _ref_id(credential.get("consumer_id"))
+    return foreign_id(credential.get("consumer")) or foreign_id(credential.get("consumer_id"))
 
 
 @register_handler

@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
+from gateway.entities.index import foreign_id
 from gateway.plugins.base import BuildContext, Plugin, PluginContext, register_handler
 from gateway.plugins.prometheus.metrics import HTTP, WORKSPACE
 
@@ -31,21 +32,15 @@ __all__ = ["NAME", "Prometheus", "route_labels"]
 NAME: Final = "prometheus"
 
 
-def _ref_id(value: Any) -> str | None:
-    if isinstance(value, Mapping):
-        value = value.get("id")
-    return str(value) if value is not None else None
-
-
 def route_labels(config: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
     """Route id -> (``service`` label, ``route`` label), from a configuration export."""
     services = {str(row["id"]): row for row in config.get("services", []) if row.get("id") is not None}
     labels: dict[str, tuple[str, str]] = {}
     for route in config.get("routes", []):
-        route_id = _ref_id(route.get("id"))
+        route_id = foreign_id(route.get("id"))
         if route_id is None:
             continue
-        service = services.get(_ref_id(route.get("service")) or "")
+        service = services.get(foreign_id(route.get("service")) or "")
         service_label = str(service.get("name") or service.get("host") or "") if service is not None else ""
         labels[route_id] = (service_label, str(route.get("name") or route_id))
     return labels
