@@ -72,3 +72,12 @@ def test_the_global_trust_store_is_read_once_per_settings_load(tmp_path: Path) -
     reloaded = load_settings(env={}, overrides=overrides)  # SIGHUP: a new settings load reads the files again
     with pytest.raises(ConfigError, match="proxy_ssl_trusted_certificate: failed loading"):
         _ = building.upstream_tls(reloaded).proxy_trust
+
+
+def test_worker_counters_are_summed_and_anything_else_in_an_answer_is_ignored() -> None:
+    totals = {"total_requests": 1, "connections_active": 2}
+    building.add_counters(totals, {"type": "stats", "counters": {"total_requests": 5, "connections_active": 1}})
+    building.add_counters(totals, {"type": "stats", "counters": {"total_requests": "9", "unknown": 7}})
+    building.add_counters(totals, {"type": "stats", "counters": ["total_requests"]})
+    building.add_counters(totals, {"type": "stats"})
+    assert totals == {"total_requests": 6, "connections_active": 3}

@@ -11,7 +11,7 @@ import pytest
 
 from gateway.observability.errorlog import ErrorLog
 from gateway.runtime.building import worker_count
-from gateway.runtime.channel import Channel
+from gateway.runtime.channel import Channel, int_field
 from gateway.runtime.manager import SnapshotManager
 from gateway.settings import load_settings
 from gateway.store import open_database
@@ -29,6 +29,12 @@ async def test_channel_round_trip_and_eof() -> None:
     a.close()
     assert await b.receive() is None
     b.close()
+
+
+def test_int_field_takes_integers_only() -> None:
+    message: dict[str, object] = {"type": "ack", "seq": 3, "pid": "12", "flag": True, "none": None}
+    assert int_field(message, "seq") == 3
+    assert [int_field(message, name) for name in ("pid", "flag", "none", "absent")] == [None, None, None, None]
 
 
 def test_worker_count(monkeypatch: pytest.MonkeyPatch) -> None:
