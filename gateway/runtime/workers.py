@@ -20,7 +20,8 @@ end of a socketpair (``gateway.runtime.channel``).
 - ``/status``: ``stats()`` asks every ready worker for its counters (bounded wait); ``/metrics`` asks the same way
   with ``metrics=True``, and each answer also carries the worker's metric samples.
 - A worker that exits while the master is running is logged at ``alert`` (nginx: ``worker process N exited on signal
-  9``) and respawned from the same zygote (same ticket keys), after a back-off that doubles with each quick death
+  9``; a clean exit with code 0, which a group signal can cause before the master sees its own, at ``notice``) and
+  respawned from the same zygote (same ticket keys), after a back-off that doubles with each quick death
   (0.1 s up to 5 s).
 - ``regenerate()`` (SIGHUP, as an nginx reload): the zygote draws new ticket keys, a new generation of workers
   starts on the same sockets (each reads the configuration file afresh), and once it serves, the old generation
@@ -334,7 +335,9 @@ class WorkerPool:
         if self._stopping or worker.retiring:
             self.log.notice(f"worker process {worker.pid} {_exit_text(code)}")
             return
-        self.log.log("alert", f"worker process {worker.pid} {_exit_text(code)}")
+        # nginx: "exited with code N" at notice, "exited on signal N" at alert. A clean exit (0) while the master
+        # runs is a worker that took a group signal before the master did: respawned, but not a fault.
+        self.log.log("notice" if code == 0 else "alert", f"worker process {worker.pid} {_exit_text(code)}")
         lived = time.monotonic() - worker.started
         failures = 0 if lived >= STABLE_AFTER else self._failures.get(worker.slot, 0) + 1
         self._failures[worker.slot] = failures
