@@ -87,7 +87,7 @@ def test_authenticated_with_the_field_that_matched(
     assert (record["presented"], record["chain"], record["verify"]) == ("yes", "2", "ok")
     assert record["subject"].startswith("CN=")
     assert record["anchor"] == setup.ca_a
-    assert record["revocation"] in ("good", "unknown")  # IGNORE_CA_ERROR: checked, nothing to reach offline
+    assert record["revocation"] == "unknown"  # IGNORE_CA_ERROR: no OCSP/CRL URL in these certificates, not fatal
     if consumer is not None:
         assert record["consumer"] == consumer
     assert (record["matched_by"], record["result"]) == (matched_by, "authenticated")
