@@ -10,7 +10,7 @@ the ``KONG_*`` rule, the default prefix and ports (read from ``gateway.settings.
 ``start`` uses (``gateway.doctor.conf``): a problem is what ``start`` would refuse. ``gateway doctor cert FILE``
 explains a PEM bundle in words (``gateway.doctor.cert``), ``gateway doctor upstream HOST:PORT`` the handshake the
 gateway would make to an upstream (``gateway.doctor.upstream``): exit 0 when nothing is a problem (warnings alone
-pass), 1 when something is.
+pass), 1 when something is. ``gateway demo`` runs the guided walk through the four TLS layers (``gateway.demo``).
 """
 
 from __future__ import annotations
@@ -174,6 +174,16 @@ def cmd_doctor_upstream(args: argparse.Namespace) -> int:
     return exit_status(findings)
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from gateway.demo.run import run_demo
+    from gateway.demo.steps import STEPS
+
+    if not 1 <= args.step <= len(STEPS):
+        print(f"gateway demo: error: --step is 1 to {len(STEPS)}", file=sys.stderr)
+        return 2
+    return run_demo(args.step, args.keep)
+
+
 def cmd_version(args: argparse.Namespace) -> int:
     if args.all:
         from OpenSSL import SSL
@@ -256,6 +266,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
         "explain a PEM bundle, or an upstream's TLS, in words",
         "gateway doctor cert site.crt --key site.key --ca root.crt",
     ),
+    ("demo", "a guided walk through the four TLS layers, self-contained", "gateway demo --step 9"),
     ("config", "validate a kong.yml, or load it into the SQLite store", "gateway config parse conf/kong.yml"),
     ("version", "print the version (--all: and Python's, OpenSSL's)", "gateway version --all"),
     ("help", "this text, or a command's", "gateway help start"),
@@ -359,6 +370,8 @@ def build_parser() -> argparse.ArgumentParser:
     cert.set_defaults(func=cmd_doctor_cert)
     _add_doctor_upstream(doctor_sub)
 
+    _add_demo(sub)
+
     version = _add(sub, "version")
     version.add_argument("-a", "--all", action="store_true", help="versions of the parts too")
     version.set_defaults(func=cmd_version)
@@ -378,6 +391,20 @@ def build_parser() -> argparse.ArgumentParser:
     help_.add_argument("topic", nargs="?", metavar="COMMAND", help="the command to explain")
     help_.set_defaults(func=lambda args: cmd_help(parser, sub, args))
     return parser
+
+
+def _add_demo(sub: Any) -> None:
+    demo = _add(
+        sub,
+        "demo",
+        "A guided walk through Kong's four TLS layers on this machine alone: a throwaway PKI, the gateway and two\n"
+        "TLS upstreams on free loopback ports, then eleven steps, each printed with the Admin API calls as curl\n"
+        "lines and its outcome (step N: ok / FAILED). Cleans up after itself. Exit status 0 when every step gave\n"
+        "its expected outcome.",
+    )
+    demo.add_argument("--step", type=int, default=1, metavar="N", help="start at step N (earlier steps run quietly)")
+    demo.add_argument("--keep", action="store_true", help="keep the gateway running after the last step (Ctrl-C)")
+    demo.set_defaults(func=cmd_demo)
 
 
 def _add_doctor_upstream(doctor_sub: Any) -> None:
