@@ -115,6 +115,7 @@ class Kind(enum.Enum):
     UPSTREAM_OK = ("upstream_ok", _OK)
     UPSTREAM_REFUSED = ("upstream_refused", _PROBLEM)
     UPSTREAM_ANSWER = ("upstream_answer", _OK)
+    UPSTREAM_NO_ANSWER = ("upstream_no_answer", _PROBLEM)
     CLIENT_CERT_REQUIRED = ("client_cert_required", _PROBLEM)
 
 

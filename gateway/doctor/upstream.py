@@ -264,9 +264,21 @@ async def _verdict(query: UpstreamQuery, ip: str, profile: UpstreamTlsProfile) -
     return None
 
 
-async def _resolve(host: str, port: int) -> str:
-    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return str(infos[0][4][0])
+async def _reach(query: UpstreamQuery, profile: UpstreamTlsProfile) -> tuple[str, _Look | HandshakeFailure]:
+    """The first address of ``query.host`` that accepts a connection, and what the look connection saw there.
+
+    Raises:
+        OSError: the name does not resolve, or no address accepts a connection (the last address's error).
+    """
+    infos = await asyncio.get_running_loop().getaddrinfo(query.host, query.port, type=socket.SOCK_STREAM)
+    error: OSError = OSError(f"{query.host} has no address")
+    for info in infos:
+        ip = str(info[4][0])
+        try:
+            return ip, await _look(query, ip, profile)
+        except OSError as exc:
+            error = exc
+    raise error
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -329,7 +341,13 @@ def _answer_finding(look: _Look) -> Finding:
         )
     if head:
         return Finding.of(Kind.UPSTREAM_ANSWER, f"GET / over this connection: the upstream answered {head}.")
-    return Finding.of(Kind.UPSTREAM_ANSWER, f"GET / over this connection: no answer ({look.answer_error or 'closed'}).")
+    return Finding.of(
+        Kind.UPSTREAM_NO_ANSWER,
+        f"GET / over this connection: no answer ({look.answer_error or 'the upstream closed the connection'}); the "
+        "gateway would answer 502.",
+        "see the upstream's own log. A TLS 1.3 server that refuses a client certificate, or its absence, ends the "
+        "connection right after the handshake (its alert can be lost in a reset): try --cert and --key.",
+    )
 
 
 def _fix(failure: HandshakeFailure, look: _Look | None, trust: str, depth: int, needed: int | None) -> str:
@@ -394,8 +412,7 @@ async def _diagnose(query: UpstreamQuery, settings: Settings) -> list[Finding]:
     findings = [_profile_finding(query, settings, profile)]
     findings += [Finding.of(Kind.UPSTREAM_NOTICE, f"[{level}] {text}") for level, text in profile.notices]
     try:
-        ip = await _resolve(query.host, query.port)
-        look = await _look(query, ip, look_profile)
+        ip, look = await _reach(query, look_profile)
         verdict = await _verdict(query, ip, profile)
     except OSError as exc:
         return [*findings, Finding.of(Kind.CONNECT_FAILED, f"cannot connect to {query.host}:{query.port}: {exc}.")]

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import json
 import pathlib
+import socket
+import socketserver
+import ssl
 import subprocess
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -203,3 +207,79 @@ def test_nothing_listening_is_a_problem_not_a_traceback() -> None:
     assert out.returncode == 1
     assert "problem  cannot connect to 127.0.0.1:" in out.stdout
     assert out.stderr == ""
+
+
+def test_the_settings_give_what_the_options_do_not(upstreams: Upstreams, files: pathlib.Path) -> None:
+    conf = files / "gateway.conf"
+    conf.write_text(f"proxy_ssl_trusted_certificate = {files / 'root.pem'}\nproxy_ssl_verify_depth = 0\n")
+    target = f"localhost:{upstreams.ports['tls']}"
+    code, document = doctor_json(target, "-c", str(conf))
+    assert code == 1
+    [profile] = found(document, "upstream_profile")
+    assert f"trust store proxy_ssl_trusted_certificate = {files / 'root.pem'}" in profile["message"]
+    assert "depth 0 (from proxy_ssl_verify_depth)" in profile["message"]
+    [verdict] = found(document, "upstream_refused")
+    assert verdict["facts"]["code"] == 22 and verdict["facts"]["needed"] == 1
+    # the option wins over the setting, as a service's tls_verify_depth does
+    assert doctor(target, "-c", str(conf), "--depth", "1").returncode == 0
+
+
+class _RequireCertHandler(socketserver.BaseRequestHandler):
+    """A Python TLS 1.3 server that requires a client certificate: without one, the handshake ends in an alert."""
+
+    context: ssl.SSLContext
+
+    def handle(self) -> None:
+        raw: socket.socket = self.request
+        raw.settimeout(10)
+        tls = self.context.wrap_socket(raw, server_side=True, do_handshake_on_connect=False)
+        try:
+            tls.do_handshake()
+            tls.recv(4096)
+            tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+        except (ssl.SSLError, OSError):
+            # the handshake failed (the point of this server): close as nginx does, lingering, so that the client's
+            # request arriving meanwhile does not turn the close into a reset that drops the alert
+            try:
+                tls.shutdown(socket.SHUT_WR)
+                while tls.recv(4096):
+                    pass
+            except OSError:
+                pass
+        finally:
+            tls.close()
+
+
+@pytest.fixture
+def require_cert_server(pki: Pki, files: pathlib.Path) -> Iterator[int]:
+    (files / "server.pem").write_text(pki.server_localhost.chain_pem)
+    (files / "server.key").write_text(pki.server_localhost.key_pem)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    ctx.load_cert_chain(files / "server.pem", files / "server.key")
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.load_verify_locations(files / "root.pem")
+    handler = type("Handler", (_RequireCertHandler,), {"context": ctx})
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield int(server.server_address[1])
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+def test_a_tls13_server_requiring_a_client_certificate_is_named(require_cert_server: int, files: pathlib.Path) -> None:
+    target = f"localhost:{require_cert_server}"
+    root = str(files / "root.pem")
+    code, document = doctor_json(target, "--ca", root)
+    assert code == 1, [f["message"] for f in document["findings"]][-2:]
+    [required] = found(document, "client_cert_required")
+    assert "certificate required" in required["message"]
+    assert found(document, "upstream_ok")  # the handshake itself passes: TLS 1.3 refuses the certificate after it
+    with_cert = doctor(target, "--ca", root, "--cert", str(files / "client.pem"), "--key", str(files / "client.key"))
+    assert with_cert.returncode == 0, with_cert.stdout
+    assert "the upstream answered HTTP/1.1 200 OK." in with_cert.stdout
