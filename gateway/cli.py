@@ -397,7 +397,7 @@ def _add_demo(sub: Any) -> None:
     demo = _add(
         sub,
         "demo",
-        "A guided walk through Kong's four TLS layers on this machine alone: a throwaway PKI, the gateway and two\n"
+        "A guided walk through Kong's four TLS layers on this machine alone: a throwaway PKI, the gateway and three\n"
         "TLS upstreams on free loopback ports, then eleven steps, each printed with the Admin API calls as curl\n"
         "lines and its outcome (step N: ok / FAILED). Cleans up after itself. Exit status 0 when every step gave\n"
         "its expected outcome.",

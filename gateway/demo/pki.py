@@ -9,8 +9,9 @@
         ├── service-level, upstream-level,   the gateway's client certificates upstream, one per level (layer 3)
         │   global-level
         ├── mtls.demo.internal               the upstream that requires a client certificate
+        ├── verify.demo.internal             the upstream the gateway verifies (layer 4): depth 1
         └── Demo Issuing CA
-            └── verify.demo.internal         the upstream whose chain needs verify depth 2 (layer 4)
+            └── deep.demo.internal           an upstream whose chain needs verify depth 2
 
 EC P-256 keys (quick to make); every leaf can serve and authenticate (``serverAuth, clientAuth``). Each identity
 is written as ``name.crt`` (the leaf), ``name.chain.crt`` (leaf + intermediates, what a server or client
@@ -125,6 +126,7 @@ class DemoPki:
     levels: dict[str, Identity]
     mtls_upstream: Identity
     verify_upstream: Identity
+    deep_upstream: Identity
 
     @classmethod
     def make(cls, directory: Path) -> DemoPki:
@@ -140,7 +142,8 @@ class DemoPki:
             learner=_issue("learner", inter, ca=False),
             levels={level: _issue(f"{level}-level", inter, ca=False) for level in ("service", "upstream", "global")},
             mtls_upstream=_issue("mtls.demo.internal", inter, ca=False),
-            verify_upstream=_issue("verify.demo.internal", issuing, ca=False),
+            verify_upstream=_issue("verify.demo.internal", inter, ca=False),
+            deep_upstream=_issue("deep.demo.internal", issuing, ca=False),
         )
         directory.mkdir(parents=True, exist_ok=True)
         for identity in pki.identities():
@@ -157,4 +160,5 @@ class DemoPki:
             *self.levels.values(),
             self.mtls_upstream,
             self.verify_upstream,
+            self.deep_upstream,
         ]

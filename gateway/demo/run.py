@@ -69,7 +69,8 @@ def _intro(out: TextIO, directory: Path, gateway: DemoGateway, upstreams: DemoUp
     )
     print(
         f"  upstreams    mtls.demo.internal 127.0.0.1:{upstreams.ports['mtls']} (requires a client certificate), "
-        f"verify.demo.internal 127.0.0.1:{upstreams.ports['verify']} (two intermediates)",
+        f"verify.demo.internal 127.0.0.1:{upstreams.ports['verify']}, deep.demo.internal "
+        f"127.0.0.1:{upstreams.ports['deep']} (two intermediates)",
         file=out,
     )
     print("  every request sends Kong-Debug: 1 (allow_debug_header = on); X-Gateway-TLS-* answers are shown", file=out)

@@ -1,8 +1,8 @@
 """The demo's steps, as data: what each one teaches, the Admin API calls it makes, what it asks, what it expects.
 
 Each step returns an ``Outcome`` (expected, got): the runner prints ``step N: ok (expected X, got Y)`` or
-``step N: FAILED (...)``, which the test suite reads. Steps build on each other (the CA of step 2 is the one step
-11 trusts), so ``--step N`` replays the earlier ones without their commentary.
+``step N: FAILED (...)``, which the test suite reads. Steps build on each other (the CA of step 2 is the one steps
+10 and 11 trust), so ``--step N`` replays the earlier ones without their commentary.
 
 ==== ===== =========================================================================================================
 step layer what happens
@@ -15,9 +15,9 @@ step layer what happens
 6    3     the certificate on the service -> 200, the upstream saw service-level
 7    3     the certificate on the Upstream entity -> 200, the upstream saw upstream-level
 8    3     the global client_ssl_cert -> needs a restart; then 200, the upstream saw global-level
-9    4     tls_verify = true -> 502 with 22: the chain has two intermediates, the default depth is 1
-10   4     tls_verify_depth = 2 -> 502 with 20: no trusted root (Kong's default store is empty)
-11   4     the root as the service's ca_certificates -> 200
+9    4     tls_verify = true -> 502 with 20: no trusted root (Kong's default store is empty)
+10   4     the root as the service's ca_certificates -> 200
+11   4     an upstream sending two intermediates: 502 with 22 at the default depth 1; tls_verify_depth = 2 -> 200
 ==== ===== =========================================================================================================
 """
 
@@ -205,26 +205,33 @@ def _cert_global(demo: Demo) -> Outcome:
 # ---------------------------------------------------------------------------------------------- layer 4
 
 
+def _verified_service(demo: Demo, name: str, **fields: Any) -> None:
+    """An Upstream entity ``NAME.demo.internal`` (its host_header is the SNI and the name checked) and its service."""
+    host = f"{name}.demo.internal"
+    demo.admin.post("/upstreams", {"name": host, "host_header": host})
+    demo.admin.post(f"/upstreams/{host}/targets", {"target": f"127.0.0.1:{demo.upstreams.ports[name]}"})
+    demo.service(name, f"https://{host}/", f"{name}.demo.test", retries=0, **fields)
+
+
 def _verify_on(demo: Demo) -> Outcome:
-    upstream = {"name": "verify.demo.internal", "host_header": "verify.demo.internal"}
-    demo.admin.post("/upstreams", upstream)
-    target = f"127.0.0.1:{demo.upstreams.ports['verify']}"
-    demo.admin.post("/upstreams/verify.demo.internal/targets", {"target": target})
-    demo.service("verify", "https://verify.demo.internal/", "verify.demo.test", retries=0)
+    _verified_service(demo, "verify")
     off = _status(demo.get("verify.demo.test"))
     demo.admin.patch("/services/verify", {"tls_verify": True})
     on = _tls_error(demo, demo.get("verify.demo.test"))
-    return Outcome("200, then 502 (22:certificate chain too long)", f"{off}, then {on}")
-
-
-def _verify_depth(demo: Demo) -> Outcome:
-    demo.admin.patch("/services/verify", {"tls_verify_depth": 2})
-    return Outcome("502 (20:unable to get local issuer certificate)", _tls_error(demo, demo.get("verify.demo.test")))
+    return Outcome("200, then 502 (20:unable to get local issuer certificate)", f"{off}, then {on}")
 
 
 def _verify_with_ca(demo: Demo) -> Outcome:
     demo.admin.patch("/services/verify", {"ca_certificates": [demo.ids["root"]]})
     return Outcome("200", _status(demo.get("verify.demo.test")))
+
+
+def _verify_depth(demo: Demo) -> Outcome:
+    _verified_service(demo, "deep", tls_verify=True, ca_certificates=[demo.ids["root"]])
+    short = _tls_error(demo, demo.get("deep.demo.test"))
+    demo.admin.patch("/services/deep", {"tls_verify_depth": 2})
+    deep = _status(demo.get("deep.demo.test"))
+    return Outcome("502 (22:certificate chain too long), then 200", f"{short}, then {deep}")
 
 
 STEPS: tuple[Step, ...] = (
@@ -295,26 +302,25 @@ STEPS: tuple[Step, ...] = (
         4,
         "tls_verify = true: the upstream's certificate is checked",
         "By default (proxy_ssl_verify = off) the gateway does not check the upstream. With service.tls_verify = "
-        "true it does, with the depth of proxy_ssl_verify_depth (1) and Kong's default trust store (empty). This "
-        "upstream (an Upstream entity whose host_header, verify.demo.internal, is the SNI and the name checked) sends "
-        "two intermediates: OpenSSL stops at the depth limit first, 22, before it looks for a trusted root.",
+        "true it does, against Kong's default trust store: empty. The upstream is an Upstream entity whose "
+        "host_header (verify.demo.internal) is the SNI sent and the name checked. 502, and the code in the error log.",
         _verify_on,
     ),
     Step(
         10,
         4,
-        "tls_verify_depth = 2: now the trust store is the problem",
-        "OpenSSL's depth counts the intermediates between the leaf and the root (neither counted): this chain needs "
-        "2. With the depth raised, the next check fails: no trusted root, 20 unable to get local issuer certificate.",
-        _verify_depth,
+        "the root as the service's ca_certificates",
+        "service.ca_certificates = [the demo root, the CA certificate entity of step 2]: it replaces the global "
+        "store (proxy_ssl_trusted_certificate) for this service; the chain verifies, 200.",
+        _verify_with_ca,
     ),
     Step(
         11,
         4,
-        "the root as the service's ca_certificates",
-        "service.ca_certificates = [the demo root, the CA certificate entity of step 2]: it replaces the global "
-        "store for this service, the chain verifies, 200. (gateway doctor upstream HOST:PORT explains any upstream "
-        "this way.)",
-        _verify_with_ca,
+        "the verify depth",
+        "deep.demo.internal sends two intermediates. OpenSSL's depth counts the intermediates between the leaf and "
+        "the root (neither counted): this chain needs 2, the default (proxy_ssl_verify_depth) is 1, so 22; with "
+        "service.tls_verify_depth = 2, 200. (gateway doctor upstream HOST:PORT says the depth any upstream needs.)",
+        _verify_depth,
     ),
 )

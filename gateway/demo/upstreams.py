@@ -1,13 +1,13 @@
 """The demo's upstreams: small TLS servers written with asyncio and ``ssl``, on loopback, in a thread.
 
-Two servers, both answering every request with one short HTTP/1.1 response and closing:
+Three servers, each answering every request with one short HTTP/1.1 response and closing:
 
 - ``mtls``: presents ``mtls.demo.internal`` and asks for a client certificate issued under the demo root. Like
   nginx with ``ssl_verify_client on`` it completes the handshake without one and answers
   ``400 No required SSL certificate was sent``; with one it answers 200 and says whose (``X-Demo-Client-Cert``),
   which is how the demo shows *which level* of the gateway's client certificate was presented.
-- ``verify``: presents ``verify.demo.internal`` with both intermediates, so the gateway's verification needs depth
-  2 against the root (layer 4).
+- ``verify``: presents ``verify.demo.internal`` and the intermediate: verified against the root, depth 1 (layer 4);
+- ``deep``: presents ``deep.demo.internal`` and both intermediates above it: verification needs depth 2.
 
 They run on their own event loop in a daemon thread so that the demo's steps can stay plain blocking code.
 Handshake failures (the gateway refusing a certificate ends the handshake) are expected here: the loop's
@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import threading
+from collections.abc import Awaitable, Callable
 from typing import Final
 
 from cryptography import x509
@@ -61,7 +62,7 @@ def _response(status: str, body: str, headers: dict[str, str]) -> bytes:
 
 
 class DemoUpstreams:
-    """``start()`` returns once both listen, ``stop()`` ends them; ``ports["mtls"]``, ``ports["verify"]``."""
+    """``start()`` returns once all listen, ``stop()`` ends them; ``ports["mtls"]``, ``["verify"]``, ``["deep"]``."""
 
     def __init__(self, pki: DemoPki) -> None:
         self.pki = pki
@@ -80,8 +81,11 @@ class DemoUpstreams:
         body = f"hello from mtls.demo.internal; your client certificate: CN={cn}\n"
         return await self._answer(reader, writer, "200 OK", body, {"X-Demo-Client-Cert": f"CN={cn}"})
 
-    async def _verify(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await self._answer(reader, writer, "200 OK", "hello from verify.demo.internal\n", {})
+    def _hello(self, name: str) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
+        async def hello(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await self._answer(reader, writer, "200 OK", f"hello from {name}\n", {})
+
+        return hello
 
     async def _answer(
         self,
@@ -111,7 +115,18 @@ class DemoUpstreams:
                 self._mtls, "127.0.0.1", 0, ssl=_context(pki.mtls_upstream, pki.root), ssl_handshake_timeout=10
             ),
             "verify": await asyncio.start_server(
-                self._verify, "127.0.0.1", 0, ssl=_context(pki.verify_upstream, None), ssl_handshake_timeout=10
+                self._hello(pki.verify_upstream.name),
+                "127.0.0.1",
+                0,
+                ssl=_context(pki.verify_upstream, None),
+                ssl_handshake_timeout=10,
+            ),
+            "deep": await asyncio.start_server(
+                self._hello(pki.deep_upstream.name),
+                "127.0.0.1",
+                0,
+                ssl=_context(pki.deep_upstream, None),
+                ssl_handshake_timeout=10,
             ),
         }
         self.ports = {name: server.sockets[0].getsockname()[1] for name, server in servers.items()}

@@ -17,13 +17,16 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> DemoPki:
     return DemoPki.make(tmp_path_factory.mktemp("demo-pki"))
 
 
-def test_the_verify_upstream_chain_needs_depth_2_against_the_root(pki: DemoPki) -> None:
+def test_the_verify_upstreams_need_depth_1_and_2_against_the_root(pki: DemoPki) -> None:
+    root, empty = TrustStore([pki.root.cert]), TrustStore(())
     chain = load_pem_chain(pki.verify_upstream.chain_pem)
-    assert len(chain) == 3  # leaf, Demo Issuing CA, Demo Intermediate CA: the root is not sent
-    root = TrustStore([pki.root.cert])
-    assert depth_needed(chain, root, 5) == 2
-    assert verify_chain(chain, root, 1).code == 22  # step 9
-    assert verify_chain(chain, TrustStore(()), 2).code == 20  # step 10
+    assert len(chain) == 2 and depth_needed(chain, root, 5) == 1
+    assert verify_chain(chain, empty, 1).code == 20  # step 9
+    assert verify_chain(chain, root, 1).ok  # step 10
+    deep = load_pem_chain(pki.deep_upstream.chain_pem)
+    assert len(deep) == 3  # leaf, Demo Issuing CA, Demo Intermediate CA: the root is not sent
+    assert depth_needed(deep, root, 5) == 2
+    assert verify_chain(deep, root, 1).code == 22  # step 11
 
 
 def test_the_learners_leaf_alone_does_not_verify_and_with_its_intermediate_does(pki: DemoPki) -> None:
