@@ -183,7 +183,8 @@ def _profile_finding(query: UpstreamQuery, settings: Settings, profile: Upstream
     depth_from = "--depth, as the service's tls_verify_depth" if query.depth is not None else "proxy_ssl_verify_depth"
     sni, check_name = peer_names(query.upstream_host)
     cert = profile.client_cert
-    presented = f"{cn_of(cert.chain[0].subject)} (from {cert.source})" if cert is not None else "none"
+    origin = {"service": "--cert, as the service's client_certificate", "global": "client_ssl_cert, the global one"}
+    presented = f"{cn_of(cert.chain[0].subject)} (from {origin.get(cert.source, cert.source)})" if cert else "none"
     return Finding.of(
         Kind.UPSTREAM_PROFILE,
         f"as a service with tls_verify = true: depth {profile.depth} (from {depth_from}); trust store "

@@ -189,7 +189,7 @@ def test_a_server_requiring_a_client_certificate(upstreams: Upstreams, files: pa
         str(files / "client.key"),
     )
     assert with_cert.returncode == 0, with_cert.stdout
-    assert "client certificate CN=example.com (from service)" in with_cert.stdout
+    assert "client certificate CN=example.com (from --cert, as the service's client_certificate)" in with_cert.stdout
     assert "the upstream answered HTTP/1.1 200 OK." in with_cert.stdout
 
 
