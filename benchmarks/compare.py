@@ -6,8 +6,9 @@
 ``--before`` is a directory holding the older ``gateway`` package (for example ``git archive <commit> gateway |
 tar -x -C /tmp/gw-before``); the current checkout is "after". ``--plugin NAME[=JSON config]`` (repeatable) compares
 the current checkout with itself instead: "before" without the plugins, "after" with them configured globally.
-The three servers run side by side and each round runs them in a rotated order, so machine noise hits all three
-alike; medians are printed with the ratios to nginx, which is the figure that survives a busy machine.
+The servers run side by side (for S1-S3 the floor, ``floor.py``, too) and each round runs them in a rotated order,
+so machine noise hits all alike; medians are printed with the ratios to nginx, which is the figure that survives a
+busy machine, and the CPU per request of each.
 """
 
 from __future__ import annotations
@@ -22,7 +23,16 @@ from pathlib import Path
 
 from benchmarks.processes import Processes
 from benchmarks.run import prepare_environment
-from benchmarks.scenarios import SCENARIOS, drive, probe, start_gateway, start_nginx_proxy, url_of
+from benchmarks.scenarios import (
+    FLOOR_SCENARIOS,
+    SCENARIOS,
+    drive,
+    probe,
+    start_floor,
+    start_gateway,
+    start_nginx_proxy,
+    url_of,
+)
 
 
 def main() -> None:
@@ -46,6 +56,8 @@ def main() -> None:
         sys.exit("give either --before DIR or --plugin NAME[=JSON]")
     plugins = [_plugin(spec) for spec in args.plugin]
     values: dict[str, list[float]] = {"before": [], "after": [], "nginx": []}
+    if scenario.key in FLOOR_SCENARIOS:
+        values["floor"] = []
     p99: dict[str, list[float]] = {name: [] for name in values}
     cpu: dict[str, list[float]] = {name: [] for name in values}
     with tempfile.TemporaryDirectory() as tmp, prepare_environment(Path(tmp)) as (env, _), Processes() as procs:
@@ -54,6 +66,8 @@ def main() -> None:
             "after": start_gateway(procs, scenario, env, None, "after", global_plugins=plugins),
             "nginx": start_nginx_proxy(procs, scenario, env),
         }
+        if "floor" in values:
+            servers["floor"] = start_floor(procs, scenario, env)
         client = None
         if scenario.verify_client:
             pki = env.pki[scenario.downstream_tls or "ecdsa"]
@@ -63,21 +77,22 @@ def main() -> None:
             drive(scenario, env, server, 1.0)
         names = list(servers)
         for index in range(args.rounds):
-            order = names[index % 3 :] + names[: index % 3]
+            shift = index % len(names)
+            order = names[shift:] + names[:shift]
             for name in order:
                 time.sleep(0.5)
                 m = drive(scenario, env, servers[name], args.duration)
                 value = m.load.mb_per_s if scenario.metric == "MB/s" else m.load.rps
                 values[name].append(value)
                 p99[name].append(m.load.p99_ms)
-                cpu[name].append(m.cpu_per_10k)
+                cpu[name].append(m.cpu_us_per_request)
                 print(f"  round {index + 1} {name:6s} {value:>10,.1f} {scenario.metric}", flush=True)
     base = statistics.median(values["nginx"])
     for name in values:
         med = statistics.median(values[name])
         print(
             f"{name:6s} median {med:>10,.1f} {scenario.metric}  ratio {med / base:.3f}  "
-            f"p99 {statistics.median(p99[name]):.2f} ms  cpu/10k {statistics.median(cpu[name]):.3f} s"
+            f"p99 {statistics.median(p99[name]):.2f} ms  cpu {statistics.median(cpu[name]):.1f} us/req"
         )
 
 

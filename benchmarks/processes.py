@@ -1,4 +1,5 @@
-"""Server processes for the benchmarks: nginx and the real ``gateway``, started, probed, measured and stopped.
+"""Server processes for the benchmarks: nginx, the real ``gateway`` and the floor (``floor.py``), started, probed,
+measured and stopped.
 
 Every process started here is registered with a ``Processes`` stack and stopped when it closes, also when a run
 fails half-way (``with Processes() as procs: ...``). Readiness is never a fixed delay: nginx is ready when its
@@ -251,6 +252,27 @@ class Processes:
         except RuntimeError:
             raise RuntimeError(f"nginx did not start: {(prefix / 'stderr.log').read_text()}") from None
         return Server("nginx", proc, port)
+
+    # -- the floor -----------------------------------------------------------------------------------------
+
+    def floor(self, args: list[str], port: int, log: Path) -> Server:
+        """Run ``python -m benchmarks.floor PORT ...`` (``benchmarks/floor.py``); ready when its port accepts."""
+        stderr = open(log, "wb")  # noqa: SIM115 - handed to the child, closed below
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "benchmarks.floor", str(port), *args],
+                cwd=str(_REPO),
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+            )
+        finally:
+            stderr.close()
+        self._started.append(proc)
+        try:
+            wait_port(port, proc)
+        except RuntimeError:
+            raise RuntimeError(f"the floor did not start: {log.read_text()}") from None
+        return Server("floor", proc, port)
 
     # -- gateway -------------------------------------------------------------------------------------------
 

@@ -7,7 +7,8 @@
 What it does: generates the certificates (RSA-2048 and ECDSA P-256 chains), starts one nginx upstream (HTTP,
 HTTPS, HTTPS with ``ssl_verify_client on``; ``return 200`` with a small body, and a 1 MiB file), then for each
 scenario (``scenarios.py``) starts the gateway (a real ``gateway start`` process, DB-less) and nginx configured as the
-equivalent proxy, warms both up, and runs the same load against them alternately. Then it measures the RSS of
+equivalent proxy, for S1-S3 also the floor (``floor.py``, the least a Python proxy on the same libraries costs),
+warms them up, and runs the same load against them in an order rotated from round to round. Then it measures the RSS of
 1,000 idle keepalive TLS connections on each, writes ``benchmarks/RESULTS.md`` and ``benchmarks/ratios.png``, and
 stops every process it started, also on failure or Ctrl-C. Everything is on loopback; every load run is bounded.
 
@@ -123,9 +124,12 @@ def _log(line: str) -> None:
 def _print_summary(results: list[ScenarioResult]) -> None:
     for r in results:
         metric = r.scenario.metric
+        floor = f"  floor {r.floor.headline(metric):>10,.1f} ({r.floor_ratio:.2f})" if r.floor is not None else ""
         print(
             f"{r.scenario.key:9s} gateway {r.gateway.headline(metric):>10,.1f}  "
-            f"nginx {r.nginx.headline(metric):>10,.1f}  {metric:12s} ratio {r.ratio:.2f}"
+            f"nginx {r.nginx.headline(metric):>10,.1f}  {metric:12s} ratio {r.ratio:.2f}{floor}  "
+            f"cpu us/req gw {r.gateway.cpu_us_per_request:.1f} nginx {r.nginx.cpu_us_per_request:.1f}"
+            + (f" floor {r.floor.cpu_us_per_request:.1f}" if r.floor is not None else "")
         )
 
 

@@ -35,7 +35,16 @@ from benchmarks.nginx_configs import proxy_conf
 from benchmarks.pki import Pki
 from benchmarks.processes import Processes, Server, free_port, probe
 
-__all__ = ["SCENARIOS", "Environment", "Measurement", "Scenario", "ScenarioResult", "SideResult", "run_scenario"]
+__all__ = [
+    "FLOOR_SCENARIOS",
+    "SCENARIOS",
+    "Environment",
+    "Measurement",
+    "Scenario",
+    "ScenarioResult",
+    "SideResult",
+    "run_scenario",
+]
 
 
 @dataclass(frozen=True)
@@ -109,6 +118,10 @@ SCENARIOS: tuple[Scenario, ...] = (
 )
 
 
+#: the scenarios the floor (``floor.py``: keepalive GETs, plain or TLS, verified mTLS upstream) can stand in for
+FLOOR_SCENARIOS = frozenset({"S1", "S2", "S3"})
+
+
 @dataclass(frozen=True)
 class Environment:
     """What every scenario shares: the working directory, the certificates and the upstream's ports."""
@@ -132,6 +145,10 @@ class Measurement:
     @property
     def cpu_per_10k(self) -> float:
         return self.cpu_seconds / self.load.requests * 10_000 if self.load.requests else float("nan")
+
+    @property
+    def cpu_us_per_request(self) -> float:
+        return self.cpu_seconds / self.load.requests * 1e6 if self.load.requests else float("nan")
 
 
 @dataclass
@@ -164,6 +181,10 @@ class SideResult:
         return self.median(lambda m: m.cpu_per_10k)
 
     @property
+    def cpu_us_per_request(self) -> float:
+        return self.median(lambda m: m.cpu_us_per_request)
+
+    @property
     def peak_rss_mib(self) -> float:
         return max((m.peak_rss_kib for m in self.runs), default=0) / 1024
 
@@ -176,12 +197,21 @@ class ScenarioResult:
     scenario: Scenario
     gateway: SideResult = field(default_factory=SideResult)
     nginx: SideResult = field(default_factory=SideResult)
+    #: the floor's runs (``floor.py``), for the scenarios in ``FLOOR_SCENARIOS``; None elsewhere
+    floor: SideResult | None = None
 
     @property
     def ratio(self) -> float:
         metric = self.scenario.metric
         base = self.nginx.headline(metric)
         return self.gateway.headline(metric) / base if base else float("nan")
+
+    @property
+    def floor_ratio(self) -> float:
+        """The floor's headline figure / nginx's (nan without a floor)."""
+        metric = self.scenario.metric
+        base = self.nginx.headline(metric)
+        return self.floor.headline(metric) / base if self.floor is not None and base else float("nan")
 
     @property
     def cpu_ratio(self) -> float:
@@ -197,17 +227,22 @@ class ScenarioResult:
                 "p50_ms": result.p50_ms,
                 "p99_ms": result.p99_ms,
                 "cpu_per_10k": result.cpu_per_10k,
+                "cpu_us_per_request": result.cpu_us_per_request,
                 "peak_rss_mib": result.peak_rss_mib,
                 "runs_rps": [m.load.rps for m in result.runs],
             }
 
-        return {
+        out: dict[str, object] = {
             "key": self.scenario.key,
             "ratio": self.ratio,
             "cpu_ratio": self.cpu_ratio,
             "gateway": side(self.gateway),
             "nginx": side(self.nginx),
         }
+        if self.floor is not None:
+            out["floor_ratio"] = self.floor_ratio
+            out["floor"] = side(self.floor)
+        return out
 
 
 # ---------------------------------------------------------------------------------------------- the gateway side
@@ -307,6 +342,22 @@ def start_nginx_proxy(procs: Processes, scenario: Scenario, env: Environment) ->
     return procs.nginx(env.workdir / scenario.key / "nginx", conf, port)
 
 
+def start_floor(procs: Processes, scenario: Scenario, env: Environment) -> Server:
+    """The floor (``floor.py``) configured as ``scenario``'s proxy: same certificates, same upstream, same checks."""
+    port = free_port()
+    pki = env.pki["ecdsa"]
+    args = [str(env.upstream_mtls if scenario.upstream_tls else env.upstream_http)]
+    if scenario.downstream_tls is not None:
+        served = env.pki[scenario.downstream_tls]
+        args += ["--cert", str(served.server_chain), "--key", str(served.server_key)]
+    if scenario.upstream_tls:
+        args += ["--upstream-tls", "--ca", str(pki.root), "--client-cert", str(pki.client_chain)]
+        args += ["--client-key", str(pki.client_key), "--upstream-name", "localhost"]
+    log = env.workdir / scenario.key / "floor.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    return procs.floor(args, port, log)
+
+
 # ---------------------------------------------------------------------------------------------- running
 
 
@@ -338,11 +389,15 @@ def run_scenario(
     warmup: float,
     log: Callable[[str], None] = print,
 ) -> ScenarioResult:
-    """Both proxies up, a warm-up run each, then ``rounds`` A/B runs alternating which goes first; all stopped at
-    the end whatever happens."""
+    """Both proxies up (and the floor, for ``FLOOR_SCENARIOS``), a warm-up run each, then ``rounds`` rounds with the
+    order rotated from round to round, so that no side always gets the warmer machine; all stopped at the end
+    whatever happens."""
     result = ScenarioResult(scenario)
     with Processes() as procs:
         servers = {"gateway": start_gateway(procs, scenario, env), "nginx": start_nginx_proxy(procs, scenario, env)}
+        if scenario.key in FLOOR_SCENARIOS:
+            servers["floor"] = start_floor(procs, scenario, env)
+            result.floor = SideResult()
         client = None
         if scenario.verify_client:
             pki = env.pki[scenario.downstream_tls or "ecdsa"]
@@ -351,16 +406,19 @@ def run_scenario(
             probe(url_of(scenario, server), client)
             if warmup > 0:
                 drive(scenario, env, server, warmup)
-        order = ["gateway", "nginx"]
+        sides = {"gateway": result.gateway, "nginx": result.nginx, "floor": result.floor}
+        names = list(servers)
         for index in range(rounds):
-            for name in order if index % 2 == 0 else reversed(order):
+            shift = index % len(names)
+            for name in names[shift:] + names[:shift]:
                 time.sleep(0.5)  # let the previous run's sockets settle
                 measurement = drive(scenario, env, servers[name], duration)
-                side = result.gateway if name == "gateway" else result.nginx
+                side = sides[name]
+                assert side is not None
                 side.runs.append(measurement)
                 value = measurement.load.mb_per_s if scenario.metric == "MB/s" else measurement.load.rps
                 log(
                     f"  {scenario.key} round {index + 1} {name:7s} {value:>10,.1f} {scenario.metric}"
-                    f"  p99 {measurement.load.p99_ms:.2f} ms  cpu/10k {measurement.cpu_per_10k:.3f} s"
+                    f"  p99 {measurement.load.p99_ms:.2f} ms  cpu {measurement.cpu_us_per_request:.1f} us/req"
                 )
     return result

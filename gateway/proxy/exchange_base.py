@@ -111,7 +111,6 @@ class ExchangeBase:
         "_tls_failure",
         "_tries_left",
         "_up",
-        "_up_read_paused",
         "_upstream_head",
         "_upstream_uri",
         "bytes_sent",
@@ -146,7 +145,6 @@ class ExchangeBase:
         self._match: Match | None = None
         self._service: ServiceTarget | None = None
         self._up: UpstreamConnection | None = None
-        self._up_read_paused = False
         self._connect_task: asyncio.Future[Any] | None = None
         self._request_sent = False
         self._sent_at = 0.0

@@ -100,8 +100,7 @@ class ResponseRelay(UpstreamTries):
         if self._chunked_out:
             self.conn.write(b"0\r\n\r\n")
         if up is not None:
-            if self._up_read_paused:
-                self._up_read_paused = False
+            if up.read_paused:
                 up.resume_reading()
             pool = self.conn.state.pool
             saved = pool.release(up, keep_alive and self._body_done and not self._discarding)
@@ -155,8 +154,7 @@ class ResponseRelay(UpstreamTries):
 
     def on_client_resume_writing(self) -> None:
         up = self._up
-        if self._up_read_paused and up is not None:
-            self._up_read_paused = False
+        if up is not None:
             up.resume_reading()
 
     def _debug_pool_release(self, pool: UpstreamPool, up: UpstreamConnection, saved: bool) -> None:

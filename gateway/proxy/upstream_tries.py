@@ -309,8 +309,7 @@ class UpstreamTries(ExchangeBase):
 
     def _pause_upstream_reading(self) -> None:
         up = self._up
-        if not self._up_read_paused and up is not None:
-            self._up_read_paused = True
+        if up is not None:
             up.pause_reading()
 
     # ================================================================== failures and retries

@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 import httptools
 
+from gateway.downstream.flow import PAUSE_PEER, FlowControl
 from gateway.tls.upstream.connect import SessionCache
 from gateway.upstream.failures import Kind, Phase, UpstreamFailure, from_exception
 
@@ -105,6 +106,7 @@ class UpstreamConnection(asyncio.Protocol):
         "closed",
         "ended",
         "exchange",
+        "flow",
         "got_bytes",
         "idle_deadline",
         "idle_handle",
@@ -126,6 +128,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.pool = pool
         self.key = key
         self.transport: asyncio.Transport | None = None
+        #: read pausing by reason, as for the downstream side (one object per transport; None until connected)
+        self.flow: FlowControl | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.exchange: UpstreamEvents | None = None
         self.closed = False
@@ -158,6 +162,7 @@ class UpstreamConnection(asyncio.Protocol):
     # ------------------------------------------------------------------ asyncio protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self.flow = FlowControl(transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -322,19 +327,23 @@ class UpstreamConnection(asyncio.Protocol):
             self.parser = httptools.HttpResponseParser(self)
             self._skip_body = False
 
-    def pause_reading(self) -> None:
-        if self.transport is not None and not self.closed:
-            try:
-                self.transport.pause_reading()
-            except RuntimeError:
-                pass
+    @property
+    def read_paused(self) -> bool:
+        """Whether reading is paused for any reason (the flow-control object holds the state, not the caller)."""
+        flow = self.flow
+        return flow is not None and flow.read_paused
 
-    def resume_reading(self) -> None:
-        if self.transport is not None and not self.closed:
-            try:
-                self.transport.resume_reading()
-            except RuntimeError:
-                pass
+    def pause_reading(self, reason: int = PAUSE_PEER) -> None:
+        """Pause reading for ``reason`` (default: the client cannot take more of the response)."""
+        flow = self.flow
+        if flow is not None and not self.closed:
+            flow.pause_reading(reason)
+
+    def resume_reading(self, reason: int = PAUSE_PEER) -> None:
+        """Clear ``reason``; reading resumes once no reason is left."""
+        flow = self.flow
+        if flow is not None and not self.closed:
+            flow.resume_reading(reason)
 
     def close(self) -> None:
         self.closed = True

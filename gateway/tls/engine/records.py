@@ -1,55 +1,15 @@
-"""TLS records read on the wire, without OpenSSL: counting complete records, and the ServerHello resumption probe.
+"""TLS records read on the wire, without OpenSSL: the ServerHello resumption probe.
 
-Both serve the session's data path (see ``session``). The probe tells whether the server resumed a session,
-which pyOpenSSL cannot (no ``SSL_session_reused``). Counting records keeps the read loop free of pyOpenSSL's
-``WantReadError`` (raising it costs as much as the read itself): incoming TLS records are counted from their
-5-byte headers as the ciphertext arrives. After the handshake, each successful ``recv`` consumes at least one
-complete record, so once as many reads as complete records have succeeded the BIO holds no complete record and
-the loop stops without an exception. A record that carried no application data (a TLS 1.3 ticket or key update)
-makes the count too high, which only costs the usual ``WantReadError`` - and that case is exactly when OpenSSL
-may have written something, so the outgoing BIO is drained then (and never after a clean data-only read, where
-nothing can have been written).
+The probe tells whether the server resumed a session, which pyOpenSSL cannot (no ``SSL_session_reused``). (Record
+counting, which kept pyOpenSSL's ``WantReadError`` out of the read loop, went when the data path moved to direct
+calls in ``raw.py``: ``SSL_read``'s return value says "no more data" without an exception.)
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["PROBE_LIMIT", "count_records", "probe_resumption"]
-
-
-def count_records(data: bytes, partial_header: bytes, need: int) -> tuple[int, bytes, int]:
-    """Complete TLS records in ``data``, continuing the framing left from earlier calls.
-
-    ``partial_header`` is the start of a record header an earlier call ended in, ``need`` the bytes still missing
-    from the record it was in; returns the count and the framing state to pass to the next call.
-    """
-    n = len(data)
-    pos = 0
-    count = 0
-    if partial_header:
-        hdr = partial_header + data[: 5 - len(partial_header)]
-        if len(hdr) < 5:
-            return 0, hdr, need
-        pos = 5 - len(partial_header)
-        need = (hdr[3] << 8) | hdr[4]
-        if need == 0:
-            count = 1
-    while True:
-        if need:
-            if pos + need > n:
-                return count, b"", need - (n - pos)
-            pos += need
-            need = 0
-            count += 1
-        if pos == n:
-            return count, b"", 0
-        if n - pos < 5:
-            return count, data[pos:], 0
-        need = (data[pos + 3] << 8) | data[pos + 4]
-        pos += 5
-        if need == 0:
-            count += 1
+__all__ = ["PROBE_LIMIT", "probe_resumption"]
 
 
 _HRR_RANDOM: Final = bytes.fromhex("cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c")

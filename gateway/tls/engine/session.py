@@ -12,13 +12,13 @@ moves bytes:
 - ``receive_eof()`` tells the session that the socket reached EOF;
 - ``send(plaintext)`` returns the ciphertext for it; ``close()`` returns a close_notify.
 
-Rule 1: the outgoing BIO is drained after every ``do_handshake``/``recv``/``send``/``shutdown`` (OpenSSL may
-have produced bytes even while reading: tickets, alerts). Rule 2: ``recv`` is repeated until the incoming BIO is
-exhausted, so one ``receive`` call hands up everything that arrived.
+Rule 1: the outgoing BIO is drained after every handshake step, read, write and ``shutdown`` (OpenSSL may
+have produced bytes even while reading: tickets, alerts, key updates). Rule 2: reading is repeated until the
+incoming BIO is exhausted, so one ``receive`` call hands up everything that arrived.
 
-Two cheap tricks keep the data path free of per-call exceptions (pyOpenSSL signals "no more data" with
-``WantReadError``, and raising it costs as much as the read itself): the outgoing BIO is read with a large
-buffer, a short read meaning it is empty; and incoming records are counted (``records.py`` says why that works).
+The handshake, ``shutdown`` and every callback stay on pyOpenSSL's public API. Application data, and every BIO
+transfer, goes through ``raw.py`` (direct ``SSL_read``/``SSL_write``/``BIO_*`` calls on pyOpenSSL's handles, no
+exception per call, shared buffers): pyOpenSSL's per-call Python cost as much as the record work itself.
 
 Results are plain fields, set once when the handshake completes (``established``, ``sni``,
 ``verify_errors``, ``verify_code``/``verify_depth``, ``session_reused``), plus ``alpn``, ``cipher``,
@@ -45,7 +45,6 @@ exactly nginx's ``SSL_get_verify_result`` + ``ngx_ssl_check_host`` sequence, whi
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Final
 
 from cryptography import x509 as cx509
 from OpenSSL import SSL
@@ -53,15 +52,11 @@ from OpenSSL import SSL
 from gateway.tls.engine.errors import TlsError, TlsHandshakeError, TlsLocalError, TlsRemoteError, openssl_reason
 from gateway.tls.engine.hostnames import check_host
 from gateway.tls.engine.info import TlsInfo, peer_chain_of
-from gateway.tls.engine.records import PROBE_LIMIT, count_records, probe_resumption
+from gateway.tls.engine.raw import OP_NO_RENEGOTIATION, drain, feed, read_all, write_all
+from gateway.tls.engine.records import PROBE_LIMIT, probe_resumption
 from gateway.tls.engine.verify_codes import reported_verify_error
 
 __all__ = ["TlsSession"]
-
-# One SSL_read returns at most one record (<= 16 KiB of plaintext); a larger buffer only costs malloc.
-RECV_SIZE: Final = 65536
-# Outgoing BIO reads: a short read proves the BIO is empty, so make the common response fit in one read.
-BIO_READ_SIZE: Final = 262144
 
 _HANDSHAKING, _ESTABLISHED, _CLOSED, _ERRORED = 0, 1, 2, 3
 
@@ -89,10 +84,7 @@ class TlsSession:
         "_err",
         "_info",
         "_probe",
-        "_rec_hdr",
-        "_rec_need",
         "_state",
-        "_unread",
         "_verify",
         "_verify_hostname",
         "client_cert_request",
@@ -120,6 +112,8 @@ class TlsSession:
         ssl_session: SSL.Session | None = None,
     ) -> None:
         conn = SSL.Connection(context, None)
+        # every context sets it too; here it also holds for a context built elsewhere (no callback in a raw read)
+        conn.set_options(OP_NO_RENEGOTIATION)
         conn.set_app_data(self)
         self._conn = conn
         self.server_side = server_side
@@ -127,9 +121,6 @@ class TlsSession:
         self._err: TlsError | None = None
         self._info: TlsInfo | None = None
         self._probe: bytes | None = b""
-        self._rec_hdr = b""
-        self._rec_need = 0
-        self._unread = -1
         self._verify = verify
         self._verify_hostname = verify_hostname
         #: (code, depth) pairs recorded by ``verify_codes.VerifyRecorder``, in OpenSSL's order.
@@ -222,24 +213,8 @@ class TlsSession:
     # -- byte pumps -------------------------------------------------------------------------------------------
 
     def _drain(self) -> bytes:
-        """Everything in the outgoing BIO. A short read proves emptiness, so the common case raises nothing."""
-        bio_read = self._conn.bio_read
-        try:
-            data = bio_read(BIO_READ_SIZE)
-        except SSL.WantReadError:
-            return b""
-        if len(data) < BIO_READ_SIZE:
-            return data
-        parts = [data]
-        while True:
-            try:
-                data = bio_read(BIO_READ_SIZE)
-            except SSL.WantReadError:
-                break
-            parts.append(data)
-            if len(data) < BIO_READ_SIZE:
-                break
-        return b"".join(parts)
+        """Everything in the outgoing BIO (``raw.drain``)."""
+        return drain(self._conn)
 
     def start(self) -> bytes:
         """Client side: begin the handshake; returns the ClientHello to write."""
@@ -271,16 +246,7 @@ class TlsSession:
                 return self.receive_eof()
         elif not data:
             return self.receive_eof()
-        conn = self._conn
-        conn.bio_write(data)
-        unread = self._unread
-        # Record framing; the fast path is one whole record per read.
-        if not self._rec_need and not self._rec_hdr and len(data) >= 5 and 5 + ((data[3] << 8) | data[4]) == len(data):
-            count = 1
-        else:
-            count, self._rec_hdr, self._rec_need = count_records(data, self._rec_hdr, self._rec_need)
-        if unread >= 0:
-            unread += count
+        feed(self._conn, data)
         out = b""
         if self._state == _HANDSHAKING:
             if self._probe is not None and not self.server_side:
@@ -288,49 +254,26 @@ class TlsSession:
             out = self._handshake()
             if self._state == _HANDSHAKING:
                 return b"", out, False
-            unread = -1
-        return self._read_records(unread, out)
+        return self._read_records(out)
 
-    def _read_records(self, unread: int, out: bytes) -> tuple[bytes, bytes, bool]:
-        """``receive``'s second half: ``recv`` the plaintext (``unread`` complete records, or until OpenSSL wants
-        more when negative), then drain what OpenSSL wrote meanwhile; ``out`` is what the handshake wrote."""
+    def _read_records(self, out: bytes) -> tuple[bytes, bytes, bool]:
+        """``receive``'s second half: decrypt everything the incoming BIO holds, then drain what OpenSSL wrote
+        meanwhile (tickets, key updates, our close_notify's answer); ``out`` is what the handshake wrote."""
         conn = self._conn
-        # Read application data: one exception-free recv per complete record in the common case.
-        recv = conn.recv
-        first = b""
-        parts: list[bytes] | None = None
-        drain = False
-        closed = False
-        try:
-            while unread:
-                chunk = recv(RECV_SIZE)
-                unread -= 1
-                if not first:
-                    first = chunk
-                elif parts is None:
-                    parts = [first, chunk]
-                else:
-                    parts.append(chunk)
-        except SSL.WantReadError:
-            drain = True
-        except SSL.ZeroReturnError:
+        plaintext, closed, error = read_all(conn)
+        if error is not None:
+            alert = drain(conn)
+            raise self._fail(TlsRemoteError(openssl_reason(error), to_send=out + alert if out else alert))
+        more = drain(conn)
+        if more:
+            out = out + more if out else more
+        if closed:
             self.close_notify_received = True
             if self._info is not None:
                 self._info.close_notify_received = True
-            closed = drain = True
-        except SSL.Error as exc:
-            alert = self._drain()
-            raise self._fail(TlsRemoteError(openssl_reason(exc), to_send=out + alert if out else alert)) from None
-        self._unread = 0
-        if drain:
-            more = self._drain()
-            if more:
-                out = out + more if out else more
-        if closed and self._state == _ESTABLISHED:
-            self._state = _CLOSED
-        if parts is not None:
-            return b"".join(parts), out, closed
-        return first, out, closed
+            if self._state == _ESTABLISHED:
+                self._state = _CLOSED
+        return plaintext, out, closed
 
     def receive_eof(self) -> tuple[bytes, bytes, bool]:
         """The socket reached EOF without (or after) a close_notify.
@@ -358,24 +301,10 @@ class TlsSession:
             if self._info is None or self.close_notify_sent:
                 raise TlsLocalError("cannot send: TLS connection not established or already closing")
         conn = self._conn
-        try:
-            # One SSL_write takes up to a record (16 KiB) with the context's partial-write mode; ``sendall`` only
-            # for the rest, so the common small write skips its loop.
-            size = len(data) if type(data) is bytes else memoryview(data).nbytes
-            if size:  # SSL_write of nothing is an error to OpenSSL, a no-op to sendall
-                sent = conn.send(data)
-                if sent < size:
-                    conn.sendall(memoryview(data).cast("B")[sent:])
-        except SSL.Error as exc:
-            raise self._fail(TlsRemoteError(openssl_reason(exc), to_send=self._drain())) from None
-        # ``_drain``'s first read, inline: after a write the BIO holds at least one record, and a short read is all
-        try:
-            out = conn.bio_read(BIO_READ_SIZE)
-        except SSL.WantReadError:
-            return b""
-        if len(out) < BIO_READ_SIZE:
-            return out
-        return out + self._drain()
+        error = write_all(conn, data)
+        if error is not None:
+            raise self._fail(TlsRemoteError(openssl_reason(error), to_send=drain(conn))) from None
+        return drain(conn)
 
     def send_many(self, buffers: Sequence[bytes | bytearray | memoryview]) -> bytes:
         """Encrypt several buffers at once (one join, so small pieces share records); returns the ciphertext."""
@@ -393,10 +322,9 @@ class TlsSession:
             ciphertext = self.send(data)
             return ciphertext + self.close()
         conn = self._conn
-        try:
-            conn.sendall(data)
-        except SSL.Error as exc:
-            raise self._fail(TlsRemoteError(openssl_reason(exc), to_send=self._drain())) from None
+        error = write_all(conn, data)
+        if error is not None:
+            raise self._fail(TlsRemoteError(openssl_reason(error), to_send=drain(conn))) from None
         self.close_notify_sent = True
         try:
             conn.shutdown()

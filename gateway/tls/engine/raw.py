@@ -1,0 +1,223 @@
+"""The established-session data path: OpenSSL's ``SSL_read``/``SSL_write``/``BIO_*`` called on pyOpenSSL's handles.
+
+Why: pyOpenSSL's public ``recv``/``send``/``bio_read``/``bio_write`` cost more Python per call than the record work
+itself (a fresh buffer per ``recv``, a helper check per call, an exception for "no more data"); the measured floor
+(docs/architecture.md, "Measured facts") puts a minimal proxy at 0.47 x nginx with the public API and 0.87-1.0 with
+direct calls. The handshake stays on pyOpenSSL's public API (callbacks, SNI, verify, client certificates): only
+application data, once a session is established, comes through here.
+
+This module is the only one allowed to touch pyOpenSSL's internals (``OpenSSL.SSL._lib``, ``_ffi``,
+``Connection._ssl``/``_into_ssl``/``_from_ssl``/``_raise_ssl_error``; ``tests/unit/tls/engine/test_raw.py`` checks
+that no other module does). Any pyOpenSSL release may change them, so ``pyproject.toml`` pins the versions CI tests,
+and ``check_internals`` runs at import: a missing symbol stops start-up with ``RawEngineUnavailable`` naming it,
+never a silent fallback to the slow path.
+
+Safety: no Python callback may run inside a raw ``SSL_read`` (pyOpenSSL re-raises a callback's exception only from
+its own wrappers). Handshake callbacks are the only ones the gateway installs; ``OP_NO_RENEGOTIATION`` (set on every
+context, and on every connection by ``TlsSession``) keeps a peer from starting a new handshake after the first, and
+TLS 1.3 post-handshake authentication is never enabled. Errors other than "want more data" are turned into the
+very exception pyOpenSSL's public call would raise (``_raise_ssl_error``), so the callers' error handling and the
+error texts (``errors.openssl_reason``) stay the same.
+
+The loop is single-threaded: one read buffer and one drain buffer serve every connection (each call copies what it
+returns out of them before the next call can run).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from OpenSSL import SSL
+
+__all__ = [
+    "OP_NO_RENEGOTIATION",
+    "REQUIRED_CONNECTION_ATTRIBUTES",
+    "REQUIRED_LIB_SYMBOLS",
+    "RawEngineUnavailable",
+    "check_internals",
+    "drain",
+    "feed",
+    "read_all",
+    "write_all",
+]
+
+
+class RawEngineUnavailable(RuntimeError):
+    """The installed pyOpenSSL lacks an internal the data path needs: a start-up error, with the names."""
+
+
+#: what the data path calls on ``OpenSSL.SSL._lib`` (functions and constants)
+REQUIRED_LIB_SYMBOLS: Final = (
+    "SSL_read",
+    "SSL_write",
+    "SSL_get_error",
+    "SSL_pending",
+    "SSL_get_options",
+    "BIO_read",
+    "BIO_write",
+    "BIO_get_mem_data",
+    "ERR_clear_error",
+    "SSL_ERROR_WANT_READ",
+    "SSL_ERROR_ZERO_RETURN",
+    "SSL_OP_NO_RENEGOTIATION",
+)
+#: what the data path reads on every ``SSL.Connection``
+REQUIRED_CONNECTION_ATTRIBUTES: Final = ("_ssl", "_into_ssl", "_from_ssl", "_raise_ssl_error")
+
+
+def check_internals(ssl_module: Any = SSL) -> tuple[Any, Any]:
+    """Return ``(_lib, _ffi)`` after checking every internal the data path uses; raise naming what is missing.
+
+    A throwaway connection is built to check the per-connection attributes, so a rename is caught here, at import,
+    and not on the first request.
+    """
+    lib = getattr(ssl_module, "_lib", None)
+    ffi = getattr(ssl_module, "_ffi", None)
+    missing = [name for name, value in (("_lib", lib), ("_ffi", ffi)) if value is None]
+    if lib is not None:
+        missing += [f"_lib.{name}" for name in REQUIRED_LIB_SYMBOLS if not hasattr(lib, name)]
+    try:
+        probe = ssl_module.Connection(ssl_module.Context(ssl_module.TLS_METHOD), None)
+    except Exception as exc:  # the check must name the problem, whatever it is
+        missing.append(f"Connection() ({exc})")
+    else:
+        missing += [f"Connection.{name}" for name in REQUIRED_CONNECTION_ATTRIBUTES if not hasattr(probe, name)]
+    if missing:
+        version = getattr(ssl_module, "__version__", None) or _installed_version()
+        raise RawEngineUnavailable(
+            f"pyOpenSSL {version} lacks what the TLS data path needs: {', '.join(missing)}; "
+            "install the version range pinned in pyproject.toml"
+        )
+    return lib, ffi
+
+
+def _installed_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("pyOpenSSL")
+    except Exception:
+        return "(unknown version)"
+
+
+_lib, _ffi = check_internals()
+
+OP_NO_RENEGOTIATION: Final[int] = _lib.SSL_OP_NO_RENEGOTIATION
+
+# One SSL_read returns at most one record (16 KiB); the drain buffer holds a typical response's ciphertext at once.
+_READ_SIZE: Final = 65536
+_DRAIN_SIZE: Final = 262144
+_RBUF = _ffi.new("char[]", _READ_SIZE)
+_RVIEW = _ffi.buffer(_RBUF)
+_WBUF = _ffi.new("char[]", _DRAIN_SIZE)
+_WVIEW = _ffi.buffer(_WBUF)
+_NULL = _ffi.NULL
+_SSL_read = _lib.SSL_read
+_SSL_write = _lib.SSL_write
+_SSL_get_error = _lib.SSL_get_error
+_SSL_pending = _lib.SSL_pending
+_BIO_read = _lib.BIO_read
+_BIO_write = _lib.BIO_write
+_BIO_pending = _lib.BIO_get_mem_data  # for a memory BIO: the bytes it holds (BIO_ctrl_pending is not bound)
+_WANT_READ: Final[int] = _lib.SSL_ERROR_WANT_READ
+_ZERO_RETURN: Final[int] = _lib.SSL_ERROR_ZERO_RETURN
+_from_buffer = _ffi.from_buffer
+
+
+def renegotiation_disabled(conn: SSL.Connection) -> bool:
+    """Whether ``OP_NO_RENEGOTIATION`` is in force on this connection (the tests check every context kind)."""
+    return bool(_lib.SSL_get_options(conn._ssl) & OP_NO_RENEGOTIATION)
+
+
+def _error_of(conn: SSL.Connection, result: int) -> SSL.Error:
+    """The exception pyOpenSSL's public call would have raised for ``result`` (its texts, its classes)."""
+    try:
+        conn._raise_ssl_error(conn._ssl, result)
+    except SSL.Error as exc:
+        return exc
+    return SSL.Error([("", "", "unknown TLS error")])
+
+
+def feed(conn: SSL.Connection, data: bytes) -> None:
+    """Ciphertext from the socket into the incoming memory BIO (it grows: every byte is taken)."""
+    _BIO_write(conn._into_ssl, data, len(data))
+
+
+def read_all(conn: SSL.Connection) -> tuple[bytes, bool, SSL.Error | None]:
+    """Decrypt everything the incoming BIO holds: ``(plaintext, close_notify_received, error)``.
+
+    Stops without a failing call when OpenSSL holds no more plaintext and the BIO no more ciphertext (the common
+    case: one read per record and no "want read" round trip).
+    """
+    ssl = conn._ssl
+    rbio = conn._into_ssl
+    first = b""
+    parts: list[bytes] | None = None
+    while True:
+        n = _SSL_read(ssl, _RBUF, _READ_SIZE)
+        if n > 0:
+            chunk = _RVIEW[:n]
+            if not first:
+                first = chunk
+            elif parts is None:
+                parts = [first, chunk]
+            else:
+                parts.append(chunk)
+            if not _SSL_pending(ssl) and not _BIO_pending(rbio, _NULL):
+                break
+            continue
+        code = _SSL_get_error(ssl, n)
+        if code == _WANT_READ:
+            break
+        if code == _ZERO_RETURN:
+            return (b"".join(parts) if parts is not None else first), True, None
+        return (b"".join(parts) if parts is not None else first), False, _error_of(conn, n)
+    return (b"".join(parts) if parts is not None else first), False, None
+
+
+def write_all(conn: SSL.Connection, data: bytes | bytearray | memoryview) -> SSL.Error | None:
+    """Encrypt all of ``data`` into the outgoing BIO (one ``SSL_write`` per record with partial writes on)."""
+    ssl = conn._ssl
+    if type(data) is bytes:
+        size = len(data)
+        if not size:  # SSL_write of nothing is an error to OpenSSL, a no-op here
+            return None
+        n = _SSL_write(ssl, data, size)
+        if n == size:
+            return None
+        if n <= 0:
+            return _error_of(conn, n)
+        return _write_rest(conn, _from_buffer(data), n, size)
+    with _from_buffer(data) as view:
+        size = len(view)
+        return _write_rest(conn, view, 0, size) if size else None
+
+
+def _write_rest(conn: SSL.Connection, view: Any, done: int, size: int) -> SSL.Error | None:
+    ssl = conn._ssl
+    while done < size:
+        n = _SSL_write(ssl, view + done, size - done)
+        if n <= 0:
+            return _error_of(conn, n)
+        done += n
+    return None
+
+
+def drain(conn: SSL.Connection) -> bytes:
+    """Everything in the outgoing memory BIO (b"" when empty): records to write to the socket."""
+    wbio = conn._from_ssl
+    n = _BIO_read(wbio, _WBUF, _DRAIN_SIZE)
+    if n <= 0:
+        return b""
+    first = _WVIEW[:n]
+    if n < _DRAIN_SIZE:
+        return first
+    parts = [first]
+    while True:
+        n = _BIO_read(wbio, _WBUF, _DRAIN_SIZE)
+        if n <= 0:
+            break
+        parts.append(_WVIEW[:n])
+        if n < _DRAIN_SIZE:
+            break
+    return b"".join(parts)
