@@ -54,7 +54,7 @@ from gateway.runtime.notices import announce, startup_warnings
 from gateway.runtime.observing import Observer
 from gateway.runtime.workers import ListenError, WorkerPool
 from gateway.settings import ConfigError, Listener, Settings, load_settings
-from gateway.store import open_database
+from gateway.store import StoreUnavailable, open_database, open_store
 from gateway.store.declarative import parse_text
 from gateway.stream.listener import StreamFront
 from gateway.upstream.health import enable_tcp_probes
@@ -280,6 +280,11 @@ class Gateway:
                         f"{_format_entity_error(exc)}"
                     ) from exc
             return db
+        if settings.database == "postgres":
+            try:
+                return open_store(settings, watch=True, say=self.error_log.log)
+            except StoreUnavailable as exc:
+                raise StartupError(str(exc)) from None
         path = settings.path(settings.sqlite_database)
         try:
             return open_database("sqlite", path)
