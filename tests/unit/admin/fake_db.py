@@ -153,6 +153,9 @@ class FakeDatabase:
         for callback in self._subscribers:
             callback(self.version)
 
+    def ping(self) -> None:
+        """Always reachable (an in-process fake)."""
+
     def export(self) -> dict[str, list[dict[str, Any]]]:
         return {name: copy.deepcopy(list(dao.rows.values())) for name, dao in self._daos.items()}
 
