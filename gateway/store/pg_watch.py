@@ -45,6 +45,8 @@ class ChangeWatcher:
         self.reachable = True
         self.notified = 0
         """Notifications received (tests tell LISTEN/NOTIFY from the polling fallback with it)."""
+        self.listening = threading.Event()
+        """Set while the watcher's connection listens (cleared when it is lost): from then on no commit is missed."""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._main, name="gateway-pg-watch", daemon=True)
 
@@ -79,6 +81,7 @@ class ChangeWatcher:
             self.reachable = True
             self.say("notice", f"[store] database {self.params.describe()} reachable again, catching up")
         self._check(conn)
+        self.listening.set()
         next_poll = time.monotonic() + self.every
         while not self._stop.is_set():
             heard = False
@@ -95,6 +98,7 @@ class ChangeWatcher:
             self.observe(int(found[0]))
 
     def _lost(self, reason: str) -> None:
+        self.listening.clear()
         if self.reachable:
             self.reachable = False
             self.say("error", f"[store] lost the database, serving the last configuration: {reason}")

@@ -17,8 +17,11 @@ and one 409 with Kong's message. The tables' own constraints are the second line
 configuration version lives in ``schema_meta``; the writer increments it under the lock, and ``publish`` sends it
 with ``pg_notify`` in the same transaction (delivered only if it commits).
 
-Failures: any connection or server error becomes ``StoreUnavailable`` (the Admin API answers 500 and logs it); the
-connection is dropped and the next call reconnects. A commit that failed is never acknowledged.
+Failures: any connection or server error becomes ``StoreUnavailable`` (the Admin API answers 500 and logs it); a
+broken connection is dropped and the next call reconnects. A statement outside a transaction (a read, a ``BEGIN``)
+that finds the connection broken, as the first one after a server restart does, is tried once more on a new
+connection; a statement inside a transaction is not (the transaction is gone with its connection). A commit that
+failed is never acknowledged.
 """
 
 from __future__ import annotations
@@ -124,6 +127,14 @@ def _reason(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
+class _Lost(StoreUnavailable):
+    """The connection broke (the server restarted, a network cut): outside a transaction, the statement is tried
+    once more on a new connection, since nothing of it can have been applied; inside one, the transaction is lost."""
+
+
+_ATTEMPTS = (1, 2)
+
+
 class PostgresBackend:
     """``Backend`` over one PostgreSQL connection; see the module docstring."""
 
@@ -148,22 +159,33 @@ class PostgresBackend:
 
     @contextmanager
     def _guard(self) -> Iterator[psycopg.Connection[Any]]:
-        """The connection; any driver error becomes ``StoreUnavailable``, and a broken connection is dropped."""
+        """The connection; any driver error becomes ``StoreUnavailable`` (``_Lost`` when the connection broke,
+        which is then dropped)."""
         conn = self._connection()
         try:
             yield conn
         except psycopg.Error as exc:
-            if conn.broken or isinstance(exc, psycopg.OperationalError):
+            if conn.broken or conn.closed or isinstance(exc, psycopg.OperationalError):
                 self._drop()
+                raise _Lost(f"postgres {self.params.describe()}: {_reason(exc)}") from None
             raise StoreUnavailable(f"postgres {self.params.describe()}: {_reason(exc)}") from None
 
+    def _execute(self, query: str, args: Any, fetch: bool) -> list[tuple[Any, ...]]:
+        for attempt in _ATTEMPTS:
+            try:
+                with self._guard() as conn:
+                    cur = conn.execute(query.encode(), args)
+                    return cur.fetchall() if fetch else []
+            except _Lost:
+                if self._in_tx or attempt == _ATTEMPTS[-1]:
+                    raise
+        raise AssertionError("unreachable")
+
     def _rows(self, query: str, args: Any = ()) -> list[tuple[Any, ...]]:
-        with self._guard() as conn:
-            return conn.execute(query.encode(), args).fetchall()
+        return self._execute(query, args, fetch=True)
 
     def _run(self, query: str, args: Any = ()) -> None:
-        with self._guard() as conn:
-            conn.execute(query.encode(), args)
+        self._execute(query, args, fetch=False)
 
     def ping(self) -> None:
         """One round trip; ``StoreUnavailable`` when the database does not answer."""
@@ -171,17 +193,19 @@ class PostgresBackend:
 
     # ------------------------------------------------------------------ transactions
     def begin(self) -> None:
+        self._run("BEGIN")  # outside the transaction still: a connection found broken here is replaced at once
         self._in_tx = True
         try:
-            self._run("BEGIN")
             self._run("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
         except BaseException:
             self.rollback()
             raise
 
     def commit(self) -> None:
-        self._in_tx = False
-        self._run("COMMIT")
+        try:
+            self._run("COMMIT")  # still inside: a COMMIT is never retried on another connection
+        finally:
+            self._in_tx = False
 
     def rollback(self) -> None:
         self._in_tx = False
@@ -204,12 +228,13 @@ class PostgresBackend:
             yield
             return
         self._run("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        self._in_tx = True  # no read is retried on another connection: it would read outside the snapshot
         try:
             yield
         except BaseException:
             self.rollback()
             raise
-        self._run("COMMIT")
+        self.commit()
 
     def publish(self, version: int) -> None:
         """Tell the other nodes (inside the writing transaction: sent only when it commits)."""
