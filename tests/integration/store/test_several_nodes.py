@@ -81,7 +81,7 @@ def test_the_same_name_created_on_both_nodes_at_once_is_one_row(postgres: PgServ
             res = httpx.post(f"{url}/services", json={"name": name, "url": "http://127.0.0.1:9"}, timeout=10)
             return res.status_code
 
-        names = [f"race-{i}" for i in range(20)]
+        names = [f"race-{i}" for i in range(10)]
         with ThreadPoolExecutor(8) as pool:
             statuses = list(pool.map(create, [(url, n) for n in names for url in (a.admin_url, b.admin_url)]))
         for i in range(len(names)):
