@@ -74,7 +74,8 @@ def fill(db: Database, services: int, certificates: int) -> None:
 
 def build_times(db: Database, prefix: str, runs: int = 3) -> tuple[float, float]:
     """Median seconds of ``export()`` and of the snapshot build over ``runs``."""
-    settings = load_settings(env={}, overrides={"prefix": prefix})
+    # one process serving traffic: the whole snapshot (a master with workers would build only its balancers)
+    settings = load_settings(env={}, overrides={"prefix": prefix, "worker_processes": "1"})
     log = ErrorLog(None, "notice")
     exports, builds = [], []
     for _ in range(runs):

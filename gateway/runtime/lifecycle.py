@@ -47,7 +47,7 @@ from gateway.entities.plugin_configs import enable_plugins, get_plugin, register
 from gateway.observability.accesslog import AccessLog, open_access_log
 from gateway.observability.errorlog import ErrorLog
 from gateway.proxy.state import ProxyState
-from gateway.runtime import building, pidfile, titles
+from gateway.runtime import building, cluster_events, pidfile, titles
 from gateway.runtime.listen_errors import listen_failure
 from gateway.runtime.manager import SnapshotManager
 from gateway.runtime.notices import announce, startup_warnings
@@ -183,6 +183,7 @@ class Gateway:
         self.snapshots.built_version = version
         loop = asyncio.get_running_loop()
         self.snapshots.attach(loop)
+        cluster_events.follow(self.db, loop, self.health, self.error_log)
 
         self.admin_app = self._admin_app()
         await self._start_status(self.admin_app)

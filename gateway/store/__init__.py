@@ -60,6 +60,6 @@ def open_store(settings: Any, *, watch: bool = False, say: Callable[[str, str], 
         raise StoreUnavailable(refusal)
     db = open_database("postgres", params=params)
     if watch:
-        db.watcher = ChangeWatcher(params, db.observe, settings.db_update_frequency, say)
+        db.watcher = ChangeWatcher(params, db.observe, settings.db_update_frequency, say, events=db.receive)
         db.watcher.start()
     return db

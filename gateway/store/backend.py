@@ -87,6 +87,10 @@ class Backend(Protocol):
     def ping(self) -> None:
         """Raise ``StoreUnavailable`` when the store cannot answer now (``GET /status``'s ``database.reachable``)."""
 
+    def broadcast(self, payload: str) -> None:
+        """Send ``payload`` to the other nodes sharing the store at once, outside any transaction (Kong's cluster
+        events: health forced through the Admin API); nothing to do for a store that only this process uses."""
+
     def get(self, entity: str, id: str) -> Row | None:
         """The row with that id, as a fresh dict (callers may mutate it)."""
 

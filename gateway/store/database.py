@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 import threading
 import uuid
@@ -57,6 +58,9 @@ class Database:
                     self._children[f.reference].append((name, fname, f.on_delete))
         #: a ``pg_watch.ChangeWatcher`` when other nodes share the store (started by ``open_store``), else None
         self.watcher: Any = None
+        #: this process among the nodes sharing the store: its own broadcasts come back and are skipped
+        self.node_id = str(uuid.uuid4())
+        self._event_handlers: list[Callable[[str, dict[str, Any]], None]] = []
         stored = backend.get_meta("version")
         self.version: int = int(stored) if stored else 0
 
@@ -123,6 +127,34 @@ class Database:
                 callback(version)
             except Exception:
                 log.exception("store subscriber failed for version %d", version)
+
+    # ------------------------------------------------------------------ events between nodes
+    def broadcast(self, event: str, data: Mapping[str, Any]) -> None:
+        """Tell every other node sharing the store (Kong's ``cluster_events:broadcast``); nothing with a store of
+        this process only. ``StoreUnavailable`` when the database cannot take it."""
+        payload = json.dumps({"node": self.node_id, "event": event, "data": dict(data)}, separators=(",", ":"))
+        with self.lock:
+            self.backend.broadcast(payload)
+
+    def on_event(self, callback: Callable[[str, dict[str, Any]], None]) -> None:
+        """Call ``callback(event, data)`` for each event another node broadcast (from the watcher's thread)."""
+        self._event_handlers.append(callback)
+
+    def receive(self, payload: str) -> None:
+        """An event heard by the watcher: handed to ``on_event`` callbacks unless it is this node's own."""
+        try:
+            message = json.loads(payload)
+            node, event, data = message["node"], message["event"], message["data"]
+        except (ValueError, KeyError, TypeError):
+            log.warning("ignoring a malformed event from another node: %.200s", payload)
+            return
+        if node == self.node_id:
+            return
+        for callback in list(self._event_handlers):
+            try:
+                callback(str(event), data)
+            except Exception:
+                log.exception("event handler failed for %s", event)
 
     def observe(self, version: int) -> bool:
         """Another node committed ``version`` (the change watcher saw it): adopt it and tell the subscribers, as

@@ -82,6 +82,12 @@ class Store(Protocol):
     def ping(self) -> None:
         """Raise when the store cannot answer now (a database server down): ``GET /status``'s ``reachable``."""
 
+    def broadcast(self, event: str, data: Mapping[str, Any]) -> None:
+        """Send an event to the other nodes sharing the store (health forced through the Admin API)."""
+
+    def on_event(self, callback: Callable[[str, dict[str, Any]], None]) -> None:
+        """Call ``callback(event, data)`` for each event another node broadcast (from a store thread)."""
+
     def subscribe(self, callback: Callable[[int], None]) -> None:
         """Call ``callback(version)`` after every committed change (from the writing thread)."""
 

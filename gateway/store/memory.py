@@ -52,6 +52,9 @@ class MemoryBackend:
     def ping(self) -> None:
         """Always reachable: the store is in this process."""
 
+    def broadcast(self, payload: str) -> None:
+        """No other node shares this store."""
+
     def rollback(self) -> None:
         undo, self._undo = self._undo or [], None
         for entity, id, previous in reversed(undo):

@@ -10,6 +10,9 @@ Theory of operation:
 - The connection failing (the server down, restarted, a network cut) is said once at ``error``; the watcher then
   reconnects every ``RETRY`` seconds, and once back it says so at ``notice`` and reads the version at once, so
   every change it missed is caught up in one rebuild (a rebuild reads the whole configuration, not a change log).
+- Events that are not stored (health forced through the Admin API: Kong's cluster events) come on a second channel
+  and go to ``events`` (``Database.receive``) as they arrive; one sent while this node was disconnected is lost, as
+  a health state is only ever a moment's.
 - The thread waits in slices of ``SLICE`` seconds, so ``stop()`` returns within one slice.
 """
 
@@ -23,7 +26,7 @@ from typing import Any
 import psycopg
 
 from gateway.store.backend import StoreUnavailable
-from gateway.store.postgres import CHANNEL, PgParams, connect
+from gateway.store.postgres import CHANNEL, EVENTS, PgParams, connect
 
 __all__ = ["ChangeWatcher"]
 
@@ -37,9 +40,17 @@ Say = Callable[[str, str], None]
 class ChangeWatcher:
     """Feeds other nodes' versions to ``observe``; see the module docstring."""
 
-    def __init__(self, params: PgParams, observe: Callable[[int], bool], every: float, say: Say | None = None) -> None:
+    def __init__(
+        self,
+        params: PgParams,
+        observe: Callable[[int], bool],
+        every: float,
+        say: Say | None = None,
+        events: Callable[[str], None] | None = None,
+    ) -> None:
         self.params = params
         self.observe = observe
+        self.events = events
         self.every = every
         self.say: Say = say or (lambda level, message: None)
         self.reachable = True
@@ -77,6 +88,8 @@ class ChangeWatcher:
 
     def _listen(self, conn: psycopg.Connection[Any]) -> None:
         conn.execute(f"LISTEN {CHANNEL}".encode())
+        if self.events is not None:
+            conn.execute(f"LISTEN {EVENTS}".encode())
         if not self.reachable:
             self.reachable = True
             self.say("notice", f"[store] database {self.params.describe()} reachable again, catching up")
@@ -85,7 +98,10 @@ class ChangeWatcher:
         next_poll = time.monotonic() + self.every
         while not self._stop.is_set():
             heard = False
-            for _ in conn.notifies(timeout=SLICE, stop_after=1):
+            for note in conn.notifies(timeout=SLICE, stop_after=1):
+                if note.channel == EVENTS and self.events is not None:
+                    self.events(note.payload)
+                    continue
                 heard = True
                 self.notified += 1
             if heard or time.monotonic() >= next_poll:

@@ -39,10 +39,13 @@ from psycopg import sql
 from gateway.store.backend import Row, StoreUnavailable, dumps
 from gateway.store.pg_schema import column_name, qi
 
-__all__ = ["CHANNEL", "PgParams", "PostgresBackend", "connect"]
+__all__ = ["CHANNEL", "EVENTS", "PgParams", "PostgresBackend", "connect"]
 
 CHANNEL = "gateway_config"
-"""The LISTEN/NOTIFY channel; the payload is the new configuration version."""
+"""The LISTEN/NOTIFY channel of committed changes; the payload is the new configuration version."""
+
+EVENTS = "gateway_events"
+"""The channel of events that are not stored (Kong's cluster events): a JSON object naming its node and event."""
 
 WRITE_LOCK = 0x6B6F6E67  # "kong": the advisory lock every write transaction holds (pg_advisory_xact_lock)
 
@@ -235,6 +238,10 @@ class PostgresBackend:
             self.rollback()
             raise
         self.commit()
+
+    def broadcast(self, payload: str) -> None:
+        """An event for the other nodes (``EVENTS``), sent at once: outside a transaction, or with the one open."""
+        self._run("SELECT pg_notify(%s, %s)", (EVENTS, payload))
 
     def publish(self, version: int) -> None:
         """Tell the other nodes (inside the writing transaction: sent only when it commits)."""

@@ -189,6 +189,9 @@ class SqliteBackend:
     def ping(self) -> None:
         """Always reachable: the store is in this process."""
 
+    def broadcast(self, payload: str) -> None:
+        """No other node shares this store."""
+
     def rollback(self) -> None:
         if self._conn.in_transaction:
             self._conn.execute("ROLLBACK")

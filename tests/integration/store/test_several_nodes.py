@@ -90,3 +90,32 @@ def test_the_same_name_created_on_both_nodes_at_once_is_one_row(postgres: PgServ
         assert sorted(r["name"] for r in rows) == sorted(names)
         conflict = httpx.post(f"{b.admin_url}/services", json={"name": "race-0", "url": "http://x"}, timeout=10)
         assert conflict.json()["message"] == "UNIQUE violation detected on '{name=\"race-0\"}'"
+
+
+def target_health(url: str, upstream_name: str, target: str) -> str:
+    rows = httpx.get(f"{url}/upstreams/{upstream_name}/health", timeout=5).json()["data"]
+    return str(next(row["health"] for row in rows if row["target"] == target))
+
+
+def test_health_forced_on_one_node_reaches_the_other(postgres: PgServer, tmp_path: pathlib.Path) -> None:
+    passive = {"passive": {"unhealthy": {"tcp_failures": 1}}}
+    with upstream() as port, gateway_nodes(postgres, tmp_path) as (a, b):
+        target = f"127.0.0.1:{port}"
+        for path, body in (
+            ("/upstreams", {"name": "up.test", "healthchecks": passive}),
+            ("/upstreams/up.test/targets", {"target": target}),
+            ("/services", {"name": "lb", "host": "up.test"}),
+            ("/services/lb/routes", {"paths": ["/lb"]}),
+        ):
+            assert httpx.post(f"{a.admin_url}{path}", json=body, timeout=10).status_code == 201
+        eventually(lambda: httpx.get(f"{b.proxy_url}/lb", timeout=5).status_code == 200, PROPAGATION, "B balances")
+
+        forced = httpx.put(f"{a.admin_url}/upstreams/up.test/targets/{target}/unhealthy", timeout=10)
+        assert forced.status_code == 204, forced.text
+        eventually(lambda: target_health(b.admin_url, "up.test", target) == "UNHEALTHY", PROPAGATION, "B unhealthy")
+        res = httpx.get(f"{b.proxy_url}/lb", timeout=5)
+        assert (res.status_code, res.json()["message"]) == (503, "failure to get a peer from the ring-balancer")
+
+        assert httpx.post(f"{b.admin_url}/upstreams/up.test/targets/{target}/healthy", timeout=10).status_code == 204
+        eventually(lambda: target_health(a.admin_url, "up.test", target) == "HEALTHY", PROPAGATION, "A healthy")
+        assert httpx.get(f"{a.proxy_url}/lb", timeout=5).status_code == 200
