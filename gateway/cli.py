@@ -279,7 +279,8 @@ defaults:
                 pids/gateway.pid
   proxy_listen  {_default("proxy_listen")}
   admin_listen  {_default("admin_listen")}
-  database      {_default("database")} (a file under the prefix); off = DB-less with declarative_config
+  database      {_default("database")} (a file under the prefix); postgres = one database shared by several
+                nodes (gateway migrations bootstrap first); off = DB-less with declarative_config
 
 `python -m gateway ...` is the same command (inside the virtualenv: .venv/bin/python -m gateway)."""
 
@@ -297,6 +298,24 @@ def _add(sub: Any, name: str, description: str | None = None) -> argparse.Argume
     )
 
 
+def conf_and_prefix(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-c", "--conf", help="configuration file (kong.conf syntax); KONG_* variables override it")
+    p.add_argument("-p", "--prefix", help=f"the prefix directory (default: the prefix setting, {_default('prefix')})")
+
+
+def _add_migrations(sub: Any) -> None:
+    migrations = _add(
+        sub,
+        "migrations",
+        "Manage the database's schema, as 'kong migrations': bootstrap (once, before the first start on postgres),\n"
+        "up (new migrations), finish, list (exit 3: needs bootstrap, 5: new migrations), reset (erases everything).",
+    )
+    migrations.add_argument("migrations_command", choices=("bootstrap", "up", "finish", "list", "reset"))
+    migrations.add_argument("-y", "--yes", action="store_true", help="assume yes to prompts (reset)")
+    conf_and_prefix(migrations)
+    migrations.set_defaults(func=cmd_migrations)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gateway",
@@ -307,12 +326,6 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="<command>", help=argparse.SUPPRESS)
-
-    def conf_and_prefix(p: argparse.ArgumentParser) -> None:
-        p.add_argument("-c", "--conf", help="configuration file (kong.conf syntax); KONG_* variables override it")
-        p.add_argument(
-            "-p", "--prefix", help=f"the prefix directory (default: the prefix setting, {_default('prefix')})"
-        )
 
     start = _add(
         sub,
@@ -364,16 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
     conf_and_prefix(db_import)
     db_import.set_defaults(func=cmd_config)
 
-    migrations = _add(
-        sub,
-        "migrations",
-        "Manage the database's schema, as 'kong migrations': bootstrap (once, before the first start on postgres),\n"
-        "up (new migrations), finish, list (exit 3: needs bootstrap, 5: new migrations), reset (erases everything).",
-    )
-    migrations.add_argument("migrations_command", choices=("bootstrap", "up", "finish", "list", "reset"))
-    migrations.add_argument("-y", "--yes", action="store_true", help="assume yes to prompts (reset)")
-    conf_and_prefix(migrations)
-    migrations.set_defaults(func=cmd_migrations)
+    _add_migrations(sub)
 
     help_ = _add(sub, "help")
     help_.add_argument("topic", nargs="?", metavar="COMMAND", help="the command to explain")
