@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> None:
         took = propagation(server, args.writes)
         rows = snapshot_rows(server, args.services, args.certificates)
     finally:
-        server.stop()
+        server.close()
     ms = [t * 1000 for t in took]
     lines = [
         f"Propagation of a write to the other node ({len(ms)} writes: node A's 201 -> node B's proxy serves it)",

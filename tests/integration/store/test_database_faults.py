@@ -4,7 +4,6 @@ are never half-made, and the nodes catch up by themselves. A server of the test'
 from __future__ import annotations
 
 import pathlib
-import shutil
 from collections.abc import Callable, Iterator
 
 import httpx
@@ -23,8 +22,7 @@ def own_postgres() -> Iterator[PgServer]:
     try:
         yield server
     finally:
-        server.stop()
-        shutil.rmtree(server.root, ignore_errors=True)
+        server.close()
 
 
 def status(url: str) -> int:
