@@ -141,3 +141,18 @@ def test_sqlite_migrations_work_on_the_prefix_file(tmp_path: pathlib.Path) -> No
     assert run("gateway", "migrations", "list", env=env).stdout == "Executed migrations:\ncore: 000_base, 001_acls\n"
     reset = run("gateway", "migrations", "reset", "-y", env=env)
     assert reset.returncode == 0 and not (tmp_path / "gateway.db").exists()
+
+
+def test_db_import_into_postgres_then_every_node_reads_it(postgres: PgServer, tmp_path: pathlib.Path) -> None:
+    kong_yml = pathlib.Path(__file__).parents[3] / "conf" / "kong.yml"
+    env = {**postgres.env(postgres.create_database()), "KONG_PREFIX": str(tmp_path)}
+    refused = run("gateway", "config", "db_import", str(kong_yml), env=env)
+    assert refused.returncode == 1 and refused.stderr.startswith("Error: " + NEEDS)
+    assert run("gateway", "migrations", "bootstrap", env=env).returncode == 0
+    imported = run("gateway", "config", "db_import", str(kong_yml), env=env)
+    assert (imported.returncode, imported.stdout) == (0, "parse successful\nimport successful\n"), imported.stderr
+    with psycopg.connect(postgres.admin_dsn(env["KONG_PG_DATABASE"])) as conn:
+        names = sorted(name for (name,) in conn.execute("SELECT u_name FROM services"))
+        (version,) = conn.execute("SELECT value FROM schema_meta WHERE key = 'version'").fetchone() or ("0",)
+    assert "example" in names and "echo-by-host" in names
+    assert int(version) == 1  # one transaction
