@@ -36,6 +36,7 @@ __all__ = ["COMMANDS", "Console", "needs_bootstrap_message", "program", "run_com
 
 COMMANDS = ("bootstrap", "up", "finish", "list", "reset")
 SUBSYSTEM = "core"
+"""The one migration namespace, as Kong's ``core`` (plugins here bring no tables of their own)."""
 
 
 def program() -> str:

@@ -22,10 +22,7 @@ from gateway.entities import SCHEMAS
 from gateway.entities.schema import Schema
 from gateway.store.backend import index_columns
 
-__all__ = ["MIGRATIONS", "SUBSYSTEM", "Migration", "column_name", "create_entity_table", "qi"]
-
-SUBSYSTEM = "core"
-"""The one migration namespace, as Kong's ``core`` (plugins here bring no tables of their own)."""
+__all__ = ["MIGRATIONS", "TABLES", "Migration", "column_name", "create_entity_table", "qi"]
 
 
 def qi(identifier: str) -> str:
