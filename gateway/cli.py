@@ -237,9 +237,14 @@ def cmd_config(args: argparse.Namespace) -> int:
         return 0
     # db_import
     if settings.database == "off":
-        return _err("db_import needs a database (database = sqlite)")
+        return _err("db_import needs a database (database = sqlite or postgres)")
     os.makedirs(settings.prefix, exist_ok=True)
-    db = open_database("sqlite", settings.path(settings.sqlite_database))
+    from gateway.store import StoreUnavailable, open_store
+
+    try:
+        db = open_store(settings)
+    except StoreUnavailable as exc:
+        return _err(str(exc))
     try:
         db.replace_all(data)
     except Exception as exc:
@@ -252,6 +257,17 @@ def cmd_config(args: argparse.Namespace) -> int:
     print("parse successful")
     print("import successful")
     return 0
+
+
+def cmd_migrations(args: argparse.Namespace) -> int:
+    """Kong's ``kong migrations`` (``gateway.store.migrations`` has the messages and exit codes)."""
+    from gateway.store.migrations import run_command
+
+    try:
+        settings = _load(args)
+    except ConfigError as exc:
+        return _err(str(exc))
+    return run_command(args.migrations_command, settings, yes=args.yes)
 
 
 # --------------------------------------------------------------------------------------------- parser
@@ -267,7 +283,8 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
         "gateway doctor cert site.crt --key site.key --ca root.crt",
     ),
     ("demo", "a guided walk through the four TLS layers, self-contained", "gateway demo --step 9"),
-    ("config", "validate a kong.yml, or load it into the SQLite store", "gateway config parse conf/kong.yml"),
+    ("config", "validate a kong.yml, or load it into the database", "gateway config parse conf/kong.yml"),
+    ("migrations", "bootstrap, upgrade, list or reset the database's schema", "gateway migrations bootstrap"),
     ("version", "print the version (--all: and Python's, OpenSSL's)", "gateway version --all"),
     ("help", "this text, or a command's", "gateway help start"),
 )
@@ -299,7 +316,8 @@ defaults:
                 pids/gateway.pid
   proxy_listen  {_default("proxy_listen")}
   admin_listen  {_default("admin_listen")}
-  database      {_default("database")} (a file under the prefix); off = DB-less with declarative_config
+  database      {_default("database")} (a file under the prefix); postgres = one database shared by several
+                nodes (gateway migrations bootstrap first); off = DB-less with declarative_config
 
 `python -m gateway ...` is the same command (inside the virtualenv: .venv/bin/python -m gateway)."""
 
@@ -317,6 +335,24 @@ def _add(sub: Any, name: str, description: str | None = None) -> argparse.Argume
     )
 
 
+def conf_and_prefix(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-c", "--conf", help="configuration file (kong.conf syntax); KONG_* variables override it")
+    p.add_argument("-p", "--prefix", help=f"the prefix directory (default: the prefix setting, {_default('prefix')})")
+
+
+def _add_migrations(sub: Any) -> None:
+    migrations = _add(
+        sub,
+        "migrations",
+        "Manage the database's schema, as 'kong migrations': bootstrap (once, before the first start on postgres),\n"
+        "up (new migrations), finish, list (exit 3: needs bootstrap, 5: new migrations), reset (erases everything).",
+    )
+    migrations.add_argument("migrations_command", choices=("bootstrap", "up", "finish", "list", "reset"))
+    migrations.add_argument("-y", "--yes", action="store_true", help="assume yes to prompts (reset)")
+    conf_and_prefix(migrations)
+    migrations.set_defaults(func=cmd_migrations)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gateway",
@@ -327,12 +363,6 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="<command>", help=argparse.SUPPRESS)
-
-    def conf_and_prefix(p: argparse.ArgumentParser) -> None:
-        p.add_argument("-c", "--conf", help="configuration file (kong.conf syntax); KONG_* variables override it")
-        p.add_argument(
-            "-p", "--prefix", help=f"the prefix directory (default: the prefix setting, {_default('prefix')})"
-        )
 
     start = _add(
         sub,
@@ -382,10 +412,12 @@ def build_parser() -> argparse.ArgumentParser:
     parse.add_argument("file")
     parse.add_argument("-c", "--conf", help="configuration file (kong.conf syntax): its 'plugins' setting applies")
     parse.set_defaults(func=cmd_config)
-    db_import = config_sub.add_parser("db_import", help="load a declarative file into the SQLite store")
+    db_import = config_sub.add_parser("db_import", help="load a declarative file into the database")
     db_import.add_argument("file")
     conf_and_prefix(db_import)
     db_import.set_defaults(func=cmd_config)
+
+    _add_migrations(sub)
 
     help_ = _add(sub, "help")
     help_.add_argument("topic", nargs="?", metavar="COMMAND", help="the command to explain")

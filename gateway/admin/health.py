@@ -27,6 +27,9 @@ from gateway.admin.upstreams import _find_target
 from gateway.entities.targets import DEFAULT_PORT
 from gateway.store.interface import Row, Store
 
+POST_HEALTH = "balancer:post_health"
+"""The event other nodes receive for health forced here (Kong's cluster event of that name)."""
+
 __all__ = ["HealthView", "health_routes"]
 
 UPSTREAMS = by_name("upstreams")
@@ -153,6 +156,9 @@ def _set_health(registry: HealthView | None, healthy: bool, with_address: bool) 
         error = registry.post_health(str(upstream["id"]), hostname, port, ip, healthy)
         if error is not None:
             return message(400, error)
+        # Kong's ``cluster_events:broadcast("balancer:post_health", ...)``: the other nodes sharing the database
+        forced = {"upstream": str(upstream["id"]), "hostname": hostname, "port": port, "ip": ip, "healthy": healthy}
+        await ctx.run(lambda db: db.broadcast(POST_HEALTH, forced))
         return json_response(204)
 
     return handler

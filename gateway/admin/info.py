@@ -137,7 +137,7 @@ def _status(node: NodeInfo) -> Handler:
         else:
             reachable = True
             try:
-                await ctx.run(lambda db: db.version)
+                await ctx.run(lambda db: db.ping())
             except Exception:  # any store failure means "not reachable", as Kong's connect() check
                 reachable = False
             body["database"] = {"reachable": reachable}

@@ -139,7 +139,7 @@ class StatusApp(AdminApp):
     async def facts(self, ctx: Context) -> Readiness:
         reachable = True
         try:
-            await ctx.run(lambda db: db.version)
+            await ctx.run(lambda db: db.ping())
         except Exception:  # any store failure is "not reachable", as Kong's connect() check
             reachable = False
         ready, total = self.routers_ready()

@@ -47,7 +47,7 @@ from gateway.entities.plugin_configs import enable_plugins, get_plugin, register
 from gateway.observability.accesslog import AccessLog, open_access_log
 from gateway.observability.errorlog import ErrorLog
 from gateway.proxy.state import ProxyState
-from gateway.runtime import building, pidfile, titles
+from gateway.runtime import building, cluster_events, pidfile, titles
 from gateway.runtime.listen_errors import listen_failure
 from gateway.runtime.manager import SnapshotManager
 from gateway.runtime.notices import announce, startup_warnings
@@ -55,7 +55,7 @@ from gateway.runtime.observing import Observer
 from gateway.runtime.tls_view import TlsSnapshots
 from gateway.runtime.workers import ListenError, WorkerPool
 from gateway.settings import ConfigError, Listener, Settings, load_settings
-from gateway.store import open_database
+from gateway.store import StoreUnavailable, open_database, open_store
 from gateway.store.declarative import parse_text
 from gateway.store.interface import Config, Row, Store
 from gateway.stream.listener import StreamFront
@@ -189,6 +189,7 @@ class Gateway:
         self.snapshots.built_version = version
         loop = asyncio.get_running_loop()
         self.snapshots.attach(loop)
+        cluster_events.follow(self.db, loop, self.health, self.error_log)
 
         self.admin_app = self._admin_app(db)
         await self._start_status(self.admin_app)
@@ -290,6 +291,11 @@ class Gateway:
                         f"{_format_entity_error(exc)}"
                     ) from exc
             return db
+        if settings.database == "postgres":
+            try:
+                return open_store(settings, watch=True, say=self.error_log.log)
+            except StoreUnavailable as exc:
+                raise StartupError(str(exc)) from None
         path = settings.path(settings.sqlite_database)
         try:
             return open_database("sqlite", path)

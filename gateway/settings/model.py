@@ -36,6 +36,18 @@ class Settings:
     plugins: tuple[str, ...]
     database: str
     sqlite_database: str
+    pg_host: str
+    pg_port: int
+    pg_timeout: int
+    pg_user: str
+    pg_password: str | None
+    pg_database: str
+    pg_schema: str | None
+    pg_ssl: bool
+    pg_ssl_verify: bool
+    pg_max_concurrent_queries: int
+    pg_ro_host: str | None
+    db_update_frequency: int
     declarative_config: str | None
     http_parser: str
     client_max_body_size: int

@@ -96,6 +96,11 @@ UNSUPPORTED: tuple[Unsupported, ...] = (
         "the first buffer's size; raise large_client_header_buffers instead",
     ),
     Unsupported(
+        "pg_ro_host",
+        lambda s: s.pg_ro_host is not None,
+        "there is no read-only connection to a replica: every query goes to pg_host; leave pg_ro_host unset",
+    ),
+    Unsupported(
         "ssl_session_cache_size",
         lambda s: s.ssl_session_cache_size not in (0, 10 * _KB * _KB),
         "the session cache is OpenSSL's own per-process cache, whose size is not set; 10m (Kong's default) keeps it, "

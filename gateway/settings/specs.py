@@ -77,9 +77,23 @@ SPECS: dict[str, Spec] = {
     ),
     # datastore
     "database": Spec(
-        "sqlite", enum_parser("sqlite", "off"), "sqlite (embedded file; Kong defaults to postgres) or off (DB-less)"
+        "sqlite",
+        enum_parser("sqlite", "postgres", "off"),
+        "sqlite (embedded file; Kong defaults to postgres), postgres (shared by several nodes) or off (DB-less)",
     ),
     "sqlite_database": Spec("gateway.db", parse_str, "SQLite file (relative to prefix); not a Kong key"),
+    "pg_host": Spec("127.0.0.1", parse_str, "host of the PostgreSQL server"),
+    "pg_port": Spec("5432", int_parser(1, 65535), "port of the PostgreSQL server"),
+    "pg_timeout": Spec("5000", int_parser(1), "timeout (ms) for connecting, reading and writing"),
+    "pg_user": Spec("kong", parse_str, "PostgreSQL user"),
+    "pg_password": Spec("NONE", parse_optional, "PostgreSQL user's password"),
+    "pg_database": Spec("kong", parse_str, "the database to connect to"),
+    "pg_schema": Spec("NONE", parse_optional, "the schema to use; unset = the server's search_path"),
+    "pg_ssl": Spec("off", _BOOL, "TLS between the gateway and PostgreSQL (required when on)"),
+    "pg_ssl_verify": Spec("off", _BOOL, "verify the server's certificate (lua_ssl_trusted_certificate) with pg_ssl"),
+    "pg_max_concurrent_queries": Spec("0", int_parser(0), "queries at once per node; 0 = no limit"),
+    "pg_ro_host": Spec("NONE", parse_optional, "read replica host: refused (no read-only connection here)"),
+    "db_update_frequency": Spec("5", int_parser(1), "seconds between checks of the database for other nodes' writes"),
     "declarative_config": Spec("NONE", parse_optional, "kong.yml loaded at start in DB-less mode"),
     # HTTP
     "http_parser": Spec("httptools", enum_parser("httptools", "h11"), "downstream HTTP/1.1 parser"),

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from gateway.entities.schema import Schema
@@ -75,6 +76,20 @@ class Backend(Protocol):
     def verify(self) -> None:
         """Raise ``StoreUnavailable`` when a commit now would not survive a restart (called before each commit that
         wrote); nothing to do for a store that lives in memory only."""
+
+    def reading(self) -> AbstractContextManager[None]:
+        """Several reads that must see one moment of the store (an export); joins a transaction already open."""
+
+    def publish(self, version: int) -> None:
+        """Inside the writing transaction, before its commit: tell other nodes that ``version`` is coming (PostgreSQL
+        ``NOTIFY``); nothing to do for a store that only this process uses."""
+
+    def ping(self) -> None:
+        """Raise ``StoreUnavailable`` when the store cannot answer now (``GET /status``'s ``database.reachable``)."""
+
+    def broadcast(self, payload: str) -> None:
+        """Send ``payload`` to the other nodes sharing the store at once, outside any transaction (Kong's cluster
+        events: health forced through the Admin API); nothing to do for a store that only this process uses."""
 
     def get(self, entity: str, id: str) -> Row | None:
         """The row with that id, as a fresh dict (callers may mutate it)."""

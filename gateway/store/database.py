@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 import threading
 import uuid
@@ -43,7 +44,7 @@ class Database:
     def __init__(self, backend: Backend, kind: str) -> None:
         self.backend = backend
         self.kind = kind
-        """``sqlite`` or ``off``."""
+        """``sqlite``, ``postgres`` or ``off``."""
         self.lock = threading.RLock()
         self._depth = 0
         self._dirty = False
@@ -55,6 +56,11 @@ class Database:
             for fname, f in schema.foreign_fields:
                 if f.reference in self._children:
                     self._children[f.reference].append((name, fname, f.on_delete))
+        #: a ``pg_watch.ChangeWatcher`` when other nodes share the store (started by ``open_store``), else None
+        self.watcher: Any = None
+        #: this process among the nodes sharing the store: its own broadcasts come back and are skipped
+        self.node_id = str(uuid.uuid4())
+        self._event_handlers: list[Callable[[str, dict[str, Any]], None]] = []
         stored = backend.get_meta("version")
         self.version: int = int(stored) if stored else 0
 
@@ -96,10 +102,13 @@ class Database:
             self._depth -= 1
             if outer:
                 if self._dirty:
-                    new_version = self.version + 1
                     try:
+                        # the stored number, not only ours: another node sharing the store may have moved it on
+                        # (read inside the write transaction, whose lock orders the writers of every node)
+                        new_version = max(self.version, int(self.backend.get_meta("version") or 0)) + 1
                         self.backend.verify()
                         self.backend.set_meta("version", str(new_version))
+                        self.backend.publish(new_version)
                         self.backend.commit()
                     except BaseException:
                         self.backend.rollback()
@@ -110,11 +119,52 @@ class Database:
                     self.backend.commit()
                 self._dirty = False
         if notify is not None:
-            for callback in list(self._subscribers):
-                try:
-                    callback(notify)
-                except Exception:
-                    log.exception("store subscriber failed for version %d", notify)
+            self._notify(notify)
+
+    def _notify(self, version: int) -> None:
+        for callback in list(self._subscribers):
+            try:
+                callback(version)
+            except Exception:
+                log.exception("store subscriber failed for version %d", version)
+
+    # ------------------------------------------------------------------ events between nodes
+    def broadcast(self, event: str, data: Mapping[str, Any]) -> None:
+        """Tell every other node sharing the store (Kong's ``cluster_events:broadcast``); nothing with a store of
+        this process only. ``StoreUnavailable`` when the database cannot take it."""
+        payload = json.dumps({"node": self.node_id, "event": event, "data": dict(data)}, separators=(",", ":"))
+        with self.lock:
+            self.backend.broadcast(payload)
+
+    def on_event(self, callback: Callable[[str, dict[str, Any]], None]) -> None:
+        """Call ``callback(event, data)`` for each event another node broadcast (from the watcher's thread)."""
+        self._event_handlers.append(callback)
+
+    def receive(self, payload: str) -> None:
+        """An event heard by the watcher: handed to ``on_event`` callbacks unless it is this node's own."""
+        try:
+            message = json.loads(payload)
+            node, event, data = message["node"], message["event"], message["data"]
+        except (ValueError, KeyError, TypeError):
+            log.warning("ignoring a malformed event from another node: %.200s", payload)
+            return
+        if node == self.node_id:
+            return
+        for callback in list(self._event_handlers):
+            try:
+                callback(str(event), data)
+            except Exception:
+                log.exception("event handler failed for %s", event)
+
+    def observe(self, version: int) -> bool:
+        """Another node committed ``version`` (the change watcher saw it): adopt it and tell the subscribers, as
+        after a commit of ours. False, and nothing said, when ``version`` is not newer than ours."""
+        with self.lock:
+            if version <= self.version:
+                return False
+            self.version = version
+        self._notify(version)
+        return True
 
     def put(self, entity: str, row: Row, columns: Mapping[str, str | None]) -> None:
         """Write a row inside the current transaction (DAOs only)."""
@@ -139,8 +189,13 @@ class Database:
 
     def export(self) -> dict[str, list[Row]]:
         """Every row of every entity in dependency order; certificates carry their sorted ``snis``."""
-        with self.lock:
+        with self.lock, self.backend.reading():
             return {name: dao.all() for name, dao in self._daos.items()}
+
+    def ping(self) -> None:
+        """Raise ``StoreUnavailable`` when the store cannot answer now (a database server down)."""
+        with self.lock:
+            self.backend.ping()
 
     def replace_all(self, declarative: Mapping[str, Any]) -> None:
         """Validate a whole declarative config and swap it in, in one transaction, or raise and change nothing."""
@@ -184,6 +239,8 @@ class Database:
         return await loop.run_in_executor(self._executor, functools.partial(fn, *args))
 
     def close(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None

@@ -5,11 +5,12 @@ foreign keys are ``{"id": "<uuid>"}`` (or ``None``), timestamps are integer seco
 fields are ``None`` (JSON ``null``), sets/arrays are lists. Certificates carry their transient ``snis`` list
 (sorted) when read through the ``certificates`` DAO.
 
-All methods are synchronous and may block briefly (SQLite). Async callers run them on the store's single
-worker thread (``Database.run``), so the event loop never blocks and writes are serialised.
+All methods are synchronous and may block briefly (SQLite, or a round trip to PostgreSQL). Async callers run them
+on the store's single worker thread (``Database.run``), so the event loop never blocks and writes are serialised.
 
 Every write is one transaction: it either commits completely or raises ``EntityError`` and changes nothing.
-After each commit, subscribers are called with the new version number.
+After each commit, subscribers are called with the new version number; with PostgreSQL, also after a commit of
+another node sharing the database (``pg_watch.py``), so a subscriber sees every node's writes alike.
 
 Entity names: ``services, routes, consumers, plugins, upstreams, targets, certificates, snis,
 ca_certificates, mtls_auth_credentials, acls`` (the Admin API path segment of each collection).
@@ -62,7 +63,7 @@ class EntityDAO(Protocol):
 
 
 class Store(Protocol):
-    """The store: one object per process, SQLite- or memory-backed (``gateway.store.database.Database``).
+    """The store: one object per process, SQLite-, PostgreSQL- or memory-backed (``gateway.store.database.Database``).
 
     The one contract its users rely on: the Admin API (every call inside ``run``), the runtime (``export``,
     ``subscribe``, ``run``, ``version``, ``dao(...).all()`` for its start-up checks and metrics) and the CLI.
@@ -82,6 +83,15 @@ class Store(Protocol):
 
     def select_target(self, upstream: str, key: str) -> Row | None:
         """A target of ``upstream`` (id or name) by its id or its ``host:port`` (Kong's default port applied)."""
+
+    def ping(self) -> None:
+        """Raise when the store cannot answer now (a database server down): ``GET /status``'s ``reachable``."""
+
+    def broadcast(self, event: str, data: Mapping[str, Any]) -> None:
+        """Send an event to the other nodes sharing the store (health forced through the Admin API)."""
+
+    def on_event(self, callback: Callable[[str, dict[str, Any]], None]) -> None:
+        """Call ``callback(event, data)`` for each event another node broadcast (from a store thread)."""
 
     def subscribe(self, callback: Callable[[int], None]) -> None:
         """Call ``callback(version)`` after every committed change (from the writing thread)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from gateway.store.backend import Row, dumps
@@ -40,6 +41,19 @@ class MemoryBackend:
 
     def verify(self) -> None:
         """Nothing to check: this store is meant to be lost at exit."""
+
+    def reading(self) -> AbstractContextManager[None]:
+        """One process reads and writes under the database's lock: every read already sees one moment."""
+        return nullcontext()
+
+    def publish(self, version: int) -> None:
+        """No other node shares this store."""
+
+    def ping(self) -> None:
+        """Always reachable: the store is in this process."""
+
+    def broadcast(self, payload: str) -> None:
+        """No other node shares this store."""
 
     def rollback(self) -> None:
         undo, self._undo = self._undo or [], None

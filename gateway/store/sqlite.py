@@ -35,6 +35,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 from gateway.entities import SCHEMAS
@@ -177,6 +178,19 @@ class SqliteBackend:
                     f"{kind} {path} was {what} while in use: writes are refused, as they would be lost at the next "
                     "start (reads are still served from the file opened at start)"
                 )
+
+    def reading(self) -> AbstractContextManager[None]:
+        """One process reads and writes under the database's lock: every read already sees one moment."""
+        return nullcontext()
+
+    def publish(self, version: int) -> None:
+        """No other node shares this store."""
+
+    def ping(self) -> None:
+        """Always reachable: the store is in this process."""
+
+    def broadcast(self, payload: str) -> None:
+        """No other node shares this store."""
 
     def rollback(self) -> None:
         if self._conn.in_transaction:

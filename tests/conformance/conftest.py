@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
 from gateway.admin.server import AdminApp, start_admin_server
 from gateway.observability.accesslog import AccessLog
 from gateway.observability.errorlog import ErrorLog
-from gateway.settings import Listener, load_settings
+from gateway.settings import Listener, Settings, load_settings
 from gateway.store import open_database
+from gateway.store.pg_migrate import PgMigrations
+from gateway.store.postgres import PgParams
 from tests.fixtures.certs import Issued, days, make_ca, make_cert
+from tests.fixtures.postgres import PgServer
 
 
 class Admin:
@@ -42,10 +47,23 @@ class Admin:
         return self.access_log().splitlines()
 
 
-async def _start(tmp_path: Any, database: str, **overrides: str) -> AsyncIterator[Admin]:
-    """``overrides`` are settings (``client_body_timeout="1s"``, ``log_level="info"``...)."""
-    settings = load_settings(env={}, overrides={"prefix": str(tmp_path), "database": database, **overrides})
-    db = open_database(database, str(tmp_path / "gateway.db") if database == "sqlite" else None)
+def _open(tmp_path: Any, database: str, settings: Settings) -> Any:
+    if database == "postgres":
+        params = PgParams.from_settings(settings)
+        assert PgMigrations(params).bootstrap() is not None
+        return open_database("postgres", params=params)
+    return open_database(database, str(tmp_path / "gateway.db") if database == "sqlite" else None)
+
+
+async def _start(
+    tmp_path: Any, database: str, pg: dict[str, str] | None = None, **overrides: str
+) -> AsyncIterator[Admin]:
+    """``overrides`` are settings (``client_body_timeout="1s"``, ``log_level="info"``...); ``pg`` the ``pg_*``
+    settings of a PostgreSQL database (with a ``pg_schema`` of the test's own)."""
+    settings = load_settings(
+        env={}, overrides={"prefix": str(tmp_path), **(pg or {}), "database": database, **overrides}
+    )
+    db = _open(tmp_path, database, settings)
     app = AdminApp(
         db,
         settings,
@@ -65,10 +83,28 @@ async def _start(tmp_path: Any, database: str, **overrides: str) -> AsyncIterato
     db.close()
 
 
-@pytest.fixture
-async def admin(tmp_path: Any) -> AsyncIterator[Admin]:
-    async for a in _start(tmp_path, "sqlite"):
-        yield a
+@pytest.fixture(params=["sqlite", "postgres"])
+async def admin(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator[Admin]:
+    """The Admin API over each backend that stores a configuration: the embedded SQLite file, and PostgreSQL (one
+    server for the session, one database for the conformance tests, one schema per test, dropped after it)."""
+    if request.param == "sqlite":
+        async for a in _start(tmp_path, "sqlite"):
+            yield a
+        return
+    server: PgServer = request.getfixturevalue("postgres")
+    database = request.getfixturevalue("conformance_pg_database")
+    schema = "t_" + uuid.uuid4().hex[:12]
+    try:
+        async for a in _start(tmp_path, "postgres", server.settings(database, pg_schema=schema)):
+            yield a
+    finally:
+        with psycopg.connect(server.admin_dsn(database), autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'.encode())
+
+
+@pytest.fixture(scope="session")
+def conformance_pg_database(postgres: PgServer) -> str:
+    return postgres.create_database()
 
 
 @pytest.fixture

@@ -15,11 +15,11 @@ from tests.fixtures.gateway_process import GATEWAY, GatewayProcess, make_gateway
 
 WARNED = {
     "KONG_PROXY_LISTENER": "127.0.0.1:1",  # a typo of KONG_PROXY_LISTEN
-    "KONG_PG_HOST": "db",  # a Kong setting this gateway has not: ignored, as by Kong
+    "KONG_PG_SEMAPHORE_TIMEOUT": "60000",  # a Kong setting this gateway has not: ignored, as by Kong
     "KONG_CLIENT_SSL_CERT": "/nowhere/client.crt",  # with client_ssl off: never read, never sent
 }
 WARNINGS = [
-    "Warning: ignoring unknown setting from the environment: KONG_PG_HOST (no such setting)",
+    "Warning: ignoring unknown setting from the environment: KONG_PG_SEMAPHORE_TIMEOUT (no such setting)",
     "Warning: ignoring unknown setting from the environment: KONG_PROXY_LISTENER (did you mean KONG_PROXY_LISTEN?)",
     "Warning: client_ssl_cert set but client_ssl = off: no client certificate is presented to upstreams; set "
     "client_ssl = on (KONG_CLIENT_SSL=on) to present it, or remove the setting",
@@ -76,12 +76,15 @@ def test_warnings_are_printed_on_stderr_at_start_and_logged(tmp_path: pathlib.Pa
 
 
 def test_with_the_error_log_on_stderr_a_warning_is_printed_once(tmp_path: pathlib.Path) -> None:
-    gw = make_gateway(tmp_path, {"KONG_PG_HOST": "db", "KONG_PROXY_ERROR_LOG": "/dev/stderr"})
+    gw = make_gateway(tmp_path, {"KONG_PG_SEMAPHORE_TIMEOUT": "60000", "KONG_PROXY_ERROR_LOG": "/dev/stderr"})
     out = _run_until_ready(gw)
     assert out.returncode == 0, out.stderr
-    lines = [line for line in out.stderr.splitlines() if "KONG_PG_HOST" in line]
+    lines = [line for line in out.stderr.splitlines() if "KONG_PG_SEMAPHORE_TIMEOUT" in line]
     assert len(lines) == 1 and "[warn]" in lines[0]  # the log line itself, no "Warning:" copy
-    assert "[config] ignoring unknown setting from the environment: KONG_PG_HOST (no such setting)" in lines[0]
+    assert (
+        "[config] ignoring unknown setting from the environment: KONG_PG_SEMAPHORE_TIMEOUT (no such setting)"
+        in lines[0]
+    )
 
 
 def test_a_clean_configuration_prints_no_warning(tmp_path: pathlib.Path) -> None:

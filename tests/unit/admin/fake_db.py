@@ -156,6 +156,15 @@ class FakeDatabase:
         for callback in self._subscribers:
             callback(self.version)
 
+    def ping(self) -> None:
+        """Always reachable (an in-process fake)."""
+
+    def broadcast(self, event: str, data: Mapping[str, Any]) -> None:
+        """No other node."""
+
+    def on_event(self, callback: Callable[[str, dict[str, Any]], None]) -> None:
+        """No other node."""
+
     def export(self) -> dict[str, list[dict[str, Any]]]:
         return {name: copy.deepcopy(list(dao.rows.values())) for name, dao in self._daos.items()}
 

@@ -142,6 +142,6 @@ def test_sqlite_migrations_and_layout(tmp_path: Path) -> None:
 
 def test_open_database_rejects_unknown_kind() -> None:
     with pytest.raises(ValueError, match="unknown database kind"):
-        open_database("postgres", None)
+        open_database("cassandra", None)
     with pytest.raises(ValueError, match="needs a database file"):
         open_database("sqlite", None)
