@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING
 
 from gateway.admin.server import AdminApp, start_admin_server
 from gateway.admin.status import StatusApp, status_listener
-from gateway.entities.plugin_configs import enable_plugins, get_plugin, registered_plugins, runs_note
+from gateway.entities.plugin_configs import enable_plugins, get_plugin
 from gateway.observability.accesslog import AccessLog, open_access_log
 from gateway.observability.errorlog import ErrorLog
 from gateway.proxy.state import ProxyState
@@ -52,12 +52,17 @@ from gateway.runtime.listen_errors import listen_failure
 from gateway.runtime.manager import SnapshotManager
 from gateway.runtime.notices import announce, startup_warnings
 from gateway.runtime.observing import Observer
+from gateway.runtime.opening import (
+    StartupError,
+    format_entity_error,
+    load_declarative_file,
+    open_gateway_store,
+    stored_plugins_message,
+)
 from gateway.runtime.tls_view import TlsSnapshots
 from gateway.runtime.workers import ListenError, WorkerPool
 from gateway.settings import ConfigError, Listener, Settings, load_settings
-from gateway.store import StoreUnavailable, open_database, open_store
-from gateway.store.declarative import parse_text
-from gateway.store.interface import Config, Row, Store
+from gateway.store.interface import Config, Store
 from gateway.stream.listener import StreamFront
 from gateway.upstream.health import enable_tcp_probes
 from gateway.upstream.healthcheck import HealthRegistry
@@ -71,51 +76,6 @@ __all__ = ["Gateway", "StartupError", "load_declarative_file"]
 DRAIN_TIMEOUT = 10.0  # seconds, as `kong quit`'s default timeout
 SETTLE_TIMEOUT = 5.0  # seconds an Admin API write waits for every process to serve it
 WORKERS_START_TIMEOUT = 30.0
-
-
-class StartupError(RuntimeError):
-    """The gateway cannot start; the message says why and is printed as is."""
-
-
-def load_declarative_file(path: str) -> dict[str, object]:
-    """Read a kong.yml (YAML or JSON, JSON being YAML) into a dict, or raise ``StartupError``."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return parse_text(handle)
-    except OSError as exc:
-        raise StartupError(f"failed loading declarative config file {path}: {exc.strerror}") from None
-    except ValueError as exc:
-        raise StartupError(str(exc)) from None
-
-
-def _stored_plugins_message(rows: list[Row], settings: Settings) -> str:
-    """Kong's message, then every offending row (name, id, scope) and what to do about it."""
-    lines = [
-        f"error building initial plugins: {rows[0].get('name')} plugin is in use but not enabled ({runs_note()})",
-    ]
-    where = (
-        f"the database {settings.path(settings.sqlite_database)}"
-        if settings.database != "off"
-        else "the declarative configuration"
-    )
-    lines.append(f"{where} holds {len(rows)} plugin(s) that would never run:")
-    for row in rows:
-        scope = [f"{fk} {row[fk]['id']}" for fk in ("route", "service", "consumer") if isinstance(row.get(fk), dict)]
-        lines.append(f"  {row.get('name')} (id {row.get('id')}, {', '.join(scope) or 'global'})")
-    ids = ", ".join(f"'{row.get('id')}'" for row in rows)
-    if settings.database != "off":
-        path = settings.path(settings.sqlite_database)
-        lines.append(f'delete them, then start again: sqlite3 {path} "DELETE FROM plugins WHERE id IN ({ids})"')
-    runnable = sorted({str(row.get("name")) for row in rows} & set(registered_plugins()))
-    if runnable:
-        now = ", ".join(settings.plugins) or "off"
-        lines.append(f"or enable {', '.join(runnable)} in the 'plugins' setting (now: {now})")
-    return "\n".join(lines)
-
-
-def _format_entity_error(exc: Exception) -> str:
-    message = getattr(exc, "message", None) or str(exc)
-    return str(message)
 
 
 class Gateway:
@@ -278,29 +238,7 @@ class Gateway:
             raise StartupError(f"prefix directory {prefix} is not writable")
 
     def _open_store(self) -> Store:
-        settings = self.settings
-        if settings.database == "off":
-            db = open_database("off", None)
-            if settings.declarative_config:
-                data = load_declarative_file(settings.declarative_config)
-                try:
-                    db.replace_all(data)
-                except Exception as exc:
-                    raise StartupError(
-                        f"failed loading declarative config file {settings.declarative_config}: "
-                        f"{_format_entity_error(exc)}"
-                    ) from exc
-            return db
-        if settings.database == "postgres":
-            try:
-                return open_store(settings, watch=True, say=self.error_log.log)
-            except StoreUnavailable as exc:
-                raise StartupError(str(exc)) from None
-        path = settings.path(settings.sqlite_database)
-        try:
-            return open_database("sqlite", path)
-        except Exception as exc:
-            raise StartupError(f"cannot open the database {path}: {exc}") from exc
+        return open_gateway_store(self.settings, self.error_log)
 
     def _check_stored_plugins(self, db: Store) -> None:
         """Refuse to start over a stored plugin that would never run: Kong fails the same way when building its
@@ -308,7 +246,7 @@ class Gateway:
         written before such names were refused, or with a wider ``plugins`` setting, can hold one."""
         rows = [row for row in db.dao("plugins").all() if get_plugin(row.get("name")) is None]
         if rows:
-            raise StartupError(_stored_plugins_message(rows, self.settings))
+            raise StartupError(stored_plugins_message(rows, self.settings))
 
     async def _listen_all(self, setting: str, factory_of: Callable[[Listener], building.ProtocolFactory]) -> None:
         """Bind every listener of ``setting`` (one process serving traffic), failing in the one port-in-use wording."""
@@ -435,7 +373,7 @@ class Gateway:
             except Exception as exc:
                 self.error_log.error(
                     f"[config] reload of {fresh.declarative_config} failed, keeping the running configuration: "
-                    f"{_format_entity_error(exc)}"
+                    f"{format_entity_error(exc)}"
                 )
         self.snapshots.request_rebuild()
         await self.snapshots.settled()
