@@ -30,7 +30,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-from gateway.admin import acls, certificates, config, consumers, health, info, plugins, upstreams
+from gateway.admin import acls, certificates, config, consumers, health, info, plugins, tls, upstreams
 from gateway.admin.bodies import BodyError, check_body_headers, load_args
 from gateway.admin.catalog import CATALOG, by_name
 from gateway.admin.context import Context, FormCoercer
@@ -74,10 +74,14 @@ def _add_all(router: Router, routes: dict[str, dict[str, Handler]], accepts_yaml
 
 
 def build_router(
-    node: info.NodeInfo, config_state: config.ConfigState, health_view: health.HealthView | None = None
+    node: info.NodeInfo,
+    config_state: config.ConfigState,
+    health_view: health.HealthView | None = None,
+    tls_snapshot: tls.SnapshotSource | None = None,
 ) -> Router:
     """Kong's generated endpoints, then its customisations, in the same override order (``health_view`` is the
-    proxy's health registry, which the upstream health endpoints read; None in an Admin API without a proxy)."""
+    proxy's health registry, which the upstream health endpoints read; None in an Admin API without a proxy), then
+    ours: the ``/tls`` endpoints over ``tls_snapshot`` (absent without one)."""
     router = Router()
     for spec in CATALOG:
         collection, item = f"/{spec.path}", f"/{spec.path}/:{spec.name}"
@@ -123,6 +127,8 @@ def build_router(
             router.add(pattern, "PATCH", plugins.with_plugin_name(patch))
     _add_all(router, info.info_routes(node, router.patterns))
     _add_all(router, config.config_routes(config_state), accepts_yaml=True)
+    if tls_snapshot is not None:
+        _add_all(router, tls.tls_routes(tls_snapshot))
     for pattern in _DISABLED:
         router.disable(pattern)
     return router
@@ -152,6 +158,7 @@ class AdminApp:
         settle: Callable[[int], Awaitable[None]] | None = None,
         pids: Callable[[], list[int]] | None = None,
         metrics: Callable[[], Awaitable[bytes]] | None = None,
+        tls_snapshot: tls.SnapshotSource | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
@@ -166,7 +173,7 @@ class AdminApp:
         self.server_header, self.latency_header = _admin_headers(settings.headers)
         #: the ``/metrics`` scrape (``GET /metrics`` exists when the prometheus plugin is enabled), or None
         self.metrics = metrics
-        self.router = build_router(self.node, self.config_state, health_view)
+        self.router = build_router(self.node, self.config_state, health_view, tls_snapshot)
         if metrics is not None:
             from gateway.admin.metrics import metrics_routes
 

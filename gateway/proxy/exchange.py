@@ -57,6 +57,7 @@ from gateway.proxy.exchange_base import DONE, RESPONDING, Stage, guarded
 from gateway.proxy.relay import ResponseRelay
 from gateway.proxy.request_head import fixed_headers
 from gateway.proxy.router import escape_path, header_map, normalize_path, upstream_uri_v0
+from gateway.proxy.trace import DEBUG_REQUEST_HEADER
 from gateway.proxy.upstream_tries import NON_IDEMPOTENT, REPLAY_LIMIT
 
 if TYPE_CHECKING:
@@ -152,6 +153,8 @@ class Exchange(ResponseRelay):
             self._kong_error(404, "no Route matched with those values")
             return
         self._match = match
+        if state.debug_header and head.get(DEBUG_REQUEST_HEADER) is not None:
+            self._debug = True
         route = match.route
         values = forwarded(
             head.get if conn.peer_trusted else None,  # X-Forwarded-* from trusted peers only

@@ -27,6 +27,8 @@ from gateway.observability.errorlog import request_context
 from gateway.plugins import Exit, PluginContext, run_log
 from gateway.plugins.base import LogFacts
 from gateway.proxy.access import Refusal
+from gateway.proxy.trace import debug_headers
+from gateway.tls.upstream.connect import HandshakeFailure
 from gateway.upstream.balancer import Handle
 from gateway.upstream.connection import UpstreamConnection
 from gateway.upstream.service import ServiceTarget
@@ -89,6 +91,7 @@ class ExchangeBase:
         "_close_after",
         "_connect_task",
         "_continue_sent",
+        "_debug",
         "_discarding",
         "_fresh_only",
         "_handle",
@@ -105,6 +108,7 @@ class ExchangeBase:
         "_sent_at",
         "_service",
         "_tls_error",
+        "_tls_failure",
         "_tries_left",
         "_up",
         "_up_read_paused",
@@ -159,6 +163,8 @@ class ExchangeBase:
         self._host_header = ""
         self._peer: tuple[str, int] = ("", 0)
         self._tls_error: str | None = None
+        self._tls_failure: HandshakeFailure | None = None  # the last try's failed handshake, for the trace
+        self._debug = False  # allow_debug_header and a Kong-Debug request that matched a route (``proxy.trace``)
         self._plugins: PluginContext | None = None
         self._plugin_chain: Chain | None = None
         self._access_done = False
@@ -256,6 +262,8 @@ class ExchangeBase:
                 self._close_after = True  # the client waits for 100 and will never send the body
         keep = self.keep_alive and not conn.closing and not self._close_after
         self.keep_alive = keep
+        if self._debug:
+            extra = (*extra, *self._debug_headers())
         now = conn.loop.time()
         latency = to_ms((self._sent_at if proxied and self._sent_at else now) - self.start)
         data = render_generated(
@@ -279,6 +287,13 @@ class ExchangeBase:
         conn.write(data)
         self.stage = RESPONDED
         self._maybe_finish()
+
+    def _debug_headers(self) -> list[tuple[str, str]]:
+        """Kong's debug headers and the TLS decision records (``proxy.trace``), for a ``Kong-Debug`` request."""
+        match = self._match
+        if match is None:
+            return []
+        return debug_headers(match, self.conn, self.snapshot, self._up, self._tls_failure, self._host_header)
 
     def _balancer_log(self) -> None:
         """Kong's log phase for a proxied request: the final status to the passive checker, then release."""

@@ -61,7 +61,7 @@ class ResponseRelay(UpstreamTries):
         plugins = self._plugins
         chain = self._plugin_chain
         if plugins is None or chain is None or not chain.has_header_filter:
-            if cookie is None:  # the common case: the upstream's headers between the compiled front and tail
+            if cookie is None and not self._debug:  # the common case: the upstream's headers between front and tail
                 data = b"".join((front, *rest, tail)) if rest else front + tail
                 self._head_bytes = len(data)
                 conn.write(data)
@@ -70,13 +70,16 @@ class ResponseRelay(UpstreamTries):
         parts = [front, *rest]
         if cookie is not None:
             parts.append(b"Set-Cookie: " + cookie.encode("latin-1") + b"\r\n")
-        if plugins is None:
+        if plugins is None and not self._debug:
             parts.append(tail)
         else:
-            parts.append(tail[:-2])  # the plugins' headers go before the blank line
-            run_header_filter(plugins)
-            for header, text in plugins.response_headers:
-                parts.append(f"{header}: {text}\r\n".encode("latin-1"))
+            parts.append(tail[:-2])  # the plugins' (and the debug) headers go before the blank line
+            if plugins is not None:
+                run_header_filter(plugins)
+                for header, text in plugins.response_headers:
+                    parts.append(f"{header}: {text}\r\n".encode("latin-1"))
+            if self._debug:
+                parts.extend(f"{header}: {text}\r\n".encode("latin-1") for header, text in self._debug_headers())
             parts.append(b"\r\n")
         data = b"".join(parts)
         self._head_bytes = len(data)

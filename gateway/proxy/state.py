@@ -56,6 +56,8 @@ class ProxyState:
         #: ``gateway.downstream`` never imports the proxy above it)
         self.exchange_type = Exchange
         self.header_policy = HeaderPolicy(settings.headers, settings.headers_upstream)
+        #: ``allow_debug_header``: a ``Kong-Debug`` request gets Kong's debug headers and the TLS trace
+        self.debug_header = settings.allow_debug_header
         self.head_limits = HeadLimits(
             settings.large_header_buffer_size,
             settings.large_header_buffer_count,

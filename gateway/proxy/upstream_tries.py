@@ -205,6 +205,7 @@ class UpstreamTries(ExchangeBase):
             up.abort()
             return UpstreamFailure(Kind.TIMEOUT, Phase.CONNECTING)
         except HandshakeFailure as failure:
+            self._tls_failure = failure
             error = failure.error
             TLS.upstream_failure(service.name or service.host, error.kind, error.reason, error.verify_code)
             kind = Kind.TIMEOUT if failure.timeout else Kind.TLS
@@ -318,6 +319,8 @@ class UpstreamTries(ExchangeBase):
         self.conn.flow.resume_reading(PAUSE_PEER)
         if failure.in_handshake:
             self._tls_error = failure.detail
+        else:
+            self._tls_failure = None
         conn.state.error_log.log(failure.level, failure.text(), conn.conn_id, self._context(self._upstream_label()))
         if reused and failure.stale and self.head.method not in NON_IDEMPOTENT:
             # a keepalive connection the peer closed under us: does not use up a try

@@ -29,6 +29,7 @@ __all__ = [
     "add_counters",
     "bind_sockets",
     "build",
+    "build_full",
     "ensure_free",
     "listen",
     "load_server_tls",
@@ -118,6 +119,14 @@ def build(
         proxy=serves_traffic(settings),
         log=log,
     )
+
+
+def build_full(config: Config, settings: Settings, server_tls: ServerTlsConfig | None) -> Snapshot:
+    """A snapshot of ``config`` with everything the proxy compiles, in any process (the master's ``/tls`` endpoints
+    describe what its workers serve, ``gateway.runtime.tls_view``); its build errors are the workers' to log."""
+    from gateway.runtime.snapshot import build_snapshot
+
+    return build_snapshot(config, settings, server_tls=server_tls, upstream_tls=upstream_tls(settings), proxy=True)
 
 
 async def listen(listener: Listener, factory: ProtocolFactory) -> asyncio.base_events.Server:

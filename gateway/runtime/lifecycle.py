@@ -52,6 +52,7 @@ from gateway.runtime.listen_errors import listen_failure
 from gateway.runtime.manager import SnapshotManager
 from gateway.runtime.notices import announce, startup_warnings
 from gateway.runtime.observing import Observer
+from gateway.runtime.tls_view import TlsSnapshots
 from gateway.runtime.workers import ListenError, WorkerPool
 from gateway.settings import ConfigError, Listener, Settings, load_settings
 from gateway.store import open_database
@@ -214,6 +215,9 @@ class Gateway:
         """The snapshot builder the manager runs (on the store's thread); the workers run the same one."""
         return building.build(config, settings, self.proxy_state, self.server_tls, self.error_log)
 
+    def _build_full_snapshot(self, config: Config) -> Snapshot:  # a master's ``/tls`` endpoints (``tls_view``)
+        return building.build_full(config, self.settings, self.server_tls)
+
     async def _start_workers(self, version: int, config: Config) -> None:
         listeners = (*self.settings.proxy_listen, *self.settings.stream_listen)  # positions: proxy first
         pool = WorkerPool(
@@ -322,6 +326,9 @@ class Gateway:
             settle=self.settle,
             pids=self._pids,
             metrics=self.observer.scrape if get_plugin("prometheus") is not None else None,
+            tls_snapshot=TlsSnapshots(
+                self.proxy_state, building.serves_traffic(self.settings), db, self._build_full_snapshot
+            ),
         )
 
     async def _start_status(self, admin: AdminApp) -> None:

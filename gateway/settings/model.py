@@ -69,6 +69,7 @@ class Settings:
     lua_ssl_trusted_certificate: tuple[str, ...]
     lua_ssl_verify_depth: int
     debug_tls_errors: bool
+    allow_debug_header: bool
     dns_resolver: tuple[str, ...]
     dns_hostsfile: str
     dns_valid_ttl: int | None

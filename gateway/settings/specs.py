@@ -127,6 +127,7 @@ SPECS: dict[str, Spec] = {
     "lua_ssl_trusted_certificate": Spec("system", parse_list, "trust store for health checks"),
     "lua_ssl_verify_depth": Spec("1", int_parser(0, 64), "verify depth for health checks"),
     "debug_tls_errors": Spec("off", _BOOL, "add X-Gateway-TLS-Error to 502s caused by TLS (not a Kong key)"),
+    "allow_debug_header": Spec("off", _BOOL, "Kong-Debug: 1 adds Kong-Route-*/Kong-Service-* and the TLS trace"),
     # DNS (upstream targets and service hosts that are names)
     "dns_resolver": Spec("NONE", parse_list, "name servers (ip or ip:port, comma separated); NONE = resolv.conf"),
     "dns_hostsfile": Spec("/etc/hosts", parse_str, "hosts file consulted before DNS"),

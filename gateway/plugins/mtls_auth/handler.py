@@ -50,110 +50,31 @@ from gateway.observability.tls_metrics import TLS
 from gateway.plugins.base import BuildContext, Exit, Plugin, PluginContext, register_handler
 from gateway.plugins.mtls_auth.handshake import ClientCertRequest, ClientCertSniMap, SniRequest
 from gateway.plugins.mtls_auth.names import common_name, rfc2253, subject_names
+from gateway.plugins.mtls_auth.outcome import (
+    CLEARED,
+    FAILED_EXIT,
+    FAILED_MESSAGE,
+    H_CERT_DN,
+    H_CERT_SAN,
+    NAME,
+    NO_CERT_EXIT,
+    NO_CERT_MESSAGE,
+    NO_CN_EXIT,
+    NO_CN_MESSAGE,
+    UNEXPECTED_EXIT,
+    Outcome,
+    consumer_headers,
+    wire,
+)
 from gateway.plugins.mtls_auth.revocation import Checker, Status, Verdict, load_crls
 from gateway.plugins.mtls_auth.revocation import _TtlCache as TtlCache
+from gateway.plugins.mtls_auth.trace import AuthFacts, MatchedBy
 from gateway.tls.engine.verify_codes import verify_error_text
 from gateway.tls.engine.x509 import PemError, TrustStore, chain_digest, load_pem_chain, verify_chain
 
-__all__ = ["NAME", "MtlsAuth", "Outcome"]
+__all__ = ["FAILED_MESSAGE", "NAME", "NO_CERT_MESSAGE", "MtlsAuth", "Outcome"]
 
-NAME: Final = "mtls-auth"
 PRIORITY: Final = 1600
-
-NO_CERT_MESSAGE: Final = "No required TLS certificate was sent"
-FAILED_MESSAGE: Final = "TLS certificate failed verification"
-NO_CN_MESSAGE: Final = "Certificate missing Common Name"
-_NO_CERT_EXIT: Final = Exit.message(401, NO_CERT_MESSAGE)
-_FAILED_EXIT: Final = Exit.message(401, FAILED_MESSAGE)
-_NO_CN_EXIT: Final = Exit.message(401, NO_CN_MESSAGE)
-_UNEXPECTED_EXIT: Final = Exit.message(500, "An unexpected error occurred")
-
-H_CONSUMER_ID: Final = "X-Consumer-ID"
-H_CUSTOM_ID: Final = "X-Consumer-Custom-ID"
-H_USERNAME: Final = "X-Consumer-Username"
-H_CREDENTIAL: Final = "X-Credential-Identifier"
-H_ANONYMOUS: Final = "X-Anonymous-Consumer"
-H_CERT_DN: Final = "X-Client-Cert-DN"
-H_CERT_SAN: Final = "X-Client-Cert-SAN"
-
-_CLEARED: Final = tuple(
-    (name, None) for name in (H_CONSUMER_ID, H_CUSTOM_ID, H_USERNAME, H_CREDENTIAL, H_ANONYMOUS, H_CERT_DN, H_CERT_SAN)
-)
-
-
-class Outcome:
-    """What the access phase does for one presented chain: answer with ``exit``, or authenticate.
-
-    Attributes:
-        exit: the response to send (None: proceed).
-        reason / level: the error-log line for a failure (``[mtls-auth] <reason>``).
-        consumer / credential / groups: what ``kong.client.authenticate`` records.
-        headers: upstream header changes ((name, value) set, (name, None) clear), in order.
-    """
-
-    __slots__ = ("_header_map", "consumer", "credential", "exit", "groups", "headers", "level", "reason")
-
-    def __init__(
-        self,
-        *,
-        exit: Exit | None = None,
-        reason: str = "",
-        level: str = "error",
-        consumer: Mapping[str, Any] | None = None,
-        credential: Mapping[str, Any] | None = None,
-        groups: tuple[str, ...] | None = None,
-        headers: tuple[tuple[str, str | None], ...] = (),
-    ) -> None:
-        self.exit = exit
-        self.reason = reason
-        self.level = level
-        self.consumer = consumer
-        self.credential = credential
-        self.groups = groups
-        self.headers = headers
-        # applied with one dict.update per request (keepalive requests reuse this object)
-        self._header_map = {name.lower(): (name, value) for name, value in headers}
-
-    def apply(self, ctx: PluginContext) -> Exit | None:
-        if self.reason:
-            ctx.log(self.level, NAME, self.reason)
-        if self.exit is not None:
-            return self.exit
-        ctx.upstream_headers.update(self._header_map)
-        if self.consumer is not None:
-            ctx.consumer = self.consumer
-            ctx.credential = self.credential
-        if self.groups is not None:
-            ctx.authenticated_groups = self.groups
-        return None
-
-    def __repr__(self) -> str:
-        if self.exit is not None:
-            return f"Outcome(exit={self.exit.status}, reason={self.reason!r})"
-        return f"Outcome(consumer={(self.consumer or {}).get('id')}, headers={self.headers})"
-
-
-def wire(value: object) -> str:
-    """A header value as the bytes nginx would send: UTF-8 (held as latin-1 text, as the proxy writes heads), with
-    CR/LF/NUL - which a certificate name or a consumer field could carry - replaced by spaces."""
-    text = str(value)
-    if "\r" in text or "\n" in text or "\0" in text:
-        text = text.replace("\r", " ").replace("\n", " ").replace("\0", " ")
-    return text.encode("utf-8").decode("latin-1")
-
-
-def _consumer_headers(consumer: Mapping[str, Any], anonymous: bool) -> tuple[tuple[str, str | None], ...]:
-    """Kong's ``set_consumer``: each header set when the value exists, cleared otherwise."""
-    custom_id, username = consumer.get("custom_id"), consumer.get("username")
-    return (
-        (H_CONSUMER_ID, wire(consumer["id"])),
-        (H_CUSTOM_ID, wire(custom_id) if custom_id is not None else None),
-        (H_USERNAME, wire(username) if username is not None else None),
-        (H_CREDENTIAL, None),
-        (H_ANONYMOUS, "true" if anonymous else None),
-        (H_CERT_DN, None),
-        (H_CERT_SAN, None),
-    )
 
 
 @register_handler
@@ -324,39 +245,43 @@ class MtlsAuth(Plugin):
         """The ``Outcome`` for a connection's TLS state, or a coroutine producing it (revocation fetch)."""
         if tls is None:
             TLS.client_verification("none")
-            return self._fail(_NO_CERT_EXIT, "client certificate requested over plain HTTP", no_cert=True)
+            reason = "client certificate requested over plain HTTP"
+            return self._fail(NO_CERT_EXIT, reason, AuthFacts(False, plain_http=True))
         chain: list[x509.Certificate] = tls.peer_chain
         if not chain:
             TLS.client_verification("none")
-            return self._fail(_NO_CERT_EXIT, "no client certificate was sent", no_cert=True)
+            return self._fail(NO_CERT_EXIT, "no client certificate was sent", AuthFacts(False))
         key = chain_digest(chain)
         cached = self._cert_cache.get(key)
         if cached is not None:
             return cached
         verdict = verify_chain(chain, self.trust, self.verify_depth, self.allow_partial_chain)
         TLS.client_verification("success" if verdict.ok else "failed")
+        facts = AuthFacts(True, tuple(chain), verify_code=verdict.code, verify_depth=verdict.depth)
         if not verdict.ok:
             outcome = self._fail(
-                _FAILED_EXIT,
+                FAILED_EXIT,
                 f"client certificate verify error: ({verdict.code}:{verify_error_text(verdict.code)}) "
                 f"at depth {verdict.depth}, subject: {rfc2253(chain[0].subject)}",
+                facts,
             )
             self._cert_cache.put(key, outcome, self.cache_ttl)
             return outcome
         issuer, ca_id = self._anchor(chain)
+        facts = facts.with_result(anchor=ca_id)
         if self.mode == "SKIP" or issuer is None:
-            return self._cache(key, self._identify(chain[0], ca_id, None))
+            return self._cache(key, self._identify(chain[0], facts, None))
         checker = self.checker
         revocation = checker.configured(chain[0], issuer) or checker.cached(chain[0], issuer)
         if revocation is not None:
-            return self._cache(key, self._identify(chain[0], ca_id, revocation))
-        return self._check_then_identify(key, chain[0], issuer, ca_id)
+            return self._cache(key, self._identify(chain[0], facts, revocation))
+        return self._check_then_identify(key, chain[0], issuer, facts)
 
     async def _check_then_identify(
-        self, key: str, leaf: x509.Certificate, issuer: x509.Certificate, ca_id: str | None
+        self, key: str, leaf: x509.Certificate, issuer: x509.Certificate, facts: AuthFacts
     ) -> Outcome:
         revocation = await self.checker.check(leaf, issuer)
-        outcome = self._identify(leaf, ca_id, revocation)
+        outcome = self._identify(leaf, facts, revocation)
         if revocation.status is not Status.UNKNOWN:
             self._cache(key, outcome)
         return outcome
@@ -365,12 +290,17 @@ class MtlsAuth(Plugin):
         self._cert_cache.put(key, outcome, self.cache_ttl)
         return outcome
 
-    def _fail(self, exit: Exit, reason: str, no_cert: bool = False) -> Outcome:
-        if self._anonymous_outcome is not None:
-            return self._anonymous_outcome
+    def _fail(self, exit: Exit, reason: str, facts: AuthFacts) -> Outcome:
+        """A failed verdict: ``exit``, or the anonymous consumer (``facts`` record which, and why)."""
+        anonymous = self._anonymous_outcome
+        if anonymous is not None:
+            consumer = anonymous.consumer
+            return anonymous.with_facts(facts.with_result(consumer=consumer, matched_by=MatchedBy.ANONYMOUS))
         if self.anonymous_ref is not None:
-            return Outcome(exit=_UNEXPECTED_EXIT, reason=f"anonymous consumer '{self.anonymous_ref}' not found")
-        return Outcome(exit=exit, reason=reason)
+            reason = f"anonymous consumer '{self.anonymous_ref}' not found"
+            return Outcome(exit=UNEXPECTED_EXIT, reason=reason, facts=facts.with_result(result=f"500 {reason}"))
+        message = FAILED_MESSAGE if exit is FAILED_EXIT else NO_CN_MESSAGE if exit is NO_CN_EXIT else NO_CERT_MESSAGE
+        return Outcome(exit=exit, reason=reason, facts=facts.with_result(result=f"{exit.status} {message}"))
 
     def _anchor(self, chain: Sequence[x509.Certificate]) -> tuple[x509.Certificate | None, str | None]:
         """The leaf's issuer certificate and the id of the configured CA the chain was verified up to."""
@@ -392,64 +322,66 @@ class MtlsAuth(Plugin):
             rest.remove(nxt)
             ordered.append(nxt)
 
-    def _identify(self, leaf: x509.Certificate, ca_id: str | None, revocation: Verdict | None) -> Outcome:
+    def _identify(self, leaf: x509.Certificate, facts: AuthFacts, revocation: Verdict | None) -> Outcome:
         """Revocation verdict, then the consumer (or the skip_consumer_lookup headers)."""
         notice = ""
         if revocation is not None:
+            facts = facts.with_result(revocation=revocation.status.value)
             if revocation.status is Status.REVOKED:
                 TLS.client_verification("revoked")
-                return self._fail(_FAILED_EXIT, f"{revocation.reason}, subject: {rfc2253(leaf.subject)}")
+                return self._fail(FAILED_EXIT, f"{revocation.reason}, subject: {rfc2253(leaf.subject)}", facts)
             if revocation.status is Status.UNKNOWN:
                 if self.mode == "STRICT":
-                    return self._fail(
-                        _FAILED_EXIT,
-                        f"revocation status could not be checked (STRICT): {revocation.reason}, "
-                        f"subject: {rfc2253(leaf.subject)}",
-                    )
+                    reason = f"revocation status could not be checked (STRICT): {revocation.reason}"
+                    return self._fail(FAILED_EXIT, f"{reason}, subject: {rfc2253(leaf.subject)}", facts)
                 notice = f"revocation status could not be checked, ignored: {revocation.reason}"
+        elif self.mode == "SKIP":
+            facts = facts.with_result(revocation="skipped")
         names = subject_names(leaf)
         if self.skip_consumer_lookup:
             dn = rfc2253(leaf.subject)
             group = dn if self.group_by == "DN" else common_name(leaf) if self.group_by == "CN" else None
             if group is None and self.group_by == "CN":
-                return self._fail(_NO_CN_EXIT, f"{NO_CN_MESSAGE}, subject: {dn}")
-            headers = (*_CLEARED[:5], (H_CERT_DN, wire(dn)), (H_CERT_SAN, wire(",".join(names))))
+                return self._fail(NO_CN_EXIT, f"{NO_CN_MESSAGE}, subject: {dn}", facts)
+            headers = (*CLEARED[:5], (H_CERT_DN, wire(dn)), (H_CERT_SAN, wire(",".join(names))))
             groups = (group,) if group is not None else None
-            return Outcome(groups=groups, headers=headers, reason=notice, level="notice")
-        consumer, credential = self._match(names, ca_id)
+            facts = facts.with_result(matched_by=MatchedBy.SKIP_LOOKUP, result="authenticated")
+            return Outcome(groups=groups, headers=headers, reason=notice, level="notice", facts=facts)
+        consumer, credential, by = self._match(names, facts.anchor)
         if consumer is None:
-            if self._anonymous_outcome is not None:
-                return self._anonymous_outcome
-            return self._fail(
-                _FAILED_EXIT, f"certificate is valid but consumer matching failed, names: {', '.join(names)}"
-            )
+            reason = f"certificate is valid but consumer matching failed, names: {', '.join(names)}"
+            return self._fail(FAILED_EXIT, reason, facts)
         return Outcome(
             consumer=consumer,
             credential=credential,
-            headers=_consumer_headers(consumer, anonymous=False),
+            headers=consumer_headers(consumer, anonymous=False),
             reason=notice,
             level="notice",
+            facts=facts.with_result(consumer=consumer, matched_by=by, result="authenticated"),
         )
 
     def _match(
         self, names: Sequence[str], ca_id: str | None
-    ) -> tuple[Mapping[str, Any] | None, Mapping[str, Any] | None]:
+    ) -> tuple[Mapping[str, Any] | None, Mapping[str, Any] | None, MatchedBy | None]:
+        """Kong's consumer lookup for the leaf's names: (consumer, credential, how it was found)."""
         credentials = self.credentials
         for name in names:
             found = credentials.get((name, ca_id)) if ca_id is not None else None
+            by = MatchedBy.CREDENTIAL_CA
             if found is None:
-                found = credentials.get((name, None))
+                found, by = credentials.get((name, None)), MatchedBy.CREDENTIAL_ANY_CA
             if found is not None:
-                return found
+                return found[0], found[1], by
         for name in names:
             for field in self.consumer_by:
                 index = self.consumers_by_username if field == "username" else self.consumers_by_custom_id
                 consumer = index.get(name)
                 if consumer is not None:
-                    return consumer, {"consumer": {"id": consumer["id"]}}
+                    return consumer, {"consumer": {"id": consumer["id"]}}, MatchedBy(field)
         if self.default_consumer is not None:
-            return self.default_consumer, {"consumer": {"id": self.default_consumer["id"]}}
-        return None, None
+            credential = {"consumer": {"id": self.default_consumer["id"]}}
+            return self.default_consumer, credential, MatchedBy.DEFAULT_CONSUMER
+        return None, None, None
 
 
 def _load_ca(build: BuildContext, ca_id: str) -> x509.Certificate | None:
@@ -493,4 +425,4 @@ def _anonymous(build: BuildContext, ref: str | None) -> Outcome | None:
         if ref:
             build.error(f"[{NAME}] anonymous consumer '{ref}' does not exist")
         return None
-    return Outcome(consumer=consumer, credential=None, headers=_consumer_headers(consumer, anonymous=True))
+    return Outcome(consumer=consumer, credential=None, headers=consumer_headers(consumer, anonymous=True))

@@ -221,6 +221,9 @@ class ClientCertRequest:
             conn.set_context(variant)
         conn.set_verify(SSL.VERIFY_PEER, _accept_any)
         conn.set_options(SSL.OP_NO_TICKET)
+        session = conn.get_app_data()  # the ``TlsSession``: the decision, for the trace (``mtls_auth.trace``)
+        if hasattr(session, "client_cert_request"):
+            session.client_cert_request = request
 
 
 def _default_variant(pairs: Sequence[PemPair], index: CertificateIndex) -> SSL.Context:

@@ -29,7 +29,9 @@ class TlsInfo:
         "_negotiated",
         "_peer_chain",
         "_version",
+        "client_cert_request",
         "close_notify_received",
+        "server_certificate",
         "server_side",
         "session_reused",
         "sni",
@@ -46,8 +48,10 @@ class TlsInfo:
         verify_errors: tuple[tuple[int, int], ...],
         verify_code: int,
         verify_depth: int,
-        session_reused: bool,
-        close_notify_received: bool,
+        session_reused: bool = False,
+        close_notify_received: bool = False,
+        server_certificate: object | None = None,
+        client_cert_request: object | None = None,
     ) -> None:
         self._conn = conn
         self.server_side = server_side
@@ -58,6 +62,11 @@ class TlsInfo:
         self.session_reused = session_reused
         #: whether the peer ended with a close_notify (False for a plain TCP close); set by the session
         self.close_notify_received = close_notify_received
+        #: server side: what the SNI callback chose (``tls.served.certificates.CertificateEntry``), and the
+        #: certificate-phase hook's client-certificate request (``plugins.mtls_auth.handshake.SniRequest``) or None;
+        #: references kept for the decision records (``tls.trace``), never read on the proxy path
+        self.server_certificate = server_certificate
+        self.client_cert_request = client_cert_request
         self._negotiated = False
         self._alpn: str | None = None
         self._cipher: str | None = None
@@ -101,6 +110,12 @@ class TlsInfo:
         if chain is None:
             chain = self._peer_chain = peer_chain_of(self._conn, self.server_side)
         return chain
+
+    @property
+    def local_certificate(self) -> cx509.Certificate | None:
+        """The certificate this side presented (of an RSA + ECDSA pair, the one OpenSSL chose); read on demand."""
+        cert = self._conn.get_certificate()
+        return cert.to_cryptography() if cert is not None else None
 
     @property
     def peer_certificate(self) -> cx509.Certificate | None:

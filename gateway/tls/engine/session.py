@@ -95,6 +95,7 @@ class TlsSession:
         "_unread",
         "_verify",
         "_verify_hostname",
+        "client_cert_request",
         "close_notify_received",
         "close_notify_sent",
         "server_certificate",
@@ -141,9 +142,10 @@ class TlsSession:
         self.session_reused = False
         self.close_notify_received = False
         self.close_notify_sent = False
-        #: server side: the ``server.CertificateEntry`` the SNI callback chose (written by its record function,
-        #: which reaches this session through the connection's app data); None until the ClientHello is seen.
+        #: server side, written through the connection's app data by the SNI callback: the ``CertificateEntry``
+        #: it chose and the certificate-phase hook's client-certificate request (mtls-auth), or None
         self.server_certificate: object | None = None
+        self.client_cert_request: object | None = None
         if server_side:
             conn.set_accept_state()
         else:
@@ -456,16 +458,9 @@ class TlsSession:
                 self._feed_probe(out)
             self._probe = None
         self._established()
-        info = TlsInfo(
-            conn,
-            self.server_side,
-            self.sni,
-            tuple(self.verify_errors),
-            self.verify_code,
-            self.verify_depth,
-            self.session_reused,
-            self.close_notify_received,
-        )
+        info = TlsInfo(conn, self.server_side, self.sni, tuple(self.verify_errors), self.verify_code, self.verify_depth)
+        info.session_reused, info.close_notify_received = self.session_reused, self.close_notify_received
+        info.server_certificate, info.client_cert_request = self.server_certificate, self.client_cert_request
         if not self.server_side:
             self._post_handshake_checks(out, info)
         self._info = info

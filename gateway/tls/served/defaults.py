@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import datetime
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Final, Protocol
 
 from cryptography import x509
@@ -81,6 +81,8 @@ class PemPair:
     cert: bytes
     key: bytes
     source: str = "<inline>"
+    #: Kong's pair generated under ``<prefix>/ssl/`` (no ``ssl_cert`` set), for the decision records
+    generated: bool = False
 
 
 def load_default_pairs(settings: Settings, log: _Log | None = None) -> tuple[PemPair, ...]:
@@ -205,5 +207,5 @@ def ensure_default_certificates(prefix: str, log: _Log | None = None) -> tuple[P
             _write_atomically(key_path, generated.key, 0o600)
             _write_atomically(cert_path, generated.cert, 0o644)
             pair = PemPair(generated.cert, generated.key, cert_path)
-        pairs.append(pair)
+        pairs.append(replace(pair, generated=True))
     return pairs[0], pairs[1]

@@ -59,8 +59,10 @@ from gateway.entities.index import foreign_id, index_of
 from gateway.settings import Settings
 from gateway.tls.engine.verify_codes import RECORD_AND_ACCEPT
 from gateway.tls.engine.x509 import PemError, TrustStore, load_pem_chain
+from gateway.tls.trace import Origin, Sourced
 from gateway.tls.upstream.globals import UpstreamTlsGlobals
 from gateway.tls.upstream.material import ClientCertificate, client_certificate_from_row, sorted_unique, with_source
+from gateway.tls.upstream.origins import GLOBAL_DEFAULTS, ProfileOrigins, origin_of_global
 
 __all__ = [
     "CIPHERS",
@@ -99,6 +101,7 @@ class UpstreamTlsProfile:
         identity: the hashable TLS identity (see the module docstring).
         notices: ``(level, message)`` pairs the proxy logs for every request using this profile (Kong's per-request
             access-phase lines); empty in the normal case.
+        origins: where each value came from (``ProfileOrigins``), for the decision records and the Admin API.
     """
 
     __slots__ = (
@@ -107,6 +110,7 @@ class UpstreamTlsProfile:
         "depth",
         "identity",
         "notices",
+        "origins",
         "session_reuse",
         "trust_digest",
         "verify",
@@ -124,6 +128,7 @@ class UpstreamTlsProfile:
         client_cert: ClientCertificate | None,
         session_reuse: bool,
         notices: tuple[tuple[str, str], ...] = (),
+        origins: ProfileOrigins | None = None,
     ) -> None:
         self.context = context
         self.verify = verify
@@ -133,11 +138,23 @@ class UpstreamTlsProfile:
         self.client_cert = client_cert
         self.session_reuse = session_reuse
         self.notices = notices
+        self.origins = origins if origins is not None else _unsourced(verify_raw, client_cert)
         cert_digest = client_cert.digest if client_cert is not None else NO_CERT_DIGEST
         self.identity: tuple[Hashable, ...] = (verify_raw, verify, depth, trust_digest, cert_digest)
 
     def __repr__(self) -> str:
         return f"UpstreamTlsProfile({identity_label(self.identity)})"
+
+
+def _unsourced(verify_raw: bool | None, cert: ClientCertificate | None) -> ProfileOrigins:
+    """Origins for a profile built without a compiler (tests): the service's when it set them, else ``default``."""
+    default = Sourced(Origin.DEFAULT)
+    verify = Sourced(Origin.SERVICE) if verify_raw is not None else default
+    cert_from = Sourced(Origin.NONE)
+    if cert is not None:
+        local = cert.source in ("service", "upstream")
+        cert_from = Sourced(Origin(cert.source)) if local else Sourced(Origin.GLOBAL, "client_ssl_cert")
+    return ProfileOrigins(cert_from, None, verify, default, default)
 
 
 def identity_label(identity: Sequence[Hashable]) -> str:
@@ -244,6 +261,10 @@ class UpstreamTlsCompiler:
         tls = globals_ if globals_ is not None else UpstreamTlsGlobals(settings)
         self._global_trust = tls.proxy_trust
         self._global_cert = tls.client_certificate
+        configured = settings.proxy_ssl_trusted_certificate is not None
+        self._global_trust_from = (
+            Sourced(Origin.GLOBAL, "proxy_ssl_trusted_certificate") if configured else Sourced(Origin.DEFAULT)
+        )
 
     # -- per service --------------------------------------------------------------------------------------------
 
@@ -284,6 +305,30 @@ class UpstreamTlsCompiler:
         # one TrustStore object per content, so identical sets share the built OpenSSL store
         return self._stores.setdefault(store.digest, store)
 
+    def _client_cert_for(
+        self, row: Mapping[str, Any], notices: list[tuple[str, str]]
+    ) -> tuple[ClientCertificate | None, Sourced, str | None]:
+        """Kong's precedence: the service's certificate, else its upstream entity's, else ``client_ssl_cert``;
+        with where it stopped and the entity id asked for (an unusable one adds its notice and sends none)."""
+        service_cert_id = foreign_id(row.get("client_certificate"))
+        cert_id: str | None
+        if service_cert_id is not None:
+            cert_id, source = service_cert_id, "service"
+        else:
+            upstream = self._upstreams.get(str(row.get("host")))
+            cert_id = foreign_id(upstream.get("client_certificate")) if upstream is not None else None
+            source = "upstream"
+        if cert_id is None:
+            found_global = self._global_cert
+            if found_global is None:
+                return None, Sourced(Origin.NONE), None
+            return found_global, Sourced(Origin.GLOBAL, "client_ssl_cert"), None
+        found = self._client_certificate(cert_id)
+        if isinstance(found, str):
+            notices.append(("error", found))
+            return None, Sourced(Origin(source)), cert_id
+        return with_source(found, source), Sourced(Origin(source)), cert_id
+
     def profile(self, row: Mapping[str, Any]) -> UpstreamTlsProfile | None:
         """The profile of a service row, or None when its protocol does not speak TLS upstream."""
         if (row.get("protocol") or "http") not in TLS_PROTOCOLS:
@@ -291,39 +336,42 @@ class UpstreamTlsCompiler:
         s = self._settings
         notices: list[tuple[str, str]] = []
 
-        cert: ClientCertificate | None = None
-        service_cert_id = foreign_id(row.get("client_certificate"))
-        if service_cert_id is not None:
-            found = self._client_certificate(service_cert_id)
-            if isinstance(found, str):
-                notices.append(("error", found))
-            else:
-                cert = with_source(found, "service")
-        else:
-            upstream = self._upstreams.get(str(row.get("host")))
-            upstream_cert_id = foreign_id(upstream.get("client_certificate")) if upstream is not None else None
-            if upstream_cert_id is not None:
-                found = self._client_certificate(upstream_cert_id)
-                if isinstance(found, str):
-                    notices.append(("error", found))
-                else:
-                    cert = with_source(found, "upstream")
-            else:
-                cert = self._global_cert
+        cert, cert_from, cert_id = self._client_cert_for(row, notices)
 
         verify_raw = row.get("tls_verify")
         verify = bool(verify_raw) if verify_raw is not None else s.proxy_ssl_verify
+        verify_from = (
+            Sourced(Origin.SERVICE)
+            if verify_raw is not None
+            else origin_of_global("proxy_ssl_verify", s.proxy_ssl_verify, GLOBAL_DEFAULTS["proxy_ssl_verify"])
+        )
         depth_raw = row.get("tls_verify_depth")
         depth = int(depth_raw) if depth_raw is not None else s.proxy_ssl_verify_depth
+        depth_from = (
+            Sourced(Origin.SERVICE)
+            if depth_raw is not None
+            else origin_of_global("proxy_ssl_verify_depth", depth, GLOBAL_DEFAULTS["proxy_ssl_verify_depth"])
+        )
 
         trust = self._global_trust
+        trust_from = self._global_trust_from
+        trust_ids: tuple[str, ...] = ()
         ca_ids = row.get("ca_certificates")
         if ca_ids is not None:
             store = self._ca_store(ca_ids)
             if isinstance(store, str):
                 notices.append(("crit", f"unable to get upstream TLS CA store, err: {store}"))
             else:
-                trust = store
+                trust, trust_from, trust_ids = store, Sourced(Origin.SERVICE), tuple(str(i) for i in ca_ids)
+        origins = ProfileOrigins(
+            cert_from,
+            cert_id,
+            verify_from,
+            depth_from,
+            trust_from,
+            trust_ids,
+            trust_from.origin is Origin.GLOBAL and trust.system,
+        )
 
         context = self._contexts.get(depth, trust, cert)
         self._used.append(context)
@@ -336,6 +384,7 @@ class UpstreamTlsCompiler:
             client_cert=cert,
             session_reuse=s.proxy_ssl_session_reuse,
             notices=tuple(notices),
+            origins=origins,
         )
 
     def finish(self) -> None:
