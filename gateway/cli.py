@@ -8,8 +8,9 @@ the ``KONG_*`` rule, the default prefix and ports (read from ``gateway.settings.
 
 ``gateway check CONF`` loads the settings and then every certificate, key and CA file they name, with the loaders
 ``start`` uses (``gateway.doctor.conf``): a problem is what ``start`` would refuse. ``gateway doctor cert FILE``
-explains a PEM bundle in words (``gateway.doctor.cert``): exit 0 when nothing is a problem (warnings alone pass),
-1 when something is.
+explains a PEM bundle in words (``gateway.doctor.cert``), ``gateway doctor upstream HOST:PORT`` the handshake the
+gateway would make to an upstream (``gateway.doctor.upstream``): exit 0 when nothing is a problem (warnings alone
+pass), 1 when something is. ``gateway demo`` runs the guided walk through the four TLS layers (``gateway.demo``).
 """
 
 from __future__ import annotations
@@ -152,6 +153,37 @@ def cmd_doctor_cert(args: argparse.Namespace) -> int:
     return exit_status(findings)
 
 
+def cmd_doctor_upstream(args: argparse.Namespace) -> int:
+    from gateway.doctor.findings import exit_status, render_json, render_text
+    from gateway.doctor.upstream import UpstreamQuery, diagnose_upstream, parse_target
+
+    try:
+        host, port = parse_target(args.target)
+    except ValueError as exc:
+        print(f"gateway doctor upstream: error: {exc}", file=sys.stderr)
+        return 2
+    if (args.cert is None) != (args.key is None):
+        print("gateway doctor upstream: error: --cert and --key go together", file=sys.stderr)
+        return 2
+    query = UpstreamQuery(host, port, args.sni, args.ca, args.cert, args.key, args.depth, args.conf, args.timeout)
+    findings = diagnose_upstream(query)
+    if args.json:
+        print(render_json(findings, command="doctor upstream", target=args.target, sni=args.sni, ca=args.ca))
+    else:
+        print("\n".join(render_text(findings)))
+    return exit_status(findings)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from gateway.demo.run import run_demo
+    from gateway.demo.steps import STEPS
+
+    if not 1 <= args.step <= len(STEPS):
+        print(f"gateway demo: error: --step is 1 to {len(STEPS)}", file=sys.stderr)
+        return 2
+    return run_demo(args.step, args.keep)
+
+
 def cmd_version(args: argparse.Namespace) -> int:
     if args.all:
         from OpenSSL import SSL
@@ -229,7 +261,12 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("stop", "stop the gateway running in a prefix", "gateway stop -p servroot"),
     ("reload", "re-read certificate settings and the declarative file (SIGHUP)", "gateway reload -p servroot"),
     ("check", "validate a configuration file and the files it names", "gateway check conf/gateway.conf"),
-    ("doctor", "explain a PEM bundle in words", "gateway doctor cert site.crt --key site.key --ca root.crt"),
+    (
+        "doctor",
+        "explain a PEM bundle, or an upstream's TLS, in words",
+        "gateway doctor cert site.crt --key site.key --ca root.crt",
+    ),
+    ("demo", "a guided walk through the four TLS layers, self-contained", "gateway demo --step 9"),
     ("config", "validate a kong.yml, or load it into the SQLite store", "gateway config parse conf/kong.yml"),
     ("version", "print the version (--all: and Python's, OpenSSL's)", "gateway version --all"),
     ("help", "this text, or a command's", "gateway help start"),
@@ -331,6 +368,9 @@ def build_parser() -> argparse.ArgumentParser:
     cert.add_argument("--name", metavar="HOST", help="a host name the leaf must cover")
     cert.add_argument("--json", action="store_true", help="the findings as JSON")
     cert.set_defaults(func=cmd_doctor_cert)
+    _add_doctor_upstream(doctor_sub)
+
+    _add_demo(sub)
 
     version = _add(sub, "version")
     version.add_argument("-a", "--all", action="store_true", help="versions of the parts too")
@@ -351,6 +391,40 @@ def build_parser() -> argparse.ArgumentParser:
     help_.add_argument("topic", nargs="?", metavar="COMMAND", help="the command to explain")
     help_.set_defaults(func=lambda args: cmd_help(parser, sub, args))
     return parser
+
+
+def _add_demo(sub: Any) -> None:
+    demo = _add(
+        sub,
+        "demo",
+        "A guided walk through Kong's four TLS layers on this machine alone: a throwaway PKI, the gateway and three\n"
+        "TLS upstreams on free loopback ports, then eleven steps, each printed with the Admin API calls as curl\n"
+        "lines and its outcome (step N: ok / FAILED). Cleans up after itself. Exit status 0 when every step gave\n"
+        "its expected outcome.",
+    )
+    demo.add_argument("--step", type=int, default=1, metavar="N", help="start at step N (earlier steps run quietly)")
+    demo.add_argument("--keep", action="store_true", help="keep the gateway running after the last step (Ctrl-C)")
+    demo.set_defaults(func=cmd_demo)
+
+
+def _add_doctor_upstream(doctor_sub: Any) -> None:
+    upstream = doctor_sub.add_parser(
+        "upstream",
+        help="the handshake the gateway would make to an upstream: chain, verification, log line, cause and fix",
+        description="Connect to an upstream as a service with tls_verify = true would (the options stand for the "
+        "service's fields; the rest comes from -c CONF and KONG_*). Exit status: 0 the gateway accepts it, 1 it "
+        "refuses it, 2 a usage error.",
+    )
+    upstream.add_argument("target", metavar="HOST:PORT", help="the upstream, as the service's host and port")
+    upstream.add_argument("--sni", metavar="NAME", help="the name sent and checked ($upstream_host; default HOST)")
+    upstream.add_argument("--ca", metavar="CAFILE", help="trusted CAs, as the service's ca_certificates")
+    upstream.add_argument("--cert", metavar="C", help="client certificate chain, as the service's client_certificate")
+    upstream.add_argument("--key", metavar="K", help="the client certificate's key")
+    upstream.add_argument("--depth", metavar="N", type=int, help="as the service's tls_verify_depth")
+    upstream.add_argument("-c", "--conf", help="the gateway's configuration (proxy_ssl_*, client_ssl_cert...)")
+    upstream.add_argument("--timeout", type=float, default=10.0, help="seconds per connection (default 10)")
+    upstream.add_argument("--json", action="store_true", help="the findings as JSON")
+    upstream.set_defaults(func=cmd_doctor_upstream)
 
 
 def cmd_help(parser: argparse.ArgumentParser, sub: Any, args: argparse.Namespace) -> int:

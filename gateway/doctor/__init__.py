@@ -12,6 +12,9 @@ at depth 2, a service with ``tls_verify_depth = 2`` accepts it.
 - ``conf``: the certificate, key and CA files a configuration names, loaded as ``gateway start`` loads them
   (``gateway check``).
 
-Later sub-commands (``doctor upstream``, ``doctor service``, ``doctor sni``) add a module each and a parser entry in
-``gateway.cli``; they reuse ``findings`` for the output and exit status.
+- ``upstream``: the handshake the gateway would make to an upstream (``gateway doctor upstream``), made by the
+  gateway's own profile compiler and connector, with the chain, each verification step and the error-log line.
+
+Later sub-commands (``doctor service``, ``doctor sni``) add a module each and a parser entry in ``gateway.cli``; they
+reuse ``findings`` for the output and exit status.
 """

@@ -44,8 +44,8 @@ from gateway.tls.served.certificates import CertificateIndex
 from gateway.tls.served.defaults import load_default_pairs
 from gateway.tls.served.listener import ssl_listeners
 from gateway.tls.served.presets import tls_profile
+from gateway.tls.upstream.globals import UpstreamTlsGlobals
 from gateway.tls.upstream.probes import HealthcheckTlsCompiler
-from gateway.tls.upstream.profile import UpstreamTlsCompiler
 
 __all__ = ["START_GATES", "check_files"]
 
@@ -185,8 +185,9 @@ def _gate_served(settings: Settings) -> None:
 
 
 def _gate_upstream(settings: Settings) -> None:
-    """What every snapshot build does first: the global trust store and client certificate."""
-    UpstreamTlsCompiler(settings, {})
+    """What every snapshot build does first (``UpstreamTlsGlobals.load_proxy_side``, as ``runtime.snapshot`` calls
+    it): the global trust store, then the global client certificate."""
+    UpstreamTlsGlobals(settings).load_proxy_side()
 
 
 def _gate_probes(settings: Settings) -> None:

@@ -105,6 +105,18 @@ class Kind(enum.Enum):
     VERIFIED = ("verified", _OK)
     VERIFY_FAILED = ("verify_failed", _PROBLEM)
     DEPTH_NEEDED = ("depth_needed", _OK)
+    # an upstream (doctor upstream)
+    UPSTREAM_PROFILE = ("upstream_profile", _OK)
+    UPSTREAM_NOTICE = ("upstream_notice", _PROBLEM)
+    CONNECT_FAILED = ("connect_failed", _PROBLEM)
+    UPSTREAM_TLS = ("upstream_tls", _OK)
+    SERVER_CHAIN = ("server_chain", _OK)
+    VERIFY_STEP = ("verify_step", _OK)
+    UPSTREAM_OK = ("upstream_ok", _OK)
+    UPSTREAM_REFUSED = ("upstream_refused", _PROBLEM)
+    UPSTREAM_ANSWER = ("upstream_answer", _OK)
+    UPSTREAM_NO_ANSWER = ("upstream_no_answer", _PROBLEM)
+    CLIENT_CERT_REQUIRED = ("client_cert_required", _PROBLEM)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ from gateway.doctor.findings import Finding, Kind
 from gateway.tls.engine.verify_codes import VerifyCode, verify_error_text
 from gateway.tls.engine.x509 import TrustStore, verify_chain
 
-__all__ = ["DEPTH_SETTINGS", "VERIFY_FIXES", "trust_unknown", "verify_against"]
+__all__ = ["DEPTH_SETTINGS", "VERIFY_FIXES", "depth_needed", "trust_unknown", "verify_against"]
 
 
 DEPTH_SETTINGS: Final = (
@@ -93,7 +93,7 @@ def trust_unknown(certs: Sequence[x509.Certificate], shape: Shape) -> list[Findi
     ]
 
 
-def _depth_needed(chain: Sequence[x509.Certificate], store: TrustStore, most: int) -> int | None:
+def depth_needed(chain: Sequence[x509.Certificate], store: TrustStore, most: int) -> int | None:
     """The smallest verify depth at which the engine accepts the chain (None if none up to ``most``)."""
     for depth in range(most + 1):
         if verify_chain(chain, store, depth).ok:
@@ -125,7 +125,7 @@ def verify_against(
     findings = [
         Finding.of(Kind.VERIFIED, f"the chain verifies against {ca_label}{order_note}, as a TLS client verifies it.")
     ]
-    depth = _depth_needed(chain, store, len(chain) + len(cas))
+    depth = depth_needed(chain, store, len(chain) + len(cas))
     if depth is not None:
         findings.append(_depth_finding(chain, cas, depth))
     findings.extend(_missing_intermediates(certs, shape, chain, cas, ca_label))

@@ -166,24 +166,59 @@ def test_a_setting_start_does_not_read_is_a_warning(files: Files) -> None:
     assert "Warning: ssl_cert is set but no proxy_listen entry has ssl: start does not read it." in out.stderr
 
 
-@pytest.mark.parametrize(
-    ("case", "reason"),
-    [
-        ("reversed ssl_cert", "could not set configured private key: key values mismatch"),
-        ("missing client_ssl_cert", "client_ssl_cert: failed loading {d}/no.pem"),
-        ("missing trusted certificate", "proxy_ssl_trusted_certificate: failed loading {d}/no.pem"),
-    ],
-)
-def test_start_refuses_what_check_refuses(files: Files, case: str, reason: str) -> None:
+#: each case start refuses: the configuration ({d}: the files' directory) and start's reason, which check says too
+START_CASES: dict[str, tuple[str, str]] = {
+    "missing ssl_cert": (
+        "ssl_cert = {d}/no.pem\nssl_cert_key = {d}/leaf.key\n",
+        "ssl_cert: failed loading certificate from {d}/no.pem",
+    ),
+    "unreadable ssl_cert_key": (
+        "ssl_cert = {d}/chain.pem\nssl_cert_key = {d}/key-dir\n",
+        "ssl_cert_key: failed loading key from {d}/key-dir: Is a directory",
+    ),
+    "mismatched ssl_cert_key": (
+        "ssl_cert = {d}/chain.pem\nssl_cert_key = {d}/other.key\n",
+        "could not set configured private key: key values mismatch",
+    ),
+    "reversed ssl_cert": (
+        "ssl_cert = {d}/reversed.pem\nssl_cert_key = {d}/leaf.key\n",
+        "could not set configured private key: key values mismatch",
+    ),
+    "missing client_ssl_cert": (
+        "client_ssl = on\nclient_ssl_cert = {d}/no.pem\nclient_ssl_cert_key = x\n",
+        "client_ssl_cert: failed loading {d}/no.pem",
+    ),
+    "missing proxy_ssl_trusted_certificate": (
+        "proxy_ssl_trusted_certificate = {d}/no.pem\n",
+        "proxy_ssl_trusted_certificate: failed loading {d}/no.pem",
+    ),
+    "missing lua_ssl_trusted_certificate": (
+        # start reads it for the first upstream with https active health checks (Kong: at start, always)
+        "database = off\ndeclarative_config = {d}/kong.yml\nlua_ssl_trusted_certificate = {d}/no.pem\n",
+        "lua_ssl_trusted_certificate: failed loading {d}/no.pem",
+    ),
+}
+
+HTTPS_CHECKED_UPSTREAM = """_format_version: "3.0"
+upstreams:
+- name: checked
+  healthchecks:
+    active:
+      type: https
+      healthy: {interval: 5}
+  targets:
+  - target: 127.0.0.1:9
+"""
+
+
+@pytest.mark.parametrize("case", sorted(START_CASES))
+def test_start_refuses_what_check_refuses(files: Files, case: str) -> None:
     d = files.directory
-    conf_text = {
-        "reversed ssl_cert": (
-            f"ssl_cert = {files.write('reversed.pem', files.inter.cert_pem + files.leaf.cert_pem)}\n"
-            f"ssl_cert_key = {d / 'leaf.key'}\n"
-        ),
-        "missing client_ssl_cert": f"client_ssl = on\nclient_ssl_cert = {d / 'no.pem'}\nclient_ssl_cert_key = x\n",
-        "missing trusted certificate": f"proxy_ssl_trusted_certificate = {d / 'no.pem'}\n",
-    }[case]
+    files.write("reversed.pem", files.inter.cert_pem + files.leaf.cert_pem)
+    files.write("other.key", make_cert("other.test", issuer=files.inter).key_pem)
+    files.write("kong.yml", HTTPS_CHECKED_UPSTREAM)
+    (d / "key-dir").mkdir()
+    conf_text, reason = (text.format(d=d) for text in START_CASES[case])
     gw = make_gateway(d, conf_text=conf_text, ssl=True)
     assert gw.conf is not None
     checked = run_cli("check", str(gw.conf), env=gw.env)
@@ -195,7 +230,8 @@ def test_start_refuses_what_check_refuses(files: Files, case: str, reason: str) 
         timeout=30,
     )
     assert started.returncode == 1, started.stdout
-    assert checked.returncode == 1
+    assert checked.returncode == 1, checked.stderr
+    assert "is valid" not in checked.stdout
     # both say start's own reason
-    assert reason.format(d=d) in started.stderr
-    assert reason.format(d=d) in checked.stderr
+    assert reason in started.stderr
+    assert reason in checked.stderr

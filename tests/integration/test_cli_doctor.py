@@ -153,6 +153,21 @@ def test_an_expired_leaf_is_a_problem_with_openssl_code_10(pki: Pki) -> None:
     assert failed["facts"]["code"] == 10
 
 
+def test_a_leaf_not_yet_valid_is_a_problem_with_openssl_code_9(pki: Pki) -> None:
+    early = make_cert("early.test", issuer=pki.inter, not_before=days(2), not_after=days(90))
+    bundle = pki.file("early.pem", early.chain_pem)
+    root = pki.file("root.pem", pki.root.cert_pem)
+    out = doctor(bundle)
+    assert out.returncode == 1
+    [problem] = problem_lines(out)
+    assert "certificate 1 (CN=early.test) is not valid yet: it starts on" in problem
+    assert "Clients fail with 9 certificate is not yet valid." in problem
+    document = doctor_json(bundle, "--ca", root)
+    assert kinds(document, "problem") == {"not_yet_valid", "verify_failed"}
+    [failed] = [f for f in document["findings"] if f["kind"] == "verify_failed"]
+    assert failed["facts"] == {"code": 9, "depth": 0}
+
+
 def test_a_key_mismatch_is_a_problem(pki: Pki) -> None:
     bundle = pki.file("good.pem", pki.leaf.chain_pem)
     other = pki.file("other.key", make_cert("other.test", issuer=pki.inter).key_pem)
