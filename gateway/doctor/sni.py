@@ -9,7 +9,7 @@ Kong's SNI order. The doctor adds words (``RULE_WORDS``), the names the certific
 ``--connect`` also makes a real handshake with that SNI to the proxy's TLS listener (``--proxy HOST:PORT``, or the
 first ``ssl`` entry of the running gateway's ``proxy_listen`` from ``GET /``) and compares the leaf served with the
 certificate the Admin API named (its DER against the entity's ``cert`` and ``cert_alt``; for the two defaults, the
-subject and expiry), and the CA names of the CertificateRequest with ``ca_dns``. The handshake sends no client
+subject and the key type), and the CA names of the CertificateRequest with ``ca_dns``. The handshake sends no client
 certificate and does not verify the proxy's certificate (it is looked at, not trusted). Whether a CertificateRequest
 was sent without CA names cannot be seen from the client's side with OpenSSL's API, so only the names are compared.
 """
@@ -17,7 +17,9 @@ was sent without CA names cannot be seen from the client's side with OpenSSL's A
 from __future__ import annotations
 
 import datetime
+import select
 import socket
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -34,7 +36,7 @@ from gateway.plugins.mtls_auth.names import rfc2253
 from gateway.settings import ConfigError, load_settings
 from gateway.tls.engine.hostnames import check_host
 from gateway.tls.engine.x509 import PemError, load_pem_chain
-from gateway.tls.served.trace import not_after
+from gateway.tls.served.trace import key_type, not_after
 
 __all__ = ["RULE_WORDS", "SniQuery", "diagnose_sni"]
 
@@ -216,6 +218,23 @@ class _Seen:
     version: str
 
 
+def _drive(conn: SSL.Connection, sock: socket.socket, deadline: float) -> None:
+    """``do_handshake`` until done: a socket with a timeout is non-blocking underneath, so OpenSSL asks to be called
+    again when the peer has not answered yet (``WantReadError``); wait for the socket, up to ``deadline``."""
+    while True:
+        try:
+            conn.do_handshake()
+            return
+        except (SSL.WantReadError, SSL.WantWriteError) as want:
+            left = deadline - time.monotonic()
+            wanted = ([sock], []) if isinstance(want, SSL.WantReadError) else ([], [sock])
+            readable, writable, _ = select.select(*wanted, [], max(left, 0))
+            if not (readable or writable):
+                raise OSError("no handshake in time") from None
+        except SSL.Error as exc:
+            raise OSError(f"the handshake failed: {exc or type(exc).__name__}") from exc
+
+
 def _handshake(host: str, port: int, name: str | None, timeout: float) -> _Seen:
     """One TLS handshake, no client certificate, the proxy's certificate looked at but not verified.
 
@@ -229,10 +248,7 @@ def _handshake(host: str, port: int, name: str | None, timeout: float) -> _Seen:
         if name:
             conn.set_tlsext_host_name(name.encode("idna"))
         conn.set_connect_state()
-        try:
-            conn.do_handshake()
-        except SSL.Error as exc:
-            raise OSError(f"the handshake failed: {exc}") from exc
+        _drive(conn, sock, time.monotonic() + timeout)
         leaf = conn.get_peer_certificate(as_cryptography=True)
         cas = [_ca_name(ca.get_components()) for ca in conn.get_client_ca_list()]
         version = conn.get_protocol_version_name()
@@ -251,7 +267,8 @@ def _compare(served: Mapping[str, Any], row: Mapping[str, Any] | None, seen: _Se
     if cert.get("id"):
         same = der_of(seen.leaf) in {der_of(leaf) for leaf in _leaves(row)}
     else:
-        same = rfc2253(seen.leaf.subject) == cert.get("subject") and not_after(seen.leaf) == cert.get("not_after")
+        # the defaults' PEMs are not in the store: the subject and the key type (one of the pairs) must agree
+        same = rfc2253(seen.leaf.subject) == cert.get("subject") and key_type(seen.leaf) in cert.get("key_types", ())
     findings = []
     which = f"certificate {cert['id']}" if cert.get("id") else "the default certificate"
     if same:

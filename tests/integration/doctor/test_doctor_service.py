@@ -108,7 +108,7 @@ def test_verify_trust_and_client_certificate_from_the_globals(kong: KongClient, 
         "KONG_CLIENT_SSL_CERT)." in lines
     )
     [refused] = [line for line in lines if line.startswith("problem  the gateway refuses")]
-    assert "upstream SSL certificate does not match \"localhost\" while SSL handshaking to upstream" in refused
+    assert 'upstream SSL certificate does not match "localhost" while SSL handshaking to upstream' in refused
 
     # the name example.com as SNI and checked name, without resolving it: an Upstream entity's host_header
     up = kong.post("/upstreams", {"name": "mtls-up", "host_header": "example.com"})
@@ -156,7 +156,9 @@ def test_an_untrusted_ca_prints_the_line_the_gateway_logs(kong: KongClient, upst
     assert out.returncode == 1, out.stdout
     lines = out.stdout.splitlines()
     assert "ok       tls_verify: on, from service: the service's own tls_verify." in lines
-    assert f"ok       trust store: ca_certificates:{ca['id']}, from service: the service's own ca_certificates." in lines
+    assert (
+        f"ok       trust store: ca_certificates:{ca['id']}, from service: the service's own ca_certificates." in lines
+    )
     assert "verify step, depth 1: CN=Kong Testing Intermediate CA (sent by the server): 20:unable to get local" in (
         out.stdout
     )
