@@ -39,7 +39,7 @@ ORIGIN_WORDS: Final[dict[str, str]] = {
     "service": "the service's own {value}",
     "upstream": "the Upstream entity named like the service's host (its client_certificate)",
     "default": "Kong's default (nothing set on the service or in kong.conf)",
-    "none": "no level gives one: the service, its Upstream entity and client_ssl (off) are all empty",
+    "none": "no level gives one (not the service, not its Upstream entity, and client_ssl is off)",
 }
 
 #: the comparison of the rebuilt profile with the endpoint's: (label, path into profile_json's document)
@@ -77,19 +77,19 @@ def _profile_findings(tls: Mapping[str, Any]) -> list[Finding]:
     """Every value of ``GET /services/{s}/tls`` with where it came from, as the running gateway has it."""
     cert, verify, trust, depth = tls["client_certificate"], tls["verify"], tls["trust"], tls["depth"]
     if cert["from"] == "none":
-        cert_words = "none"
+        cert_words, cert_origin = "none", "from none: " + ORIGIN_WORDS["none"]
     else:
         shown = cert["subject"] or "(unusable: nothing is sent, see the notice below)"
         cert_words = f"{shown}" + (f" (certificate {cert['id']})" if cert["id"] else "")
+        cert_origin = f"from {_origin(cert['from'], 'client_certificate')}"
     values = (
-        ("client certificate", cert_words, _origin(cert["from"], "client_certificate")),
-        ("tls_verify", "on" if verify["value"] else "off", _origin(verify["from"], "tls_verify")),
-        ("trust store", trust["store"], _origin(trust["from"], "ca_certificates")),
-        ("verify depth", str(depth["value"]), _origin(depth["from"], "tls_verify_depth")),
+        ("client certificate", cert_words, cert_origin),
+        ("tls_verify", "on" if verify["value"] else "off", f"from {_origin(verify['from'], 'tls_verify')}"),
+        ("trust store", trust["store"], f"from {_origin(trust['from'], 'ca_certificates')}"),
+        ("verify depth", str(depth["value"]), f"from {_origin(depth['from'], 'tls_verify_depth')}"),
     )
     findings = [
-        Finding.of(Kind.PROFILE_VALUE, f"{what}: {value}, from {origin}.", value=what, origin=origin.split(":")[0])
-        for what, value, origin in values
+        Finding.of(Kind.PROFILE_VALUE, f"{what}: {value}, {origin}.", value=what) for what, value, origin in values
     ]
     reuse = "on" if tls.get("session_reuse") else "off"
     findings.append(Finding.of(Kind.PROFILE_VALUE, f"session reuse: {reuse} (proxy_ssl_session_reuse).", value="reuse"))
@@ -219,10 +219,16 @@ async def _diagnose(api: AdminApi, query: ServiceQuery, settings: Settings) -> l
                 "set protocol https (or tls for a stream service) to connect with TLS.",
             )
         ]
-    findings = _profile_findings(tls)
     service = api.get(f"/services/{segment(str(tls['service']['id']))}")
     if service is None:
-        return [*findings, Finding.of(Kind.NOT_FOUND, f"service {who} was deleted while the doctor read it.")]
+        return [Finding.of(Kind.NOT_FOUND, f"service {who} was deleted while the doctor read it.")]
+    head = Finding.of(
+        Kind.PROFILE_VALUE,
+        f"service {who} ({service.get('protocol')}://{service.get('host')}:{service.get('port')}): its upstream TLS "
+        f"profile, as the gateway at {api.base} has it (GET /services/{segment(query.name)}/tls):",
+        value="service",
+    )
+    findings = [head, *_profile_findings(tls)]
     rows = _rows(api, service)
     profile, look = _compile(rows, settings)
     findings += _differences(profile_json(profile), tls)
