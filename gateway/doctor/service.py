@@ -239,7 +239,10 @@ async def _diagnose(api: AdminApi, query: ServiceQuery, settings: Settings) -> l
     findings += [said] if said is not None else []
     trust = f"{tls['trust']['store']}, from {tls['trust']['from']}"
     compiled = Compiled(profile, look, _store(rows, profile, settings), trust)
-    findings += await examine(UpstreamQuery(where.host, where.port, where.sni, timeout=query.timeout), compiled)
+    found = await examine(UpstreamQuery(where.host, where.port, where.sni, timeout=query.timeout), compiled)
+    if service.get("protocol") == "tls":  # a stream service: its upstream need not speak HTTP, so GET / proves nothing
+        found = [f for f in found if f.kind not in (Kind.UPSTREAM_ANSWER, Kind.UPSTREAM_NO_ANSWER)]
+    findings += found
     if not profile.verify:
         findings.append(_verify_off(tls, findings))
     return findings

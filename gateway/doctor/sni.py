@@ -34,7 +34,7 @@ from gateway.doctor.findings import Finding, Kind
 from gateway.doctor.upstream import parse_target
 from gateway.plugins.mtls_auth.names import rfc2253
 from gateway.settings import ConfigError, load_settings
-from gateway.tls.engine.hostnames import check_host
+from gateway.tls.engine.hostnames import check_host, is_ip_literal
 from gateway.tls.engine.x509 import PemError, load_pem_chain
 from gateway.tls.served.trace import key_type, not_after
 
@@ -245,7 +245,7 @@ def _handshake(host: str, port: int, name: str | None, timeout: float) -> _Seen:
     ctx.set_verify(SSL.VERIFY_NONE)
     with socket.create_connection((host, port), timeout=timeout) as sock:
         conn = SSL.Connection(ctx, sock)
-        if name:
+        if name and not is_ip_literal(name):  # no SNI for an IP address (RFC 6066), as curl and browsers do
             conn.set_tlsext_host_name(name.encode("idna"))
         conn.set_connect_state()
         _drive(conn, sock, time.monotonic() + timeout)

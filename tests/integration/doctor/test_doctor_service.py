@@ -226,3 +226,14 @@ def test_unknown_service_and_unreachable_admin(kong: KongClient) -> None:
     code, document = doctor_json(kong.gw, plain["id"])
     assert code == 0
     assert found(document, "not_tls")[0]["message"].startswith("service plain speaks http to its upstream")
+
+
+def test_a_stream_tls_service_gets_the_handshake_without_an_http_request(
+    kong: KongClient, upstreams: Upstreams
+) -> None:
+    kong.post("/services", {"name": "stream", "protocol": "tls", "host": "localhost", "port": upstreams.ports["tls"]})
+    code, document = doctor_json(kong.gw, "stream")
+    assert code == 0, document
+    assert found(document, "upstream_ok")
+    assert not found(document, "upstream_answer") and not found(document, "upstream_no_answer")
+    assert document["findings"][0]["message"].startswith(f"service stream (tls://localhost:{upstreams.ports['tls']})")
