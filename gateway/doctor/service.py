@@ -19,14 +19,16 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 from gateway.doctor.admin import UNREACHABLE_FIX, AdminApi, AdminError, admin_url, segment
-from gateway.doctor.findings import Finding, Kind
+from gateway.doctor.findings import Finding, Kind, Severity
 from gateway.doctor.upstream import Compiled, UpstreamQuery, examine, parse_target
 from gateway.settings import ConfigError, Settings, load_settings
+from gateway.tls.engine.verify_codes import verify_error_text
 from gateway.tls.engine.x509 import PemError, TrustStore, load_pem_chain
 from gateway.tls.upstream.globals import UpstreamTlsGlobals
 from gateway.tls.upstream.profile import ContextCache, UpstreamTlsCompiler, UpstreamTlsProfile
@@ -244,14 +246,22 @@ async def _diagnose(api: AdminApi, query: ServiceQuery, settings: Settings) -> l
         found = [f for f in found if f.kind not in (Kind.UPSTREAM_ANSWER, Kind.UPSTREAM_NO_ANSWER)]
     findings += found
     if not profile.verify:
+        # the gateway checks neither the chain nor the name: a mismatch is what verification *would* refuse
+        findings = [
+            dataclasses.replace(f, severity=Severity.WARNING) if f.kind is Kind.NAME_MISMATCH else f for f in findings
+        ]
         findings.append(_verify_off(tls, findings))
     return findings
 
 
 def _verify_off(tls: Mapping[str, Any], findings: Sequence[Finding]) -> Finding:
-    codes = [f.message.split(": ")[-1].rstrip(".") for f in findings if f.kind is Kind.VERIFY_STEP]
-    failing = [c for c in codes if c != "ok"]
-    would = f"with tls_verify on it would fail: {failing[0]}" if failing else "with tls_verify on the chain verifies"
+    codes = [code for f in findings if f.kind is Kind.VERIFY_STEP for code in f.facts.get("codes", ())]
+    if codes:
+        would = f"with tls_verify on it would fail: {codes[0]}:{verify_error_text(codes[0])}"
+    elif any(f.kind is Kind.NAME_MISMATCH for f in findings):
+        would = "with tls_verify on the chain verifies but the host check would fail"
+    else:
+        would = "with tls_verify on the chain verifies"
     return Finding.of(
         Kind.VERIFY_OFF,
         f"tls_verify is off (from {tls['verify']['from']}): the gateway accepts whatever certificate this upstream "

@@ -316,7 +316,9 @@ def _steps(look: _Look, store: TrustStore) -> list[Finding]:
             who = "(no certificate found)"
         codes = [code for code, at in look.errors if at == depth]
         said = "; ".join(f"{code}:{verify_error_text(code)}" for code in codes) or "ok"
-        steps.append(Finding.of(Kind.VERIFY_STEP, f"verify step, depth {depth}: {who}: {said}.", depth=depth))
+        steps.append(
+            Finding.of(Kind.VERIFY_STEP, f"verify step, depth {depth}: {who}: {said}.", depth=depth, codes=codes)
+        )
     return steps
 
 

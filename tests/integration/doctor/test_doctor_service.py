@@ -203,6 +203,15 @@ def test_verify_off_on_the_service_wins_over_the_global(kong: KongClient, upstre
     assert "with tls_verify on it would fail: 18:self-signed certificate" in off["message"]
     assert kong.get("lax.test").status_code == 200
 
+    # by IP: the name checked would be 127.0.0.1, which CN=localhost does not cover; with verification off the
+    # gateway does not check it, so the mismatch is a warning, not a problem
+    service(kong, "lax-ip", f"https://127.0.0.1:{upstreams.ports['tls']}/", tls_verify=False)
+    code, document = doctor_json(kong.gw, "lax-ip")
+    assert code == 0, document
+    assert found(document, "name_mismatch")[0]["severity"] == "warning"
+    assert "the chain verifies but the host check would fail" in found(document, "verify_off")[0]["message"]
+    assert kong.get("lax-ip.test").status_code == 200
+
 
 def test_settings_other_than_the_gateways_are_said(kong: KongClient, upstreams: Upstreams) -> None:
     service(kong, "elsewhere", f"https://localhost:{upstreams.ports['tls']}/")
