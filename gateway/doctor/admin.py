@@ -60,6 +60,11 @@ class AdminApi:
         Raises:
             AdminError: no connection, a timeout, another non-200 status, or a body that is not a JSON object.
         """
+        found = self.find(path, **query)
+        return None if isinstance(found, str) else found
+
+    def find(self, path: str, **query: str | None) -> dict[str, Any] | str:
+        """As ``get``, but a 404 gives its ``message`` (``Not found``, or why there is nothing to answer)."""
         params = {k: v for k, v in query.items() if v is not None}
         url = self.url(path) + (f"?{urllib.parse.urlencode(params)}" if params else "")
         try:
@@ -67,7 +72,7 @@ class AdminApi:
                 body = answer.read()
         except urllib.error.HTTPError as exc:
             if exc.code == 404:
-                return None
+                return _message(exc)
             raise AdminError(
                 f"the Admin API at {self.base} answered {exc.code} to GET {path}: {_message(exc)}"
             ) from exc

@@ -301,13 +301,15 @@ def _compare(served: Mapping[str, Any], row: Mapping[str, Any] | None, seen: _Se
 
 
 def _diagnose(api: AdminApi, query: SniQuery, now: datetime.datetime) -> list[Finding]:
-    served = api.get("/tls/served", sni=query.name)
-    if served is None:
+    served = api.find("/tls/served", sni=query.name)
+    if isinstance(served, str):  # no ssl listener (the endpoint's message says so), or a gateway without it
         return [
             Finding.of(
                 Kind.NOT_FOUND,
-                f"the gateway at {api.base} serves no certificate: no proxy_listen entry has ssl.",
-                "add an ssl entry to proxy_listen.",
+                f"the gateway at {api.base} answers GET /tls/served with 404: {served}.",
+                "add an ssl entry to proxy_listen."
+                if "proxy_listen" in served
+                else "use a gateway with this endpoint.",
             )
         ]
     cert = served["certificate"]

@@ -166,3 +166,13 @@ def test_ssl_cert_is_the_rule_when_set(tmp_path: pathlib.Path) -> None:
     assert "the default certificate, as said." in out.stdout
     assert down.returncode == 1
     assert f"problem  cannot reach the Admin API at {unreachable} (" in down.stdout
+
+
+def test_a_gateway_without_an_ssl_listener_says_so(tmp_path: pathlib.Path) -> None:
+    with running_gateway(tmp_path) as gw:
+        out = run_cli("doctor", "sni", "any.test", "--admin", gw.admin_url)
+    assert out.returncode == 1
+    assert (
+        f"problem  the gateway at {gw.admin_url} answers GET /tls/served with 404: no proxy listener terminates TLS "
+        "(proxy_listen has no 'ssl' listener): no certificate is served. Fix: add an ssl entry to proxy_listen."
+    ) in out.stdout.splitlines()
