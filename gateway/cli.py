@@ -9,7 +9,8 @@ the ``KONG_*`` rule, the default prefix and ports (read from ``gateway.settings.
 ``gateway check CONF`` loads the settings and then every certificate, key and CA file they name, with the loaders
 ``start`` uses (``gateway.doctor.conf``): a problem is what ``start`` would refuse. ``gateway doctor cert FILE``
 explains a PEM bundle in words (``gateway.doctor.cert``), ``gateway doctor upstream HOST:PORT`` the handshake the
-gateway would make to an upstream (``gateway.doctor.upstream``): exit 0 when nothing is a problem (warnings alone
+gateway would make to an upstream (``gateway.doctor.upstream``); ``doctor service NAME`` and ``doctor sni NAME`` ask a
+running gateway (``gateway.doctor.commands``): exit 0 when nothing is a problem (warnings alone
 pass), 1 when something is. ``gateway demo`` runs the guided walk through the four TLS layers (``gateway.demo``).
 """
 
@@ -279,7 +280,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("check", "validate a configuration file and the files it names", "gateway check conf/gateway.conf"),
     (
         "doctor",
-        "explain a PEM bundle, or an upstream's TLS, in words",
+        "explain a PEM bundle, an upstream's TLS, a running gateway's service or SNI, in words",
         "gateway doctor cert site.crt --key site.key --ca root.crt",
     ),
     ("demo", "a guided walk through the four TLS layers, self-contained", "gateway demo --step 9"),
@@ -399,6 +400,9 @@ def build_parser() -> argparse.ArgumentParser:
     cert.add_argument("--json", action="store_true", help="the findings as JSON")
     cert.set_defaults(func=cmd_doctor_cert)
     _add_doctor_upstream(doctor_sub)
+    from gateway.doctor.commands import add_running_gateway_commands
+
+    add_running_gateway_commands(doctor_sub)
 
     _add_demo(sub)
 

@@ -15,6 +15,8 @@ at depth 2, a service with ``tls_verify_depth = 2`` accepts it.
 - ``upstream``: the handshake the gateway would make to an upstream (``gateway doctor upstream``), made by the
   gateway's own profile compiler and connector, with the chain, each verification step and the error-log line.
 
-Later sub-commands (``doctor service``, ``doctor sni``) add a module each and a parser entry in ``gateway.cli``; they
-reuse ``findings`` for the output and exit status.
+- ``admin``, ``service``, ``sni``, ``commands``: a running gateway asked through its Admin API (``gateway doctor
+  service NAME``: the profile with each value's origin, rebuilt from the same rows and handed to ``upstream.examine``;
+  ``gateway doctor sni NAME``: the certificate served and the rule, optionally checked by a handshake), with their
+  command-line entries.
 """

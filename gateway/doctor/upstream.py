@@ -43,7 +43,7 @@ from gateway.tls.upstream.connect import HandshakeFailure, open_upstream_tls, pe
 from gateway.tls.upstream.globals import UpstreamTlsGlobals
 from gateway.tls.upstream.profile import ContextCache, UpstreamTlsCompiler, UpstreamTlsProfile
 
-__all__ = ["FIXES", "UpstreamQuery", "diagnose_upstream", "parse_target"]
+__all__ = ["FIXES", "Compiled", "UpstreamQuery", "diagnose_upstream", "examine", "parse_target"]
 
 CA_ID: Final = "doctor-ca"
 CERT_ID: Final = "doctor-client-certificate"
@@ -316,7 +316,9 @@ def _steps(look: _Look, store: TrustStore) -> list[Finding]:
             who = "(no certificate found)"
         codes = [code for code, at in look.errors if at == depth]
         said = "; ".join(f"{code}:{verify_error_text(code)}" for code in codes) or "ok"
-        steps.append(Finding.of(Kind.VERIFY_STEP, f"verify step, depth {depth}: {who}: {said}.", depth=depth))
+        steps.append(
+            Finding.of(Kind.VERIFY_STEP, f"verify step, depth {depth}: {who}: {said}.", depth=depth, codes=codes)
+        )
     return steps
 
 
@@ -403,21 +405,37 @@ def _connection_findings(look: _Look, store: TrustStore, check_name: str) -> lis
     return findings
 
 
-async def _diagnose(query: UpstreamQuery, settings: Settings) -> list[Finding]:
-    inputs = _inputs(query)
-    if inputs.problems:
-        return inputs.problems
-    compiler = UpstreamTlsCompiler(settings, inputs.config, contexts=ContextCache())
-    profile, look_profile = compiler.profile(inputs.row), compiler.profile({**inputs.row, "tls_verify": False})
-    assert profile is not None and look_profile is not None
-    findings = [_profile_finding(query, settings, profile)]
-    findings += [Finding.of(Kind.UPSTREAM_NOTICE, f"[{level}] {text}") for level, text in profile.notices]
+@dataclass(frozen=True, slots=True)
+class Compiled:
+    """The profiles the two connections use and what the words say of the trust store.
+
+    Attributes:
+        profile: the profile a proxied request uses (the verdict connection).
+        look_profile: the same profile with ``tls_verify = false`` (the look connection).
+        store: the trust store behind ``profile``, for the walk and the depth arithmetic.
+        trust: the trust store in words (``ca_certificates:<id>``, a file...).
+    """
+
+    profile: UpstreamTlsProfile
+    look_profile: UpstreamTlsProfile
+    store: TrustStore
+    trust: str
+
+
+async def examine(query: UpstreamQuery, compiled: Compiled) -> list[Finding]:
+    """The two connections with a compiled profile, and their findings: the chain, each verification step, the
+    host check, the verdict with its error-log line, cause and fix, and what the upstream answered.
+
+    ``query`` gives the address (``host``, ``port``) and the name SNI and the host check derive from
+    (``upstream_host``); ``gateway doctor service`` calls this with the profile of a running gateway's service.
+    """
+    profile, store = compiled.profile, compiled.store
     try:
-        ip, look = await _reach(query, look_profile)
+        ip, look = await _reach(query, compiled.look_profile)
         verdict = await _verdict(query, ip, profile)
     except OSError as exc:
-        return [*findings, Finding.of(Kind.CONNECT_FAILED, f"cannot connect to {query.host}:{query.port}: {exc}.")]
-    store = _trust_store(inputs, settings)
+        return [Finding.of(Kind.CONNECT_FAILED, f"cannot connect to {query.host}:{query.port}: {exc}.")]
+    findings: list[Finding] = []
     seen = look if isinstance(look, _Look) else None
     if seen is not None:
         findings += _connection_findings(seen, store, peer_names(query.upstream_host)[1])
@@ -430,11 +448,23 @@ async def _diagnose(query: UpstreamQuery, settings: Settings) -> list[Finding]:
         )
     else:
         where = f"[{ip}]:{query.port}" if ":" in ip else f"{ip}:{query.port}"
-        trust = _trust_words(query, settings)
-        findings.append(_refused(verdict, seen, store, where, profile.depth, trust))
+        findings.append(_refused(verdict, seen, store, where, profile.depth, compiled.trust))
     if seen is not None and (verdict is None or verdict.error.kind not in ("verify", "hostname")):
         findings.append(_answer_finding(seen))
     return findings
+
+
+async def _diagnose(query: UpstreamQuery, settings: Settings) -> list[Finding]:
+    inputs = _inputs(query)
+    if inputs.problems:
+        return inputs.problems
+    compiler = UpstreamTlsCompiler(settings, inputs.config, contexts=ContextCache())
+    profile, look_profile = compiler.profile(inputs.row), compiler.profile({**inputs.row, "tls_verify": False})
+    assert profile is not None and look_profile is not None
+    findings = [_profile_finding(query, settings, profile)]
+    findings += [Finding.of(Kind.UPSTREAM_NOTICE, f"[{level}] {text}") for level, text in profile.notices]
+    compiled = Compiled(profile, look_profile, _trust_store(inputs, settings), _trust_words(query, settings))
+    return findings + await examine(query, compiled)
 
 
 def diagnose_upstream(query: UpstreamQuery) -> list[Finding]:
