@@ -19,6 +19,7 @@ from gateway.tls.served.presets import TlsProfile, apply_profile, pem_file
 
 __all__ = [
     "ALPN_PROTOCOLS",
+    "H2_ALPN_PROTOCOLS",
     "Compiled",
     "compile_row",
     "content_key",
@@ -31,6 +32,9 @@ __all__ = [
 
 ALPN_PROTOCOLS: Final = (b"http/1.1", b"http/1.0", b"http/0.9")
 """nginx's ALPN list for an HTTP/1 listener (``NGX_HTTP_ALPN_PROTOS``), in server preference order."""
+
+H2_ALPN_PROTOCOLS: Final = (b"h2", *ALPN_PROTOCOLS)
+"""nginx's ALPN list for an ``http2`` listener: ``h2`` first (``NGX_HTTP_V2_ALPN_PROTO``), then the HTTP/1 list."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,9 +49,12 @@ def _select_alpn(conn: SSL.Connection, offered: list[bytes]) -> bytes:
     """nginx's ``SSL_select_next_proto`` with the server list first; no overlap is a fatal alert.
 
     Raising makes pyOpenSSL return ``SSL_TLSEXT_ERR_ALERT_FATAL`` (OpenSSL sends ``no_application_protocol``) and
-    re-raise this ``SSL.Error`` from ``do_handshake``, like any other handshake failure.
+    re-raise this ``SSL.Error`` from ``do_handshake``, like any other handshake failure. The server list is the
+    listener's (``TlsSession.served_alpn``, reached through the app data): contexts are shared by every listener, the
+    session is not.
     """
-    for proto in ALPN_PROTOCOLS:
+    served = getattr(conn.get_app_data(), "served_alpn", None) or ALPN_PROTOCOLS
+    for proto in served:
         if proto in offered:
             return proto
     raise SSL.Error([("SSL routines", "", "no application protocol")])
