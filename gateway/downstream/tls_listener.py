@@ -45,6 +45,7 @@ from gateway.tls.engine.errors import TlsHandshakeError
 from gateway.tls.engine.transport import TlsProtocol
 from gateway.tls.served import ticket_keys
 from gateway.tls.served.certificates import CertificateIndex, base_context, make_sni_callback
+from gateway.tls.served.contexts import H2_ALPN_PROTOCOLS
 
 if TYPE_CHECKING:
     from gateway.settings import Listener
@@ -201,6 +202,8 @@ class FirstBytes(asyncio.Protocol):
                 handshake_timer=timer,
                 on_settled=self._settled,
             )
+            if listener.listener.http2:  # ALPN offers h2 first on this listener only (contexts are shared)
+                protocol.session.served_alpn = H2_ALPN_PROTOCOLS
             self._raw = None
             raw.set_protocol(protocol)
             protocol.connection_made(raw)

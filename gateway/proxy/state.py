@@ -7,7 +7,7 @@ Rules:
 - ``protocol_factory(listener)`` returns the zero-argument factory for ``loop.create_server``; the
   parser class comes from ``http_parser`` (an import map, ``http1.PROTOCOLS``). An ``ssl`` listener gets a
   ``TlsListener`` in front of the same HTTP factory (kept in ``tls_listeners``; ``refresh_tls()`` after a
-  SIGHUP rebuilds their base contexts).
+  SIGHUP rebuilds their base contexts); an ``ssl http2`` one an ``AlpnDispatch`` choosing HTTP/2 or that factory.
 - ``begin_shutdown()`` closes idle keepalive connections now, marks busy ones to close after their
   current response and stops pooling upstream connections; ``wait_idle`` awaits an event (no polling);
   ``close()`` closes the upstream pool.
@@ -20,12 +20,15 @@ Rules:
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from gateway.downstream.alpn import AlpnDispatch
 from gateway.downstream.headers import DateCache, HeaderPolicy
 from gateway.downstream.http1 import PROTOCOLS
+from gateway.downstream.http2 import H2Connection
 from gateway.downstream.request import HeadLimits, RequestHead
 from gateway.downstream.tls_listener import TlsListener
 from gateway.observability.accesslog import AccessLog
@@ -92,7 +95,11 @@ class ProxyState:
             return cls(self, listener)
 
         if listener.ssl:
-            tls = TlsListener(self, listener, factory, position=len(self.tls_listeners))
+            app: Callable[[], asyncio.Protocol] = factory
+            if listener.http2:  # ALPN h2 -> HTTP/2, anything else -> the same HTTP/1.1 connection
+                app = functools.partial(AlpnDispatch, factory, functools.partial(H2Connection, self, listener))
+
+            tls = TlsListener(self, listener, app, position=len(self.tls_listeners))
             self.tls_listeners.append(tls)
             return tls.protocol_factory
         return factory
