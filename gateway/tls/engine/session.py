@@ -97,7 +97,6 @@ class TlsSession:
         "_verify_hostname",
         "close_notify_received",
         "close_notify_sent",
-        "served_alpn",
         "server_certificate",
         "server_side",
         "session_reused",
@@ -145,9 +144,6 @@ class TlsSession:
         #: server side: the ``server.CertificateEntry`` the SNI callback chose (written by its record function,
         #: which reaches this session through the connection's app data); None until the ClientHello is seen.
         self.server_certificate: object | None = None
-        #: server side: the ALPN protocols this connection's listener serves, in preference order (read by the
-        #: contexts' ALPN callback through the app data); None: nginx's HTTP/1 list. An ``http2`` listener sets it.
-        self.served_alpn: tuple[bytes, ...] | None = None
         if server_side:
             conn.set_accept_state()
         else:

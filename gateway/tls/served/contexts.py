@@ -7,6 +7,7 @@ by the client's signature algorithms) into a context, or into Kong's reason why 
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -26,6 +27,7 @@ __all__ = [
     "load_default_pairs_onto",
     "load_pair",
     "new_context",
+    "offer_h2",
     "openssl_reason",
     "pem_bytes",
 ]
@@ -35,6 +37,17 @@ ALPN_PROTOCOLS: Final = (b"http/1.1", b"http/1.0", b"http/0.9")
 
 H2_ALPN_PROTOCOLS: Final = (b"h2", *ALPN_PROTOCOLS)
 """nginx's ALPN list for an ``http2`` listener: ``h2`` first (``NGX_HTTP_V2_ALPN_PROTO``), then the HTTP/1 list."""
+
+
+#: the connections whose listener serves HTTP/2 (weak: a connection leaves with its last reference)
+_OFFERING_H2: weakref.WeakSet[SSL.Connection] = weakref.WeakSet()
+
+
+def offer_h2(conn: SSL.Connection) -> None:
+    """Offer ``h2`` first on this connection (its ``http2`` listener's servername callback calls it, before ALPN is
+    selected). Contexts are compiled per certificate and shared by every listener, so the listener's choice travels
+    with the connection, not the context."""
+    _OFFERING_H2.add(conn)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,11 +63,9 @@ def _select_alpn(conn: SSL.Connection, offered: list[bytes]) -> bytes:
 
     Raising makes pyOpenSSL return ``SSL_TLSEXT_ERR_ALERT_FATAL`` (OpenSSL sends ``no_application_protocol``) and
     re-raise this ``SSL.Error`` from ``do_handshake``, like any other handshake failure. The server list is the
-    listener's (``TlsSession.served_alpn``, reached through the app data): contexts are shared by every listener, the
-    session is not.
+    listener's: ``h2`` first for the connections ``offer_h2`` marked.
     """
-    served = getattr(conn.get_app_data(), "served_alpn", None) or ALPN_PROTOCOLS
-    for proto in served:
+    for proto in H2_ALPN_PROTOCOLS if conn in _OFFERING_H2 else ALPN_PROTOCOLS:
         if proto in offered:
             return proto
     raise SSL.Error([("SSL routines", "", "no application protocol")])
