@@ -1,4 +1,4 @@
-"""Downstream HTTP/2 over TLS (ALPN ``h2`` on ``http2`` listeners): the connection, its streams, its limits."""
+"""Downstream HTTP/2 on ``http2`` listeners (ALPN ``h2``, or h2c with prior knowledge): connection, streams, limits."""
 
 from gateway.downstream.http2.connection import H2Connection
 

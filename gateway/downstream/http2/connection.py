@@ -1,4 +1,5 @@
-"""A downstream HTTP/2 connection over TLS: the ``h2`` state machine, its streams, limits and timer.
+"""A downstream HTTP/2 connection (ALPN ``h2``, or h2c with prior knowledge): the ``h2`` state machine, its streams,
+limits and timer.
 
 Theory of operation. ``h2`` (the sans-I/O sibling of ``h11``) does the framing, HPACK, flow-control accounting and
 stream states; this protocol only shuttles bytes between it and the TLS transport and turns its events into stream
@@ -34,7 +35,8 @@ from h2.config import H2Configuration
 from h2.connection import H2Connection as H2Machine
 from h2.errors import ErrorCodes
 from h2.exceptions import ProtocolError
-from h2.settings import SettingCodes
+from h2.settings import SettingCodes, Settings
+from hpack.exceptions import HPACKError, OversizedHeaderListError
 
 from gateway.downstream.connection import HttpConnection
 from gateway.downstream.contracts import ConnectionState, DownstreamExchange
@@ -52,7 +54,7 @@ _CONFIG = H2Configuration(client_side=False, header_encoding=None, validate_inbo
 
 
 class H2Connection(asyncio.Protocol):
-    """One downstream HTTP/2 connection (ALPN ``h2`` on an ``http2`` listener)."""
+    """One downstream HTTP/2 connection (ALPN ``h2`` on an ``ssl http2`` listener, a preface on a plain one)."""
 
     __slots__ = (
         "_corked",
@@ -62,6 +64,7 @@ class H2Connection(asyncio.Protocol):
         "closing",
         "conn_id",
         "h2",
+        "https",
         "limits",
         "listener",
         "local_port",
@@ -92,6 +95,7 @@ class H2Connection(asyncio.Protocol):
         self.peer_trusted = False
         self.local_port = listener.port
         self.tls: object | None = None
+        self.https = False
         self.sni: str | None = None
         #: shared by every stream (``H2Stream.plugin_cache``): verdicts on the connection's client certificate
         self.plugin_cache: dict[object, object] | None = {}
@@ -113,19 +117,22 @@ class H2Connection(asyncio.Protocol):
             if isinstance(sock, tuple):
                 self.local_port = sock[1]
         tls = self.tls = transport.get_extra_info("tls")
+        self.https = tls is not None
         self.sni = getattr(tls, "sni", None)
         state = self.state
         self.peer_trusted = state.is_trusted(self.peer_ip)
         self.conn_id = state.register(cast(Any, self))
         h2 = self.h2
         header_list = self.limits.total
-        h2.local_settings.update(
-            {
+        # initial values (not ``update``, which only queues changes until the client ACKs them)
+        h2.local_settings = Settings(
+            client=False,
+            initial_values={
                 SettingCodes.MAX_CONCURRENT_STREAMS: MAX_CONCURRENT_STREAMS,
                 SettingCodes.MAX_HEADER_LIST_SIZE: header_list,
                 SettingCodes.HEADER_TABLE_SIZE: HEADER_TABLE_SIZE,
                 SettingCodes.ENABLE_PUSH: 0,
-            }
+            },
         )
         h2.initiate_connection()
         # in force from the client's first byte, not only once it ACKs our SETTINGS
@@ -137,7 +144,7 @@ class H2Connection(asyncio.Protocol):
         try:
             events = self.h2.receive_data(data)
         except ProtocolError as exc:
-            self._fail(int(getattr(exc, "error_code", ErrorCodes.PROTOCOL_ERROR)), f"client sent invalid HTTP/2: {exc}")
+            self._fail(_error_code(exc), f"client sent invalid HTTP/2: {exc}")
             return
         floods = self._floods
         try:
@@ -282,7 +289,17 @@ class H2Connection(asyncio.Protocol):
     def _on_settings(self, event: ev.RemoteSettingsChanged) -> bool:
         if self._floods.add(Flood.SETTINGS, self.loop.time()):
             return self._calm(Flood.SETTINGS)
-        if SettingCodes.INITIAL_WINDOW_SIZE in event.changed_settings:
+        changed = event.changed_settings
+        if SettingCodes.HEADER_TABLE_SIZE in changed and changed[SettingCodes.HEADER_TABLE_SIZE].new_value > (
+            HEADER_TABLE_SIZE
+        ):
+            # our encoder's table: what the client allows is a maximum, not an order; at its size every distinct
+            # response header (each request id) would be kept for the connection's life
+            encoder = self.h2.encoder
+            encoder.header_table_size = HEADER_TABLE_SIZE
+            # h2 applied the client's size first: announce only ours (hpack would send both updates)
+            encoder.table_size_changes = [HEADER_TABLE_SIZE]
+        if SettingCodes.INITIAL_WINDOW_SIZE in changed:
             for stream in list(self.streams.values()):
                 stream.window_opened()
         return False
@@ -393,6 +410,14 @@ _HANDLERS: dict[type, _Handler] = {
     ev.PingReceived: H2Connection._on_ping,
     ev.ConnectionTerminated: H2Connection._on_goaway,
 }
+
+
+def _error_code(exc: ProtocolError) -> int:
+    """The GOAWAY code for ``exc``: h2 reports an undecodable header block as PROTOCOL_ERROR, RFC 9113 4.3 says
+    COMPRESSION_ERROR (and nginx sends it)."""
+    if isinstance(exc.__cause__, HPACKError) and not isinstance(exc.__cause__, OversizedHeaderListError):
+        return ErrorCodes.COMPRESSION_ERROR
+    return int(exc.error_code)
 
 
 def request_head(headers: list[tuple[bytes, bytes]]) -> RequestHead:

@@ -18,7 +18,8 @@ and returned on resume, so a client can send at most one window ahead of what th
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+import asyncio
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from h2.errors import ErrorCodes
 from h2.exceptions import ProtocolError, StreamClosedError
@@ -28,14 +29,43 @@ from gateway.downstream.flow import FlowControl
 from gateway.downstream.http2.response import Headers, ResponseTranslator
 
 if TYPE_CHECKING:
-    from gateway.downstream.http2.connection import H2Connection
-    from gateway.downstream.request import RequestHead
+    from h2.connection import H2Connection as H2Machine
 
-__all__ = ["PENDING_HIGH", "PENDING_LOW", "H2Stream"]
+    from gateway.downstream.contracts import ConnectionState
+    from gateway.downstream.request import HeadLimits, RequestHead
+
+__all__ = ["PENDING_HIGH", "PENDING_LOW", "H2Stream", "StreamOwner"]
 
 #: bytes of response held back by flow control above which the upstream stops being read, and below which it resumes
 PENDING_HIGH = 64 * 1024
 PENDING_LOW = 16 * 1024
+
+
+class StreamOwner(Protocol):
+    """What a stream uses of its connection (``http2.connection.H2Connection``)."""
+
+    state: ConnectionState[Any]
+    loop: asyncio.AbstractEventLoop
+    limits: HeadLimits
+    h2: H2Machine
+    conn_id: int
+    remote_addr: str
+    peer_ip: str
+    peer_trusted: bool
+    local_port: int
+    https: bool
+    tls: object | None
+    sni: str | None
+    plugin_cache: dict[object, object] | None
+    closing: bool
+    write_paused: bool
+
+    def flush(self) -> None: ...
+    def cork(self) -> bool: ...
+    def uncork(self) -> None: ...
+    def host_var(self, host: str | None) -> str: ...
+    def log_access(self, ex: DownstreamExchange) -> None: ...
+    def stream_closed(self, stream: H2Stream) -> None: ...
 
 
 class H2Stream:
@@ -71,7 +101,7 @@ class H2Stream:
         "tls",
     )
 
-    def __init__(self, conn: H2Connection, stream_id: int, head: RequestHead, remote_ended: bool) -> None:
+    def __init__(self, conn: StreamOwner, stream_id: int, head: RequestHead, remote_ended: bool) -> None:
         self.conn = conn
         self.stream_id = stream_id
         # what the exchange reads of its connection, copied once (plain attributes cost less than properties)
@@ -83,7 +113,7 @@ class H2Stream:
         self.peer_ip = conn.peer_ip
         self.peer_trusted = conn.peer_trusted
         self.local_port = conn.local_port
-        self.https = True
+        self.https = conn.https
         self.tls = conn.tls
         self.sni = conn.sni
         #: the connection's dict: one client certificate, one verdict for all its streams
