@@ -208,8 +208,9 @@ class H2Stream:
         if ex is not None and not self.finished:
             self.finished = True
             self.state.connections_writing -= 1
+            started = ex.response_started  # asked first: an aborted exchange counts as done
             ex.client_aborted()
-            if not ex.response_started:
+            if not started:
                 ex.status = 499
             self.conn.log_access(ex)
             self._translator.release()

@@ -144,6 +144,12 @@ def test_rapid_reset_ends_the_connection(h2: H2Setup, attacker: RawH2) -> None:
     assert attacker.goaway().error_code == ErrorCodes.ENHANCE_YOUR_CALM
     _logged(h2, "client sent too many stream resets")
     _still_serving(h2)
+    # each abandoned stream is nginx's 499 in the access log (flushed once a second)
+    deadline = time.monotonic() + TIMEOUT
+    while h2.gw.access_log.read_text().count('"GET / HTTP/2.0" 499 0 ') < 256:
+        assert time.monotonic() < deadline, "the resets never reached the access log as 499"
+        time.sleep(0.05)
+    assert '"GET / HTTP/2.0" 0 ' not in h2.gw.access_log.read_text()
 
 
 def test_too_many_streams_in_one_read(h2: H2Setup, attacker: RawH2) -> None:
