@@ -40,6 +40,7 @@ from hpack.exceptions import HPACKError, OversizedHeaderListError
 
 from gateway.downstream.connection import HttpConnection
 from gateway.downstream.contracts import ConnectionState, DownstreamExchange
+from gateway.downstream.http2.hpack_out import LiteralEncoder
 from gateway.downstream.http2.limits import HEADER_TABLE_SIZE, MAX_CONCURRENT_STREAMS, Flood, FloodCounter
 from gateway.downstream.http2.stream import H2Stream
 from gateway.downstream.rejects import reject_response
@@ -50,7 +51,16 @@ if TYPE_CHECKING:
 
 __all__ = ["H2Connection"]
 
-_CONFIG = H2Configuration(client_side=False, header_encoding=None, validate_inbound_headers=True)
+#: what clients send is validated by h2 (names, pseudo-headers, connection-specific headers, CR/LF/NUL); what we send
+#: comes from llhttp's parse of the exchange's HTTP/1.1 head, lowercased by the translator: checking it again would
+#: cost more than the rest of the head's way out
+_CONFIG = H2Configuration(
+    client_side=False,
+    header_encoding=None,
+    validate_inbound_headers=True,
+    validate_outbound_headers=False,
+    normalize_outbound_headers=False,
+)
 
 
 class H2Connection(asyncio.Protocol):
@@ -88,6 +98,7 @@ class H2Connection(asyncio.Protocol):
         self.limits = state.head_limits
         self.transport: asyncio.Transport | None = None
         self.h2 = H2Machine(_CONFIG)
+        self.h2.encoder = cast(Any, LiteralEncoder())  # literals only (``http2.hpack_out``)
         self.streams: dict[int, H2Stream] = {}
         self.conn_id = 0
         self.peer_ip = ""
@@ -289,17 +300,7 @@ class H2Connection(asyncio.Protocol):
     def _on_settings(self, event: ev.RemoteSettingsChanged) -> bool:
         if self._floods.add(Flood.SETTINGS, self.loop.time()):
             return self._calm(Flood.SETTINGS)
-        changed = event.changed_settings
-        if SettingCodes.HEADER_TABLE_SIZE in changed and changed[SettingCodes.HEADER_TABLE_SIZE].new_value > (
-            HEADER_TABLE_SIZE
-        ):
-            # our encoder's table: what the client allows is a maximum, not an order; at its size every distinct
-            # response header (each request id) would be kept for the connection's life
-            encoder = self.h2.encoder
-            encoder.header_table_size = HEADER_TABLE_SIZE
-            # h2 applied the client's size first: announce only ours (hpack would send both updates)
-            encoder.table_size_changes = [HEADER_TABLE_SIZE]
-        if SettingCodes.INITIAL_WINDOW_SIZE in changed:
+        if SettingCodes.INITIAL_WINDOW_SIZE in event.changed_settings:
             for stream in list(self.streams.values()):
                 stream.window_opened()
         return False

@@ -6,7 +6,8 @@ What ``h2`` (4.x) already refuses, as a connection error we answer with GOAWAY a
   larger than ``SETTINGS_MAX_FRAME_SIZE`` (16 KiB, our default);
 - a header list larger than ``SETTINGS_MAX_HEADER_LIST_SIZE`` once decoded (``hpack``'s ``max_header_list_size``,
   which we set to nginx's ``large_client_header_buffers`` total, 4 x 8k, before the client's first byte);
-- an HPACK dynamic-table size update above our ``SETTINGS_HEADER_TABLE_SIZE`` (4096): COMPRESSION_ERROR;
+- an HPACK dynamic-table size update above our ``SETTINGS_HEADER_TABLE_SIZE`` (4096): COMPRESSION_ERROR (and a
+  client's large ``SETTINGS_HEADER_TABLE_SIZE`` costs us nothing: our encoder keeps no table, ``http2.hpack_out``);
 - window abuse: a WINDOW_UPDATE taking a window past 2^31-1, DATA beyond the window we granted: FLOW_CONTROL_ERROR;
 - more open streams than ``SETTINGS_MAX_CONCURRENT_STREAMS`` (128, nginx's ``http2_max_concurrent_streams``).
 
