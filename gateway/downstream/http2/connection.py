@@ -19,7 +19,9 @@ Rules:
    with the error's code, an ``info`` line, the open streams' exchanges aborted (499 in the access log when no
    response began).
 4. One timer handle (lesson 10): with no stream open the connection is idle and closes (GOAWAY ``NO_ERROR``) after
-   ``keepalive_timeout``, as nginx closes an idle HTTP/2 connection; while streams are open, none runs.
+   ``keepalive_timeout``, as nginx closes an idle HTTP/2 connection; while streams are open it fires at the nearest
+   stream deadline: ``client_body_timeout`` between two DATA frames of a body (nginx's 408 in the access log, the
+   stream reset), ``send_timeout`` (60 s) while the client's window holds a response back.
 5. A graceful stop (``shutdown``) closes an idle connection at once, a busy one after its last stream.
 6. Access-log lines say ``HTTP/2.0`` (the head's version is ``2.0``), as nginx's ``$request`` does.
 """
@@ -235,7 +237,7 @@ class H2Connection(asyncio.Protocol):
         sid = event.stream_id
         if self._floods.add(Flood.STREAMS_AT_ONCE, self.loop.time()):
             return self._calm(Flood.STREAMS_AT_ONCE)
-        self._cancel_timer()
+        self._deadline = 0.0  # not idle any more (the handle, if any, finds the streams when it fires)
         ended = event.stream_ended is not None
         head = request_head(event.headers or [])
         stream = H2Stream(self, sid, head, ended)
@@ -256,6 +258,8 @@ class H2Connection(asyncio.Protocol):
             stream.remote_addr = state.real_ip(self.peer_ip, head)
         ex = state.exchange_type(cast(Any, stream), head)
         stream.exchange = ex
+        if stream.deadline:
+            self.stream_deadline(stream.deadline)
         ex.begin()
         return False
 
@@ -380,8 +384,7 @@ class H2Connection(asyncio.Protocol):
             self._goaway(ErrorCodes.NO_ERROR)
             return
         self._deadline = self.loop.time() + timeout
-        if self._timer is None:
-            self._timer = self.loop.call_at(self._deadline, self._on_timer)
+        self.stream_deadline(self._deadline)
 
     def _cancel_timer(self) -> None:
         self._deadline = 0.0
@@ -389,14 +392,43 @@ class H2Connection(asyncio.Protocol):
             self._timer.cancel()
             self._timer = None
 
+    def stream_deadline(self, when: float) -> None:
+        """A stream's deadline (``H2Stream.deadline``): the one handle fires no later than ``when``."""
+        timer = self._timer
+        if timer is None or timer.when() > when:
+            if timer is not None:
+                timer.cancel()
+            self._timer = self.loop.call_at(when, self._on_timer)
+
     def _on_timer(self) -> None:
         self._timer = None
-        if self.streams or not self._deadline:
+        if self.streams:
+            self._streams_timer()
+            return
+        if not self._deadline:
             return
         if self.loop.time() < self._deadline:
             self._timer = self.loop.call_at(self._deadline, self._on_timer)
             return
         self._goaway(ErrorCodes.NO_ERROR)
+
+    def _streams_timer(self) -> None:
+        """Rule 4 while streams are open: end the ones whose deadline passed, re-arm for the nearest other."""
+        now = self.loop.time()
+        nearest = 0.0
+        for stream in list(self.streams.values()):
+            when = stream.deadline
+            if not when:
+                continue
+            if when <= now:
+                stream.timed_out(now)
+            elif not nearest or when < nearest:
+                nearest = when
+        self.flush()
+        if nearest:
+            self._timer = self.loop.call_at(nearest, self._on_timer)
+        elif not self.streams and self._timer is None:
+            self._idle()
 
 
 _Handler = Callable[[H2Connection, Any], bool]

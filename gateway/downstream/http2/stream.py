@@ -34,7 +34,11 @@ if TYPE_CHECKING:
     from gateway.downstream.contracts import ConnectionState
     from gateway.downstream.request import HeadLimits, RequestHead
 
-__all__ = ["PENDING_HIGH", "PENDING_LOW", "H2Stream", "StreamOwner"]
+__all__ = ["PENDING_HIGH", "PENDING_LOW", "SEND_TIMEOUT", "H2Stream", "StreamOwner"]
+
+#: nginx's ``send_timeout`` default: how long a stream's output may wait for the client to open its window
+SEND_TIMEOUT = 60.0
+_NO_TIMER, _BODY_TIMER, _SEND_TIMER = 0, 1, 2
 
 #: bytes of response held back by flow control above which the upstream stops being read, and below which it resumes
 PENDING_HIGH = 64 * 1024
@@ -66,6 +70,7 @@ class StreamOwner(Protocol):
     def host_var(self, host: str | None) -> str: ...
     def log_access(self, ex: DownstreamExchange) -> None: ...
     def stream_closed(self, stream: H2Stream) -> None: ...
+    def stream_deadline(self, when: float) -> None: ...
 
 
 class H2Stream:
@@ -73,15 +78,18 @@ class H2Stream:
 
     __slots__ = (
         "_acks_held",
+        "_body_timeout",
         "_end_wanted",
         "_pending",
         "_pending_bytes",
         "_read_paused",
+        "_timer",
         "_translator",
         "_write_paused",
         "closing",
         "conn",
         "conn_id",
+        "deadline",
         "exchange",
         "finished",
         "flow",
@@ -133,6 +141,15 @@ class H2Stream:
         self._write_paused = False
         self._read_paused = False
         self._acks_held = 0
+        #: the stream's one timer, as data: what runs (``_BODY_TIMER`` while the client sends the body,
+        #: ``_SEND_TIMER`` while the client's window holds our output) and until when (0: none); the connection's
+        #: handle fires at the earliest of its streams' deadlines
+        self._timer = _NO_TIMER
+        self._body_timeout = float(self.state.settings.client_body_timeout)
+        self.deadline = 0.0
+        if not remote_ended:
+            self._timer = _BODY_TIMER
+            self.deadline = self.loop.time() + self._body_timeout
 
     # ================================================================== the exchange's connection contract
     def write(self, data: bytes) -> None:
@@ -185,6 +202,8 @@ class H2Stream:
 
     # ================================================================== input (from the connection)
     def body(self, data: bytes, flow_length: int) -> None:
+        if self._timer == _BODY_TIMER:
+            self.deadline = self.loop.time() + self._body_timeout
         ex = self.exchange
         if ex is not None and not self.finished:
             ex.feed_body(data)
@@ -196,6 +215,9 @@ class H2Stream:
 
     def body_complete(self) -> None:
         self.remote_ended = True
+        if self._timer == _BODY_TIMER:
+            self._timer = _NO_TIMER
+            self.deadline = 0.0
         ex = self.exchange
         if ex is not None and not self.finished:
             ex.body_complete()
@@ -203,7 +225,13 @@ class H2Stream:
     def client_reset(self) -> None:
         """RST_STREAM from the client: the request is abandoned (nginx logs 499 when no response began)."""
         self.output_done = True
+        self._abandon(499)
+
+    def _abandon(self, status: int, sent: int | None = None) -> None:
+        """The exchange ends without its response: ``status`` in the access log when no response began (``sent``
+        bytes then, if given), aborted upstream, nothing more to send."""
         self.remote_ended = True
+        self.deadline = 0.0
         ex = self.exchange
         if ex is not None and not self.finished:
             self.finished = True
@@ -211,10 +239,30 @@ class H2Stream:
             started = ex.response_started  # asked first: an aborted exchange counts as done
             ex.client_aborted()
             if not started:
-                ex.status = 499
+                ex.status = status
+                if sent is not None:
+                    ex.bytes_sent = sent
             self.conn.log_access(ex)
             self._translator.release()
         self._pending.clear()
+
+    def timed_out(self, now: float) -> None:
+        """The stream's deadline passed (``deadline``): nginx's ``client_body_timeout`` (408, no answer) or
+        ``send_timeout`` (the client's window stayed shut: ``info`` line, the stream reset)."""
+        if self._timer == _BODY_TIMER:
+            self.reset(ErrorCodes.CANCEL)
+            self._abandon(408, 0)
+        else:
+            log = self.state.error_log
+            if log.info_enabled:
+                log.info(
+                    "client timed out (110: Connection timed out) while sending to client, "
+                    f"client: {self.peer_ip}, server: kong",
+                    self.conn_id,
+                )
+            self.reset(ErrorCodes.INTERNAL_ERROR)
+            self._abandon(499)
+        self.conn.stream_closed(self)
 
     def window_opened(self) -> None:
         if self._pending or self._end_wanted:
@@ -267,6 +315,7 @@ class H2Stream:
         h2 = self.conn.h2
         sid = self.stream_id
         pending = self._pending
+        sent = False
         try:
             while pending:
                 window = min(h2.local_flow_control_window(sid), h2.max_outbound_frame_size)
@@ -280,6 +329,7 @@ class H2Stream:
                     pending.pop(0)
                 self._pending_bytes -= len(chunk)
                 h2.send_data(sid, chunk)
+                sent = True
             if not pending and self._end_wanted:
                 h2.end_stream(sid)
                 self._output_ended()
@@ -287,6 +337,14 @@ class H2Stream:
             self.output_done = True
             pending.clear()
             return
+        if pending:  # the window holds the rest: the send timer runs from the last progress
+            if self._timer != _SEND_TIMER or sent:
+                self._timer = _SEND_TIMER
+                self.deadline = self.loop.time() + SEND_TIMEOUT
+                self.conn.stream_deadline(self.deadline)
+        elif self._timer == _SEND_TIMER:
+            self._timer = _NO_TIMER
+            self.deadline = 0.0
         self._backpressure()
 
     def _backpressure(self) -> None:
