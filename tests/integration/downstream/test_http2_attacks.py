@@ -166,3 +166,16 @@ def test_data_beyond_the_granted_window(h2: H2Setup, attacker: RawH2) -> None:
     attacker.send(frames)
     assert attacker.goaway().error_code == ErrorCodes.FLOW_CONTROL_ERROR
     _still_serving(h2)
+
+
+def test_a_refused_head_is_answered_on_its_stream_and_the_connection_goes_on(h2: H2Setup, attacker: RawH2) -> None:
+    """nginx's 400 for a header line longer than a large_client_header_buffers buffer, on that stream only."""
+    big = HeadersFrame(1)
+    big.data = attacker.block("/", extra=[("x-long", "v" * 9000)])  # > 8k line, < 32k list
+    big.flags.add("END_HEADERS")
+    big.flags.add("END_STREAM")
+    attacker.send([big])
+    assert attacker.status_of(1) == b"400"
+    attacker.send([attacker.request(3)])
+    assert attacker.status_of(3) == b"200"
+    attacker.close()

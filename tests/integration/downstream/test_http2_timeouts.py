@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pathlib
+import signal
 import time
 
 from h2.errors import ErrorCodes
@@ -77,3 +78,22 @@ def test_body_timeout_resets_the_stream_logs_408_and_keeps_the_connection(tmp_pa
                 time.sleep(0.05)
         finally:
             assert gw.stop() == 0
+
+
+def test_a_graceful_stop_says_goaway_to_an_idle_http2_connection(tmp_path: pathlib.Path) -> None:
+    gw = make_gateway(tmp_path)
+    port = free_port()
+    gw.env["KONG_PROXY_LISTEN"] = f"127.0.0.1:{gw.proxy_port}, 127.0.0.1:{port} http2 ssl"
+    gw.start()
+    try:
+        client = RawH2(port)
+        client.send([client.request(1)])
+        assert client.status_of(1) == b"404"  # no route: Kong's 404, and the connection stays open
+        gw.signal(signal.SIGTERM)
+        frame = client.next_frame()
+        while frame is not None and not isinstance(frame, GoAwayFrame):
+            frame = client.next_frame()
+        assert isinstance(frame, GoAwayFrame) and frame.error_code == ErrorCodes.NO_ERROR
+        assert client.next_frame() is None  # then closed
+    finally:
+        assert gw.stop() == 0
