@@ -154,6 +154,9 @@ class H2Connection(asyncio.Protocol):
         self._idle()
 
     def data_received(self, data: bytes) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return  # after our GOAWAY: h2 would refuse every frame, and log it again
         try:
             events = self.h2.receive_data(data)
         except ProtocolError as exc:
