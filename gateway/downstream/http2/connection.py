@@ -71,6 +71,7 @@ class H2Connection(asyncio.Protocol):
     __slots__ = (
         "_corked",
         "_deadline",
+        "_dirty",
         "_floods",
         "_timer",
         "closing",
@@ -115,6 +116,8 @@ class H2Connection(asyncio.Protocol):
         self.closing = False
         self.write_paused = False
         self._corked = 0
+        #: streams with output produced while corked (``push_later``)
+        self._dirty: list[H2Stream] = []
         self._timer: asyncio.TimerHandle | None = None
         self._deadline = 0.0
         self._floods = FloodCounter(self.loop.time())
@@ -211,6 +214,21 @@ class H2Connection(asyncio.Protocol):
 
     def uncork(self) -> None:
         self._corked -= 1
+        if not self._corked and self._dirty:
+            dirty = self._dirty
+            self._dirty = []
+            for stream in dirty:
+                if not stream.output_done:
+                    stream.push()
+        self.flush()
+
+    def push_later(self, stream: H2Stream) -> None:
+        """A stream has new output: sent now, or at ``uncork`` when corked (head and body in the fewest frames)."""
+        if self._corked:
+            if stream not in self._dirty:
+                self._dirty.append(stream)
+            return
+        stream.push()
         self.flush()
 
     def host_var(self, host: str | None) -> str:

@@ -71,6 +71,7 @@ class StreamOwner(Protocol):
     def log_access(self, ex: DownstreamExchange) -> None: ...
     def stream_closed(self, stream: H2Stream) -> None: ...
     def stream_deadline(self, when: float) -> None: ...
+    def push_later(self, stream: H2Stream) -> None: ...
 
 
 class H2Stream:
@@ -80,6 +81,7 @@ class H2Stream:
         "_acks_held",
         "_body_timeout",
         "_end_wanted",
+        "_head",
         "_pending",
         "_pending_bytes",
         "_read_paused",
@@ -138,6 +140,8 @@ class H2Stream:
         self._pending: list[bytes] = []
         self._pending_bytes = 0
         self._end_wanted = False
+        #: the final head the translator produced and ``push`` has not sent yet
+        self._head: Headers | None = None
         self._write_paused = False
         self._read_paused = False
         self._acks_held = 0
@@ -156,7 +160,7 @@ class H2Stream:
         if self.output_done:
             return
         self._translator.feed(data)
-        self.conn.flush()
+        self.conn.push_later(self)
 
     def cork(self) -> bool:
         return self.conn.cork()
@@ -178,7 +182,7 @@ class H2Stream:
             self.reset(ErrorCodes.INTERNAL_ERROR)
         elif not self.output_done:
             self._end_wanted = True  # a close-delimited body ends here (response rule 2)
-            self._send_pending()
+            self.push()
         self._translator.release()
         self.conn.stream_closed(self)
 
@@ -265,7 +269,7 @@ class H2Stream:
         self.conn.stream_closed(self)
 
     def window_opened(self) -> None:
-        if self._pending or self._end_wanted:
+        if self._head is None and (self._pending or self._end_wanted):
             self._send_pending()
 
     def set_write_paused(self, paused: bool) -> None:
@@ -290,23 +294,42 @@ class H2Stream:
         self.conn.flush()
 
     # ================================================================== output (from the translator)
+    def push(self) -> None:
+        """Send what the translator produced since the last push: the head (with END_STREAM when nothing follows
+        it), then the body within the windows, its last DATA frame carrying END_STREAM. Pushing once per cork
+        (``H2Connection.push_later``) makes the usual response two frames, or one."""
+        head = self._head
+        if head is not None:
+            self._head = None
+            end = self._end_wanted and not self._pending
+            try:
+                self.conn.h2.send_headers(self.stream_id, head, end_stream=end)
+            except (StreamClosedError, ProtocolError):
+                self.output_done = True
+                return
+            if end:
+                self._output_ended()
+                return
+        if self._pending or self._end_wanted:
+            self._send_pending()
+
     def _on_head(self, headers: Headers, informational: bool, end: bool) -> None:
-        try:
-            self.conn.h2.send_headers(self.stream_id, headers, end_stream=end)
-        except (StreamClosedError, ProtocolError):
-            self.output_done = True
+        if informational:  # 100 Continue: at once, before the final head
+            try:
+                self.conn.h2.send_headers(self.stream_id, headers)
+            except (StreamClosedError, ProtocolError):
+                self.output_done = True
             return
+        self._head = headers
         if end:
-            self._output_ended()
+            self._end_wanted = True
 
     def _on_data(self, data: bytes) -> None:
         self._pending.append(data)
         self._pending_bytes += len(data)
-        self._send_pending()
 
     def _on_end(self) -> None:
         self._end_wanted = True
-        self._send_pending()
 
     def _send_pending(self) -> None:
         """Send what the windows allow; end the stream once everything is out and the end was asked for."""
@@ -328,6 +351,10 @@ class H2Stream:
                 else:
                     pending.pop(0)
                 self._pending_bytes -= len(chunk)
+                if not pending and self._end_wanted:  # the last frame carries END_STREAM
+                    h2.send_data(sid, chunk, end_stream=True)
+                    self._output_ended()
+                    return
                 h2.send_data(sid, chunk)
                 sent = True
             if not pending and self._end_wanted:
