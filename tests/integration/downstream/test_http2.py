@@ -18,6 +18,9 @@ import time
 
 import httpx
 import pytest
+from h2.config import H2Configuration
+from h2.connection import H2Connection as H2Machine
+from h2.events import ResponseReceived
 
 from tests.integration.downstream.conftest import TIMEOUT, H2Setup, curl
 from tests.integration.downstream.upstream import pattern
@@ -187,3 +190,25 @@ def test_mtls_every_stream_of_a_certified_connection_is_the_consumer(h2: H2Setup
             assert dict(res.json()["headers"])["x-consumer-username"] == "client-a"
     with httpx.Client(http2=True, verify=False, timeout=TIMEOUT) as client:
         assert client.get(h2.url(h2.h2, "/mtls")).status_code == 401
+
+
+def test_h2c_preface_split_across_reads(h2: H2Setup) -> None:
+    """The preface decides even when it arrives in pieces (held until complete), with a real h2 client state."""
+    client = H2Machine(H2Configuration(client_side=True, header_encoding=None))
+    client.initiate_connection()
+    opening = client.data_to_send()
+    with socket.create_connection(("127.0.0.1", h2.h2c), timeout=TIMEOUT) as sock:
+        sock.sendall(opening[:5])  # "PRI *": HTTP/1.1 could still be meant, nothing is decided
+        time.sleep(0.05)  # a separate read on the server (the order of bytes is what matters, not the delay)
+        sock.sendall(opening[5:])
+        client.send_headers(1, [(":method", "GET"), (":scheme", "http"), (":authority", "x"), (":path", "/h2c")], True)
+        sock.sendall(client.data_to_send())
+        status = None
+        while status is None:
+            data = sock.recv(65536)
+            assert data, "closed"
+            for event in client.receive_data(data):
+                if isinstance(event, ResponseReceived):
+                    status = dict(event.headers)[b":status"]
+            sock.sendall(client.data_to_send())
+    assert status == b"200"
