@@ -38,12 +38,12 @@ from h2.connection import H2Connection as H2Machine
 from h2.errors import ErrorCodes
 from h2.exceptions import ProtocolError
 from h2.settings import SettingCodes, Settings
-from hpack.exceptions import HPACKError, OversizedHeaderListError
 
 from gateway.downstream.connection import HttpConnection
 from gateway.downstream.contracts import ConnectionState, DownstreamExchange
 from gateway.downstream.http2.hpack_out import LiteralEncoder
 from gateway.downstream.http2.limits import HEADER_TABLE_SIZE, MAX_CONCURRENT_STREAMS, Flood, FloodCounter
+from gateway.downstream.http2.request import error_code, request_head
 from gateway.downstream.http2.stream import H2Stream
 from gateway.downstream.rejects import reject_response
 from gateway.downstream.request import HeadRejected, RequestHead, check_head, new_request_id
@@ -163,7 +163,7 @@ class H2Connection(asyncio.Protocol):
         try:
             events = self.h2.receive_data(data)
         except ProtocolError as exc:
-            self._fail(_error_code(exc), f"client sent invalid HTTP/2: {exc}")
+            self._fail(error_code(exc), f"client sent invalid HTTP/2: {exc}")
             return
         floods = self._floods
         try:
@@ -464,41 +464,3 @@ _HANDLERS: dict[type, _Handler] = {
     ev.PingReceived: H2Connection._on_ping,
     ev.ConnectionTerminated: H2Connection._on_goaway,
 }
-
-
-def _error_code(exc: ProtocolError) -> int:
-    """The GOAWAY code for ``exc``: h2 reports an undecodable header block as PROTOCOL_ERROR, RFC 9113 4.3 says
-    COMPRESSION_ERROR (and nginx sends it)."""
-    if isinstance(exc.__cause__, HPACKError) and not isinstance(exc.__cause__, OversizedHeaderListError):
-        return ErrorCodes.COMPRESSION_ERROR
-    return int(exc.error_code)
-
-
-def request_head(headers: list[tuple[bytes, bytes]]) -> RequestHead:
-    """Rule 1: an HTTP/1-shaped ``RequestHead`` (version ``2.0``) from the stream's decoded header list."""
-    method = path = authority = ""
-    fields: list[tuple[str, str]] = []
-    cookies: list[str] = []
-    has_host = False
-    for raw_name, raw_value in headers:
-        name = raw_name.decode("latin-1")
-        value = raw_value.decode("latin-1")
-        if name[:1] == ":":
-            if name == ":method":
-                method = value
-            elif name == ":path":
-                path = value
-            elif name == ":authority":
-                authority = value
-            continue
-        if name == "cookie":
-            cookies.append(value)
-            continue
-        if name == "host":
-            has_host = True
-        fields.append((name, value))
-    if authority and not has_host:
-        fields.insert(0, ("host", authority))
-    if cookies:
-        fields.append(("cookie", "; ".join(cookies)))
-    return RequestHead(method, path, "2.0", fields, True)

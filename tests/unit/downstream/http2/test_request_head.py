@@ -1,8 +1,8 @@
-"""An h2 stream's header list -> the HTTP/1-shaped head the exchange reads (``http2.connection.request_head``)."""
+"""An h2 stream's header list -> the HTTP/1-shaped head the exchange reads (``http2.request.request_head``)."""
 
 from __future__ import annotations
 
-from gateway.downstream.http2.connection import request_head
+from gateway.downstream.http2.request import request_head
 from gateway.downstream.request import HeadLimits, check_head
 
 
