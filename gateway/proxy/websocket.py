@@ -107,14 +107,14 @@ def start_tunnel(ex: ExchangeBase, upstream: asyncio.Transport, first_down: byte
         ex.bytes_sent = tunnel.bytes_down
         conn.connection_lost(exc)
 
-    def on_timeout() -> None:
+    def on_timeout(who: str) -> None:
         conn.state.error_log.error(
-            "upstream timed out (110: Connection timed out) while proxying upgraded connection",
+            f"{who} timed out (110: Connection timed out) while proxying upgraded connection",
             conn.conn_id,
             ex._context(label),
         )
 
-    tunnel = Tunnel(client, upstream, service.read_timeout, on_client_lost, on_timeout)
+    tunnel = Tunnel(client, upstream, service.read_timeout, service.write_timeout, on_client_lost, on_timeout)
     if first_down:
         conn.write(first_down)
         tunnel.bytes_down += len(first_down)

@@ -102,6 +102,8 @@ def ws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WsSetup]:
         admin.post("/services/echo/routes", {"name": "ws", "paths": ["/ws"]})
         admin.post("/services", {"name": "idle", "url": f"http://127.0.0.1:{echo.port}", "read_timeout": 700})
         admin.post("/services/idle/routes", {"name": "idle", "paths": ["/idle"]})
+        admin.post("/services", {"name": "stall", "url": f"http://127.0.0.1:{echo.port}", "write_timeout": 700})
+        admin.post("/services/stall/routes", {"name": "stall", "paths": ["/stall"]})
         ca_id = admin.post("/ca_certificates", {"cert": upstream_ca.cert_pem})["id"]
         cert_id = admin.post("/certificates", {"cert": gateway_client.cert_pem, "key": gateway_client.key_pem})["id"]
         admin.post(
@@ -139,9 +141,11 @@ def _wait_for(predicate: Any, timeout: float = TIMEOUT) -> None:
         time.sleep(0.05)
 
 
-def _connect(url: str) -> ClientConnection:
+def _connect(url: str, max_queue: int = 16) -> ClientConnection:
     ctx = _client_ctx() if url.startswith("wss") else None
-    return connect(url, ssl=ctx, open_timeout=TIMEOUT, close_timeout=TIMEOUT, proxy=None, compression=None)
+    return connect(
+        url, ssl=ctx, open_timeout=TIMEOUT, close_timeout=2, proxy=None, compression=None, max_queue=max_queue
+    )
 
 
 def _echo_round(client: ClientConnection) -> None:
@@ -207,6 +211,20 @@ def test_idle_tunnel_ends_after_the_services_read_timeout(ws: WsSetup) -> None:
     line = next(ln for ln in ws.gw.error_log.read_text().splitlines() if "proxying upgraded" in ln)
     assert "[error]" in line and "upstream timed out (110: Connection timed out)" in line
     assert 'request: "GET /idle HTTP/1.1"' in line
+
+
+def test_a_client_that_stops_reading_is_cut_after_the_write_timeout(ws: WsSetup) -> None:
+    """The client sends and never reads: the echoes back up through the gateway until a side cannot take more for
+    the service's write_timeout (0.7 s; its read_timeout is 60 s), then both sides are closed and it is logged."""
+    started = time.monotonic()
+    chunk = b"s" * (512 * 1024)
+    with _connect(f"ws://127.0.0.1:{ws.plain}/stall", max_queue=1) as client, pytest.raises(ConnectionClosed):
+        while time.monotonic() - started < TIMEOUT:
+            client.send(chunk)  # blocks once everything is full, until the gateway closes
+    assert time.monotonic() - started < TIMEOUT
+    _wait_for(lambda: 'request: "GET /stall HTTP/1.1"' in ws.gw.error_log.read_text())
+    line = next(ln for ln in ws.gw.error_log.read_text().splitlines() if "GET /stall" in ln)
+    assert "timed out (110: Connection timed out) while proxying upgraded connection" in line
 
 
 def test_a_non_101_answer_is_a_normal_response(tmp_path: pathlib.Path) -> None:
