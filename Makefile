@@ -23,12 +23,13 @@ $(BIN)/gateway: pyproject.toml
 
 install: $(BIN)/gateway
 
-# Debian packages the integration tests use as real peers (nginx, curl, openssl, wrk, ab), nginx's stream
-# module (nginx-light builds it as a dynamic module, packaged as libnginx-mod-stream) for the stream tests' peers,
-# and PostgreSQL's server (the tests start their own cluster with initdb/pg_ctl; the package's own is not used).
+# Debian packages the integration tests use as real peers (nginx, curl, openssl, wrk, ab, nghttp and h2load for
+# HTTP/2), nginx's stream module (nginx-light builds it as a dynamic module, packaged as libnginx-mod-stream) for the
+# stream tests' peers, and PostgreSQL's server (the tests start their own cluster with initdb/pg_ctl; the package's
+# own is not used).
 system-deps:
 	@missing=""; \
-	for pair in nginx:nginx-light curl:curl openssl:openssl wrk:wrk ab:apache2-utils; do \
+	for pair in nginx:nginx-light curl:curl openssl:openssl wrk:wrk ab:apache2-utils nghttp:nghttp2-client; do \
 	  cmd=$${pair%%:*}; pkg=$${pair##*:}; command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; \
 	done; \
 	dpkg -s libnginx-mod-stream >/dev/null 2>&1 || missing="$$missing libnginx-mod-stream"; \

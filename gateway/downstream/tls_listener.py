@@ -45,6 +45,7 @@ from gateway.tls.engine.errors import TlsHandshakeError
 from gateway.tls.engine.transport import TlsProtocol
 from gateway.tls.served import ticket_keys
 from gateway.tls.served.certificates import CertificateIndex, base_context, make_sni_callback
+from gateway.tls.served.contexts import offer_h2
 
 if TYPE_CHECKING:
     from gateway.settings import Listener
@@ -99,6 +100,8 @@ class TlsListener:
         callback = make_sni_callback(
             self._current_index, self.state.error_log, certificate_phase=self._certificate_phase
         )
+        if self.listener.http2:  # ALPN offers h2 first on this listener's connections only
+            callback = _offering_h2(callback)
         return base_context(None, index, sni_callback=callback, blank=blank)
 
     def refresh(self) -> None:
@@ -142,6 +145,17 @@ class TlsListener:
         else:
             what = f"SSL_do_handshake() failed (SSL: {exc.reason})"
         self.log_failure(what, peer)
+
+
+def _offering_h2(on_server_name: Callable[[SSL.Connection], None]) -> Callable[[SSL.Connection], None]:
+    """The servername callback of an ``http2`` listener: OpenSSL calls it for every ClientHello, before ALPN is
+    selected, so marking the connection there decides the ALPN list of exactly this listener's handshakes."""
+
+    def callback(conn: SSL.Connection) -> None:
+        offer_h2(conn)
+        on_server_name(conn)
+
+    return callback
 
 
 class FirstBytes(asyncio.Protocol):

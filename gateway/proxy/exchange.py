@@ -59,6 +59,7 @@ from gateway.proxy.request_head import fixed_headers
 from gateway.proxy.router import escape_path, header_map, normalize_path, upstream_uri_v0
 from gateway.proxy.trace import DEBUG_REQUEST_HEADER
 from gateway.proxy.upstream_tries import NON_IDEMPOTENT, REPLAY_LIMIT
+from gateway.proxy.websocket import asks_websocket, upgrade_request
 
 if TYPE_CHECKING:
     from gateway.downstream.connection import HttpConnection
@@ -199,6 +200,8 @@ class Exchange(ResponseRelay):
             values,
             plugins.upstream_headers if plugins is not None else None,
         )
+        if head.connection is not None and asks_websocket(head):
+            self._upstream_head = upgrade_request(self._upstream_head)
         balancer = service.balancer
         if balancer is not None and self._handle is None:
             self._new_balancer_handle(balancer, path, target[query_at + 1 :] if query_at != -1 else "")

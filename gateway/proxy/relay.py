@@ -4,6 +4,7 @@ client's response, and flow control both ways (rules 4 and 5 of ``proxy.exchange
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 from gateway.downstream.flow import PAUSE_PEER
@@ -11,6 +12,7 @@ from gateway.plugins import run_header_filter
 from gateway.proxy.exchange_base import DONE, RESPONDED, RESPONDING, to_ms
 from gateway.proxy.response_head import framing, scan_headers
 from gateway.proxy.upstream_tries import UpstreamTries
+from gateway.proxy.websocket import UPGRADE_LINES, start_tunnel, switching_head
 from gateway.upstream.connection import UpstreamConnection
 from gateway.upstream.failures import Phase, UpstreamFailure
 from gateway.upstream.service import pool_name
@@ -141,6 +143,23 @@ class ResponseRelay(UpstreamTries):
             self.conn.exchange_finished(self, abort=True)
             return
         self._failed(failure, reused=reused)
+
+    def on_upstream_upgrade(self, reason: bytes, headers: list[tuple[bytes, bytes]]) -> bool:
+        """A 101 from the upstream: relayed when the request asked for a WebSocket upgrade (``proxy.websocket``)."""
+        if not self._upstream_head.startswith(UPGRADE_LINES):
+            return False
+        conn = self.conn
+        now = conn.loop.time()
+        self.status = 101
+        self.stage = RESPONDING
+        self._head_at = now
+        data = switching_head(self, reason, headers, now)
+        self._head_bytes = len(data)
+        conn.write(data)
+        return True
+
+    def on_upstream_switched(self, transport: asyncio.Transport, rest: bytes) -> None:
+        start_tunnel(self, transport, rest)
 
     def on_upstream_pause_writing(self) -> None:
         self.conn.flow.pause_reading(PAUSE_PEER)

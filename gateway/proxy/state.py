@@ -7,7 +7,8 @@ Rules:
 - ``protocol_factory(listener)`` returns the zero-argument factory for ``loop.create_server``; the
   parser class comes from ``http_parser`` (an import map, ``http1.PROTOCOLS``). An ``ssl`` listener gets a
   ``TlsListener`` in front of the same HTTP factory (kept in ``tls_listeners``; ``refresh_tls()`` after a
-  SIGHUP rebuilds their base contexts).
+  SIGHUP rebuilds their base contexts). With ``http2``, an ``ssl`` listener's app is an ``AlpnDispatch``
+  (HTTP/2 or that factory, by ALPN), a plain listener's a ``PrefaceSniff`` (h2c with prior knowledge or HTTP/1.1).
 - ``begin_shutdown()`` closes idle keepalive connections now, marks busy ones to close after their
   current response and stops pooling upstream connections; ``wait_idle`` awaits an event (no polling);
   ``close()`` closes the upstream pool.
@@ -20,12 +21,16 @@ Rules:
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from gateway.downstream.alpn import AlpnDispatch
+from gateway.downstream.h2c import PrefaceSniff
 from gateway.downstream.headers import DateCache, HeaderPolicy
 from gateway.downstream.http1 import PROTOCOLS
+from gateway.downstream.http2 import H2Connection
 from gateway.downstream.request import HeadLimits, RequestHead
 from gateway.downstream.tls_listener import TlsListener
 from gateway.observability.accesslog import AccessLog
@@ -94,9 +99,15 @@ class ProxyState:
             return cls(self, listener)
 
         if listener.ssl:
-            tls = TlsListener(self, listener, factory, position=len(self.tls_listeners))
+            app: Callable[[], asyncio.Protocol] = factory
+            if listener.http2:  # ALPN h2 -> HTTP/2, anything else -> the same HTTP/1.1 connection
+                app = functools.partial(AlpnDispatch, factory, functools.partial(H2Connection, self, listener))
+
+            tls = TlsListener(self, listener, app, position=len(self.tls_listeners))
             self.tls_listeners.append(tls)
             return tls.protocol_factory
+        if listener.http2:  # h2c with prior knowledge next to HTTP/1.1, told apart by the preface (``h2c``)
+            return functools.partial(PrefaceSniff, factory, functools.partial(H2Connection, self, listener))
         return factory
 
     def refresh_tls(self) -> None:

@@ -9,8 +9,9 @@ line would only appear twice. The cases, as data (``WARNINGS``):
   but a typo (``KONG_PROXY_LISTENER``) would otherwise leave the user wondering why nothing changed; the closest key
   is suggested.
 - ``client_ssl_cert`` (or its key) set while ``client_ssl = off``: nothing is presented to upstreams.
-- the ``http2`` listen flag: accepted because Kong's default listeners carry it, but HTTP/1.1 is served and ALPN
-  offers only ``http/1.1``, so a client that speaks only h2 is refused.
+- the ``http2`` flag on an ``admin_listen`` entry: accepted because Kong's default Admin listeners carry it, but the
+  Admin API serves HTTP/1.1 only (``proxy_listen`` honours the flag: HTTP/2 by ALPN on ``ssl`` entries, with prior
+  knowledge on plain ones).
 
 Everything Kong would act on and this gateway cannot is refused instead (``gateway.settings.UNSUPPORTED``); these
 are the cases where starting is right and silence is not.
@@ -58,14 +59,14 @@ def _client_cert_unused(settings: Settings) -> Iterator[StartupWarning]:
 
 
 def _http2_flag(settings: Settings) -> Iterator[StartupWarning]:
-    for key in ("proxy_listen", "admin_listen"):
-        flagged = [f"{ls.host}:{ls.port}" for ls in getattr(settings, key) if ls.http2]
-        if flagged:
-            yield StartupWarning(
-                key,
-                f"{key}: the http2 flag on {', '.join(flagged)} is accepted (Kong's default listeners carry it) but "
-                "HTTP/1.1 is served: ALPN offers only http/1.1, so a client that speaks only h2 is refused",
-            )
+    key = "admin_listen"
+    flagged = [f"{ls.host}:{ls.port}" for ls in settings.admin_listen if ls.http2]
+    if flagged:
+        yield StartupWarning(
+            key,
+            f"{key}: the http2 flag on {', '.join(flagged)} is accepted (Kong's default listeners carry it) but "
+            "the Admin API serves HTTP/1.1 only",
+        )
 
 
 #: every check, in the order its warnings are printed

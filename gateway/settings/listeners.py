@@ -30,7 +30,8 @@ class Listener:
 
 
 _LISTEN_FLAGS = {"ssl", "http2", "reuseport", "bind"}
-"""Flags honoured (``http2``: the listener serves HTTP/1.1, see docs/compatibility.md; ``bind``: every address is
+"""Flags honoured (``http2``: HTTP/2 on proxy listeners, by ALPN with ``ssl``, with prior knowledge without; the Admin
+API serves HTTP/1.1, see docs/compatibility.md; ``bind``: every address is
 bound on its own socket anyway, which is what nginx's ``bind`` asks for)."""
 _UNSUPPORTED_LISTEN_FLAGS = {
     "proxy_protocol": "this gateway does not read the PROXY protocol header",

@@ -87,6 +87,14 @@ class UpstreamEvents(Protocol):
 
     def on_upstream_resume_writing(self) -> None: ...
 
+    def on_upstream_upgrade(self, reason: bytes, headers: list[tuple[bytes, bytes]]) -> bool:
+        """A 101: True if the request asked for it (the exchange relayed it), False to refuse it (502)."""
+        ...
+
+    def on_upstream_switched(self, transport: asyncio.Transport, rest: bytes) -> None:
+        """After an accepted 101: the transport is the exchange's (``rest``: the bytes that followed the head)."""
+        ...
+
 
 class UpstreamConnection(asyncio.Protocol):
     """One connection to an upstream peer, reused through the pool."""
@@ -102,6 +110,7 @@ class UpstreamConnection(asyncio.Protocol):
         "_reason",
         "_skip_body",
         "_trailing",
+        "_upgraded",
         "_write_handle",
         "closed",
         "ended",
@@ -156,6 +165,8 @@ class UpstreamConnection(asyncio.Protocol):
         self._completed: UpstreamEvents | None = None
         self._completed_keep = False
         self._trailing = False
+        #: the exchange that accepted a 101 in the read being parsed: the bytes after the head are its
+        self._upgraded: UpstreamEvents | None = None
         #: how the connection ended while no exchange was bound to it (None while open)
         self.ended: UpstreamFailure | None = None
 
@@ -197,8 +208,11 @@ class UpstreamConnection(asyncio.Protocol):
         corked = sink.cork()
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            pass  # a 101 was refused in on_headers_complete
+        except httptools.HttpParserUpgrade as exc:
+            upgraded = self._upgraded  # None: a 101 was refused in on_headers_complete
+            if upgraded is not None:
+                self._upgraded = None
+                self._switch(upgraded, data[exc.args[0] :] if exc.args else b"")
         except httptools.HttpParserError:
             exchange = self.exchange
             if exchange is not None:
@@ -214,6 +228,16 @@ class UpstreamConnection(asyncio.Protocol):
                 self._complete(completed)
             if corked:
                 sink.uncork()
+
+    def _switch(self, exchange: UpstreamEvents, rest: bytes) -> None:
+        """An accepted 101: the transport leaves this connection for the exchange's tunnel, never to be pooled."""
+        self.closed = True
+        self._cancel_timers()
+        transport = self.transport
+        self.transport = None
+        self.parser = _SPENT_PARSER
+        if transport is not None:
+            exchange.on_upstream_switched(transport, rest)
 
     def _complete(self, exchange: UpstreamEvents) -> None:
         """The response ended in the read just parsed: reusable only if nothing followed it (rule 5)."""
@@ -375,11 +399,15 @@ class UpstreamConnection(asyncio.Protocol):
         if exchange is None:
             return
         if 100 <= status < 200:
+            headers, reason = self._headers, self._reason
             self._headers = []
             self._reason = b""
-            if status == 101:  # no request asks to upgrade (WebSockets are not proxied yet): nginx refuses it
+            if status == 101:
                 self.exchange = None
-                self.abort()
+                if exchange.on_upstream_upgrade(reason, headers):  # a WebSocket upgrade the request asked for
+                    self._upgraded = exchange
+                    return
+                self.abort()  # to a request that did not ask: nginx refuses it
                 text = 'upstream sent "101 Switching Protocols" response to a non-upgrade request'
                 exchange.on_upstream_error(UpstreamFailure(Kind.INVALID, Phase.READING_HEADER, 0, text))
             return  # interim responses are not forwarded

@@ -54,12 +54,14 @@ def _run_until_ready(gw: GatewayProcess, timeout: float = 30.0) -> subprocess.Co
 
 def test_warnings_are_printed_on_stderr_at_start_and_logged(tmp_path: pathlib.Path) -> None:
     gw = make_gateway(tmp_path, WARNED, ssl=True)
+    # honoured on the proxy listener (no warning), accepted and not honoured on the Admin listener (a warning)
     gw.env["KONG_PROXY_LISTEN"] = gw.env["KONG_PROXY_LISTEN"].replace(" ssl", " http2 ssl")
+    gw.env["KONG_ADMIN_LISTEN"] += " http2"
     out = _run_until_ready(gw)
     assert out.returncode == 0, out.stderr
     http2 = (
-        f"Warning: proxy_listen: the http2 flag on 127.0.0.1:{gw.proxy_ssl_port} is accepted (Kong's default listeners "
-        "carry it) but HTTP/1.1 is served: ALPN offers only http/1.1, so a client that speaks only h2 is refused"
+        f"Warning: admin_listen: the http2 flag on 127.0.0.1:{gw.admin_port} is accepted (Kong's default listeners "
+        "carry it) but the Admin API serves HTTP/1.1 only"
     )
     assert out.stderr.splitlines() == [*WARNINGS, http2]
     assert "Gateway started" in out.stdout

@@ -7,6 +7,7 @@ by the client's signature algorithms) into a context, or into Kong's reason why 
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -20,17 +21,33 @@ from gateway.tls.served.presets import TlsProfile, apply_profile, pem_file
 
 __all__ = [
     "ALPN_PROTOCOLS",
+    "H2_ALPN_PROTOCOLS",
     "Compiled",
     "compile_row",
     "content_key",
     "load_default_pairs_onto",
     "load_pair",
     "new_context",
+    "offer_h2",
     "pem_bytes",
 ]
 
 ALPN_PROTOCOLS: Final = (b"http/1.1", b"http/1.0", b"http/0.9")
 """nginx's ALPN list for an HTTP/1 listener (``NGX_HTTP_ALPN_PROTOS``), in server preference order."""
+
+H2_ALPN_PROTOCOLS: Final = (b"h2", *ALPN_PROTOCOLS)
+"""nginx's ALPN list for an ``http2`` listener: ``h2`` first (``NGX_HTTP_V2_ALPN_PROTO``), then the HTTP/1 list."""
+
+
+#: the connections whose listener serves HTTP/2 (weak: a connection leaves with its last reference)
+_OFFERING_H2: weakref.WeakSet[SSL.Connection] = weakref.WeakSet()
+
+
+def offer_h2(conn: SSL.Connection) -> None:
+    """Offer ``h2`` first on this connection (its ``http2`` listener's servername callback calls it, before ALPN is
+    selected). Contexts are compiled per certificate and shared by every listener, so the listener's choice travels
+    with the connection, not the context."""
+    _OFFERING_H2.add(conn)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,9 +62,10 @@ def _select_alpn(conn: SSL.Connection, offered: list[bytes]) -> bytes:
     """nginx's ``SSL_select_next_proto`` with the server list first; no overlap is a fatal alert.
 
     Raising makes pyOpenSSL return ``SSL_TLSEXT_ERR_ALERT_FATAL`` (OpenSSL sends ``no_application_protocol``) and
-    re-raise this ``SSL.Error`` from ``do_handshake``, like any other handshake failure.
+    re-raise this ``SSL.Error`` from ``do_handshake``, like any other handshake failure. The server list is the
+    listener's: ``h2`` first for the connections ``offer_h2`` marked.
     """
-    for proto in ALPN_PROTOCOLS:
+    for proto in H2_ALPN_PROTOCOLS if conn in _OFFERING_H2 else ALPN_PROTOCOLS:
         if proto in offered:
             return proto
     raise SSL.Error([("SSL routines", "", "no application protocol")])
