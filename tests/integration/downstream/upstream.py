@@ -45,7 +45,10 @@ class _Handler(BaseHTTPRequestHandler):
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             parts = []
             while True:
-                size = int(self.rfile.readline().split(b";")[0], 16)
+                line = self.rfile.readline()
+                if not line:  # the gateway dropped this request (its client reset the stream): nothing to answer
+                    return b"".join(parts)
+                size = int(line.split(b";")[0], 16)
                 if size == 0:
                     self.rfile.readline()
                     break
