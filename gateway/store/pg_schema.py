@@ -21,18 +21,13 @@ from typing import Any
 from gateway.entities import SCHEMAS
 from gateway.entities.schema import Schema
 from gateway.store.backend import index_columns
+from gateway.store.sql import column_name, quote_identifier
 
 __all__ = ["MIGRATIONS", "TABLES", "Migration", "column_name", "create_entity_table", "qi"]
 
 
-def qi(identifier: str) -> str:
-    """A quoted identifier."""
-    return '"' + identifier.replace('"', '""') + '"'
-
-
-def column_name(index_column: str) -> str:
-    """``u:name`` -> ``u_name``, ``fk:service`` -> ``fk_service`` (the same names as SQLite's)."""
-    return index_column.replace(":", "_")
+#: a quoted identifier (``store/sql``, shared with SQLite)
+qi = quote_identifier
 
 
 def create_entity_table(cur: Any, schema: Schema) -> None:

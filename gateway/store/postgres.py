@@ -37,7 +37,8 @@ import psycopg
 from psycopg import sql
 
 from gateway.store.backend import Row, StoreUnavailable, dumps
-from gateway.store.pg_schema import column_name, qi
+from gateway.store.pg_schema import qi
+from gateway.store.sql import column_name, scan_query
 
 __all__ = ["CHANNEL", "EVENTS", "PgParams", "PostgresBackend", "connect"]
 
@@ -271,21 +272,7 @@ class PostgresBackend:
     def scan(
         self, entity: str, after: str | None = None, limit: int | None = None, where: Mapping[str, str] | None = None
     ) -> list[Row]:
-        clauses: list[str] = []
-        args: list[object] = []
-        if after is not None:
-            clauses.append("id > %s")
-            args.append(after)
-        for column, value in (where or {}).items():
-            clauses.append(f"{qi(column_name(column))} = %s")
-            args.append(value)
-        query = f"SELECT row FROM {qi(entity)}"
-        if clauses:
-            query += " WHERE " + " AND ".join(clauses)
-        query += " ORDER BY id"
-        if limit is not None:
-            query += " LIMIT %s"
-            args.append(limit)
+        query, args = scan_query(entity, after, limit, where, "%s")
         return [json.loads(r) for (r,) in self._rows(query, args)]
 
     def clear(self, entity: str) -> None:

@@ -41,13 +41,9 @@ from dataclasses import dataclass
 from gateway.entities import SCHEMAS
 from gateway.entities.schema import Schema
 from gateway.store.backend import Row, StoreUnavailable, dumps, index_columns
+from gateway.store.sql import column_name, quote_identifier, scan_query
 
 __all__ = ["MIGRATIONS", "Migration", "SqliteBackend", "column_name"]
-
-
-def column_name(index_column: str) -> str:
-    """``u:name`` -> ``u_name``, ``fk:service`` -> ``fk_service``, ``cache_key`` unchanged."""
-    return index_column.replace(":", "_")
 
 
 FileId = tuple[int, int]
@@ -63,8 +59,7 @@ def file_id(path: str) -> FileId | None:
     return (st.st_dev, st.st_ino)
 
 
-def _q(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
+_q = quote_identifier
 
 
 def create_entity_table(conn: sqlite3.Connection, schema: Schema) -> None:
@@ -222,21 +217,7 @@ class SqliteBackend:
     def scan(
         self, entity: str, after: str | None = None, limit: int | None = None, where: Mapping[str, str] | None = None
     ) -> list[Row]:
-        clauses: list[str] = []
-        args: list[object] = []
-        if after is not None:
-            clauses.append("id > ?")
-            args.append(after)
-        for column, value in (where or {}).items():
-            clauses.append(f"{_q(column_name(column))} = ?")
-            args.append(value)
-        sql = f"SELECT row FROM {_q(entity)}"
-        if clauses:
-            sql += " WHERE " + " AND ".join(clauses)
-        sql += " ORDER BY id"
-        if limit is not None:
-            sql += " LIMIT ?"
-            args.append(limit)
+        sql, args = scan_query(entity, after, limit, where, "?")
         return [json.loads(r) for (r,) in self._conn.execute(sql, args)]
 
     def clear(self, entity: str) -> None:
