@@ -34,7 +34,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from gateway.downstream.contracts import ConnectionState, DownstreamExchange
-from gateway.downstream.flow import PAUSE_PIPELINE, FlowControl
+from gateway.downstream.flow import PAUSE_PIPELINE, FlowControl, peer_and_port
 from gateway.downstream.rejects import PLAIN_HTTP_ON_TLS, log_dropped_headers, reject_response
 from gateway.downstream.request import HeadRejected, RequestHead, check_head, new_request_id
 from gateway.tls.engine.app_transport import TlsTransport
@@ -130,15 +130,8 @@ class HttpConnection(asyncio.Protocol, Generic[State]):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         self.flow = FlowControl(transport)
-        peer = transport.get_extra_info("peername")
-        self.peer_ip = peer[0] if isinstance(peer, tuple) else "unix:"
+        self.peer_ip, self.local_port = peer_and_port(transport, self.local_port)
         self.remote_addr = self.peer_ip
-        if not self.local_port:
-            # only a listener bound to port 0 needs the socket's word for it (each query is a getsockname call;
-            # an accepted socket's local port is the listening port)
-            sock = transport.get_extra_info("sockname")
-            if isinstance(sock, tuple):
-                self.local_port = sock[1]
         tls = transport.get_extra_info("tls")
         self.tls = tls
         self.https = tls is not None

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 
-__all__ = ["BODY_HIGH_WATER", "PAUSE_BUFFER", "PAUSE_PEER", "PAUSE_PIPELINE", "FlowControl"]
+__all__ = ["BODY_HIGH_WATER", "PAUSE_BUFFER", "PAUSE_PEER", "PAUSE_PIPELINE", "FlowControl", "peer_and_port"]
 
 PAUSE_PEER = 1  # the other side of the proxy cannot accept more bytes
 PAUSE_PIPELINE = 2  # too many pipelined requests queued
@@ -55,3 +55,18 @@ class FlowControl:
                 self.transport.resume_reading()  # type: ignore[attr-defined]
             except (RuntimeError, AttributeError):
                 pass
+
+
+def peer_and_port(transport: asyncio.BaseTransport, local_port: int) -> tuple[str, int]:
+    """The client's address (``unix:`` for a unix socket) and the local port, for a new connection.
+
+    Only a listener bound to port 0 needs the socket's word for the port (each query is a getsockname call; an
+    accepted socket's local port is the listening port), so ``local_port`` is kept when it is known.
+    """
+    peer = transport.get_extra_info("peername")
+    peer_ip = peer[0] if isinstance(peer, tuple) else "unix:"
+    if not local_port:
+        sock = transport.get_extra_info("sockname")
+        if isinstance(sock, tuple):
+            local_port = sock[1]
+    return peer_ip, local_port

@@ -41,6 +41,7 @@ from h2.settings import SettingCodes, Settings
 
 from gateway.downstream.connection import HttpConnection
 from gateway.downstream.contracts import ConnectionState, DownstreamExchange
+from gateway.downstream.flow import peer_and_port
 from gateway.downstream.http2.hpack_out import LiteralEncoder
 from gateway.downstream.http2.limits import HEADER_TABLE_SIZE, MAX_CONCURRENT_STREAMS, Flood, FloodCounter
 from gateway.downstream.http2.request import error_code, request_head
@@ -125,13 +126,8 @@ class H2Connection(asyncio.Protocol):
     # ================================================================== asyncio protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
-        peer = transport.get_extra_info("peername")
-        self.peer_ip = peer[0] if isinstance(peer, tuple) else "unix:"
+        self.peer_ip, self.local_port = peer_and_port(transport, self.local_port)
         self.remote_addr = self.peer_ip
-        if not self.local_port:
-            sock = transport.get_extra_info("sockname")
-            if isinstance(sock, tuple):
-                self.local_port = sock[1]
         tls = self.tls = transport.get_extra_info("tls")
         self.https = tls is not None
         self.sni = getattr(tls, "sni", None)
