@@ -65,7 +65,9 @@ if TYPE_CHECKING:
     from gateway.downstream.connection import HttpConnection
     from gateway.downstream.request import RequestHead
     from gateway.plugins.chains import Chain
+    from gateway.proxy.access import Forwarded
     from gateway.proxy.router import Match
+    from gateway.upstream.service import ServiceTarget
 
 __all__ = ["NON_IDEMPOTENT", "REPLAY_LIMIT", "Exchange", "Stage"]
 
@@ -181,15 +183,29 @@ class Exchange(ResponseRelay):
         if service.connect is None:
             self._no_connector(service.protocol)
             return
+        self._upstream_request(match, service, path, query_at, values)
+        balancer = service.balancer
+        if balancer is not None and self._handle is None:
+            self._new_balancer_handle(balancer, path, target[query_at + 1 :] if query_at != -1 else "")
+        profile = service.tls_profile
+        if profile is not None and profile.notices:
+            self._log_notices(profile.notices)
+        self._pick_peer_and_connect()
 
-        # upstream request line and the headers Kong sets
+    def _upstream_request(
+        self, match: Match, service: ServiceTarget, path: str, query_at: int, values: Forwarded
+    ) -> None:
+        """The upstream request line's URI and the headers Kong sets (rule 2): once per request, not per try."""
+        head = self.head
         uri = match.upstream_uri
         if uri is None:
+            route = match.route
             uri = match.upstream_uri = escape_path(upstream_uri_v0(route.strip_path, match.prefix, path, service.path))
         if query_at != -1:
-            uri += target[query_at:]
+            uri += head.target[query_at:]
         self._upstream_uri = uri
         self._tries_left = service.retries + 1
+        conn = self.conn
         plugins = self._plugins
         self._upstream_head = fixed_headers(
             head,
@@ -202,13 +218,6 @@ class Exchange(ResponseRelay):
         )
         if head.connection is not None and asks_websocket(head):
             self._upstream_head = upgrade_request(self._upstream_head)
-        balancer = service.balancer
-        if balancer is not None and self._handle is None:
-            self._new_balancer_handle(balancer, path, target[query_at + 1 :] if query_at != -1 else "")
-        profile = service.tls_profile
-        if profile is not None and profile.notices:
-            self._log_notices(profile.notices)
-        self._pick_peer_and_connect()
 
     # ================================================================== plugins (access phase)
     def _run_plugins(self, chain: Chain, match: Match) -> bool:
