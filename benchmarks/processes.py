@@ -28,6 +28,10 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 __all__ = [
     "CpuMem",
@@ -277,18 +281,25 @@ class Processes:
     # -- gateway -------------------------------------------------------------------------------------------
 
     def gateway(
-        self, prefix: Path, env_extra: dict[str, str], port: int, source: Path | None = None, timeout: float = 30.0
+        self,
+        prefix: Path,
+        env_extra: dict[str, str],
+        port: int,
+        source: Path | None = None,
+        timeout: float = 30.0,
+        python_args: Sequence[str] = (),
     ) -> Server:
         """Run ``python -m gateway start`` with ``KONG_*`` overrides; ready when it prints ``Gateway started``.
 
         ``source``: a directory holding another ``gateway`` package (an older copy of the tree) to run instead of
         this checkout's, for before/after comparisons (``benchmarks.compare``); ``-m`` imports from the working
-        directory first.
+        directory first. ``python_args``: interpreter arguments before ``-m gateway``, e.g. ``-m cProfile -o FILE``
+        (``benchmarks.profile --cprofile``).
         """
         env = {k: v for k, v in os.environ.items() if not k.startswith("KONG_")}
         env.update(env_extra)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "start", "-p", str(prefix)],
+            [sys.executable, *python_args, "-m", "gateway", "start", "-p", str(prefix)],
             env=env,
             cwd=str(source or _REPO),
             stdout=subprocess.PIPE,

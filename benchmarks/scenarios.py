@@ -293,10 +293,12 @@ def start_gateway(
     name: str = "gateway",
     extra_env: Mapping[str, str] | None = None,
     global_plugins: Sequence[Mapping[str, object]] = (),
+    python_args: Sequence[str] = (),
 ) -> Server:
     """The gateway for ``scenario`` (``source``: run another copy of the ``gateway`` package, see ``compare``;
     ``extra_env``: settings or environment added last, e.g. ``KONG_WORKER_PROCESSES=2`` for the soak;
-    ``global_plugins``: plugins configured globally, see ``compare --plugin``)."""
+    ``global_plugins``: plugins configured globally, see ``compare --plugin``; ``python_args``: see
+    ``Processes.gateway``)."""
     prefix = env.workdir / scenario.key / name
     prefix.mkdir(parents=True, exist_ok=True)
     kong_yml = prefix / "kong.yml"
@@ -322,7 +324,7 @@ def start_gateway(
     if not scenario.pool:
         settings["KONG_UPSTREAM_KEEPALIVE_POOL_SIZE"] = "0"
     settings.update(extra_env or {})
-    return procs.gateway(prefix, settings, port, source)
+    return procs.gateway(prefix, settings, port, source, python_args=python_args)
 
 
 def start_nginx_proxy(procs: Processes, scenario: Scenario, env: Environment) -> Server:
