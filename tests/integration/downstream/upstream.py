@@ -43,7 +43,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            parts = []
+            parts: list[bytes] = []
             while True:
                 line = self.rfile.readline()
                 if not line:  # the gateway dropped this request (its client reset the stream): nothing to answer
