@@ -241,42 +241,28 @@ class Processes:
         prefix.mkdir(parents=True, exist_ok=True)
         path = prefix / "nginx.conf"
         path.write_text(("user root;\n" if os.geteuid() == 0 else "") + conf)
-        stderr = open(prefix / "stderr.log", "wb")  # noqa: SIM115 - handed to the child, closed below
-        try:
-            proc = subprocess.Popen(
-                [nginx_binary(), "-p", str(prefix), "-c", str(path), "-g", "daemon off;"],
-                stdout=subprocess.DEVNULL,
-                stderr=stderr,
-            )
-        finally:
-            stderr.close()
-        self._started.append(proc)
-        try:
-            wait_port(port, proc)
-        except RuntimeError:
-            raise RuntimeError(f"nginx did not start: {(prefix / 'stderr.log').read_text()}") from None
-        return Server("nginx", proc, port)
+        argv = [nginx_binary(), "-p", str(prefix), "-c", str(path), "-g", "daemon off;"]
+        return self._spawn("nginx", argv, port, prefix / "stderr.log")
 
     # -- the floor -----------------------------------------------------------------------------------------
 
     def floor(self, args: list[str], port: int, log: Path) -> Server:
         """Run ``python -m benchmarks.floor PORT ...`` (``benchmarks/floor.py``); ready when its port accepts."""
+        return self._spawn("the floor", [sys.executable, "-m", "benchmarks.floor", str(port), *args], port, log)
+
+    def _spawn(self, what: str, argv: list[str], port: int, log: Path) -> Server:
+        """Start ``argv`` (stderr to ``log``) and wait until ``port`` accepts; the log is in the error otherwise."""
         stderr = open(log, "wb")  # noqa: SIM115 - handed to the child, closed below
         try:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "benchmarks.floor", str(port), *args],
-                cwd=str(_REPO),
-                stdout=subprocess.DEVNULL,
-                stderr=stderr,
-            )
+            proc = subprocess.Popen(argv, cwd=str(_REPO), stdout=subprocess.DEVNULL, stderr=stderr)
         finally:
             stderr.close()
         self._started.append(proc)
         try:
             wait_port(port, proc)
         except RuntimeError:
-            raise RuntimeError(f"the floor did not start: {log.read_text()}") from None
-        return Server("floor", proc, port)
+            raise RuntimeError(f"{what} did not start: {log.read_text()}") from None
+        return Server(what.removeprefix("the "), proc, port)
 
     # -- gateway -------------------------------------------------------------------------------------------
 
