@@ -58,6 +58,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GrpcSetup]:
             ca_id = admin.post("/ca_certificates", {"cert": make_ca("grpc test client CA").cert_pem})["id"]
             admin.post("/services/up/routes", {"name": "m", "protocols": ["grpcs"], "paths": ["/pkg.Mtls/"]})
             admin.post("/routes/m/plugins", {"name": "mtls-auth", "config": {"ca_certificates": [ca_id]}})
+            admin.post("/routes", {"name": "n", "protocols": ["grpc", "grpcs"], "paths": ["/pkg.NoService/"]})
             admin.post("/services", {"name": "dead", "url": f"http://127.0.0.1:{free_port()}"})
             admin.post("/services/dead/routes", {"name": "d", "paths": ["/pkg.Dead/"]})
             setup = GrpcSetup(gw, h2_port, h2c_port, admin)
@@ -124,6 +125,27 @@ def test_grpcio_over_h2c_prior_knowledge_gets_the_same_error(setup: GrpcSetup) -
     error = failed.value
     assert isinstance(error, grpc.Call)
     assert error.code() == grpc.StatusCode.NOT_FOUND, error
+
+
+def test_route_without_service_is_unavailable(setup: GrpcSetup) -> None:
+    res = _h2(setup, "/pkg.NoService/M", tls=False)
+    assert res.status_code == 503
+    assert res.headers["content-type"] == "application/grpc"
+    assert (res.headers["grpc-status"], res.headers["grpc-message"]) == ("14", "Unavailable")
+
+
+def test_access_log_has_the_http_status_of_a_grpc_error(setup: GrpcSetup) -> None:
+    marker = "/grpc.unrouted.Marker/Call"
+    assert _h2(setup, marker).status_code == 404
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        log = setup.gw.access_log
+        lines = [line for line in log.read_text().splitlines() if marker in line] if log.exists() else []
+        if lines:
+            assert f'"POST {marker} HTTP/2.0" 404 ' in lines[0]
+            return
+        time.sleep(0.05)
+    raise AssertionError("the access line never came")
 
 
 def test_upstream_failure_is_error_page_in_grpc_form(setup: GrpcSetup) -> None:
