@@ -1,9 +1,8 @@
 """The downstream connection logic shared by both parsers: request queue, timers, limits, counters, logs.
 
-Theory of operation. A parser-specific subclass (``http1.py``) turns bytes into five calls:
-``_message_begin``, ``_head_complete(head)``, ``_body(data)``, ``_message_complete()`` and
-``_reject(status, reason)``. Everything else lives here, once, so the two parser classes cannot drift
-(lesson 8).
+Theory of operation. A parser-specific subclass (``http1.py``) turns bytes into five calls: ``_message_begin``,
+``_head_complete(head)``, ``_body(data)``, ``_message_complete()`` and ``_reject(status, reason)``. Everything else
+lives here, once, so the two parser classes cannot drift (lesson 8).
 
 Rules:
 
@@ -163,9 +162,10 @@ class HttpConnection(asyncio.Protocol, Generic[State]):
         self.current = None
         if current is not None:
             self.state.connections_writing -= 1
+            started = current.response_started  # asked first: the abort marks the exchange done
             current.client_aborted()
-            if not current.response_started:
-                current.status = 499  # nginx: client closed the request
+            if not started:  # nginx: 499, the client closed the request
+                current.status = 499
             self._log_access(current)
         for ex in self._queue:
             ex.client_aborted()

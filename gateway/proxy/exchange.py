@@ -65,7 +65,9 @@ if TYPE_CHECKING:
     from gateway.downstream.connection import HttpConnection
     from gateway.downstream.request import RequestHead
     from gateway.plugins.chains import Chain
+    from gateway.proxy.access import Forwarded
     from gateway.proxy.router import Match
+    from gateway.upstream.service import ServiceTarget
 
 __all__ = ["NON_IDEMPOTENT", "REPLAY_LIMIT", "Exchange", "Stage"]
 
@@ -182,7 +184,18 @@ class Exchange(ResponseRelay):
             self._no_connector(service.protocol)
             return
 
-        # upstream request line and the headers Kong sets
+        self._prepare_upstream(match, service, path, query_at, values)
+        self._pick_peer_and_connect()
+
+    def _prepare_upstream(
+        self, match: Match, service: ServiceTarget, path: str, query_at: int, values: Forwarded
+    ) -> None:
+        """The upstream request line and the headers Kong sets, tries, balancer handle, profile notices (begin's
+        second half, once routing and the access phase let the request through)."""
+        conn = self.conn
+        head = self.head
+        target = head.target
+        route = match.route
         uri = match.upstream_uri
         if uri is None:
             uri = match.upstream_uri = escape_path(upstream_uri_v0(route.strip_path, match.prefix, path, service.path))
@@ -208,7 +221,6 @@ class Exchange(ResponseRelay):
         profile = service.tls_profile
         if profile is not None and profile.notices:
             self._log_notices(profile.notices)
-        self._pick_peer_and_connect()
 
     # ================================================================== plugins (access phase)
     def _run_plugins(self, chain: Chain, match: Match) -> bool:

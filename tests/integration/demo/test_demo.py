@@ -97,6 +97,13 @@ def test_the_demo_runs_to_the_end_with_every_expected_outcome() -> None:
     )
     assert "X-Gateway-TLS-Error: upstream SSL certificate verify error: (20:unable to get local issuer" in out.stdout
     assert "client_ssl_cert is read when the gateway starts" in out.stdout
+    # the four layers' decision records (allow_debug_header + Kong-Debug), as a learner sees them
+    assert "X-Gateway-TLS-Downstream: sni=mtls.demo.test; rule=wildcard-prefix; sni_entity=*.demo.test" in out.stdout
+    assert "presented=yes; subject=CN=learner; chain=1; verify=21:unable to verify the first certificate" in out.stdout
+    assert "X-Gateway-TLS-Upstream-Cert: from=service; " in out.stdout
+    assert "X-Gateway-TLS-Upstream-Cert: from=upstream; " in out.stdout
+    assert "verify=on; verify_from=service; " in out.stdout
+    assert "result=20:unable to get local issuer certificate" in out.stdout
     # nothing left behind
     assert not temp_dir(out.stdout).exists()
     assert port_closed(admin_port(out.stdout))

@@ -4,6 +4,8 @@ pipelining, and the runloop's generated answers (426, redirects, 503)."""
 from __future__ import annotations
 
 import asyncio
+import socket
+import struct
 from pathlib import Path
 
 import pytest
@@ -308,3 +310,34 @@ async def test_status_counters(tmp_path: Path) -> None:
             assert state.connections_active == 1
             assert (state.connections_reading, state.connections_writing, state.connections_waiting) == (0, 0, 1)
             writer.close()
+
+
+async def test_a_client_gone_before_the_response_is_logged_499(tmp_path: Path, http_parser: str) -> None:
+    """nginx logs 499 ("client closed request") for a request whose client went away (here: reset) before the
+    response started; the upstream side is dropped. (A FIN alone is a half-close: the response is still sent.)"""
+    asked = asyncio.Event()
+    release = asyncio.Event()
+
+    async def slow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        asked.set()
+        await release.wait()
+        writer.close()
+
+    async with python_upstream(slow) as port:
+        svc = service("127.0.0.1", port)
+        cfg = config([svc], [route(svc, paths=["/"])])
+        async with running_gateway(tmp_path, cfg, http_parser=http_parser) as gw:
+            _reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+            writer.write(b"GET /gone HTTP/1.1\r\nHost: a\r\n\r\n")
+            async with asyncio.timeout(3):
+                await asked.wait()
+            sock = writer.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            writer.transport.abort()  # an RST, as a client that gives up
+            async with asyncio.timeout(3):
+                while gw.state.connections_active:
+                    await asyncio.sleep(0.01)
+            access = gw.access_lines()
+            release.set()
+    assert any('"GET /gone HTTP/1.1" 499 ' in line for line in access), access
