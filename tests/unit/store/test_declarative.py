@@ -210,9 +210,10 @@ def test_random_ids_for_unnamed_entities(pki) -> None:
 
 
 def test_grpc_services_are_refused_in_kong_yml() -> None:
+    route = {"protocols": ["grpcs"], "paths": ["/"]}
     cfg = {
         "_format_version": "3.0",
-        "services": [{"name": "g", "url": "grpcs://g.test:50051", "routes": [{"protocols": ["grpcs"], "paths": ["/"]}]}],
+        "services": [{"name": "g", "url": "grpcs://g.test:50051", "routes": [route]}],
     }
     with pytest.raises(DeclarativeConfigError) as info:
         load(cfg)
