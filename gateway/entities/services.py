@@ -12,11 +12,24 @@ import re
 from typing import Any
 
 from gateway.entities import typedefs
-from gateway.entities.entity_checks import conditional
+from gateway.entities.entity_checks import conditional, custom_check
 from gateway.entities.schema import Field, Schema
 from gateway.entities.values import NULL
 
-__all__ = ["SCHEMA", "expand_url", "parse_url"]
+__all__ = ["GRPC_REFUSED", "SCHEMA", "expand_url", "parse_url"]
+
+#: Kong accepts ``grpc``/``grpcs`` services and proxies them with ``grpc_pass`` (HTTP/2 to the upstream); this gateway
+#: has no HTTP/2 upstream client yet, so such a service is refused where it is configured rather than accepted and
+#: proxied wrongly (over HTTP/1.1) or not at all
+GRPC_REFUSED = (
+    "'grpc' and 'grpcs' services are not supported: this gateway has no HTTP/2 upstream client "
+    "(a route with grpc/grpcs protocols can point to an http or https service)"
+)
+
+
+def _check_grpc(entity: dict[str, Any]) -> str | None:
+    return GRPC_REFUSED if entity.get("protocol") in ("grpc", "grpcs") else None
+
 
 DEFAULT_PROTOCOL = "http"
 DEFAULT_PORT = 80
@@ -134,6 +147,7 @@ SCHEMA = Schema(
         _tls_only("tls_verify"),
         _tls_only("tls_verify_depth"),
         _tls_only("ca_certificates"),
+        custom_check(("protocol",), _check_grpc),
     ),
     shorthand_fields=(("url", Field("string"), expand_url),),
     description="An upstream service: protocol, host, port, path, timeouts and upstream TLS settings.",

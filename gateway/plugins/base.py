@@ -60,9 +60,10 @@ class Exit:
         content_type: the Content-Type value, or None for no body type.
         headers: extra response headers, in order.
         error: the message of a ``kong.response.error``, or None.
+        text: the ``message`` of a ``{message = ...}`` body: Kong sends it as ``grpc-message`` on a gRPC request.
     """
 
-    __slots__ = ("body", "content_type", "error", "headers", "status")
+    __slots__ = ("body", "content_type", "error", "headers", "status", "text")
 
     def __init__(
         self,
@@ -71,12 +72,14 @@ class Exit:
         content_type: str | None = JSON_UTF8,
         headers: tuple[tuple[str, str], ...] = (),
         error: str | None = None,
+        text: str | None = None,
     ) -> None:
         self.status = status
         self.body = body
         self.content_type = content_type
         self.headers = headers
         self.error = error
+        self.text = text
 
     @classmethod
     def kong_error(cls, status: int, message: str) -> Exit:
@@ -87,7 +90,7 @@ class Exit:
     def message(cls, status: int, message: str) -> Exit:
         """``kong.response.exit(status, {message = message})``: compact JSON, as Kong's cjson encodes it."""
         escaped = message.replace("\\", "\\\\").replace('"', '\\"')
-        return cls(status, ('{"message":"' + escaped + '"}').encode())
+        return cls(status, ('{"message":"' + escaped + '"}').encode(), text=message)
 
     def __repr__(self) -> str:
         return f"Exit({self.status}, {self.body!r})"

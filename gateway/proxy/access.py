@@ -3,8 +3,9 @@ and whether the matched route refuses the request before any plugin or upstream 
 
 Kong's runloop (``kong/runloop/handler.lua``, access phase) in that order: the route is matched on the normalized
 path; ``X-Forwarded-*`` are taken from the request only when the peer is in ``trusted_ips``; a route with only
-``https`` protocols refuses plain HTTP (426, or the configured redirect); a gRPC route refuses HTTP/1 (426 for a gRPC
-content type, 415 otherwise). Nothing here writes: the exchange answers what these functions return.
+``https`` protocols refuses plain HTTP (426, or the configured redirect); a gRPC route refuses a request without a
+gRPC content type (415) and HTTP/1 (426), and a route with ``grpcs`` but not ``grpc`` answers a gRPC request that did
+not come over TLS with 200 and ``grpc-status: 1``. Nothing here writes: the exchange answers what these return.
 """
 
 from __future__ import annotations
@@ -24,11 +25,13 @@ Forwarded = tuple[str, str, str, str, str | None]
 
 
 class Refusal(NamedTuple):
-    """A route's refusal: ``message`` None means a redirect with an empty body (``Location`` in ``extra``)."""
+    """A route's refusal: ``message`` None means an empty body (a redirect's ``Location``, or gRPC headers, in
+    ``extra``, with ``content_type`` if any)."""
 
     status: int
     message: str | None
     extra: tuple[tuple[str, str], ...]
+    content_type: str | None = None
 
 
 _HTTPS_REQUIRED = Refusal(
@@ -36,6 +39,10 @@ _HTTPS_REQUIRED = Refusal(
 )
 _HTTP2_REQUIRED = Refusal(426, "Please use HTTP2 protocol", (("Connection", "Upgrade"), ("Upgrade", "HTTP/2")))
 _NOT_GRPC = Refusal(415, "Non-gRPC request matched gRPC route", ())
+#: kong.response.exit(200, nil, {content-type = application/grpc, grpc-status = 1, ...}) in Kong's runloop
+_GRPCS_REQUIRED = Refusal(
+    200, None, (("grpc-status", "1"), ("grpc-message", "gRPC request matched gRPCs route")), "application/grpc"
+)
 
 
 def split_target(target: str) -> tuple[str, int]:
@@ -76,7 +83,9 @@ def forwarded(
     )
 
 
-def route_refusal(route: Route, values: Forwarded, target: str, content_type: str | None) -> Refusal | None:
+def route_refusal(
+    route: Route, values: Forwarded, target: str, content_type: str | None, http2: bool = False
+) -> Refusal | None:
     """What the route answers instead of proxying (https-only over http, HTTP/1 on a gRPC route), or None."""
     if route.https_only and values[0] != "https":
         code = route.https_redirect_status_code
@@ -84,5 +93,10 @@ def route_refusal(route: Route, values: Forwarded, target: str, content_type: st
             return Refusal(code, None, (("Location", f"https://{values[1]}{target}"),))
         return _HTTPS_REQUIRED
     if route.grpc:
-        return _HTTP2_REQUIRED if (content_type or "").startswith("application/grpc") else _NOT_GRPC
+        if not (content_type or "").startswith("application/grpc"):
+            return _NOT_GRPC
+        if not http2:
+            return _HTTP2_REQUIRED
+        if not route.plain_grpc and values[0] != "https":
+            return _GRPCS_REQUIRED
     return None

@@ -168,7 +168,7 @@ class Exchange(ResponseRelay):
             match.prefix,
         )
         if route.https_only or route.grpc:
-            refusal = route_refusal(route, values, target, head.content_type)
+            refusal = route_refusal(route, values, target, head.content_type, head.version == "2.0")
             if refusal is not None:
                 self._refuse(refusal)
                 return

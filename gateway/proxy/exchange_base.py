@@ -19,6 +19,7 @@ from gateway.downstream.generated import render_generated
 from gateway.downstream.request import new_request_id
 from gateway.downstream.responses import (
     ERROR_MESSAGES,
+    MIME_JSON,
     error_body,
     error_page_mime,
     response_mime,
@@ -27,6 +28,7 @@ from gateway.observability.errorlog import request_context
 from gateway.plugins import Exit, PluginContext, run_log
 from gateway.plugins.base import LogFacts
 from gateway.proxy.access import Refusal
+from gateway.proxy.grpc_status import MIME_GRPC, error_page_grpc, grpc_headers, is_grpc_request, message_json
 from gateway.proxy.trace import debug_headers
 from gateway.tls.upstream.connect import HandshakeFailure
 from gateway.upstream.balancer import Handle
@@ -210,7 +212,7 @@ class ExchangeBase:
     def _refuse(self, refusal: Refusal) -> None:
         """Answer a route's refusal (``access.route_refusal``): Kong's error, or a redirect with an empty body."""
         if refusal.message is None:
-            self._respond_generated(refusal.status, b"", None, extra=refusal.extra)
+            self._respond_generated(refusal.status, b"", refusal.content_type, extra=refusal.extra)
         else:
             self._kong_error(refusal.status, refusal.message, extra=refusal.extra)
 
@@ -218,11 +220,21 @@ class ExchangeBase:
         if result.error is not None:
             self._kong_error(result.status, result.error, extra=result.headers)
             return
+        if is_grpc_request(self.head) and result.content_type != MIME_GRPC:
+            # kong.response.exit on a gRPC request (grpc_status rule 2): the message as grpc-message, no body
+            text = result.text if result.text is not None else result.body.decode() if result.body else None
+            extra = (*result.headers, *grpc_headers(result.status, text))
+            self._respond_generated(result.status, b"", MIME_GRPC, extra=extra)
+            return
         self._respond_generated(result.status, result.body, result.content_type, extra=result.headers)
 
     # ================================================================== generated responses
     def _kong_error(self, status: int, message: str, extra: tuple[tuple[str, str], ...] = ()) -> None:
-        """``kong.response.error``: template from Accept only (JSON by default)."""
+        """``kong.response.error``: template from Accept only (JSON by default); a gRPC request gets Kong's gRPC
+        form (``grpc_status`` rule 2: HTTP status kept, no body, ``grpc-status``/``grpc-message`` headers)."""
+        if is_grpc_request(self.head):
+            self._respond_generated(status, b"", MIME_GRPC, extra=(*extra, *grpc_headers(status)))
+            return
         mime = response_mime(self.head.accept)
         body = error_body(mime, message, self.request_id)
         self._respond_generated(status, body, mime, extra=extra)
@@ -237,9 +249,21 @@ class ExchangeBase:
         """nginx ``error_page`` -> Kong's error handler: Accept, then Content-Type, then error_default_type."""
         head = self.head
         conn = self.conn
-        mime = error_page_mime(head.accept, head.content_type, conn.state.settings.error_default_type)
-        body = error_body(mime, ERROR_MESSAGES[status], self.request_id)
+        default_type = conn.state.settings.error_default_type
         sent_status = 400 if status == 494 else status
+        if error_page_grpc(head.accept, head.content_type, default_type):  # grpc_status rule 4
+            message = ERROR_MESSAGES[status]
+            if is_grpc_request(head):
+                extra = (*extra, *grpc_headers(sent_status, message))
+                body, mime = b"", MIME_GRPC
+            else:
+                body, mime = message_json(message), MIME_JSON
+            self._respond_generated(
+                sent_status, body, mime, extra=extra, proxied=proxied, upstream_latency_ms=upstream_latency_ms
+            )
+            return
+        mime = error_page_mime(head.accept, head.content_type, default_type)
+        body = error_body(mime, ERROR_MESSAGES[status], self.request_id)
         self._respond_generated(
             sent_status, body, mime, extra=extra, proxied=proxied, upstream_latency_ms=upstream_latency_ms
         )

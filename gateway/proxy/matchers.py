@@ -54,6 +54,7 @@ class Route:
         "id",
         "name",
         "path_handling",
+        "plain_grpc",
         "preserve_host",
         "protocols",
         "row",
@@ -69,6 +70,7 @@ class Route:
         self.protocols = protocols
         self.https_only = "https" in protocols and "http" not in protocols
         self.grpc = "grpc" in protocols or "grpcs" in protocols
+        self.plain_grpc = "grpc" in protocols  # without it, a gRPC route answers non-TLS gRPC with grpc-status 1
         self.strip_path: bool = bool(row.get("strip_path", True))
         self.preserve_host: bool = bool(row.get("preserve_host", False))
         self.path_handling: str = row.get("path_handling") or "v0"

@@ -6,7 +6,7 @@ import pytest
 
 from gateway.entities import SCHEMAS
 from gateway.entities.errors import EntityError, schema_violation
-from gateway.entities.services import parse_url
+from gateway.entities.services import GRPC_REFUSED, parse_url
 
 SERVICES = SCHEMAS["services"]
 ROUTES = SCHEMAS["routes"]
@@ -178,3 +178,9 @@ def test_stream_and_grpc_subschemas() -> None:
     assert check(ROUTES, {"protocols": ["tcp"], "sources": [{}]}) == {
         "sources": [{"@entity": ["at least one of these fields must be non-empty: 'ip', 'port'"]}]
     }
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "grpcs"])
+def test_grpc_services_are_refused_until_an_http2_upstream_client_exists(protocol: str) -> None:
+    assert check(SERVICES, {"host": "example.com", "protocol": protocol}) == {"@entity": [GRPC_REFUSED]}
+    assert check(SERVICES, {"host": "example.com", "protocol": "https"}) == {}

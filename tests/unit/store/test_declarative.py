@@ -7,6 +7,7 @@ import uuid
 import pytest
 
 from gateway.entities.errors import DeclarativeConfigError
+from gateway.entities.services import GRPC_REFUSED
 from gateway.store.declarative import dump, generate_id, load
 
 # ``custom`` (tests/unit/store/conftest.py) stands for a plugin this gateway runs that a consumer can scope
@@ -206,3 +207,14 @@ def test_random_ids_for_unnamed_entities(pki) -> None:
     rows = load({"_format_version": "3.0", "certificates": [pki.pair()], "routes": [{"paths": ["/"]}]})
     assert uuid.UUID(rows["certificates"][0]["id"]).version == 4
     assert uuid.UUID(rows["routes"][0]["id"]).version == 4
+
+
+def test_grpc_services_are_refused_in_kong_yml() -> None:
+    route = {"protocols": ["grpcs"], "paths": ["/"]}
+    cfg = {
+        "_format_version": "3.0",
+        "services": [{"name": "g", "url": "grpcs://g.test:50051", "routes": [route]}],
+    }
+    with pytest.raises(DeclarativeConfigError) as info:
+        load(cfg)
+    assert info.value.paths == [f"services[0]: {GRPC_REFUSED}"]
