@@ -1,8 +1,9 @@
 """The ``services`` entity (``kong/db/schema/entities/services.lua``): where routes proxy to.
 
 Upstream TLS fields (``client_certificate``, ``tls_verify``, ``tls_verify_depth``, ``ca_certificates``)
-are only allowed when ``protocol`` is ``https`` or ``tls``; ``ca_certificates`` holds CA ids that are
-deliberately *not* foreign-key checked (Kong resolves them at request time). The ``url`` shorthand is
+are only allowed when ``protocol`` is ``https``, ``tls`` or ``grpcs`` (Kong: ``https``/``tls`` only);
+``ca_certificates`` holds CA ids that are deliberately *not* foreign-key checked (Kong resolves them at request
+time). The ``url`` shorthand is
 split with LuaSocket's ``url.parse`` rules, ported in ``parse_url``.
 """
 
@@ -12,24 +13,11 @@ import re
 from typing import Any
 
 from gateway.entities import typedefs
-from gateway.entities.entity_checks import conditional, custom_check
+from gateway.entities.entity_checks import conditional
 from gateway.entities.schema import Field, Schema
 from gateway.entities.values import NULL
 
-__all__ = ["GRPC_REFUSED", "SCHEMA", "expand_url", "parse_url"]
-
-#: Kong accepts ``grpc``/``grpcs`` services and proxies them with ``grpc_pass`` (HTTP/2 to the upstream); this gateway
-#: has no HTTP/2 upstream client yet, so such a service is refused where it is configured rather than accepted and
-#: proxied wrongly (over HTTP/1.1) or not at all
-GRPC_REFUSED = (
-    "'grpc' and 'grpcs' services are not supported: this gateway has no HTTP/2 upstream client "
-    "(a route with grpc/grpcs protocols can point to an http or https service)"
-)
-
-
-def _check_grpc(entity: dict[str, Any]) -> str | None:
-    return GRPC_REFUSED if entity.get("protocol") in ("grpc", "grpcs") else None
-
+__all__ = ["SCHEMA", "TLS_FIELD_PROTOCOLS", "expand_url", "parse_url"]
 
 DEFAULT_PROTOCOL = "http"
 DEFAULT_PORT = 80
@@ -84,8 +72,14 @@ def expand_url(value: Any) -> dict[str, Any] | None:
     return {"protocol": protocol, "host": parsed.get("host"), "port": final_port, "path": parsed.get("path")}
 
 
+#: the protocols whose services may carry the upstream TLS fields: Kong's ``https``/``tls``, plus ``grpcs`` (Kong
+#: refuses them there, so a grpcs upstream can be neither verified nor given a client certificate per service; this
+#: gateway applies them to its TLS-with-ALPN-h2 connections, docs/compatibility.md)
+TLS_FIELD_PROTOCOLS = ("https", "tls", "grpcs")
+
+
 def _tls_only(field: str) -> Any:
-    return conditional("protocol", {"not_one_of": ("https", "tls")}, field, {"eq": NULL})
+    return conditional("protocol", {"not_one_of": TLS_FIELD_PROTOCOLS}, field, {"eq": NULL})
 
 
 SCHEMA = Schema(
@@ -147,7 +141,6 @@ SCHEMA = Schema(
         _tls_only("tls_verify"),
         _tls_only("tls_verify_depth"),
         _tls_only("ca_certificates"),
-        custom_check(("protocol",), _check_grpc),
     ),
     shorthand_fields=(("url", Field("string"), expand_url),),
     description="An upstream service: protocol, host, port, path, timeouts and upstream TLS settings.",

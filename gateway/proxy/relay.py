@@ -11,7 +11,7 @@ from gateway.downstream.flow import PAUSE_PEER
 from gateway.plugins import run_header_filter
 from gateway.proxy.exchange_base import DONE, RESPONDED, RESPONDING, to_ms
 from gateway.proxy.response_head import framing, scan_headers
-from gateway.proxy.upstream_tries import UpstreamTries
+from gateway.proxy.stream_tries import StreamTries
 from gateway.proxy.websocket import UPGRADE_LINES, start_tunnel, switching_head
 from gateway.upstream.connection import UpstreamConnection
 from gateway.upstream.failures import Phase, UpstreamFailure
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 __all__ = ["ResponseRelay"]
 
 
-class ResponseRelay(UpstreamTries):
+class ResponseRelay(StreamTries):
     """The upstream connection's events for one exchange (what ``UpstreamConnection.bind`` is given)."""
 
     __slots__ = ()
@@ -115,6 +115,13 @@ class ResponseRelay(UpstreamTries):
             self._discarding = True
             self.conn.flow.resume_reading(PAUSE_PEER)
         self._maybe_finish()
+
+    def on_upstream_trailers(self, trailers: list[tuple[bytes, bytes]]) -> None:
+        """HTTP/2 trailers (gRPC's ``grpc-status``/``grpc-message``): relayed to an HTTP/2 client as its stream's
+        trailing HEADERS (``H2Stream.send_trailers``); an HTTP/1.1 client gets none (docs/compatibility.md)."""
+        send = getattr(self.conn, "send_trailers", None)
+        if send is not None and self.stage == RESPONDING:
+            send(trailers)
 
     def on_upstream_trailing(self, text: str) -> None:
         """Bytes followed the complete response: the connection is closed, not pooled (nginx warns)."""

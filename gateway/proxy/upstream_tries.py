@@ -49,6 +49,8 @@ class UpstreamTries(ExchangeBase):
         def on_upstream_resume_writing(self) -> None: ...
         def on_upstream_upgrade(self, reason: bytes, headers: list[tuple[bytes, bytes]]) -> bool: ...
         def on_upstream_switched(self, transport: asyncio.Transport, rest: bytes) -> None: ...
+        def on_upstream_trailers(self, trailers: list[tuple[bytes, bytes]]) -> None: ...
+        def _open_stream(self, service: ServiceTarget, key: tuple[Any, ...]) -> None: ...
 
     def _record_replay(self, data: bytes) -> None:
         self._replay.append(data)
@@ -182,6 +184,9 @@ class UpstreamTries(ExchangeBase):
         self._peer = (ip, port)
         self._attempts += 1
         key = pool_key(ip, port, self._host_header, service)
+        if service.multiplexed:  # grpc/grpcs: a stream on a shared HTTP/2 connection (``proxy.stream_tries``)
+            self._open_stream(service, key)
+            return
         pool = conn.state.pool
         up = None if self._fresh_only else pool.acquire(key)
         self._fresh_only = False

@@ -18,6 +18,8 @@ Rules (reference section 4):
   that the peer closed or wrote to while idle has already marked itself ``closed`` and removed itself
   (``UpstreamConnection.data_received``/``connection_lost``), and ``acquire`` skips any closed one.
 - After ``shutdown()`` nothing is pooled any more and idle connections are closed.
+- ``multiplexed`` is the table of HTTP/2 connections (``grpc``/``grpcs`` services, ``h2.pool.H2Pool``) under the same
+  three knobs: a separate table, so the two kinds never mix; ``shutdown`` closes both.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any
 
 from gateway.tls.upstream.connect import SessionCache
 from gateway.upstream.connection import UpstreamConnection
+from gateway.upstream.h2.pool import H2Pool
 
 __all__ = ["UpstreamPool"]
 
@@ -34,7 +37,18 @@ __all__ = ["UpstreamPool"]
 class UpstreamPool:
     """Idle upstream connections keyed by peer identity."""
 
-    __slots__ = ("_idle", "closed", "hits", "idle_timeout", "loop", "max_requests", "misses", "sessions", "size")
+    __slots__ = (
+        "_idle",
+        "closed",
+        "hits",
+        "idle_timeout",
+        "loop",
+        "max_requests",
+        "misses",
+        "multiplexed",
+        "sessions",
+        "size",
+    )
 
     def __init__(self, loop: asyncio.AbstractEventLoop, size: int, max_requests: int, idle_timeout: float) -> None:
         self.loop = loop
@@ -46,6 +60,7 @@ class UpstreamPool:
         self.hits = 0
         self.misses = 0
         self.sessions = SessionCache()
+        self.multiplexed = H2Pool(loop, size, max_requests, idle_timeout)
 
     def acquire(self, key: Any) -> UpstreamConnection | None:
         """An idle, open connection for ``key``, or None."""
@@ -115,6 +130,7 @@ class UpstreamPool:
         """Stop pooling and close every idle connection."""
         self.closed = True
         self.sessions.clear()
+        self.multiplexed.shutdown()
         idle = self._idle
         self._idle = {}
         for stack in idle.values():

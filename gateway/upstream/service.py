@@ -12,6 +12,9 @@ Rules:
    ``upstream_host`` (nginx's ``$upstream_host``: the Host header sent, from which SNI and the host check
    derive). ``pool_key`` keys the keepalive pool: ``(ip, port)`` for plain HTTP, and for TLS
    ``(ip, port, upstream_host, *tls_profile.identity)`` - the complete, content-based TLS identity.
+3. ``grpc``/``grpcs`` services are ``multiplexed``: their connectors (``gateway.upstream.h2.connect``) open HTTP/2
+   connections (h2 prior knowledge, or TLS with ALPN ``h2`` under the same profile as ``https``), shared by
+   concurrent streams in the pool's own table (``h2.pool.H2Pool``, keyed by the protocol plus the pool key above).
 """
 
 from __future__ import annotations
@@ -23,12 +26,14 @@ from typing import TYPE_CHECKING, Any
 from gateway.tls.upstream.connect import open_upstream_tls
 from gateway.tls.upstream.profile import UpstreamTlsProfile, identity_label
 from gateway.upstream.connection import UpstreamConnection
+from gateway.upstream.h2.connect import connect_h2_tls, connect_h2c
 
 if TYPE_CHECKING:
     from gateway.upstream.balancer import Balancer
 
 __all__ = [
     "CONNECTORS",
+    "MULTIPLEXED",
     "Connector",
     "ServiceTarget",
     "connect_plain",
@@ -38,8 +43,10 @@ __all__ = [
     "pool_name",
 ]
 
+#: the protocol object a connector connects is an ``UpstreamConnection`` (HTTP/1.1) or, for the multiplexed
+#: protocols, an ``H2UpstreamConnection``: each connector names its own
 Connector = Callable[
-    [asyncio.AbstractEventLoop, "UpstreamConnection", str, int, "ServiceTarget", str],
+    [asyncio.AbstractEventLoop, Any, str, int, "ServiceTarget", str],
     Awaitable[tuple[asyncio.BaseTransport, asyncio.BaseProtocol]],
 ]
 
@@ -94,7 +101,15 @@ async def connect_tls(
     return transport, protocol
 
 
-CONNECTORS: dict[str, Connector] = {"http": connect_plain, "https": connect_tls, "tls": connect_tls}
+CONNECTORS: dict[str, Connector] = {
+    "http": connect_plain,
+    "https": connect_tls,
+    "tls": connect_tls,
+    "grpc": connect_h2c,
+    "grpcs": connect_h2_tls,
+}
+#: the service protocols spoken over HTTP/2 upstream, many requests per connection (rule 3)
+MULTIPLEXED = frozenset(("grpc", "grpcs"))
 
 
 def pool_key(ip: str, port: int, upstream_host: str, service: ServiceTarget) -> tuple[Any, ...]:
@@ -127,6 +142,7 @@ class ServiceTarget:
         "host_header",
         "host_is_ip",
         "id",
+        "multiplexed",
         "name",
         "path",
         "pool_identity",
@@ -162,6 +178,8 @@ class ServiceTarget:
         self.write_timeout: float = int(row.get("write_timeout") or 60000) / 1000.0
         self.read_timeout: float = int(row.get("read_timeout") or 60000) / 1000.0
         self.enabled: bool = row.get("enabled", True) is not False
+        #: HTTP/2 upstream (rule 3): the exchange opens a stream on a shared connection instead of a pooled one
+        self.multiplexed = self.protocol in MULTIPLEXED
         self.balancer = balancer
         self.connect = connect  # None: no connector for this protocol (answered with 502)
         self.host_is_ip = host_is_ip

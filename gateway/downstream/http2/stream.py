@@ -11,6 +11,9 @@ connection's flow-control windows. What the windows hold back waits in ``_pendin
 exchange is told the client is not reading (``on_client_pause_writing``: the upstream connection stops reading),
 and below ``PENDING_LOW`` again that it is.
 
+Trailers: a proxied HTTP/2 upstream's trailers (gRPC's ``grpc-status``/``grpc-message``) arrive through
+``send_trailers``; they go out as the stream's last HEADERS frame, carrying END_STREAM, after all the DATA.
+
 Input: body bytes go to ``feed_body``; the window is reopened (WINDOW_UPDATE) as they are handed over, unless the
 exchange paused reading (its upstream cannot take more, or it buffers before connecting): then the credit is held
 and returned on resume, so a client can send at most one window ahead of what the upstream accepted.
@@ -26,7 +29,7 @@ from h2.exceptions import ProtocolError, StreamClosedError
 
 from gateway.downstream.contracts import DownstreamExchange
 from gateway.downstream.flow import FlowControl
-from gateway.downstream.http2.response import Headers, ResponseTranslator
+from gateway.downstream.http2.response import HOP_BY_HOP, Headers, ResponseTranslator
 
 if TYPE_CHECKING:
     from h2.connection import H2Connection as H2Machine
@@ -86,6 +89,7 @@ class H2Stream:
         "_pending_bytes",
         "_read_paused",
         "_timer",
+        "_trailers",
         "_translator",
         "_write_paused",
         "closing",
@@ -140,6 +144,8 @@ class H2Stream:
         self._pending: list[bytes] = []
         self._pending_bytes = 0
         self._end_wanted = False
+        #: trailers to end the stream with instead of an empty END_STREAM (``send_trailers``)
+        self._trailers: Headers | None = None
         #: the final head the translator produced and ``push`` has not sent yet
         self._head: Headers | None = None
         self._write_paused = False
@@ -170,6 +176,13 @@ class H2Stream:
 
     def host_var(self, host: str | None) -> str:
         return self.conn.host_var(host)
+
+    def send_trailers(self, trailers: Headers) -> None:
+        """The upstream's trailers: sent after the body, ending the stream (names lowercase, connection-specific
+        fields dropped as from a head)."""
+        if self.output_done:
+            return
+        self._trailers = [(name.lower(), value) for name, value in trailers if name.lower() not in HOP_BY_HOP]
 
     def exchange_finished(self, ex: DownstreamExchange, abort: bool) -> None:
         """The exchange is done: log it, end (or reset) the stream, forget it once nothing is left to send."""
@@ -301,7 +314,7 @@ class H2Stream:
         head = self._head
         if head is not None:
             self._head = None
-            end = self._end_wanted and not self._pending
+            end = self._end_wanted and not self._pending and self._trailers is None
             try:
                 self.conn.h2.send_headers(self.stream_id, head, end_stream=end)
             except (StreamClosedError, ProtocolError):
@@ -351,14 +364,19 @@ class H2Stream:
                 else:
                     pending.pop(0)
                 self._pending_bytes -= len(chunk)
-                if not pending and self._end_wanted:  # the last frame carries END_STREAM
+                if not pending and self._end_wanted and self._trailers is None:  # the last frame carries END_STREAM
                     h2.send_data(sid, chunk, end_stream=True)
                     self._output_ended()
                     return
                 h2.send_data(sid, chunk)
                 sent = True
             if not pending and self._end_wanted:
-                h2.end_stream(sid)
+                trailers = self._trailers
+                if trailers is not None:
+                    self._trailers = None
+                    h2.send_headers(sid, trailers, end_stream=True)
+                else:
+                    h2.end_stream(sid)
                 self._output_ended()
         except (StreamClosedError, ProtocolError):
             self.output_done = True

@@ -28,7 +28,7 @@ __all__ = [
     "peer_names",
 ]
 
-#: What we offer in ALPN: the proxy speaks HTTP/1.1 upstream.
+#: What we offer in ALPN by default: the proxy speaks HTTP/1.1 upstream (``grpcs`` services offer ``h2``).
 ALPN: Final = ("http/1.1",)
 #: Sessions kept by ``SessionCache`` (one per pool key, the newest wins), like a bounded nginx upstream cache.
 SESSION_CACHE_SIZE: Final = 4096
@@ -167,8 +167,10 @@ async def open_upstream_tls(
     upstream_host: str,
     timeout: float | None,
     ssl_session: SSL.Session | None = None,
+    alpn: tuple[str, ...] = ALPN,
 ) -> tuple[TlsTransport, Any]:
-    """Connect and complete the handshake under ``profile`` for ``upstream_host`` (SNI and host check).
+    """Connect and complete the handshake under ``profile`` for ``upstream_host`` (SNI and host check), offering
+    ``alpn`` (``http/1.1``; ``h2`` for ``grpcs``, see ``gateway.upstream.h2.connect``).
 
     Raises:
         HandshakeFailure: the handshake or its checks failed (or timed out).
@@ -184,7 +186,7 @@ async def open_upstream_tls(
             sni,
             factory,
             timeout,
-            alpn_protocols=ALPN,
+            alpn_protocols=alpn,
             verify=profile.verify,
             verify_hostname=check_name if profile.verify else None,
             ssl_session=ssl_session,

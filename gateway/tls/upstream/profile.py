@@ -75,7 +75,7 @@ __all__ = [
 ]
 
 #: Service protocols that speak TLS to the upstream (``tls`` is the stream subsystem; same client side).
-TLS_PROTOCOLS: Final = frozenset({"https", "tls"})
+TLS_PROTOCOLS: Final = frozenset({"https", "tls", "grpcs"})
 #: Kong's template: ``proxy_ssl_conf_command CipherString DEFAULT:@SECLEVEL=0`` (old upstreams keep working).
 CIPHERS: Final = b"DEFAULT:@SECLEVEL=0"
 

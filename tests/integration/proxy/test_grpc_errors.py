@@ -1,5 +1,5 @@
-"""gRPC on the proxy (issue 16 item 3, first slice): Kong's gRPC form of gateway-generated errors, the gRPC route checks
-of Kong's runloop, and ``grpc``/``grpcs`` services refused where they are configured (no HTTP/2 upstream client yet).
+"""gRPC on the proxy (issue 16 item 3): Kong's gRPC form of gateway-generated errors, the gRPC route checks of Kong's
+runloop, and ``grpc``/``grpcs`` services accepted with Kong's defaults (proxied in ``tests/integration/upstream/h2``).
 
 Peers: ``grpcio`` with the standard health-checking stub (the client a gRPC user runs), ``httpx`` with HTTP/2 for the
 exact headers on the wire, ``httpx`` over HTTP/1.1 for Kong's 426. The real gateway process, loopback only.
@@ -222,10 +222,10 @@ def test_grpcs_only_route_over_h2c_answers_grpc_status_1(setup: GrpcSetup) -> No
 
 
 @pytest.mark.parametrize("protocol", ["grpc", "grpcs"])
-def test_grpc_services_are_refused_where_configured(setup: GrpcSetup, protocol: str) -> None:
-    res = setup.admin.http.post("/services", json={"name": f"s-{protocol}", "url": f"{protocol}://127.0.0.1:50051"})
+def test_grpc_services_are_accepted_with_kongs_defaults(setup: GrpcSetup, protocol: str) -> None:
+    created = setup.admin.post("/services", {"name": f"s-{protocol}", "protocol": protocol, "host": "127.0.0.1"})
+    assert (created["protocol"], created["port"], created["path"]) == (protocol, 80, None)
+    assert setup.admin.get(f"/services/s-{protocol}")["protocol"] == protocol
+    res = setup.admin.http.post("/services", json={"name": f"p-{protocol}", "url": f"{protocol}://127.0.0.1:1/path"})
     assert res.status_code == 400, res.text
-    body = res.json()
-    assert "no HTTP/2 upstream client" in body["message"]
-    assert "no HTTP/2 upstream client" in body["fields"]["@entity"][0]
-    setup.admin.get(f"/services/s-{protocol}", expect=404)
+    assert res.json()["fields"]["path"] == "value must be null"

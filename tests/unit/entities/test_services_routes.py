@@ -6,7 +6,7 @@ import pytest
 
 from gateway.entities import SCHEMAS
 from gateway.entities.errors import EntityError, schema_violation
-from gateway.entities.services import GRPC_REFUSED, parse_url
+from gateway.entities.services import parse_url
 
 SERVICES = SCHEMAS["services"]
 ROUTES = SCHEMAS["routes"]
@@ -64,7 +64,7 @@ def test_parse_url_userinfo_and_no_authority() -> None:
         ("ca_certificates", ["4e3ad2e4-0bc4-4638-8e34-c84a417ba39b"]),
     ],
 )
-def test_tls_fields_only_with_https_or_tls(field: str, value: object) -> None:
+def test_tls_fields_only_with_https_tls_or_grpcs(field: str, value: object) -> None:
     errors = check(SERVICES, {"host": "example.com", "protocol": "http", field: value})
     err = schema_violation(errors)
     assert err.message == (
@@ -77,7 +77,9 @@ def test_tls_fields_only_with_https_or_tls(field: str, value: object) -> None:
     }
     assert check(SERVICES, {"host": "example.com", "protocol": "https", field: value}) == {}
     assert check(SERVICES, {"host": "example.com", "protocol": "tls", field: value}) == {}
-    assert check(SERVICES, {"host": "example.com", "protocol": "grpcs", field: value}) != {}
+    # Kong refuses them on grpcs too; this gateway applies them to its TLS-with-ALPN-h2 connections (compatibility.md)
+    assert check(SERVICES, {"host": "example.com", "protocol": "grpcs", field: value}) == {}
+    assert check(SERVICES, {"host": "example.com", "protocol": "grpc", field: value})[field] == "value must be null"
 
 
 def test_service_defaults_and_ranges() -> None:
@@ -181,6 +183,12 @@ def test_stream_and_grpc_subschemas() -> None:
 
 
 @pytest.mark.parametrize("protocol", ["grpc", "grpcs"])
-def test_grpc_services_are_refused_until_an_http2_upstream_client_exists(protocol: str) -> None:
-    assert check(SERVICES, {"host": "example.com", "protocol": protocol}) == {"@entity": [GRPC_REFUSED]}
-    assert check(SERVICES, {"host": "example.com", "protocol": "https"}) == {}
+def test_grpc_services_take_kongs_defaults(protocol: str) -> None:
+    # Kong's schema: the port defaults to 80 whatever the protocol, the url shorthand knows only http/https ports,
+    # and a gRPC service has no path
+    row = SERVICES.complete(SERVICES.process_auto_fields({"host": "g.test", "protocol": protocol}, "insert"))
+    assert (row["protocol"], row["port"], row["path"]) == (protocol, 80, None)
+    assert SERVICES.validate(row) == {}
+    assert check(SERVICES, {"url": f"{protocol}://g.test"}) == {}
+    assert SERVICES.process_auto_fields({"url": f"{protocol}://g.test"}, "insert")["port"] == 80
+    assert check(SERVICES, {"host": "g.test", "protocol": protocol, "path": "/x"})["path"] == "value must be null"

@@ -7,7 +7,6 @@ import uuid
 import pytest
 
 from gateway.entities.errors import DeclarativeConfigError
-from gateway.entities.services import GRPC_REFUSED
 from gateway.store.declarative import dump, generate_id, load
 
 # ``custom`` (tests/unit/store/conftest.py) stands for a plugin this gateway runs that a consumer can scope
@@ -209,12 +208,19 @@ def test_random_ids_for_unnamed_entities(pki) -> None:
     assert uuid.UUID(rows["routes"][0]["id"]).version == 4
 
 
-def test_grpc_services_are_refused_in_kong_yml() -> None:
+def test_grpc_services_load_from_kong_yml() -> None:
     route = {"protocols": ["grpcs"], "paths": ["/"]}
     cfg = {
         "_format_version": "3.0",
-        "services": [{"name": "g", "url": "grpcs://g.test:50051", "routes": [route]}],
+        "services": [
+            {"name": "g", "url": "grpcs://g.test:50051", "tls_verify": True, "routes": [route]},
+            {"name": "h", "protocol": "grpc", "host": "h.test"},
+        ],
     }
+    rows = {row["name"]: row for row in load(cfg)["services"]}
+    assert (rows["g"]["protocol"], rows["g"]["port"], rows["g"]["tls_verify"]) == ("grpcs", 50051, True)
+    assert (rows["h"]["protocol"], rows["h"]["port"]) == ("grpc", 80)
+    bad = {"_format_version": "3.0", "services": [{"name": "p", "url": "grpc://g.test", "tls_verify": True}]}
     with pytest.raises(DeclarativeConfigError) as info:
-        load(cfg)
-    assert info.value.paths == [f"services[0]: {GRPC_REFUSED}"]
+        load(bad)
+    assert 'tls_verify="value must be null"' in str(info.value)

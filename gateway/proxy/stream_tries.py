@@ -1,0 +1,95 @@
+"""An exchange's tries on a ``grpc``/``grpcs`` service: a stream on a shared HTTP/2 connection instead of a pooled
+HTTP/1.1 connection (Kong's ``grpc_pass``).
+
+Only the step that gets an upstream "connection" differs (``UpstreamTries._connect`` branches here for a
+``multiplexed`` service): a stream on a pooled HTTP/2 connection with room, else a new connection through the service's
+connector (h2 prior knowledge, or TLS with ALPN ``h2``). The stream then takes the HTTP/1.1 connection's place
+(``H2UpstreamStream``), so writing the request, the timeouts, retries, failure lines, 502/504 in Kong's gRPC form and
+the log phase are the ones of every exchange (rules 3 to 6 of ``proxy.exchange``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import TYPE_CHECKING, Any
+
+from gateway.observability.tls_metrics import TLS
+from gateway.proxy.exchange_base import DONE, guarded
+from gateway.proxy.upstream_tries import UpstreamTries
+from gateway.tls.upstream.connect import HandshakeFailure
+from gateway.upstream.failures import Kind, Phase, UpstreamFailure
+from gateway.upstream.h2.connect import SCHEMES
+from gateway.upstream.h2.connection import H2UpstreamConnection
+
+if TYPE_CHECKING:
+    from gateway.upstream.service import ServiceTarget
+
+__all__ = ["StreamTries"]
+
+
+class StreamTries(UpstreamTries):
+    """The HTTP/2 branch of the upstream tries (a base of ``proxy.relay.ResponseRelay``)."""
+
+    __slots__ = ()
+
+    def _open_stream(self, service: ServiceTarget, key: tuple[Any, ...]) -> None:
+        """A stream for this try: on a pooled connection with room, else on a new connection (a task)."""
+        conn = self.conn
+        pool = conn.state.pool.multiplexed
+        h2_key = (service.protocol, key)
+        stream = None if self._fresh_only else pool.stream(h2_key)
+        self._fresh_only = False
+        if stream is not None:
+            TLS.upstream_connection(service.name or service.host, True)
+            self._use(stream)
+            return
+        h2_conn = pool.connection(h2_key, SCHEMES[service.protocol])
+        task = asyncio.ensure_future(self._open_h2(service, h2_conn))
+        self._connect_task = task
+        task.add_done_callback(self._h2_opened)
+
+    async def _open_h2(
+        self, service: ServiceTarget, up: H2UpstreamConnection
+    ) -> H2UpstreamConnection | UpstreamFailure:
+        """The connector, its failures as values (as ``UpstreamTries._open`` does for HTTP/1.1)."""
+        assert service.connect is not None
+        ip, port = self._peer
+        try:
+            await service.connect(self.conn.loop, up, ip, port, service, self._host_header)
+        except TimeoutError:
+            up.abort()
+            return UpstreamFailure(Kind.TIMEOUT, Phase.CONNECTING)
+        except HandshakeFailure as failure:
+            self._tls_failure = failure
+            error = failure.error
+            TLS.upstream_failure(service.name or service.host, error.kind, error.reason, error.verify_code)
+            kind = Kind.TIMEOUT if failure.timeout else Kind.TLS
+            return UpstreamFailure(kind, Phase.HANDSHAKING, 0, failure.reason, failure.level)
+        except OSError as exc:
+            errno = exc.errno or 0
+            return UpstreamFailure(Kind.ERROR, Phase.CONNECTING, errno, os.strerror(errno) if errno else str(exc))
+        except Exception as exc:  # a connector bug must fail this try, never leave the request hanging
+            up.abort()
+            return UpstreamFailure(Kind.BUG, Phase.CONNECTING, 0, f"upstream connect failed ({exc!r})")
+        return up
+
+    @guarded
+    def _h2_opened(self, task: asyncio.Future[H2UpstreamConnection | UpstreamFailure]) -> None:
+        self._connect_task = None
+        if task.cancelled():
+            return
+        result = task.result()
+        pool = self.conn.state.pool.multiplexed
+        if isinstance(result, H2UpstreamConnection):
+            pool.add(result)  # shared from now on, even if this request is gone
+            if self.stage == DONE:
+                if not result.users:
+                    pool.idle(result)
+                return
+            stream = result.open_stream(reused=False)
+            self._count_opened(stream)
+            self._use(stream)
+            return
+        if self.stage != DONE:
+            self._failed(result, reused=False)

@@ -1,0 +1,192 @@
+"""gRPC to the upstream over HTTP/2 (issue 16 item 3): ``grpc``/``grpcs`` services proxied to a real grpcio server.
+
+The peers are the ones a gRPC user runs: grpcio's client (the health-checking stub, and raw-bytes calls) in front of
+the gateway, a grpcio server behind it (``grpc_server``), certificates from the tests' one factory. The gateway is the
+real process on loopback; every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import re
+import ssl
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import grpc
+import pytest
+from cryptography import x509
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from tests.fixtures.admin_client import Admin
+from tests.fixtures.certs import make_ca, make_cert
+from tests.fixtures.gateway_process import GatewayProcess, make_gateway
+from tests.fixtures.ports import free_port
+from tests.integration.upstream.h2.grpc_server import FAIL_MESSAGE, STREAM_COUNT, running_grpc_server
+
+TIMEOUT = 15.0
+#: the route each test reaches, by a request header (gRPC metadata) so one method can go to several services
+ROUTE_HEADER = "x-route"
+
+
+@dataclass
+class Setup:
+    gw: GatewayProcess
+    h2: int
+    h2c: int
+    admin: Admin
+    mtls_port: int
+
+    def tls_channel(self) -> grpc.Channel:
+        pem = ssl.get_server_certificate(("127.0.0.1", self.h2)).encode()
+        credentials = grpc.ssl_channel_credentials(root_certificates=pem)
+        options = (("grpc.ssl_target_name_override", "localhost"),)
+        return grpc.secure_channel(f"127.0.0.1:{self.h2}", credentials, options=options)
+
+    def plain_channel(self) -> grpc.Channel:
+        return grpc.insecure_channel(f"127.0.0.1:{self.h2c}")
+
+    def errors(self) -> str:
+        return self.gw.error_log.read_text() if self.gw.error_log.exists() else ""
+
+
+def _route(admin: Admin, service: dict[str, object], name: str) -> None:
+    admin.post("/services", {"name": name, "retries": 0, **service})
+    route = {"name": name, "protocols": ["grpc", "grpcs"], "headers": {ROUTE_HEADER: [name]}}
+    admin.post(f"/services/{name}/routes", route)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
+    server_ca, other_ca, client_ca = make_ca("gRPC server CA"), make_ca("Another CA"), make_ca("gRPC client CA")
+    server_cert = make_cert("grpc.test", issuer=server_ca, sans=[x509.DNSName("127.0.0.1")])
+    client_cert = make_cert("gateway client", issuer=client_ca)
+    with running_grpc_server(server_cert, client_ca) as ports:
+        gw = make_gateway(tmp_path_factory.mktemp("grpc-upstream"))
+        h2_port, h2c_port = free_port(), free_port()
+        gw.env["KONG_PROXY_LISTEN"] = f"127.0.0.1:{h2c_port} http2, 127.0.0.1:{h2_port} http2 ssl"
+        gw.start()
+        admin = Admin(gw)
+        try:
+            server_ca_id = admin.post("/ca_certificates", {"cert": server_ca.cert_pem})["id"]
+            other_ca_id = admin.post("/ca_certificates", {"cert": other_ca.cert_pem})["id"]
+            cert_id = admin.post("/certificates", {"cert": client_cert.chain_pem, "key": client_cert.key_pem})["id"]
+            verified = {"protocol": "grpcs", "host": "127.0.0.1", "tls_verify": True, "ca_certificates": [server_ca_id]}
+            _route(admin, {**verified, "port": ports.tls}, "verified")
+            _route(admin, {**verified, "port": ports.tls, "ca_certificates": [other_ca_id]}, "wrong-ca")
+            _route(admin, {**verified, "port": ports.mtls, "client_certificate": {"id": cert_id}}, "mtls")
+            _route(admin, {**verified, "port": ports.mtls}, "mtls-no-cert")
+            _route(admin, {"url": f"grpc://127.0.0.1:{ports.plain}"}, "plain")
+            setup = Setup(gw, h2_port, h2c_port, admin, ports.mtls)
+            _wait_for_routes(setup)
+            yield setup
+        finally:
+            admin.close()
+            assert gw.stop() == 0
+            errors = gw.error_log.read_text()
+            assert "Traceback" not in errors and "[alert]" not in errors, errors
+
+
+def _wait_for_routes(setup: Setup) -> None:
+    """Admin API writes reach the proxy asynchronously: poll (bounded) until the last route answers."""
+    deadline = time.monotonic() + TIMEOUT
+    with setup.plain_channel() as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while True:
+            try:
+                stub.Check(health_pb2.HealthCheckRequest(), metadata=((ROUTE_HEADER, "plain"),), timeout=TIMEOUT)
+                return
+            except grpc.RpcError as exc:
+                assert time.monotonic() < deadline, exc
+                time.sleep(0.05)
+
+
+def _check(channel: grpc.Channel, route: str) -> health_pb2.HealthCheckResponse:
+    stub = health_pb2_grpc.HealthStub(channel)
+    return stub.Check(health_pb2.HealthCheckRequest(service=""), metadata=((ROUTE_HEADER, route),), timeout=TIMEOUT)
+
+
+def _failed_check(channel: grpc.Channel, route: str) -> grpc.Call:
+    with pytest.raises(grpc.RpcError) as failed:
+        _check(channel, route)
+    error = failed.value
+    assert isinstance(error, grpc.Call)
+    return error
+
+
+def _wait_for_log(setup: Setup, pattern: str) -> str:
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        found = re.search(pattern, setup.errors())
+        if found:
+            return found.group(0)
+        assert time.monotonic() < deadline, setup.errors()
+        time.sleep(0.05)
+
+
+def test_health_check_through_grpcs_service_with_tls_verify_against_its_own_ca(setup: Setup) -> None:
+    with setup.tls_channel() as channel:
+        assert _check(channel, "verified").status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_health_check_twice_on_one_channel_reuses_the_upstream_connection(setup: Setup) -> None:
+    with setup.tls_channel() as channel:
+        for _ in range(3):
+            assert _check(channel, "verified").status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_a_ca_that_did_not_sign_the_server_fails_with_kongs_502_and_log_line(setup: Setup) -> None:
+    with setup.tls_channel() as channel:
+        error = _failed_check(channel, "wrong-ca")
+    # Kong's error handler for 502 in gRPC form: 5xx -> grpc-status 13 with the error page's message
+    assert error.code() == grpc.StatusCode.INTERNAL, error
+    assert error.details() == "An invalid response was received from the upstream server"
+    line = _wait_for_log(setup, r"\[error\] .*upstream SSL certificate verify error: .*")
+    assert "(21:unable to verify the first certificate) while SSL handshaking to upstream" in line, line
+    assert 'request: "POST /grpc.health.v1.Health/Check HTTP/2.0", upstream: "grpcs://127.0.0.1:' in line, line
+
+
+def test_upstream_requiring_a_client_certificate_gets_the_services_one(setup: Setup) -> None:
+    with setup.plain_channel() as channel:
+        assert _check(channel, "mtls").status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_upstream_requiring_a_client_certificate_refuses_a_service_without_one(setup: Setup) -> None:
+    with setup.plain_channel() as channel:
+        error = _failed_check(channel, "mtls-no-cert")
+    assert error.code() == grpc.StatusCode.INTERNAL, error
+    assert error.details() == "An invalid response was received from the upstream server"
+    # TLS 1.3: the server refuses the missing certificate after the client's Finished, so the try fails on the
+    # established connection (a reset, a broken pipe or the server's alert, by timing), before any response head
+    pattern = rf'\[error\] .* while (reading response header from|SSL handshaking to) upstream, .*"grpcs://127.0.0.1:{setup.mtls_port}/'
+    _wait_for_log(setup, pattern)
+
+
+def test_plain_grpc_service_is_h2c_prior_knowledge(setup: Setup) -> None:
+    with setup.tls_channel() as channel:
+        assert _check(channel, "plain").status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_status_and_message_in_trailers_reach_the_client(setup: Setup) -> None:
+    with setup.plain_channel() as channel:
+        call = channel.unary_unary("/test.Echo/Fail")
+        with pytest.raises(grpc.RpcError) as failed:
+            call(b"x", metadata=((ROUTE_HEADER, "plain"),), timeout=TIMEOUT)
+    error = failed.value
+    assert isinstance(error, grpc.Call)
+    assert error.code() == grpc.StatusCode.NOT_FOUND, error
+    assert error.details() == FAIL_MESSAGE
+
+
+def test_unary_echo_carries_the_body_both_ways(setup: Setup) -> None:
+    payload = bytes(range(256)) * 1024  # 256 KiB: more than one flow-control window each way
+    with setup.tls_channel() as channel:
+        call = channel.unary_unary("/test.Echo/Echo")
+        assert call(payload, metadata=((ROUTE_HEADER, "verified"),), timeout=TIMEOUT) == b"echo:" + payload
+
+
+def test_server_streaming_call_relays_every_message(setup: Setup) -> None:
+    with setup.tls_channel() as channel:
+        call = channel.unary_stream("/test.Echo/Stream")
+        replies = list(call(b"req", metadata=((ROUTE_HEADER, "verified"),), timeout=TIMEOUT))
+    assert replies == [b"part %d of req" % i for i in range(STREAM_COUNT)]
