@@ -21,8 +21,14 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tests.fixtures.admin_client import Admin
 from tests.fixtures.certs import make_ca, make_cert
 from tests.fixtures.gateway_process import GatewayProcess, make_gateway
+from tests.fixtures.metrics import scrape
 from tests.fixtures.ports import free_port
-from tests.integration.upstream.h2.grpc_server import FAIL_MESSAGE, STREAM_COUNT, running_grpc_server
+from tests.integration.upstream.h2.grpc_server import (
+    FAIL_MESSAGE,
+    STREAM_COUNT,
+    running_grpc_server,
+    running_http1_tls,
+)
 
 TIMEOUT = 15.0
 #: the route each test reaches, by a request header (gRPC metadata) so one method can go to several services
@@ -61,7 +67,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     server_ca, other_ca, client_ca = make_ca("gRPC server CA"), make_ca("Another CA"), make_ca("gRPC client CA")
     server_cert = make_cert("grpc.test", issuer=server_ca, sans=[x509.DNSName("127.0.0.1")])
     client_cert = make_cert("gateway client", issuer=client_ca)
-    with running_grpc_server(server_cert, client_ca) as ports:
+    with running_grpc_server(server_cert, client_ca) as ports, running_http1_tls(server_cert) as http1_port:
         gw = make_gateway(tmp_path_factory.mktemp("grpc-upstream"))
         h2_port, h2c_port = free_port(), free_port()
         gw.env["KONG_PROXY_LISTEN"] = f"127.0.0.1:{h2c_port} http2, 127.0.0.1:{h2_port} http2 ssl"
@@ -77,6 +83,9 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
             _route(admin, {**verified, "port": ports.mtls, "client_certificate": {"id": cert_id}}, "mtls")
             _route(admin, {**verified, "port": ports.mtls}, "mtls-no-cert")
             _route(admin, {"url": f"grpc://127.0.0.1:{ports.plain}"}, "plain")
+            _route(admin, {"url": f"grpc://127.0.0.1:{ports.plain}", "read_timeout": 300}, "impatient")
+            _route(admin, {"url": f"grpc://127.0.0.1:{ports.plain}"}, "shared")
+            _route(admin, {**verified, "port": http1_port}, "http1-only")
             setup = Setup(gw, h2_port, h2c_port, admin, ports.mtls)
             _wait_for_routes(setup)
             yield setup
@@ -190,3 +199,42 @@ def test_server_streaming_call_relays_every_message(setup: Setup) -> None:
         call = channel.unary_stream("/test.Echo/Stream")
         replies = list(call(b"req", metadata=((ROUTE_HEADER, "verified"),), timeout=TIMEOUT))
     assert replies == [b"part %d of req" % i for i in range(STREAM_COUNT)]
+
+
+def test_concurrent_calls_share_one_upstream_connection(setup: Setup) -> None:
+    with setup.plain_channel() as channel:
+        assert _check(channel, "shared").status == health_pb2.HealthCheckResponse.SERVING  # opens the connection
+        call = channel.unary_stream("/test.Echo/Stream")
+        calls = [call(b"%d" % i, metadata=((ROUTE_HEADER, "shared"),), timeout=TIMEOUT) for i in range(8)]
+        for i, replies in enumerate(calls):
+            assert list(replies) == [b"part %d of %d" % (n, i) for n in range(STREAM_COUNT)]
+    page = scrape(f"{setup.gw.admin_url}/metrics")
+    # "shared" and "plain" reach the same grpc peer: same pool key, so the connection the fixture's first call opened
+    # (through "plain") carries every stream of this test, the eight concurrent ones included
+    assert page.value("kong_upstream_connections_total", service="shared", reused="false") is None
+    assert page.value("kong_upstream_connections_total", service="shared", reused="true") == 9.0
+
+
+def test_read_timeout_is_kongs_504_in_grpc_form(setup: Setup) -> None:
+    with setup.plain_channel() as channel:
+        call = channel.unary_unary("/test.Echo/Slow")
+        started = time.monotonic()
+        with pytest.raises(grpc.RpcError) as failed:
+            call(b"", metadata=((ROUTE_HEADER, "impatient"),), timeout=TIMEOUT)
+        assert time.monotonic() - started < 3.0
+        # the stream was reset, the connection stays good for the next call
+        assert _check(channel, "impatient").status == health_pb2.HealthCheckResponse.SERVING
+    error = failed.value
+    assert isinstance(error, grpc.Call)
+    assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED, error  # 504 -> grpc-status 4
+    assert error.details() == "The upstream server is timing out"
+    _wait_for_log(setup, r"\[error\] .*upstream timed out \(110: Connection timed out\) while reading response header")
+
+
+def test_upstream_that_does_not_pick_h2_in_alpn_fails_with_502(setup: Setup) -> None:
+    with setup.plain_channel() as channel:
+        error = _failed_check(channel, "http1-only")
+    assert error.code() == grpc.StatusCode.INTERNAL, error
+    line = _wait_for_log(setup, r"\[error\] .*did not negotiate ALPN.*")
+    # the client offers only h2, the server knows only http/1.1: no overlap, no protocol
+    assert 'upstream SSL did not negotiate ALPN "h2" (no protocol selected) while SSL handshaking to upstream' in line
