@@ -8,9 +8,11 @@ Rules:
    and at most the pool's ``max_requests`` over its life (Kong's ``upstream_keepalive_max_requests``).
 3. The HTTP/2 preface goes out only once the connector has checked the connection (``start``): a TLS peer that did not
    pick ``h2`` in ALPN never sees an HTTP/2 frame.
-4. GOAWAY: no new stream; streams the peer did not process (ids above ``last_stream_id``) fail as a close (a retry
-   may take them elsewhere), the others finish unless the code is an error; the connection leaves the pool and closes
-   once its last stream is done. A protocol error from the peer, or the socket's end, fails every stream on it.
+4. GOAWAY: the connection leaves the pool and closes. ``h2``'s state machine accepts no frame after a GOAWAY, so the
+   streams still on it fail: as a close (nginx's ``upstream prematurely closed connection``; retried where a retry
+   is allowed, and gRPC's POST is not once sent), or, for a stream the peer took (id up to ``last_stream_id``) when
+   the GOAWAY carries an error code, as ``upstream sent goaway with error <code>``. A protocol error from the peer,
+   or the socket's end, fails every stream on it too.
 5. The events of one read reach the downstream side corked (``OutputSink.cork``): a trailers-only gRPC answer, or a
    head with its first DATA, leaves in the fewest frames.
 """
@@ -200,18 +202,17 @@ class H2UpstreamConnection(asyncio.Protocol):
             stream.push()
 
     def _goaway(self, code: int, last_stream_id: int) -> None:
-        """Rule 4."""
+        """Rule 4: ``h2``'s machine is closed by a GOAWAY, so no stream on it can be answered any more."""
         self.goaway = True
         self.pool.discard(self)
         unprocessed = UpstreamFailure(Kind.CLOSED, Phase.READING_HEADER)
         refused = UpstreamFailure(Kind.INVALID, Phase.READING_HEADER, 0, f"upstream sent goaway with error {code}")
         for stream in list(self.users):
-            if not stream.stream_id or stream.stream_id > last_stream_id:
-                stream.on_lost(unprocessed)
-            elif code:
+            if code and stream.stream_id and stream.stream_id <= last_stream_id:
                 stream.on_lost(refused)
-        if not self.users:
-            self.close()
+            else:
+                stream.on_lost(unprocessed)
+        self.close()
 
     def _broken(self, failure: UpstreamFailure) -> None:
         self.goaway = True
