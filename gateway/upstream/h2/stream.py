@@ -280,6 +280,12 @@ class H2UpstreamStream(UpstreamConnection):
             self.owner.flush()
 
     # ================================================================== ending
+    def detach(self) -> None:
+        """The exchange is done with the stream (the pool's ``release`` then closes it: rule 2)."""
+        self.exchange = None
+        self._read_deadline = 0.0
+        self._skip_body = False  # no HTTP/1.1 parser to reset after a HEAD: the h2 machine ends the stream itself
+
     def close(self) -> None:
         """Done with the stream (rule 2): reset it if the request side is still open, free its slot."""
         self._finish(ErrorCodes.CANCEL)

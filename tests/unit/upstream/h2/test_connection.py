@@ -284,3 +284,33 @@ async def test_max_requests_bounds_the_streams_of_a_connection(limit: int) -> No
     pool.add(conn)
     streams = [pool.stream(KEY) for _ in range(limit + 1)]
     assert all(s is not None for s in streams[:limit]) and streams[limit] is None
+
+
+async def test_pool_size_zero_closes_a_connection_with_its_last_stream() -> None:
+    loop = asyncio.get_running_loop()
+    pool = H2Pool(loop, size=0, max_requests=0, idle_timeout=0)
+    conn = pool.connection(KEY, b"http")
+    wire = Wire()
+    conn.connection_made(wire)
+    conn.start()
+    pool.add(conn)
+    assert pool.count(KEY) == 0  # not shared: pooling is off
+    stream = conn.open_stream(reused=False)
+    stream.close()
+    assert wire.closing
+
+
+async def test_idle_connection_closes_after_the_idle_timeout() -> None:
+    loop = asyncio.get_running_loop()
+    pool = H2Pool(loop, size=2, max_requests=0, idle_timeout=0.05)
+    conn = pool.connection(KEY, b"http")
+    wire = Wire()
+    conn.connection_made(wire)
+    conn.start()
+    pool.add(conn)
+    pool.stream(KEY).close()  # type: ignore[union-attr]
+    assert pool.count(KEY) == 1 and not wire.closing  # kept while idle
+    deadline = loop.time() + 5
+    while not wire.closing and loop.time() < deadline:
+        await asyncio.sleep(0.01)  # polling for the timer's effect, bounded
+    assert wire.closing and pool.count(KEY) == 0
