@@ -42,6 +42,8 @@ class Setup:
     h2c: int
     admin: Admin
     mtls_port: int
+    server_ca_id: str
+    cert_id: str
 
     def tls_channel(self) -> grpc.Channel:
         pem = ssl.get_server_certificate(("127.0.0.1", self.h2)).encode()
@@ -71,6 +73,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
         gw = make_gateway(tmp_path_factory.mktemp("grpc-upstream"))
         h2_port, h2c_port = free_port(), free_port()
         gw.env["KONG_PROXY_LISTEN"] = f"127.0.0.1:{h2c_port} http2, 127.0.0.1:{h2_port} http2 ssl"
+        gw.env["KONG_ALLOW_DEBUG_HEADER"] = "on"
         gw.start()
         admin = Admin(gw)
         try:
@@ -80,13 +83,14 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
             verified = {"protocol": "grpcs", "host": "127.0.0.1", "tls_verify": True, "ca_certificates": [server_ca_id]}
             _route(admin, {**verified, "port": ports.tls}, "verified")
             _route(admin, {**verified, "port": ports.tls, "ca_certificates": [other_ca_id]}, "wrong-ca")
+            _route(admin, {**verified, "port": ports.tls, "tls_verify_depth": 2}, "deeper")
             _route(admin, {**verified, "port": ports.mtls, "client_certificate": {"id": cert_id}}, "mtls")
             _route(admin, {**verified, "port": ports.mtls}, "mtls-no-cert")
             _route(admin, {"url": f"grpc://127.0.0.1:{ports.plain}"}, "plain")
             _route(admin, {"url": f"grpc://127.0.0.1:{ports.plain}", "read_timeout": 300}, "impatient")
             _route(admin, {"url": f"grpc://127.0.0.1:{ports.plain}"}, "shared")
             _route(admin, {**verified, "port": http1_port}, "http1-only")
-            setup = Setup(gw, h2_port, h2c_port, admin, ports.mtls)
+            setup = Setup(gw, h2_port, h2c_port, admin, ports.mtls, server_ca_id, cert_id)
             _wait_for_routes(setup)
             yield setup
         finally:
@@ -238,3 +242,32 @@ def test_upstream_that_does_not_pick_h2_in_alpn_fails_with_502(setup: Setup) -> 
     line = _wait_for_log(setup, r"\[error\] .*did not negotiate ALPN.*")
     # the client offers only h2, the server knows only http/1.1: no overlap, no protocol
     assert 'upstream SSL did not negotiate ALPN "h2" (no protocol selected) while SSL handshaking to upstream' in line
+
+
+def _debug_metadata(channel: grpc.Channel, route: str) -> dict[str, str]:
+    stub = health_pb2_grpc.HealthStub(channel)
+    metadata = ((ROUTE_HEADER, route), ("kong-debug", "1"))
+    reply, call = stub.Check.with_call(health_pb2.HealthCheckRequest(), metadata=metadata, timeout=TIMEOUT)
+    assert reply.status == health_pb2.HealthCheckResponse.SERVING
+    return {key: str(value) for key, value in call.initial_metadata()}
+
+
+def test_kong_debug_shows_layers_3_and_4_of_a_grpcs_service(setup: Setup) -> None:
+    with setup.plain_channel() as channel:
+        headers = _debug_metadata(channel, "mtls")
+    assert headers["x-gateway-tls-upstream-cert"].startswith(f"from=service; certificate={setup.cert_id}; subject=")
+    trust = headers["x-gateway-tls-upstream-trust"]
+    expected = f"verify=on; verify_from=service; trust=ca_certificates:{setup.server_ca_id}; trust_from=service; "
+    assert trust.startswith(expected), trust
+    assert "sni=none; host_checked=127.0.0.1; result=ok;" in trust, trust
+
+
+def test_another_tls_identity_to_the_same_peer_gets_its_own_connection(setup: Setup) -> None:
+    with setup.plain_channel() as channel:
+        for _ in range(2):
+            assert _check(channel, "verified").status == health_pb2.HealthCheckResponse.SERVING
+            assert _check(channel, "deeper").status == health_pb2.HealthCheckResponse.SERVING
+    page = scrape(f"{setup.gw.admin_url}/metrics")
+    # same peer, same host, another verify depth: another pool key, so "deeper" never rides on "verified"'s connection
+    assert page.value("kong_upstream_connections_total", service="deeper", reused="false") == 1.0
+    assert page.value("kong_upstream_connections_total", service="deeper", reused="true") == 1.0
