@@ -47,11 +47,21 @@ def _echo(request: bytes, context: grpc.ServicerContext) -> bytes:
     return b"echo:" + request
 
 
-def _slow(request: bytes, context: grpc.ServicerContext) -> bytes:
-    done = threading.Event()
-    context.add_callback(done.set)  # the call ends (the gateway reset the stream): stop waiting
-    done.wait(SLOW_SECONDS)
-    return b"late"
+class _Slow:
+    """``Slow``: answers after ``SLOW_SECONDS`` unless the call ends first (the gateway reset the stream)."""
+
+    def __init__(self) -> None:
+        #: set when a call arrived, and when a call ended before its answer (cancelled by the peer)
+        self.started = threading.Event()
+        self.cancelled = threading.Event()
+
+    def __call__(self, request: bytes, context: grpc.ServicerContext) -> bytes:
+        done = threading.Event()
+        context.add_callback(done.set)
+        self.started.set()
+        if done.wait(SLOW_SECONDS):
+            self.cancelled.set()
+        return b"late"
 
 
 @dataclass
@@ -62,6 +72,8 @@ class GrpcPorts:
     mtls: int
     #: h2c (prior knowledge)
     plain: int
+    #: the ``Slow`` method's events
+    slow: _Slow
 
 
 @contextlib.contextmanager
@@ -71,11 +83,12 @@ def running_grpc_server(server_cert: Issued, client_ca: Issued) -> Iterator[Grpc
     servicer = health.HealthServicer()
     servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    slow = _Slow()
     handlers = {
         "Fail": grpc.unary_unary_rpc_method_handler(_fail),
         "Stream": grpc.unary_stream_rpc_method_handler(_stream),
         "Echo": grpc.unary_unary_rpc_method_handler(_echo),
-        "Slow": grpc.unary_unary_rpc_method_handler(_slow),
+        "Slow": grpc.unary_unary_rpc_method_handler(slow),
     }
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("test.Echo", handlers),))
     pair = [(server_cert.key_pem.encode(), server_cert.chain_pem.encode())]
@@ -87,7 +100,7 @@ def running_grpc_server(server_cert: Issued, client_ca: Issued) -> Iterator[Grpc
     plain = server.add_insecure_port("127.0.0.1:0")
     server.start()
     try:
-        yield GrpcPorts(tls, mtls, plain)
+        yield GrpcPorts(tls, mtls, plain, slow)
     finally:
         server.stop(grace=None).wait(10)
 

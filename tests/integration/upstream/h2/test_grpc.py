@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import ssl
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -44,6 +45,8 @@ class Setup:
     mtls_port: int
     server_ca_id: str
     cert_id: str
+    slow_started: threading.Event
+    slow_cancelled: threading.Event
 
     def tls_channel(self) -> grpc.Channel:
         pem = ssl.get_server_certificate(("127.0.0.1", self.h2)).encode()
@@ -90,7 +93,17 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
             _route(admin, {"url": f"grpc://127.0.0.1:{ports.plain}", "read_timeout": 300}, "impatient")
             _route(admin, {"url": f"grpc://127.0.0.1:{ports.plain}"}, "shared")
             _route(admin, {**verified, "port": http1_port}, "http1-only")
-            setup = Setup(gw, h2_port, h2c_port, admin, ports.mtls, server_ca_id, cert_id)
+            setup = Setup(
+                gw,
+                h2_port,
+                h2c_port,
+                admin,
+                ports.mtls,
+                server_ca_id,
+                cert_id,
+                ports.slow.started,
+                ports.slow.cancelled,
+            )
             _wait_for_routes(setup)
             yield setup
         finally:
@@ -220,19 +233,34 @@ def test_concurrent_calls_share_one_upstream_connection(setup: Setup) -> None:
 
 
 def test_read_timeout_is_kongs_504_in_grpc_form(setup: Setup) -> None:
+    setup.slow_cancelled.clear()
     with setup.plain_channel() as channel:
         call = channel.unary_unary("/test.Echo/Slow")
         started = time.monotonic()
         with pytest.raises(grpc.RpcError) as failed:
             call(b"", metadata=((ROUTE_HEADER, "impatient"),), timeout=TIMEOUT)
         assert time.monotonic() - started < 3.0
-        # the stream was reset, the connection stays good for the next call
+        # the stream was reset (the server saw its call end), the connection stays good for the next call
+        assert setup.slow_cancelled.wait(TIMEOUT)
         assert _check(channel, "impatient").status == health_pb2.HealthCheckResponse.SERVING
     error = failed.value
     assert isinstance(error, grpc.Call)
     assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED, error  # 504 -> grpc-status 4
     assert error.details() == "The upstream server is timing out"
     _wait_for_log(setup, r"\[error\] .*upstream timed out \(110: Connection timed out\) while reading response header")
+
+
+def test_a_client_cancelling_its_call_resets_the_upstream_stream(setup: Setup) -> None:
+    setup.slow_started.clear()
+    setup.slow_cancelled.clear()
+    with setup.plain_channel() as channel:
+        call = channel.unary_unary("/test.Echo/Slow")
+        future = call.future(b"", metadata=((ROUTE_HEADER, "plain"),), timeout=TIMEOUT)
+        assert setup.slow_started.wait(TIMEOUT)  # the request reached the upstream through the gateway
+        assert future.cancel()
+        # the client's RST_STREAM -> the exchange aborts its upstream stream -> RST_STREAM(CANCEL) to the server
+        assert setup.slow_cancelled.wait(TIMEOUT)
+        assert _check(channel, "plain").status == health_pb2.HealthCheckResponse.SERVING
 
 
 def test_upstream_that_does_not_pick_h2_in_alpn_fails_with_502(setup: Setup) -> None:
