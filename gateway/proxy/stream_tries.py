@@ -2,8 +2,10 @@
 HTTP/1.1 connection (Kong's ``grpc_pass``).
 
 Only the step that gets an upstream "connection" differs (``UpstreamTries._connect`` branches here for a
-``multiplexed`` service): a stream on a pooled HTTP/2 connection with room, else a new connection through the service's
-connector (h2 prior knowledge, or TLS with ALPN ``h2``). The stream then takes the HTTP/1.1 connection's place
+``multiplexed`` service): a stream on a pooled HTTP/2 connection with room; else, when another exchange is opening a
+connection to the same key, a stream on that one once it is up (its failure is this try's failure too; if its opener
+left, this exchange connects itself); else a new connection through the service's connector (h2 prior knowledge, or
+TLS with ALPN ``h2``). The stream then takes the HTTP/1.1 connection's place
 (``H2UpstreamStream``), so writing the request, the timeouts, retries, failure lines, 502/504 in Kong's gRPC form and
 the log phase are the ones of every exchange (rules 3 to 6 of ``proxy.exchange``).
 """
@@ -11,6 +13,7 @@ the log phase are the ones of every exchange (rules 3 to 6 of ``proxy.exchange``
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +37,7 @@ class StreamTries(UpstreamTries):
     __slots__ = ()
 
     def _open_stream(self, service: ServiceTarget, key: tuple[Any, ...]) -> None:
-        """A stream for this try: on a pooled connection with room, else on a new connection (a task)."""
+        """A stream for this try: on a pooled connection with room, on one being opened, or on a new one (a task)."""
         conn = self.conn
         pool = conn.state.pool.multiplexed
         h2_key = (service.protocol, key)
@@ -44,10 +47,14 @@ class StreamTries(UpstreamTries):
             TLS.upstream_connection(service.name or service.host, True)
             self._use(stream)
             return
+        opening = pool.opening(h2_key)
+        if opening is not None:
+            opening.waiters.append(functools.partial(self._h2_ready, key))
+            return
         h2_conn = pool.connection(h2_key, SCHEMES[service.protocol])
         task = asyncio.ensure_future(self._open_h2(service, h2_conn))
         self._connect_task = task
-        task.add_done_callback(self._h2_opened)
+        task.add_done_callback(functools.partial(self._h2_opened, h2_conn))
 
     async def _open_h2(
         self, service: ServiceTarget, up: H2UpstreamConnection
@@ -75,21 +82,40 @@ class StreamTries(UpstreamTries):
         return up
 
     @guarded
-    def _h2_opened(self, task: asyncio.Future[H2UpstreamConnection | UpstreamFailure]) -> None:
+    def _h2_opened(
+        self, h2_conn: H2UpstreamConnection, task: asyncio.Future[H2UpstreamConnection | UpstreamFailure]
+    ) -> None:
+        """The connection this exchange opened is up (or not): use it, then hand it to the exchanges waiting for it."""
         self._connect_task = None
-        if task.cancelled():
+        pool = self.conn.state.pool.multiplexed
+        if task.cancelled():  # this exchange's client left during the connect: the waiters connect themselves
+            pool.settle(h2_conn, None, abandoned=True)
             return
         result = task.result()
-        pool = self.conn.state.pool.multiplexed
-        if isinstance(result, H2UpstreamConnection):
-            pool.add(result)  # shared from now on, even if this request is gone
-            if self.stage == DONE:
-                if not result.users:
-                    pool.idle(result)
-                return
-            stream = result.open_stream(reused=False)
+        if isinstance(result, UpstreamFailure):
+            pool.settle(h2_conn, result)
+            if self.stage != DONE:
+                self._failed(result, reused=False)
+            return
+        opener = self.stage != DONE
+        stream = result.open_stream(reused=False) if opener else None  # the opener's stream first
+        pool.settle(result, None)
+        if stream is not None:
             self._count_opened(stream)
             self._use(stream)
+        elif not result.users:
+            pool.idle(result)  # nobody is left to use it: the pool keeps it idle, or closes it
+
+    @guarded
+    def _h2_ready(self, key: tuple[Any, ...], result: H2UpstreamConnection | UpstreamFailure | None) -> None:
+        """The connection another exchange was opening for this key is up, failed, or was abandoned (None)."""
+        service = self._service
+        if self.stage == DONE or service is None:
             return
-        if self.stage != DONE:
+        if isinstance(result, UpstreamFailure):
             self._failed(result, reused=False)
+        elif result is None or not result.has_capacity():
+            self._open_stream(service, key)
+        else:
+            TLS.upstream_connection(service.name or service.host, True)
+            self._use(result.open_stream(reused=False))

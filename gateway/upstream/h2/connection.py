@@ -85,6 +85,7 @@ class H2UpstreamConnection(asyncio.Protocol):
         "streams",
         "transport",
         "users",
+        "waiters",
     )
 
     def __init__(
@@ -109,6 +110,8 @@ class H2UpstreamConnection(asyncio.Protocol):
         self.idle_deadline = 0.0
         #: called once, after the first complete response (TLS: store the session, its tickets have arrived)
         self.session_hook: Callable[[], None] | None = None
+        #: while it is being opened: the exchanges waiting for it (``H2Pool.opening``/``settle``)
+        self.waiters: list[Callable[[Any], None]] = []
         self._started = False
         self._early: list[bytes] = []
 

@@ -6,7 +6,9 @@ Rules (the HTTP/1.1 pool's, ``upstream.pool``, adapted to multiplexing):
   in a table of its own, so an HTTP/2 connection is never handed to an HTTP/1.1 request (or the reverse), nor a
   ``grpcs`` connection to a ``grpc`` service.
 - ``stream(key)`` opens a stream on the newest connection of that key with room (``has_capacity``: the peer's
-  ``SETTINGS_MAX_CONCURRENT_STREAMS``, ``max_requests``, no GOAWAY); None sends the exchange to connect a new one.
+  ``SETTINGS_MAX_CONCURRENT_STREAMS``, ``max_requests``, no GOAWAY); None sends the exchange to connect a new one,
+  unless a connection to that key is being opened (``opening``): the exchange then waits for it (``waiters``), and
+  ``settle`` hands each waiter the outcome, so a burst of requests to a new peer shares one connection.
 - ``upstream_keepalive_pool_size``: connections kept per key while they have no stream; 0 disables pooling (a
   connection is closed when its last stream ends). ``upstream_keepalive_idle_timeout``: a connection with no stream
   is closed after this long (0: never), with one handle moved by a deadline, as in the HTTP/1.1 pool.
@@ -20,7 +22,8 @@ import asyncio
 from typing import Any
 
 from gateway.tls.upstream.connect import SessionCache
-from gateway.upstream.h2.connection import H2UpstreamConnection
+from gateway.upstream.failures import UpstreamFailure
+from gateway.upstream.h2.connection import STREAM_LIMIT, H2UpstreamConnection
 from gateway.upstream.h2.stream import H2UpstreamStream
 
 __all__ = ["H2Pool"]
@@ -29,7 +32,7 @@ __all__ = ["H2Pool"]
 class H2Pool:
     """HTTP/2 upstream connections by ``(protocol, TLS identity)``."""
 
-    __slots__ = ("_conns", "closed", "idle_timeout", "loop", "max_requests", "sessions", "size")
+    __slots__ = ("_conns", "_opening", "closed", "idle_timeout", "loop", "max_requests", "sessions", "size")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, size: int, max_requests: int, idle_timeout: float) -> None:
         self.loop = loop
@@ -37,12 +40,35 @@ class H2Pool:
         self.max_requests = max_requests
         self.idle_timeout = idle_timeout
         self._conns: dict[Any, list[H2UpstreamConnection]] = {}
+        #: the connection being opened per key (at most one: the others wait for it)
+        self._opening: dict[Any, H2UpstreamConnection] = {}
         self.closed = False
         self.sessions = SessionCache()
 
     def connection(self, key: tuple[Any, ...], scheme: bytes) -> H2UpstreamConnection:
-        """A new, not yet connected connection for ``key`` (added once the connector succeeded: ``add``)."""
-        return H2UpstreamConnection(self.loop, self, key, scheme, self.max_requests)
+        """A new, not yet connected connection for ``key``, known as ``opening`` until ``settle``."""
+        conn = H2UpstreamConnection(self.loop, self, key, scheme, self.max_requests)
+        self._opening[key] = conn
+        return conn
+
+    def opening(self, key: Any) -> H2UpstreamConnection | None:
+        """The connection being opened for ``key``, if a new waiter may still hope for a stream on it."""
+        conn = self._opening.get(key)
+        if conn is None or len(conn.waiters) + 1 >= STREAM_LIMIT:
+            return None
+        return conn
+
+    def settle(self, conn: H2UpstreamConnection, failure: UpstreamFailure | None, abandoned: bool = False) -> None:
+        """The opening of ``conn`` ended: shared from now on (``add``) unless it failed or was abandoned (its opener's
+        client left), then each waiter learns it: the connection, the failure, or None (connect yourself)."""
+        if self._opening.get(conn.key) is conn:
+            del self._opening[conn.key]
+        if failure is None and not abandoned:
+            self.add(conn)
+        waiters, conn.waiters = conn.waiters, []
+        outcome: H2UpstreamConnection | UpstreamFailure | None = None if abandoned else failure or conn
+        for waiter in waiters:
+            waiter(outcome)
 
     def stream(self, key: Any) -> H2UpstreamStream | None:
         """A stream on a pooled connection with room, or None."""

@@ -87,6 +87,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
             _route(admin, {**verified, "port": ports.tls}, "verified")
             _route(admin, {**verified, "port": ports.tls, "ca_certificates": [other_ca_id]}, "wrong-ca")
             _route(admin, {**verified, "port": ports.tls, "tls_verify_depth": 2}, "deeper")
+            _route(admin, {**verified, "port": ports.tls, "tls_verify_depth": 3}, "burst")
             _route(admin, {**verified, "port": ports.mtls, "client_certificate": {"id": cert_id}}, "mtls")
             _route(admin, {**verified, "port": ports.mtls}, "mtls-no-cert")
             _route(admin, {"url": f"grpc://127.0.0.1:{ports.plain}"}, "plain")
@@ -299,3 +300,14 @@ def test_another_tls_identity_to_the_same_peer_gets_its_own_connection(setup: Se
     # same peer, same host, another verify depth: another pool key, so "deeper" never rides on "verified"'s connection
     assert page.value("kong_upstream_connections_total", service="deeper", reused="false") == 1.0
     assert page.value("kong_upstream_connections_total", service="deeper", reused="true") == 1.0
+
+
+def test_a_burst_to_a_new_peer_opens_one_connection(setup: Setup) -> None:
+    with setup.plain_channel() as channel:
+        call = channel.unary_unary("/test.Echo/Echo")
+        futures = [call.future(b"%d" % i, metadata=((ROUTE_HEADER, "burst"),), timeout=TIMEOUT) for i in range(8)]
+        assert [f.result() for f in futures] == [b"echo:%d" % i for i in range(8)]
+    page = scrape(f"{setup.gw.admin_url}/metrics")
+    # the calls that came while the first one's connection was being opened waited for it instead of opening theirs
+    assert page.value("kong_upstream_connections_total", service="burst", reused="false") == 1.0
+    assert page.value("kong_upstream_connections_total", service="burst", reused="true") == 7.0

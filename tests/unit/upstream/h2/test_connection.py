@@ -314,3 +314,22 @@ async def test_idle_connection_closes_after_the_idle_timeout() -> None:
     while not wire.closing and loop.time() < deadline:
         await asyncio.sleep(0.01)  # polling for the timer's effect, bounded
     assert wire.closing and pool.count(KEY) == 0
+
+
+async def test_settle_hands_the_opening_outcome_to_every_waiter() -> None:
+    pool = H2Pool(asyncio.get_running_loop(), size=4, max_requests=0, idle_timeout=0)
+    got: list[Any] = []
+    failing = pool.connection(KEY, b"http")
+    assert pool.opening(KEY) is failing
+    failing.waiters.extend([got.append, got.append])
+    refused = UpstreamFailure(Kind.ERROR, Phase.CONNECTING, 111, "Connection refused")
+    pool.settle(failing, refused)
+    assert got == [refused, refused] and pool.opening(KEY) is None and pool.count(KEY) == 0
+    abandoned = pool.connection(KEY, b"http")
+    abandoned.waiters.append(got.append)
+    pool.settle(abandoned, None, abandoned=True)  # its opener's client left: each waiter connects itself
+    assert got[-1] is None and pool.count(KEY) == 0
+    up = pool.connection(KEY, b"http")
+    up.waiters.append(got.append)
+    pool.settle(up, None)
+    assert got[-1] is up and pool.count(KEY) == 1 and pool.opening(KEY) is None
