@@ -362,7 +362,9 @@ class ExchangeBase:
             return ""
         ip, port = self._peer
         host_literal = f"[{ip}]" if ":" in ip else ip
-        return f"{service.protocol}://{host_literal}:{port}{self._upstream_uri}"
+        # grpc_pass has no URI part, so nginx's line names the peer alone (proxy_pass carries $upstream_uri)
+        uri = "" if service.multiplexed else self._upstream_uri
+        return f"{service.protocol}://{host_literal}:{port}{uri}"
 
     def _context(self, upstream: str | None) -> str:
         head = self.head
