@@ -91,8 +91,11 @@ class RequestTranslator:
             self._on_head(head, False)
 
     def release(self) -> None:
-        """Break the parser's reference cycle (its callbacks are this object's methods)."""
+        """Break the reference cycles (the parser calls this object, which calls its stream): freed without the
+        cyclic collector."""
         self._parser = _SPENT
+        self._on_head = _ignore_head
+        self._on_data = self._on_end = _ignore
 
     # llhttp callbacks ---------------------------------------------------------------------------------------
     def on_url(self, url: bytes) -> None:
@@ -135,6 +138,14 @@ class RequestTranslator:
             self._on_head(head, True)
             return
         self._on_end()
+
+
+def _ignore_head(headers: Headers, end: bool) -> None:
+    pass
+
+
+def _ignore(*_: object) -> None:
+    pass
 
 
 class _NoCallbacks:

@@ -302,6 +302,8 @@ class H2UpstreamStream(UpstreamConnection):
         self._pending = []
         self._pending_bytes = 0
         self._request.release()
+        self.transport = None  # the transport and its flow control point back here: no cycle is left behind
+        self.flow = None
         self.owner.stream_done(self, None if self._local_ended and self._remote_ended else code)
 
 
