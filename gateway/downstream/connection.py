@@ -232,7 +232,13 @@ class HttpConnection(asyncio.Protocol, Generic[State]):
         if not self._reading_counted:
             self._reading_counted = True
             self.state.connections_reading += 1
-        self._set_deadline(self.loop.time() + self.state.settings.client_header_timeout, _T_HEAD)
+        when = self.loop.time() + self.state.settings.client_header_timeout
+        handle = self._timer
+        if handle is not None and handle.when() <= when:  # ``_set_deadline``'s common case, without the call
+            self._timer_mode = _T_HEAD
+            self._deadline = when
+            return
+        self._set_deadline(when, _T_HEAD)
 
     def _head_complete(self, head: RequestHead, raw_lengths: list[int] | None = None) -> None:
         if self._reading_counted:
@@ -342,8 +348,10 @@ class HttpConnection(asyncio.Protocol, Generic[State]):
         if ex is not self.current:
             return
         self.current = None
-        self.state.connections_writing -= 1
-        self._log_access(ex)
+        state = self.state
+        state.connections_writing -= 1
+        if state.access_log.enabled:
+            self._log_access(ex)
         if abort:
             self._close(abort=True)
             return
@@ -435,7 +443,13 @@ class HttpConnection(asyncio.Protocol, Generic[State]):
         # The handle fires no later than a head timeout from now (early, it just re-arms for the deadline), so
         # the next request's head deadline (``_message_begin``) finds it early enough and creates no handle:
         # creating and cancelling a uvloop timer per request costs more than the rare early wake-up.
-        self._set_deadline(now + timeout, _T_KEEPALIVE, now + min(timeout, settings.client_header_timeout))
+        when = now + timeout
+        handle = self._timer
+        if handle is not None and handle.when() <= when:  # ``_set_deadline``'s common case, without the call
+            self._timer_mode = _T_KEEPALIVE
+            self._deadline = when
+            return
+        self._set_deadline(when, _T_KEEPALIVE, now + min(timeout, settings.client_header_timeout))
 
     def _set_deadline(self, when: float, mode: int, fire_at: float | None = None) -> None:
         """Move the deadline; the one handle is replaced only when it would fire after ``when``.
