@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from gateway.downstream.headers import REQUEST_HOP_BY_HOP, VIA_VALUE, HeaderPolicy, connection_tokens
+from gateway.downstream.headers import VIA_VALUE, HeaderPolicy, connection_tokens
 
 if TYPE_CHECKING:
     from gateway.downstream.request import RequestHead
@@ -59,12 +59,11 @@ def fixed_headers(
         framing = f"Content-Length: {head.content_length}\r\n"
     else:
         framing = ""
-    drop = REQUEST_HOP_BY_HOP
-    listed = connection_tokens(head.connection)
-    if listed or policy.request_id_upstream:
-        drop = drop.union(listed)
-        if policy.request_id_upstream:
-            drop = drop | {"x-kong-request-id"}
+    drop = policy.request_drop
+    if head.connection is not None:
+        listed = connection_tokens(head.connection)
+        if listed:
+            drop = drop.union(listed)
     if changed:
         drop = drop.union(changed)  # plugins' set/clear replace whatever the client sent
     client = "".join([f"{name}: {value}\r\n" for name, value in head.headers if name.lower() not in drop])
