@@ -232,13 +232,7 @@ class HttpConnection(asyncio.Protocol, Generic[State]):
         if not self._reading_counted:
             self._reading_counted = True
             self.state.connections_reading += 1
-        when = self.loop.time() + self.state.settings.client_header_timeout
-        handle = self._timer
-        if handle is not None and handle.when() <= when:  # ``_set_deadline``'s common case, without the call
-            self._timer_mode = _T_HEAD
-            self._deadline = when
-            return
-        self._set_deadline(when, _T_HEAD)
+        self._set_deadline(self.loop.time() + self.state.settings.client_header_timeout, _T_HEAD)
 
     def _head_complete(self, head: RequestHead, raw_lengths: list[int] | None = None) -> None:
         if self._reading_counted:
@@ -348,9 +342,8 @@ class HttpConnection(asyncio.Protocol, Generic[State]):
         if ex is not self.current:
             return
         self.current = None
-        state = self.state
-        state.connections_writing -= 1
-        if state.access_log.enabled:
+        self.state.connections_writing -= 1
+        if self.state.access_log.enabled:
             self._log_access(ex)
         if abort:
             self._close(abort=True)
