@@ -343,7 +343,8 @@ class HttpConnection(asyncio.Protocol, Generic[State]):
             return
         self.current = None
         self.state.connections_writing -= 1
-        self._log_access(ex)
+        if self.state.access_log.enabled:
+            self._log_access(ex)
         if abort:
             self._close(abort=True)
             return
@@ -435,7 +436,13 @@ class HttpConnection(asyncio.Protocol, Generic[State]):
         # The handle fires no later than a head timeout from now (early, it just re-arms for the deadline), so
         # the next request's head deadline (``_message_begin``) finds it early enough and creates no handle:
         # creating and cancelling a uvloop timer per request costs more than the rare early wake-up.
-        self._set_deadline(now + timeout, _T_KEEPALIVE, now + min(timeout, settings.client_header_timeout))
+        when = now + timeout
+        handle = self._timer
+        if handle is not None and handle.when() <= when:  # ``_set_deadline``'s common case, without the call
+            self._timer_mode = _T_KEEPALIVE
+            self._deadline = when
+            return
+        self._set_deadline(when, _T_KEEPALIVE, now + min(timeout, settings.client_header_timeout))
 
     def _set_deadline(self, when: float, mode: int, fire_at: float | None = None) -> None:
         """Move the deadline; the one handle is replaced only when it would fire after ``when``.

@@ -126,6 +126,7 @@ class HeaderPolicy:
 
     __slots__ = (
         "proxy_latency",
+        "request_drop",
         "request_id",
         "request_id_upstream",
         "response_latency",
@@ -155,6 +156,11 @@ class HeaderPolicy:
             else set()
         )
         self.request_id_upstream = "x-kong-request-id" in up
+        #: the client's request headers never sent upstream: the hop-by-hop ones, and ``X-Kong-Request-Id`` when Kong
+        #: sets its own (built once: the request path adds only what a client's ``Connection`` header names)
+        self.request_drop: frozenset[str] = (
+            REQUEST_HOP_BY_HOP | {"x-kong-request-id"} if self.request_id_upstream else REQUEST_HOP_BY_HOP
+        )
         lead = b""
         picked: list[int] = []
         if self.upstream_status:

@@ -183,6 +183,13 @@ class H11Protocol(HttpConnection[State]):
                 self._body(bytes(event.data))
             elif isinstance(event, h11.EndOfMessage):
                 self._message_complete()
+                if conn.their_state is h11.MUST_CLOSE and not self._broken:
+                    # an HTTP/1.0 request: h11 expects the close, but a keep-alive one may be followed by another
+                    leftover = bytes(conn.trailing_data[0])
+                    self._h11 = self._new_parser()
+                    if leftover:
+                        self._message_begin()
+                        self._h11.receive_data(leftover)
             else:  # ConnectionClosed
                 return
 

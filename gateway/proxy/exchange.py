@@ -54,18 +54,19 @@ from gateway.observability.errorlog import request_context
 from gateway.plugins import Exit, PluginContext, run_access
 from gateway.proxy.access import forwarded, route_refusal, split_target
 from gateway.proxy.exchange_base import DONE, RESPONDING, Stage, guarded
+from gateway.proxy.lane import lane_for
 from gateway.proxy.relay import ResponseRelay
-from gateway.proxy.request_head import fixed_headers
+from gateway.proxy.request_head import fixed_headers, forwarded_lines
 from gateway.proxy.router import escape_path, header_map, normalize_path, upstream_uri_v0
 from gateway.proxy.trace import DEBUG_REQUEST_HEADER
-from gateway.proxy.upstream_tries import NON_IDEMPOTENT, REPLAY_LIMIT
+from gateway.proxy.upstream_tries import NON_IDEMPOTENT, REPLAY_LIMIT, is_ip
 from gateway.proxy.websocket import asks_websocket, upgrade_request
 
 if TYPE_CHECKING:
     from gateway.downstream.connection import HttpConnection
     from gateway.downstream.request import RequestHead
     from gateway.plugins.chains import Chain
-    from gateway.proxy.access import Forwarded
+    from gateway.proxy.lane import Lane
     from gateway.proxy.router import Match
     from gateway.upstream.service import ServiceTarget
 
@@ -155,6 +156,10 @@ class Exchange(ResponseRelay):
         if match is None:
             self._kong_error(404, "no Route matched with those values")
             return
+        lane = match.lane
+        if lane is not None and lane.raw_path == raw_path and not conn.peer_trusted and not state.debug_header:
+            self._take_lane(match, lane, query_at)  # the common case, compiled by an earlier request (``lane``)
+            return
         self._match = match
         if state.debug_header and head.get(DEBUG_REQUEST_HEADER) is not None:
             self._debug = True
@@ -184,12 +189,43 @@ class Exchange(ResponseRelay):
             self._no_connector(service.protocol)
             return
 
-        self._prepare_upstream(match, service, path, query_at, values)
+        lines = forwarded_lines(values)
+        self._prepare_upstream(match, service, path, query_at, lines)
+        if chain is None and not conn.peer_trusted and not state.debug_header and not router.uses_headers:
+            host = head.host if route.preserve_host and head.host is not None else service.host_header
+            refuses = route.https_only or route.grpc
+            match.lane = lane_for(service, refuses, match.upstream_uri, raw_path, lines, host)
         self._pick_peer_and_connect()
 
-    def _prepare_upstream(
-        self, match: Match, service: ServiceTarget, path: str, query_at: int, values: Forwarded
-    ) -> None:
+    def _take_lane(self, match: Match, lane: Lane, query_at: int) -> None:
+        """``begin`` for a request on a lane (``proxy.lane``): the upstream request from what the lane holds, then
+        the connect; the same functions as the full path, with the values the full path derived kept."""
+        conn = self.conn
+        head = self.head
+        service = lane.service
+        self._match = match
+        self._service = service
+        self._upstream_uri = lane.uri if query_at == -1 else lane.uri + head.target[query_at:]
+        self._tries_left = service.retries + 1
+        self._host_header = lane.host_header
+        upstream = fixed_headers(
+            head, conn.state.header_policy, conn.remote_addr, conn.peer_ip, self.request_id, lane.forwarded, None
+        )
+        if head.connection is not None and asks_websocket(head):
+            upstream = upgrade_request(upstream)
+        self._upstream_head = upstream
+        host, port = service.host, service.port
+        if service.host_is_ip or is_ip(host):
+            ip = host.strip("[]")
+        else:
+            addresses = conn.state.dns.cached(host)
+            if addresses is None:  # expired: the full path resolves, then connects
+                self._pick_peer_and_connect()
+                return
+            ip = addresses[0]
+        self._connect(ip, port, lane.key_for(ip, port))
+
+    def _prepare_upstream(self, match: Match, service: ServiceTarget, path: str, query_at: int, forwarded: str) -> None:
         """The upstream request line and the headers Kong sets, tries, balancer handle, profile notices (begin's
         second half, once routing and the access phase let the request through)."""
         conn = self.conn
@@ -210,7 +246,7 @@ class Exchange(ResponseRelay):
             conn.remote_addr,
             conn.peer_ip,
             self.request_id,
-            values,
+            forwarded,
             plugins.upstream_headers if plugins is not None else None,
         )
         if head.connection is not None and asks_websocket(head):

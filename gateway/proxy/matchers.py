@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.entities import route_regex
 from gateway.entities.route_regex import RouteRegex
+
+if TYPE_CHECKING:
+    from gateway.proxy.lane import Lane
 
 __all__ = [
     "Match",
@@ -81,7 +84,7 @@ class Route:
 class Match:
     """The router's answer: the route, its service, and what the path match produced."""
 
-    __slots__ = ("captures", "prefix", "route", "service", "upstream_uri")
+    __slots__ = ("captures", "lane", "prefix", "route", "service", "upstream_uri")
 
     def __init__(self, route: Route, prefix: str | None, captures: dict[str, str] | None) -> None:
         self.route = route
@@ -90,6 +93,8 @@ class Match:
         self.captures = captures
         #: the escaped upstream path for the matched request path, set by the proxy on first use (rule 5)
         self.upstream_uri: str | None = None
+        #: the common case compiled for this match (``proxy.lane``), set by the proxy after a first full pass
+        self.lane: Lane | None = None
 
 
 def _wildcard(value: str) -> tuple[int, str]:

@@ -6,8 +6,11 @@ the client listed it), ``Via``, ``Host``, ``Connection: keep-alive``, ``X-Forwar
 those named in its ``Connection`` header; headers a plugin set or cleared replace the client's.
 
 ``fixed_headers`` is everything after the ``Host`` line, built once per request; ``lead_headers`` is built per try,
-because ``Host`` depends on the peer the balancer picked. Each is one f-string: the fixed text is compiled once and
-only the values are filled in (the hot path; ``tests/unit/proxy/test_proxy_heads.py`` checks the bytes).
+because ``Host`` depends on the peer the balancer picked. The ``X-Forwarded-Proto``..``-Prefix`` lines
+(``forwarded_lines``) depend on the route, the listener and the path only, unless a trusted peer sent its own: a
+``proxy.lane.Lane`` keeps them per route match, so most requests do not format them again. Each is one f-string: the
+fixed text is compiled once and only the values are filled in (the hot path;
+``tests/unit/proxy/test_proxy_heads.py`` checks the bytes).
 """
 
 from __future__ import annotations
@@ -15,13 +18,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from gateway.downstream.headers import REQUEST_HOP_BY_HOP, VIA_VALUE, HeaderPolicy, connection_tokens
+from gateway.downstream.headers import VIA_VALUE, HeaderPolicy, connection_tokens
 
 if TYPE_CHECKING:
     from gateway.downstream.request import RequestHead
     from gateway.proxy.access import Forwarded
 
-__all__ = ["fixed_headers", "lead_headers", "lists_trailers"]
+__all__ = ["fixed_headers", "forwarded_lines", "lead_headers", "lists_trailers"]
 
 _VIA_10 = "1 " + VIA_VALUE[4:]  # the Via entry of an HTTP/1.0 client's request
 _CRLF = "\r\n"
@@ -38,7 +41,7 @@ def fixed_headers(
     remote: str,
     peer_ip: str,
     request_id: str,
-    values: Forwarded,
+    forwarded: str,
     changed: Mapping[str, tuple[str, str | None]] | None,
 ) -> bytes:
     """Everything of the upstream request head after the ``Host`` line.
@@ -46,6 +49,7 @@ def fixed_headers(
     Args:
         remote: the client address Kong reports (``X-Real-IP``; ``X-Forwarded-For`` when the client sent none).
         peer_ip: the connection's peer, appended to a client's ``X-Forwarded-For``.
+        forwarded: the ``X-Forwarded-Proto``..``-Prefix`` lines (``forwarded_lines``).
         changed: the upstream headers plugins set (value) or cleared (None), by lowercase name.
     """
     xff = head.x_forwarded_for
@@ -55,12 +59,11 @@ def fixed_headers(
         framing = f"Content-Length: {head.content_length}\r\n"
     else:
         framing = ""
-    drop = REQUEST_HOP_BY_HOP
-    listed = connection_tokens(head.connection)
-    if listed or policy.request_id_upstream:
-        drop = drop.union(listed)
-        if policy.request_id_upstream:
-            drop = drop | {"x-kong-request-id"}
+    drop = policy.request_drop
+    if head.connection is not None:
+        listed = connection_tokens(head.connection)
+        if listed:
+            drop = drop.union(listed)
     if changed:
         drop = drop.union(changed)  # plugins' set/clear replace whatever the client sent
     client = "".join([f"{name}: {value}\r\n" for name, value in head.headers if name.lower() not in drop])
@@ -68,16 +71,22 @@ def fixed_headers(
         client += "".join(
             [f"{set_name}: {set_value}\r\n" for set_name, set_value in changed.values() if set_value is not None]
         )
-    proto, fhost, fport, fpath, fprefix = values
     return (
         f"Connection: keep-alive\r\n"
         f"X-Forwarded-For: {remote if xff is None else f'{xff}, {peer_ip}'}\r\n"
-        f"X-Forwarded-Proto: {proto}\r\nX-Forwarded-Host: {fhost}\r\nX-Forwarded-Port: {fport}\r\n"
-        f"X-Forwarded-Path: {fpath}\r\n{f'X-Forwarded-Prefix: {fprefix}' + _CRLF if fprefix else ''}"
-        f"X-Real-IP: {remote}\r\n"
+        f"{forwarded}X-Real-IP: {remote}\r\n"
         f"{f'X-Kong-Request-Id: {request_id}' + _CRLF if policy.request_id_upstream else ''}"
         f"{framing}{client}\r\n"
     ).encode("latin-1")
+
+
+def forwarded_lines(values: Forwarded) -> str:
+    """The ``X-Forwarded-Proto/Host/Port/Path`` lines and ``X-Forwarded-Prefix`` when there is one."""
+    proto, host, port, path, prefix = values
+    return (
+        f"X-Forwarded-Proto: {proto}\r\nX-Forwarded-Host: {host}\r\nX-Forwarded-Port: {port}\r\n"
+        f"X-Forwarded-Path: {path}\r\n{f'X-Forwarded-Prefix: {prefix}' + _CRLF if prefix else ''}"
+    )
 
 
 def lead_headers(head: RequestHead, uri: str, host_header: str) -> bytes:

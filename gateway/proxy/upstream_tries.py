@@ -25,7 +25,7 @@ from gateway.upstream.service import ServiceTarget, host_header_for, pool_key, p
 if TYPE_CHECKING:
     from gateway.upstream.pool import UpstreamPool
 
-__all__ = ["NON_IDEMPOTENT", "REPLAY_LIMIT", "UpstreamTries"]
+__all__ = ["NON_IDEMPOTENT", "REPLAY_LIMIT", "UpstreamTries", "is_ip"]
 
 REPLAY_LIMIT = 64 * 1024
 NON_IDEMPOTENT = frozenset(("POST", "LOCK", "PATCH"))
@@ -133,7 +133,7 @@ class UpstreamTries(ExchangeBase):
             self._host_header = self.head.host
         else:
             self._host_header = host_header
-        if balancer is not None or (service.host_is_ip and host == service.host) or _is_ip(host):
+        if balancer is not None or (service.host_is_ip and host == service.host) or is_ip(host):
             self._connect(host.strip("[]"), port)
             return
         addresses = conn.state.dns.cached(host)
@@ -177,13 +177,15 @@ class UpstreamTries(ExchangeBase):
             return
         self._connect(addresses[0], port)
 
-    def _connect(self, ip: str, port: int) -> None:
+    def _connect(self, ip: str, port: int, key: tuple[Any, ...] | None = None) -> None:
+        """A try to ``ip``: a pooled connection if one is idle, else a new one (``key``: the pool key, if known)."""
         service = self._service
         assert service is not None
         conn = self.conn
         self._peer = (ip, port)
         self._attempts += 1
-        key = pool_key(ip, port, self._host_header, service)
+        if key is None:
+            key = pool_key(ip, port, self._host_header, service)
         if service.multiplexed:  # grpc/grpcs: a stream on a shared HTTP/2 connection (``proxy.stream_tries``)
             self._open_stream(service, key)
             return
@@ -391,4 +393,4 @@ class UpstreamTries(ExchangeBase):
 
 
 #: cached: a host name is checked on every request, and ``ip_address`` raises for each one that is not an IP
-_is_ip = functools.lru_cache(maxsize=1024)(is_ip_literal)
+is_ip = functools.lru_cache(maxsize=1024)(is_ip_literal)

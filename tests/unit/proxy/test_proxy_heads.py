@@ -144,12 +144,6 @@ async def _proxy(tmp_path: Path, request: bytes, response: bytes, parser: str, *
     conn: HttpConnection = PROTOCOLS[parser](state, Listener("127.0.0.1", 8443))
     downstream = _Transport({"peername": ("127.0.0.1", 40000), "tls": _Tls()})
     conn.connection_made(downstream)
-    conn.data_received(request)
-    for _ in range(20):
-        if downstream.written:
-            break
-        await asyncio.sleep(0)
-    state.close()
 
     def mask(data: bytes) -> str:
         # what varies per run: the request id, the date, and latencies in whole ms (a loaded machine or a garbage
@@ -158,7 +152,27 @@ async def _proxy(tmp_path: Path, request: bytes, response: bytes, parser: str, *
         text = re.sub(r"(X-Kong-(?:Upstream|Proxy|Response)-Latency): \d+\r\n", r"\1: 0\r\n", text)
         return re.sub(r"Date: [^\r]*GMT", "Date: DATE", text)
 
-    return mask(b"".join(downstream.written)), mask(b"".join(upstream_sent))
+    async def exchange() -> tuple[str, str]:
+        conn.data_received(request)
+        for _ in range(20):
+            if downstream.written:
+                break
+            await asyncio.sleep(0)
+        pair = mask(b"".join(downstream.written)), mask(b"".join(upstream_sent))
+        downstream.written.clear()
+        upstream_sent.clear()
+        return pair
+
+    first = await exchange()
+    # the same request again on the same connection: it takes the route's lane (``proxy.lane``), built by the first,
+    # and must produce the same bytes
+    method, target = request.decode("latin-1").split(" ")[:2]
+    host = re.search(r"\r\nHost: ([^\r]*)", request.decode("latin-1"))
+    match = snapshot.router.match(method, target.split("?")[0], host.group(1) if host else None, 8443, True)
+    assert match is not None and match.lane is not None
+    assert await exchange() == first
+    state.close()
+    return first
 
 
 @pytest.fixture(params=["httptools", "h11"])
