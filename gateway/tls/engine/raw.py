@@ -36,8 +36,10 @@ __all__ = [
     "RawEngineUnavailable",
     "check_internals",
     "drain",
+    "encrypt",
     "feed",
     "read_all",
+    "receive",
     "write_all",
 ]
 
@@ -173,6 +175,75 @@ def read_all(conn: SSL.Connection) -> tuple[bytes, bool, SSL.Error | None]:
             return (b"".join(parts) if parts is not None else first), True, None
         return (b"".join(parts) if parts is not None else first), False, _error_of(conn, n)
     return (b"".join(parts) if parts is not None else first), False, None
+
+
+def receive(conn: SSL.Connection, data: bytes) -> tuple[bytes, bytes, bool]:
+    """An established session's whole receive in one call: ``data`` into the incoming BIO, all the plaintext out, then
+    what OpenSSL wrote meanwhile (key-update answers, alerts): ``(plaintext, to_send, close_notify_received)``.
+
+    The common case - one record in, its plaintext out, nothing to answer - is three OpenSSL calls and no loop:
+    ``SSL_read`` returns at most one record and our buffer is larger than any record's plaintext (16 KiB), so once
+    the incoming BIO is empty OpenSSL holds nothing more (``SSL_pending`` would be 0) and no call has to fail to say
+    so. Anything else goes through ``read_all``'s loop.
+
+    Raises:
+        SSL.Error: what pyOpenSSL's ``recv`` would have raised (the caller drains the alert OpenSSL wrote).
+    """
+    rbio = conn._into_ssl
+    _BIO_write(rbio, data, len(data))
+    n = _SSL_read(conn._ssl, _RBUF, _READ_SIZE)
+    if n > 0 and not _BIO_pending(rbio, _NULL):
+        plaintext = _RVIEW[:n]
+        m = _BIO_read(conn._from_ssl, _WBUF, _DRAIN_SIZE)
+        if m <= 0:
+            return plaintext, b"", False
+        return plaintext, (_WVIEW[:m] + drain(conn) if m == _DRAIN_SIZE else _WVIEW[:m]), False
+    return _receive_rest(conn, n)
+
+
+def _receive_rest(conn: SSL.Connection, n: int) -> tuple[bytes, bytes, bool]:
+    """``receive`` past its first ``SSL_read`` (which returned ``n``): several records, none, the end, or an error."""
+    parts: list[bytes] = []
+    if n > 0:
+        parts.append(_RVIEW[:n])
+    else:
+        code = _SSL_get_error(conn._ssl, n)
+        if code == _ZERO_RETURN:
+            return b"", drain(conn), True
+        if code != _WANT_READ:
+            raise _error_of(conn, n)
+        return b"", drain(conn), False
+    plaintext, closed, error = read_all(conn)
+    if error is not None:
+        raise error
+    if plaintext:
+        parts.append(plaintext)
+    return b"".join(parts), drain(conn), closed
+
+
+def encrypt(conn: SSL.Connection, data: bytes | bytearray | memoryview) -> bytes:
+    """An established session's whole send in one call: encrypt ``data``, return the records to write.
+
+    Raises:
+        SSL.Error: what pyOpenSSL's ``send`` would have raised (the caller drains the alert OpenSSL wrote).
+    """
+    if type(data) is bytes and data:
+        size = len(data)
+        n = _SSL_write(conn._ssl, data, size)
+        if n != size:
+            if n <= 0:
+                raise _error_of(conn, n)
+            error = _write_rest(conn, _from_buffer(data), n, size)
+            if error is not None:
+                raise error
+    else:
+        error = write_all(conn, data)
+        if error is not None:
+            raise error
+    m = _BIO_read(conn._from_ssl, _WBUF, _DRAIN_SIZE)
+    if m <= 0:
+        return b""
+    return _WVIEW[:m] + drain(conn) if m == _DRAIN_SIZE else _WVIEW[:m]
 
 
 def write_all(conn: SSL.Connection, data: bytes | bytearray | memoryview) -> SSL.Error | None:

@@ -18,7 +18,9 @@ incoming BIO is exhausted, so one ``receive`` call hands up everything that arri
 
 The handshake, ``shutdown`` and every callback stay on pyOpenSSL's public API. Application data, and every BIO
 transfer, goes through ``raw.py`` (direct ``SSL_read``/``SSL_write``/``BIO_*`` calls on pyOpenSSL's handles, no
-exception per call, shared buffers): pyOpenSSL's per-call Python cost as much as the record work itself.
+exception per call, shared buffers): pyOpenSSL's per-call Python cost as much as the record work itself. Once
+established, ``receive`` and ``send`` are one call each into ``raw`` (``raw.receive``: feed, read, drain;
+``raw.encrypt``: write, drain), so a request costs each session two Python frames of its own per direction.
 
 Results are plain fields, set once when the handshake completes (``established``, ``sni``,
 ``verify_errors``, ``verify_code``/``verify_depth``, ``session_reused``), plus ``alpn``, ``cipher``,
@@ -52,7 +54,8 @@ from OpenSSL import SSL
 from gateway.tls.engine.errors import TlsError, TlsHandshakeError, TlsLocalError, TlsRemoteError, openssl_reason
 from gateway.tls.engine.hostnames import check_host
 from gateway.tls.engine.info import TlsInfo, peer_chain_of
-from gateway.tls.engine.raw import OP_NO_RENEGOTIATION, drain, feed, read_all, write_all
+from gateway.tls.engine.raw import OP_NO_RENEGOTIATION, drain, encrypt, feed, read_all, write_all
+from gateway.tls.engine.raw import receive as decrypt
 from gateway.tls.engine.records import PROBE_LIMIT, probe_resumption
 from gateway.tls.engine.verify_codes import reported_verify_error
 
@@ -238,13 +241,19 @@ class TlsSession:
             TlsRemoteError: an established connection received something invalid.
             TlsLocalError: the session had already failed.
         """
+        if self._state == _ESTABLISHED and data:  # the data path: one call into ``raw``
+            try:
+                plaintext, out, closed = decrypt(self._conn, data)
+            except SSL.Error as exc:
+                raise self._fail(TlsRemoteError(openssl_reason(exc), to_send=drain(self._conn))) from None
+            if closed:
+                self._close_notify_received()
+            return plaintext, out, closed
         if self._state != _ESTABLISHED:
             self._check_usable()
             if self._state == _CLOSED:
                 return b"", b"", True
-            if not data:
-                return self.receive_eof()
-        elif not data:
+        if not data:
             return self.receive_eof()
         feed(self._conn, data)
         out = b""
@@ -268,12 +277,15 @@ class TlsSession:
         if more:
             out = out + more if out else more
         if closed:
-            self.close_notify_received = True
-            if self._info is not None:
-                self._info.close_notify_received = True
-            if self._state == _ESTABLISHED:
-                self._state = _CLOSED
+            self._close_notify_received()
         return plaintext, out, closed
+
+    def _close_notify_received(self) -> None:
+        self.close_notify_received = True
+        if self._info is not None:
+            self._info.close_notify_received = True
+        if self._state == _ESTABLISHED:
+            self._state = _CLOSED
 
     def receive_eof(self) -> tuple[bytes, bytes, bool]:
         """The socket reached EOF without (or after) a close_notify.
@@ -300,11 +312,10 @@ class TlsSession:
             self._check_usable()
             if self._info is None or self.close_notify_sent:
                 raise TlsLocalError("cannot send: TLS connection not established or already closing")
-        conn = self._conn
-        error = write_all(conn, data)
-        if error is not None:
-            raise self._fail(TlsRemoteError(openssl_reason(error), to_send=drain(conn))) from None
-        return drain(conn)
+        try:
+            return encrypt(self._conn, data)
+        except SSL.Error as exc:
+            raise self._fail(TlsRemoteError(openssl_reason(exc), to_send=drain(self._conn))) from None
 
     def send_many(self, buffers: Sequence[bytes | bytearray | memoryview]) -> bytes:
         """Encrypt several buffers at once (one join, so small pieces share records); returns the ciphertext."""

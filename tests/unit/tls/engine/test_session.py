@@ -82,6 +82,41 @@ def test_data_is_batched_and_records_may_split(pki):
     assert [g for g in got if g] == [b"hello", b"world"]
 
 
+def test_a_record_and_a_half_in_one_receive(pki):
+    # The data path's one-record shortcut must not strand what follows the first record in the incoming BIO.
+    client, server = _pair(pki)
+    first, second = client.send(b"first"), client.send(b"second")
+    half = len(second) // 2
+    assert server.receive(first + second[:half]) == (b"first", b"", False)
+    assert server.receive(second[half:]) == (b"second", b"", False)
+    # and a lone partial record gives nothing yet, without an error
+    third = client.send(b"third")
+    assert server.receive(third[:3]) == (b"", b"", False)
+    assert server.receive(third[3:]) == (b"third", b"", False)
+
+
+def test_data_then_close_notify_in_one_receive(pki):
+    client, server = _pair(pki)
+    assert server.receive(client.send(b"last words") + client.close()) == (b"last words", b"", True)
+    assert server.close_notify_received
+    assert server.receive(b"late") == (b"", b"", True)  # closed: nothing more is read
+
+
+def test_a_tampered_record_after_a_good_one_in_one_receive(pki):
+    client, server = _pair(pki)
+    good = client.send(b"good")
+    bad = bytearray(client.send(b"bad"))
+    bad[-1] ^= 0xFF
+    with pytest.raises(TlsRemoteError) as info:
+        server.receive(good + bytes(bad))
+    assert server.errored
+    with pytest.raises(TlsRemoteError) as alert:  # the fatal alert OpenSSL wrote reaches the client as one
+        client.receive(info.value.to_send)
+    assert "bad record mac" in alert.value.reason
+    with pytest.raises(TlsLocalError):
+        server.send(b"x")
+
+
 def test_large_transfer_both_ways(pki):
     client, server = _pair(pki)
     blob = bytes(range(256)) * 8192  # 2 MiB: many records, several outgoing BIO reads
