@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import os
 from typing import TYPE_CHECKING, Any
 
 from gateway.observability.tls_metrics import TLS
 from gateway.proxy.exchange_base import DONE, guarded
 from gateway.proxy.upstream_tries import UpstreamTries
-from gateway.tls.upstream.connect import HandshakeFailure
-from gateway.upstream.failures import Kind, Phase, UpstreamFailure
+from gateway.upstream.failures import UpstreamFailure
 from gateway.upstream.h2.connect import SCHEMES
 from gateway.upstream.h2.connection import H2UpstreamConnection
 
@@ -61,27 +59,9 @@ class StreamTries(UpstreamTries):
     async def _open_h2(
         self, service: ServiceTarget, up: H2UpstreamConnection
     ) -> H2UpstreamConnection | UpstreamFailure:
-        """The connector, its failures as values (as ``UpstreamTries._open`` does for HTTP/1.1)."""
-        assert service.connect is not None
+        """The connector, its failures as values (``UpstreamTries._open``, shared with HTTP/1.1)."""
         ip, port = self._peer
-        try:
-            await service.connect(self.conn.loop, up, ip, port, service, self._host_header)
-        except TimeoutError:
-            up.abort()
-            return UpstreamFailure(Kind.TIMEOUT, Phase.CONNECTING)
-        except HandshakeFailure as failure:
-            self._tls_failure = failure
-            error = failure.error
-            TLS.upstream_failure(service.name or service.host, error.kind, error.reason, error.verify_code)
-            kind = Kind.TIMEOUT if failure.timeout else Kind.TLS
-            return UpstreamFailure(kind, Phase.HANDSHAKING, 0, failure.reason, failure.level)
-        except OSError as exc:
-            errno = exc.errno or 0
-            return UpstreamFailure(Kind.ERROR, Phase.CONNECTING, errno, os.strerror(errno) if errno else str(exc))
-        except Exception as exc:  # a connector bug must fail this try, never leave the request hanging
-            up.abort()
-            return UpstreamFailure(Kind.BUG, Phase.CONNECTING, 0, f"upstream connect failed ({exc!r})")
-        return up
+        return await self._open(service, ip, port, up)
 
     @guarded
     def _h2_opened(

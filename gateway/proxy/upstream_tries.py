@@ -8,7 +8,7 @@ import asyncio
 import functools
 import os
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from gateway.downstream.flow import PAUSE_BUFFER, PAUSE_PEER
 from gateway.downstream.generated import CONTINUE_100
@@ -26,6 +26,15 @@ if TYPE_CHECKING:
     from gateway.upstream.pool import UpstreamPool
 
 __all__ = ["NON_IDEMPOTENT", "REPLAY_LIMIT", "UpstreamTries", "is_ip"]
+
+
+class _Abortable(Protocol):
+    """What a try's connection must offer ``_open``: an abort when the connector failed midway."""
+
+    def abort(self) -> None: ...
+
+
+_Up = TypeVar("_Up", bound=_Abortable)
 
 REPLAY_LIMIT = 64 * 1024
 NON_IDEMPOTENT = frozenset(("POST", "LOCK", "PATCH"))
@@ -204,9 +213,8 @@ class UpstreamTries(ExchangeBase):
         self._connect_task = task
         task.add_done_callback(self._opened)
 
-    async def _open(
-        self, service: ServiceTarget, ip: str, port: int, up: UpstreamConnection
-    ) -> UpstreamConnection | UpstreamFailure:
+    async def _open(self, service: ServiceTarget, ip: str, port: int, up: _Up) -> _Up | UpstreamFailure:
+        """The connector for one try (HTTP/1.1 or HTTP/2), its failures as values."""
         assert service.connect is not None
         try:
             await service.connect(self.conn.loop, up, ip, port, service, self._host_header)

@@ -11,10 +11,10 @@ import asyncio
 import io
 import re
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from benchmarks.inprocess import MemoryTransport
 from gateway.downstream.connection import HttpConnection
 from gateway.downstream.http1 import PROTOCOLS
 from gateway.observability.accesslog import AccessLog
@@ -69,43 +69,6 @@ ROUTE = {
 }
 
 
-class _Transport(asyncio.Transport):
-    """Records writes; ``on_write`` sees each one."""
-
-    def __init__(self, extra: dict[str, Any], on_write: Any = None) -> None:
-        super().__init__()
-        self.extra = extra
-        self.on_write = on_write
-        self.written: list[bytes] = []
-        self.closing = False
-
-    def write(self, data: Any) -> None:
-        self.written.append(bytes(data))
-        if self.on_write is not None:
-            self.on_write(bytes(data))
-
-    def writelines(self, list_of_data: Any) -> None:
-        self.write(b"".join(list_of_data))
-
-    def is_closing(self) -> bool:
-        return self.closing
-
-    def close(self) -> None:
-        self.closing = True
-
-    def abort(self) -> None:
-        self.closing = True
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return self.extra.get(name, default)
-
-
 class _Tls:
     sni = None
 
@@ -133,7 +96,7 @@ async def _proxy(tmp_path: Path, request: bytes, response: bytes, parser: str, *
             upstream_sent.append(data)
             loop.call_soon(up.data_received, response)
 
-        transport = _Transport({}, answer)
+        transport = MemoryTransport({}, answer)
         up.connection_made(transport)
         return transport, up
 
@@ -142,7 +105,7 @@ async def _proxy(tmp_path: Path, request: bytes, response: bytes, parser: str, *
     state = ProxyState(settings, ErrorLog(None, stream=io.StringIO()), AccessLog(None), snapshot)
     await state.dns.resolve("localhost")  # the first request would wait for it
     conn: HttpConnection = PROTOCOLS[parser](state, Listener("127.0.0.1", 8443))
-    downstream = _Transport({"peername": ("127.0.0.1", 40000), "tls": _Tls()})
+    downstream = MemoryTransport({"peername": ("127.0.0.1", 40000), "tls": _Tls()})
     conn.connection_made(downstream)
 
     def mask(data: bytes) -> str:
