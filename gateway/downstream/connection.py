@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from gateway.downstream.contracts import ConnectionState, DownstreamExchange
 from gateway.downstream.flow import PAUSE_PIPELINE, FlowControl, peer_and_port
 from gateway.downstream.rejects import PLAIN_HTTP_ON_TLS, log_dropped_headers, reject_response
-from gateway.downstream.request import HeadRejected, RequestHead, check_head, new_request_id
+from gateway.downstream.request import HeadRejected, RequestHead, check_head, host_var, new_request_id
 from gateway.tls.engine.app_transport import TlsTransport
 
 if TYPE_CHECKING:
@@ -214,14 +214,7 @@ class HttpConnection(asyncio.Protocol, Generic[State]):
                 else:
                     transport.writelines(out)
 
-    def host_var(self, host: str | None) -> str:
-        """nginx ``$host``: the Host header lowercased without its port, else the server name."""
-        if not host:
-            return "kong"
-        if host.startswith("["):
-            end = host.find("]")
-            return host[: end + 1].lower() if end != -1 else host.lower()
-        return host.split(":", 1)[0].lower()
+    host_var = staticmethod(host_var)
 
     # ================================================================== parser events (from subclasses)
     def _message_begin(self) -> None:
@@ -232,7 +225,11 @@ class HttpConnection(asyncio.Protocol, Generic[State]):
         if not self._reading_counted:
             self._reading_counted = True
             self.state.connections_reading += 1
-        self._set_deadline(self.loop.time() + self.state.settings.client_header_timeout, _T_HEAD)
+        when = self.loop.time() + self.state.settings.client_header_timeout
+        if self._timer is None or self._timer.when() > when:
+            self._set_deadline(when, _T_HEAD)
+        else:  # ``_set_deadline``'s common case, without the call
+            self._timer_mode, self._deadline = _T_HEAD, when
 
     def _head_complete(self, head: RequestHead, raw_lengths: list[int] | None = None) -> None:
         if self._reading_counted:

@@ -27,16 +27,14 @@ BODY_HIGH_WATER = 64 * 1024
 class FlowControl:
     """Read pausing by reason, and the write-paused flag, for one transport."""
 
-    __slots__ = ("_reasons", "transport", "write_paused")
+    __slots__ = ("_reasons", "read_paused", "transport", "write_paused")
 
     def __init__(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
         self._reasons = 0
+        #: whether any reason holds reading paused (kept with the reasons: read per response, a plain attribute)
+        self.read_paused = False
         self.write_paused = False
-
-    @property
-    def read_paused(self) -> bool:
-        return self._reasons != 0
 
     def pause_reading(self, reason: int) -> None:
         if self._reasons == 0:
@@ -45,12 +43,14 @@ class FlowControl:
             except (RuntimeError, AttributeError):  # closing transport
                 pass
         self._reasons |= reason
+        self.read_paused = True
 
     def resume_reading(self, reason: int) -> None:
         if not self._reasons & reason:
             return
         self._reasons &= ~reason
         if self._reasons == 0:
+            self.read_paused = False
             try:
                 self.transport.resume_reading()  # type: ignore[attr-defined]
             except (RuntimeError, AttributeError):

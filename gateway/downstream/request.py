@@ -35,7 +35,7 @@ import random
 import re
 from collections.abc import Sequence
 
-__all__ = ["DroppedHeader", "HeadLimits", "HeadRejected", "RequestHead", "check_head", "new_request_id"]
+__all__ = ["DroppedHeader", "HeadLimits", "HeadRejected", "RequestHead", "check_head", "host_var", "new_request_id"]
 
 _getrandbits = random.getrandbits
 
@@ -47,6 +47,16 @@ def new_request_id() -> str:
     path of an f-string is slow for a 128-bit int).
     """
     return _getrandbits(128).to_bytes(16, "big").hex()
+
+
+def host_var(host: str | None) -> str:
+    """nginx ``$host``: the Host header lowercased without its port, else the server name."""
+    if not host:
+        return "kong"
+    if host.startswith("["):
+        end = host.find("]")
+        return host[: end + 1].lower() if end != -1 else host.lower()
+    return host.split(":", 1)[0].lower()
 
 
 class HeadRejected(Exception):
@@ -237,6 +247,8 @@ def check_head(head: RequestHead, limits: HeadLimits, raw_lengths: Sequence[int]
     scan = _scan_headers(head, limits, total)
     if head.dropped is not None:
         _remove_dropped(head, head.dropped)
+    if scan[0] <= limits.total and scan[1] == 1 and scan[2] is None and not scan[4]:
+        return  # the common head: small, one Host, no body framing (nothing for the framing rules to refuse)
     _check_framing(head, limits, scan)
 
 

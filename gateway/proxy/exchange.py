@@ -223,7 +223,7 @@ class Exchange(ResponseRelay):
                 self._pick_peer_and_connect()
                 return
             ip = addresses[0]
-        self._connect(ip, port, lane.key_for(ip, port))
+        self._connect(ip, port, lane.key if ip == lane.ip else lane.key_for(ip, port))
 
     def _prepare_upstream(self, match: Match, service: ServiceTarget, path: str, query_at: int, forwarded: str) -> None:
         """The upstream request line and the headers Kong sets, tries, balancer handle, profile notices (begin's

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from gateway.downstream.flow import PAUSE_PEER
 from gateway.plugins import run_header_filter
-from gateway.proxy.exchange_base import DONE, RESPONDED, RESPONDING, to_ms
+from gateway.proxy.exchange_base import DONE, RESPONDED, RESPONDING
 from gateway.proxy.response_head import framing, scan_headers
 from gateway.proxy.stream_tries import StreamTries
 from gateway.proxy.websocket import UPGRADE_LINES, start_tunnel, switching_head
@@ -29,9 +29,7 @@ class ResponseRelay(StreamTries):
     __slots__ = ()
 
     # ================================================================== upstream events
-    def on_upstream_head(
-        self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]], keep_alive: bool, chunked: bool
-    ) -> None:
+    def on_upstream_head(self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]]) -> None:
         conn = self.conn
         now = conn.loop.time()
         state = conn.state
@@ -55,9 +53,17 @@ class ResponseRelay(StreamTries):
         )
         pick = policy.tail_values
         tail = policy.response_tails[has_via * 2 + has_server]
-        if pick is not None:
-            sent_at = self._sent_at
-            tail = tail % pick((status, to_ms(now - sent_at), to_ms(sent_at - self.start), self.request_id.encode()))
+        if pick is not None:  # Kong's latency headers (``to_ms``, inline: once per response)
+            waited = now - self._sent_at
+            before = self._sent_at - self.start
+            tail = tail % pick(
+                (
+                    status,
+                    int(waited * 1000) if waited > 0 else 0,
+                    int(before * 1000) if before > 0 else 0,
+                    self.request_id.encode(),
+                )
+            )
         handle = self._handle
         cookie = handle.set_cookie if handle is not None else None  # hash_on = cookie
         plugins = self._plugins
@@ -102,7 +108,8 @@ class ResponseRelay(StreamTries):
         if self._chunked_out:
             self.conn.write(b"0\r\n\r\n")
         if up is not None:
-            if up.read_paused:
+            flow = up.flow
+            if flow is not None and flow.read_paused:
                 up.resume_reading()
             pool = self.conn.state.pool
             saved = pool.release(up, keep_alive and self._body_done and not self._discarding)

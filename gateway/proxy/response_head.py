@@ -16,8 +16,8 @@ __all__ = ["Framing", "UpstreamHeaders", "framing", "scan_headers"]
 
 _VIA_BYTES = VIA_VALUE.encode()
 _HOP_BY_HOP_BYTES = frozenset(name.encode() for name in RESPONSE_HOP_BY_HOP)
-_SERVER, _DATE, _CONTENT_TYPE, _CONTENT_LENGTH, _CONNECTION, _VIA, _TRAILER, _HOP_BY_HOP = range(8)
-#: upstream response header names (lowercase) that are not copied as they are
+_OTHER, _SERVER, _DATE, _CONTENT_TYPE, _CONTENT_LENGTH, _CONNECTION, _VIA, _TRAILER, _HOP_BY_HOP = range(9)
+#: upstream response header names (lowercase) that are not copied as they are (any other name is ``_OTHER``)
 _KINDS = {
     b"server": _SERVER,
     b"date": _DATE,
@@ -29,6 +29,11 @@ _KINDS = {
     **{name: _HOP_BY_HOP for name in _HOP_BY_HOP_BYTES - {b"connection", b"content-length"}},
 }
 _VIA_SLOT = b"\x00via"  # placeholder for the Via line in the upstream's header list
+#: the kind of each header name as the upstream spelled it: an upstream sends the same few names in every response,
+#: so a lookup here replaces a ``lower()`` and a lookup per header; bounded like ``request.HeadLimits.names``
+_SEEN: dict[bytes, int] = {}
+_SEEN_NAME_LENGTH = 64
+_SEEN_NAMES = 1024
 
 
 #: what passes of the upstream's headers: (lines in their order, ``Via`` already rewritten; Content-Type;
@@ -48,21 +53,23 @@ def scan_headers(headers: list[tuple[bytes, bytes]], te: str | None, append_via:
     has_server = has_date = False
     drop: set[bytes] | None = None
     rest: list[bytes] = []
-    kinds = _KINDS
+    seen = _SEEN
     for name, value in headers:
-        kind = kinds.get(name.lower())
+        kind = seen.get(name)
         if kind is None:
+            kind = _kind(name)
+        if kind == _OTHER:
+            rest.append(name + b": " + value + b"\r\n")
+        elif kind == _CONTENT_LENGTH:
+            content_length = value
+        elif kind == _CONTENT_TYPE:
+            content_type = value
+        elif kind == _DATE:
+            has_date = True
             rest.append(name + b": " + value + b"\r\n")
         elif kind == _SERVER:
             has_server = True
             rest.append(name + b": " + value + b"\r\n")
-        elif kind == _DATE:
-            has_date = True
-            rest.append(name + b": " + value + b"\r\n")
-        elif kind == _CONTENT_TYPE:
-            content_type = value
-        elif kind == _CONTENT_LENGTH:
-            content_length = value
         elif kind == _CONNECTION:
             if value != b"keep-alive" and value != b"close":
                 drop = _named_by_connection(value, drop)
@@ -81,6 +88,16 @@ def scan_headers(headers: list[tuple[bytes, bytes]], te: str | None, append_via:
         via_at = rest.index(_VIA_SLOT) if drop else via_at
         rest[via_at] = b"Via: " + via + b", " + _VIA_BYTES + b"\r\n" if append_via else b"Via: " + via + b"\r\n"
     return rest, content_type, content_length, via is not None, has_server, has_date
+
+
+def _kind(name: bytes) -> int:
+    """The kind of header ``name``, remembered in ``_SEEN``."""
+    kind = _KINDS.get(name.lower(), _OTHER)
+    if len(name) <= _SEEN_NAME_LENGTH:
+        if len(_SEEN) >= _SEEN_NAMES:
+            _SEEN.clear()
+        _SEEN[name] = kind
+    return kind
 
 
 def _named_by_connection(value: bytes, drop: set[bytes] | None) -> set[bytes] | None:

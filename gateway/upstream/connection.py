@@ -71,9 +71,7 @@ class UpstreamEvents(Protocol):
     @property
     def conn(self) -> OutputSink: ...
 
-    def on_upstream_head(
-        self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]], keep_alive: bool, chunked: bool
-    ) -> None: ...
+    def on_upstream_head(self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]]) -> None: ...
 
     def on_upstream_body(self, data: bytes) -> None: ...
 
@@ -104,15 +102,15 @@ class UpstreamConnection(asyncio.Protocol):
     """One connection to an upstream peer, reused through the pool."""
 
     __slots__ = (
-        "_chunked",
-        "_close_delimited",
         "_completed",
         "_completed_keep",
         "_headers",
         "_read_deadline",
         "_read_handle",
         "_reason",
+        "_response_headers",
         "_skip_body",
+        "_status",
         "_trailing",
         "_upgraded",
         "_write_handle",
@@ -163,8 +161,9 @@ class UpstreamConnection(asyncio.Protocol):
         self._headers: list[tuple[bytes, bytes]] = []
         self._reason = b""
         self._skip_body = False
-        self._close_delimited = False
-        self._chunked = False
+        #: the current response's status and headers (read only when it ends abnormally: ``_framing``)
+        self._status = 0
+        self._response_headers: list[tuple[bytes, bytes]] = []
         #: the exchange whose response ended in the read being parsed; completed once the read is parsed (rule 5)
         self._completed: UpstreamEvents | None = None
         self._completed_keep = False
@@ -190,7 +189,7 @@ class UpstreamConnection(asyncio.Protocol):
                 self.pool.discard(self)
             return
         self.exchange = None
-        if self.response_started and self._close_delimited:
+        if self.response_started and self._framing()[1]:
             exchange.on_upstream_complete(False)  # EOF ends a body without length or chunking
         else:
             exchange.on_upstream_error(from_exception(exc, Phase.READING_HEADER))
@@ -222,7 +221,7 @@ class UpstreamConnection(asyncio.Protocol):
             if exchange is not None:
                 self.exchange = None
                 self.abort()
-                text = "upstream sent invalid chunked response" if self.response_started and self._chunked else ""
+                text = "upstream sent invalid chunked response" if self.response_started and self._framing()[0] else ""
                 exchange.on_upstream_error(UpstreamFailure(Kind.INVALID, Phase.READING_HEADER, 0, text))
             elif self._completed is not None:
                 self._trailing = True  # garbage after a complete response
@@ -250,7 +249,7 @@ class UpstreamConnection(asyncio.Protocol):
             self._trailing = False
             exchange.on_upstream_trailing(
                 "upstream sent data after final chunk"
-                if self._chunked
+                if self._framing()[0]
                 else 'upstream sent more data than specified in "Content-Length" header'
             )
             exchange.on_upstream_complete(False)
@@ -281,8 +280,6 @@ class UpstreamConnection(asyncio.Protocol):
         self.got_bytes = False
         self.response_started = False
         self._skip_body = skip_body
-        self._close_delimited = False
-        self._chunked = False
         self._headers = []
         self._reason = b""
 
@@ -416,23 +413,31 @@ class UpstreamConnection(asyncio.Protocol):
                 exchange.on_upstream_error(UpstreamFailure(Kind.INVALID, Phase.READING_HEADER, 0, text))
             return  # interim responses are not forwarded
         self.response_started = True
-        chunked = False
-        has_length = False
-        for name, value in self._headers:
-            if len(name) == 17 and name.lower() == b"transfer-encoding":
-                chunked = b"chunked" in value.lower()
-            elif len(name) == 14 and name.lower() == b"content-length":
-                has_length = True
-        self._close_delimited = not (chunked or has_length or self._skip_body or status in (204, 304))
-        self._chunked = chunked
-        headers = self._headers
+        self._status = status
+        headers = self._response_headers = self._headers
         self._headers = []
-        exchange.on_upstream_head(status, self._reason, headers, parser.should_keep_alive(), chunked)
+        exchange.on_upstream_head(status, self._reason, headers)
         if self._skip_body and self.exchange is not None:
             # HEAD: no body follows whatever the headers say; the response ends here (rule 5)
             self._completed = self.exchange
             self._completed_keep = parser.should_keep_alive()
             self.exchange = None
+
+    def _framing(self) -> tuple[bool, bool]:
+        """(chunked, delimited by the close) for the current response, from its head.
+
+        Asked only when a response ends otherwise than by its framing (the peer's close, a parse error, bytes after
+        it): llhttp frames the body itself, so a response that ends normally never needs it.
+        """
+        chunked = has_length = False
+        for name, value in self._response_headers:
+            lowered = name.lower()
+            if lowered == b"transfer-encoding":
+                chunked = b"chunked" in value.lower()
+            elif lowered == b"content-length":
+                has_length = True
+        close_delimited = not (chunked or has_length or self._skip_body or self._status in (204, 304))
+        return chunked, close_delimited
 
     def on_body(self, body: bytes) -> None:
         exchange = self.exchange

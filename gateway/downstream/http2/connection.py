@@ -39,7 +39,6 @@ from h2.errors import ErrorCodes
 from h2.exceptions import ProtocolError
 from h2.settings import SettingCodes, Settings
 
-from gateway.downstream.connection import HttpConnection
 from gateway.downstream.contracts import ConnectionState, DownstreamExchange
 from gateway.downstream.flow import peer_and_port
 from gateway.downstream.http2.hpack_out import LiteralEncoder
@@ -47,7 +46,7 @@ from gateway.downstream.http2.limits import HEADER_TABLE_SIZE, MAX_CONCURRENT_ST
 from gateway.downstream.http2.request import error_code, request_head
 from gateway.downstream.http2.stream import H2Stream
 from gateway.downstream.rejects import reject_response
-from gateway.downstream.request import HeadRejected, RequestHead, check_head, new_request_id
+from gateway.downstream.request import HeadRejected, RequestHead, check_head, host_var, new_request_id
 
 if TYPE_CHECKING:
     from gateway.settings import Listener
@@ -227,8 +226,7 @@ class H2Connection(asyncio.Protocol):
         stream.push()
         self.flush()
 
-    def host_var(self, host: str | None) -> str:
-        return HttpConnection.host_var(cast(Any, self), host)
+    host_var = staticmethod(host_var)
 
     def log_access(self, ex: DownstreamExchange) -> None:
         log = self.state.access_log

@@ -217,7 +217,7 @@ class H2UpstreamStream(UpstreamConnection):
         if status < 200:
             return  # interim responses are not forwarded
         self.response_started = True
-        exchange.on_upstream_head(status, _reason(status), fields, True, False)
+        exchange.on_upstream_head(status, _reason(status), fields)
 
     def on_data(self, data: bytes, flow_length: int) -> None:
         exchange = self.exchange
