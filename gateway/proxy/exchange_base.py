@@ -169,14 +169,25 @@ class ExchangeBase:
         self._plugin_chain: Chain | None = None
         self._access_done = False
 
-    if TYPE_CHECKING:  # the request side, defined by the façade ``proxy.exchange.Exchange``: for the type checker only
+    # the request side, defined by the façade ``proxy.exchange.Exchange``: real methods, not stubs under
+    # ``if TYPE_CHECKING`` (mypyc compiles no statement but definitions in a class body)
+    def begin(self) -> None:
+        raise NotImplementedError
 
-        def begin(self) -> None: ...
-        def feed_body(self, data: bytes) -> None: ...
-        def body_complete(self) -> None: ...
-        def client_aborted(self) -> None: ...
-        def on_client_pause_writing(self) -> None: ...
-        def on_client_resume_writing(self) -> None: ...
+    def feed_body(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def body_complete(self) -> None:
+        raise NotImplementedError
+
+    def client_aborted(self) -> None:
+        raise NotImplementedError
+
+    def on_client_pause_writing(self) -> None:
+        raise NotImplementedError
+
+    def on_client_resume_writing(self) -> None:
+        raise NotImplementedError
 
     @property
     def response_started(self) -> bool:
