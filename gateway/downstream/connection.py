@@ -42,7 +42,7 @@ from gateway.tls.engine.app_transport import TlsTransport
 if TYPE_CHECKING:
     from gateway.settings import Listener
 
-__all__ = ["MAX_PIPELINE", "HttpConnection", "State"]
+__all__ = ["MAX_PIPELINE", "HttpConnection", "State", "host_var"]
 
 #: the state a connection shares with the others of its process: ``proxy.state.ProxyState``, which a connection
 #: knows only as a ``ConnectionState`` (the exchange created for each request may know more of it)
@@ -56,6 +56,17 @@ _T_NONE, _T_KEEPALIVE, _T_HEAD, _T_BODY = 0, 1, 2, 3  # timer mode
 #: be on the wire: the client connected just before the stop); a keepalive connection between requests is closed
 #: at once, as nginx closes idle connections on a graceful shutdown
 FIRST_REQUEST_GRACE = 1.0
+
+
+def host_var(host: str | None) -> str:
+    """nginx ``$host``: the Host header lowercased without its port, else the server name (``HttpConnection.host_var``;
+    a function too, for the HTTP/2 connection, which is no ``HttpConnection``)."""
+    if not host:
+        return "kong"
+    if host.startswith("["):
+        end = host.find("]")
+        return host[: end + 1].lower() if end != -1 else host.lower()
+    return host.split(":", 1)[0].lower()
 
 
 class HttpConnection(asyncio.Protocol, Generic[State]):
@@ -216,12 +227,7 @@ class HttpConnection(asyncio.Protocol, Generic[State]):
 
     def host_var(self, host: str | None) -> str:
         """nginx ``$host``: the Host header lowercased without its port, else the server name."""
-        if not host:
-            return "kong"
-        if host.startswith("["):
-            end = host.find("]")
-            return host[: end + 1].lower() if end != -1 else host.lower()
-        return host.split(":", 1)[0].lower()
+        return host_var(host)
 
     # ================================================================== parser events (from subclasses)
     def _message_begin(self) -> None:

@@ -252,9 +252,9 @@ class UpstreamTries(ExchangeBase):
             # asyncio rewrites strerror ("Connect call failed ..."): log the C library's text, as nginx does
             errno = exc.errno or 0
             return UpstreamFailure(Kind.ERROR, Phase.CONNECTING, errno, os.strerror(errno) if errno else str(exc))
-        except Exception as exc:  # a connector bug must fail this try, never leave the request hanging
+        except Exception as bug:  # a connector bug must fail this try, never leave the request hanging
             up.abort()
-            return UpstreamFailure(Kind.BUG, Phase.CONNECTING, 0, f"upstream connect failed ({exc!r})")
+            return UpstreamFailure(Kind.BUG, Phase.CONNECTING, 0, f"upstream connect failed ({bug!r})")
         return up
 
     @guarded

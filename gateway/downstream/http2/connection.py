@@ -39,7 +39,7 @@ from h2.errors import ErrorCodes
 from h2.exceptions import ProtocolError
 from h2.settings import SettingCodes, Settings
 
-from gateway.downstream.connection import HttpConnection
+from gateway.downstream.connection import host_var
 from gateway.downstream.contracts import ConnectionState, DownstreamExchange
 from gateway.downstream.flow import peer_and_port
 from gateway.downstream.http2.hpack_out import LiteralEncoder
@@ -228,7 +228,7 @@ class H2Connection(asyncio.Protocol):
         self.flush()
 
     def host_var(self, host: str | None) -> str:
-        return HttpConnection.host_var(cast(Any, self), host)
+        return host_var(host)
 
     def log_access(self, ex: DownstreamExchange) -> None:
         log = self.state.access_log
