@@ -36,13 +36,13 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from gateway.downstream.contracts import ConnectionState, DownstreamExchange
 from gateway.downstream.flow import PAUSE_PIPELINE, FlowControl, peer_and_port
 from gateway.downstream.rejects import PLAIN_HTTP_ON_TLS, log_dropped_headers, reject_response
-from gateway.downstream.request import HeadRejected, RequestHead, check_head, new_request_id
+from gateway.downstream.request import HeadRejected, RequestHead, check_head, host_var, new_request_id
 from gateway.tls.engine.app_transport import TlsTransport
 
 if TYPE_CHECKING:
     from gateway.settings import Listener
 
-__all__ = ["MAX_PIPELINE", "HttpConnection", "State", "host_var"]
+__all__ = ["MAX_PIPELINE", "HttpConnection", "State"]
 
 #: the state a connection shares with the others of its process: ``proxy.state.ProxyState``, which a connection
 #: knows only as a ``ConnectionState`` (the exchange created for each request may know more of it)
@@ -56,17 +56,6 @@ _T_NONE, _T_KEEPALIVE, _T_HEAD, _T_BODY = 0, 1, 2, 3  # timer mode
 #: be on the wire: the client connected just before the stop); a keepalive connection between requests is closed
 #: at once, as nginx closes idle connections on a graceful shutdown
 FIRST_REQUEST_GRACE = 1.0
-
-
-def host_var(host: str | None) -> str:
-    """nginx ``$host``: the Host header lowercased without its port, else the server name (``HttpConnection.host_var``;
-    a function too, for the HTTP/2 connection, which is no ``HttpConnection``)."""
-    if not host:
-        return "kong"
-    if host.startswith("["):
-        end = host.find("]")
-        return host[: end + 1].lower() if end != -1 else host.lower()
-    return host.split(":", 1)[0].lower()
 
 
 class HttpConnection(asyncio.Protocol, Generic[State]):

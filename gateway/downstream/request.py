@@ -35,7 +35,7 @@ import random
 import re
 from collections.abc import Sequence
 
-__all__ = ["DroppedHeader", "HeadLimits", "HeadRejected", "RequestHead", "check_head", "new_request_id"]
+__all__ = ["DroppedHeader", "HeadLimits", "HeadRejected", "RequestHead", "check_head", "host_var", "new_request_id"]
 
 _getrandbits = random.getrandbits
 
@@ -326,3 +326,14 @@ def _check_framing(head: RequestHead, limits: HeadLimits, scan: _Scan) -> None:
         head.content_length = int(raw)
         if limits.max_body and head.content_length > limits.max_body:
             raise HeadRejected(413, f"client intended to send too large body: {head.content_length} bytes")
+
+
+def host_var(host: str | None) -> str:
+    """nginx ``$host``: the Host header lowercased without its port, else the server name (``HttpConnection.host_var``;
+    a function too, for the HTTP/2 connection, which is no ``HttpConnection``)."""
+    if not host:
+        return "kong"
+    if host.startswith("["):
+        end = host.find("]")
+        return host[: end + 1].lower() if end != -1 else host.lower()
+    return host.split(":", 1)[0].lower()

@@ -39,7 +39,6 @@ from h2.errors import ErrorCodes
 from h2.exceptions import ProtocolError
 from h2.settings import SettingCodes, Settings
 
-from gateway.downstream.connection import host_var
 from gateway.downstream.contracts import ConnectionState, DownstreamExchange
 from gateway.downstream.flow import peer_and_port
 from gateway.downstream.http2.hpack_out import LiteralEncoder
@@ -47,7 +46,7 @@ from gateway.downstream.http2.limits import HEADER_TABLE_SIZE, MAX_CONCURRENT_ST
 from gateway.downstream.http2.request import error_code, request_head
 from gateway.downstream.http2.stream import H2Stream
 from gateway.downstream.rejects import reject_response
-from gateway.downstream.request import HeadRejected, RequestHead, check_head, new_request_id
+from gateway.downstream.request import HeadRejected, RequestHead, check_head, host_var, new_request_id
 
 if TYPE_CHECKING:
     from gateway.settings import Listener
