@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 # often means something else (an install prefix)
 PREFIX := servroot
 
-.PHONY: run test install system-deps lint format bench bench-stream soak clean
+.PHONY: run test install system-deps lint format bench bench-stream soak clean compiled uncompiled
 
 # where the command is, said after an install and by `make run` (the virtualenv need not be activated)
 WHERE := @echo 'gateway is $(BIN)/gateway; to call it as `gateway`: export PATH="$$PWD/$(BIN):$$PATH" (or: $(BIN)/python -m gateway)'
@@ -75,5 +75,26 @@ soak: system-deps install
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python -m benchmarks.soak $(SOAK_ARGS)
 
-clean:
+
+# Optional: the per-request path compiled with mypyc (mypy's compiler, pinned in the dev extra), as extension modules
+# next to their sources; about half the Python per request (`python -m benchmarks.inprocess`). Python imports a
+# module's .so before its .py, so after editing one of these run `make compiled` again (or `make uncompiled` for pure
+# Python again): tests/unit/test_compiled_fresh.py fails while a .so is older than its source. The modules are
+# compiled together, as one group (its shared library lands in the repository's root).
+MYPYC_MODULES := \
+	gateway/downstream/request.py gateway/downstream/connection.py gateway/downstream/http1.py \
+	gateway/downstream/flow.py \
+	gateway/proxy/request_head.py gateway/proxy/response_head.py gateway/proxy/access.py gateway/proxy/router.py \
+	gateway/proxy/lane.py gateway/proxy/exchange_base.py gateway/proxy/upstream_tries.py \
+	gateway/proxy/stream_tries.py gateway/proxy/relay.py gateway/proxy/exchange.py \
+	gateway/upstream/connection.py gateway/upstream/pool.py gateway/upstream/h2/stream.py
+
+compiled: install uncompiled
+	$(BIN)/mypyc $(MYPYC_MODULES)
+
+uncompiled:
+	find gateway -name '*.so' -delete
+	rm -rf build ./*__mypyc.*.so
+
+clean: uncompiled
 	rm -rf $(VENV) $(PREFIX) .pytest_cache .mypy_cache .ruff_cache

@@ -214,7 +214,9 @@ class HttpConnection(asyncio.Protocol, Generic[State]):
                 else:
                     transport.writelines(out)
 
-    host_var = staticmethod(host_var)
+    def host_var(self, host: str | None) -> str:
+        """nginx ``$host``: the Host header lowercased without its port, else the server name."""
+        return host_var(host)
 
     # ================================================================== parser events (from subclasses)
     def _message_begin(self) -> None:

@@ -12,7 +12,7 @@ complete) are done here, because only the parser callbacks see partial lines.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import h11
 import httptools
@@ -71,12 +71,12 @@ class HttpToolsProtocol(HttpConnection[State]):
         except httptools.HttpParserUpgrade:
             # no protocol upgrade support: the head was dispatched; what follows is not HTTP/1.1
             pass
-        except httptools.HttpParserError as exc:
-            cause = exc.__context__
+        except httptools.HttpParserError as error:  # not ``exc`` again: mypyc gives a name one type per function
+            cause = error.__context__
             if isinstance(cause, HeadRejected):
                 self._reject(cause.status, cause.reason)
             else:
-                self._reject(400, f"client sent invalid request: {exc}")
+                self._reject(400, f"client sent invalid request: {error}")
 
     # httptools callbacks -------------------------------------------------------------
     def on_message_begin(self) -> None:
@@ -155,14 +155,14 @@ class H11Protocol(HttpConnection[State]):
             except h11.RemoteProtocolError as exc:
                 status = exc.error_status_hint
                 if status == 431:
-                    buffered = bytes(conn.trailing_data[0])
+                    buffered = _copy(cast(Any, conn).trailing_data[0])
                     status = 414 if b"\n" not in buffered else 494
                 self._reject(status, f"client sent invalid request: {exc}")
                 return
             if event is h11.NEED_DATA:
                 return
             if event is h11.PAUSED:
-                leftover = bytes(conn.trailing_data[0])
+                leftover = _copy(cast(Any, conn).trailing_data[0])
                 self._h11 = self._new_parser()
                 if not leftover:
                     return
@@ -180,18 +180,24 @@ class H11Protocol(HttpConnection[State]):
                 )
                 self._head_complete(head)
             elif isinstance(event, h11.Data):
-                self._body(bytes(event.data))
+                self._body(_copy(cast(Any, event).data))
             elif isinstance(event, h11.EndOfMessage):
                 self._message_complete()
                 if conn.their_state is h11.MUST_CLOSE and not self._broken:
                     # an HTTP/1.0 request: h11 expects the close, but a keep-alive one may be followed by another
-                    leftover = bytes(conn.trailing_data[0])
+                    leftover = _copy(cast(Any, conn).trailing_data[0])
                     self._h11 = self._new_parser()
                     if leftover:
                         self._message_begin()
                         self._h11.receive_data(leftover)
             else:  # ConnectionClosed
                 return
+
+
+def _copy(data: bytes | bytearray) -> bytes:
+    """A buffer of h11's as bytes. h11 types them as bytes but hands out bytearrays; mypyc, trusting the stub, would
+    check an attribute read as bytes (and fail): the callers read them through ``Any``."""
+    return bytes(data)
 
 
 PROTOCOLS: dict[str, type[HttpConnection[Any]]] = {"httptools": HttpToolsProtocol, "h11": H11Protocol}

@@ -13,10 +13,11 @@ import asyncio
 import enum
 import functools
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from gateway.downstream.flow import FlowControl
 from gateway.downstream.generated import render_generated
-from gateway.downstream.request import new_request_id
+from gateway.downstream.request import HeadLimits, new_request_id
 from gateway.downstream.responses import (
     ERROR_MESSAGES,
     MIME_JSON,
@@ -36,13 +37,52 @@ from gateway.upstream.connection import UpstreamConnection
 from gateway.upstream.service import ServiceTarget
 
 if TYPE_CHECKING:
-    from gateway.downstream.connection import HttpConnection
+    from gateway.downstream.contracts import DownstreamExchange
     from gateway.downstream.request import RequestHead
     from gateway.plugins.chains import Chain
     from gateway.proxy.router import Match
     from gateway.runtime.snapshot import Snapshot
 
-__all__ = ["DONE", "PROXYING", "RESPONDED", "RESPONDING", "ExchangeBase", "Stage", "guarded", "to_ms"]
+__all__ = [
+    "DONE",
+    "PROXYING",
+    "RESPONDED",
+    "RESPONDING",
+    "ClientConnection",
+    "ExchangeBase",
+    "Stage",
+    "guarded",
+    "to_ms",
+]
+
+
+class ClientConnection(Protocol):
+    """What an exchange uses of its client's side: an HTTP/1.x connection (``downstream.connection.HttpConnection``)
+    or an HTTP/2 stream (``downstream.http2.stream.H2Stream``), which has the same attributes without being one.
+
+    A Protocol rather than ``HttpConnection`` so that a compiled exchange (mypyc checks the class of what an attribute
+    typed with a compiled class is given) accepts either."""
+
+    state: Any
+    loop: asyncio.AbstractEventLoop
+    limits: HeadLimits
+    flow: FlowControl
+    conn_id: int
+    remote_addr: str
+    peer_ip: str
+    peer_trusted: bool
+    local_port: int
+    https: bool
+    tls: object | None
+    sni: str | None
+    plugin_cache: dict[object, object] | None
+    closing: bool
+
+    def write(self, data: bytes) -> None: ...
+    def cork(self) -> bool: ...
+    def uncork(self) -> None: ...
+    def host_var(self, host: str | None) -> str: ...
+    def exchange_finished(self, ex: DownstreamExchange, abort: bool) -> None: ...
 
 
 class Stage(enum.IntEnum):
@@ -126,7 +166,7 @@ class ExchangeBase:
         "status",
     )
 
-    def __init__(self, conn: HttpConnection, head: RequestHead) -> None:
+    def __init__(self, conn: ClientConnection, head: RequestHead) -> None:
         self.conn = conn
         self.head = head
         self.snapshot: Snapshot | None = None
@@ -169,14 +209,25 @@ class ExchangeBase:
         self._plugin_chain: Chain | None = None
         self._access_done = False
 
-    if TYPE_CHECKING:  # the request side, defined by the façade ``proxy.exchange.Exchange``: for the type checker only
+    # the request side, defined by the façade ``proxy.exchange.Exchange``: real methods, not stubs under
+    # ``if TYPE_CHECKING`` (mypyc compiles no statement but definitions in a class body)
+    def begin(self) -> None:
+        raise NotImplementedError
 
-        def begin(self) -> None: ...
-        def feed_body(self, data: bytes) -> None: ...
-        def body_complete(self) -> None: ...
-        def client_aborted(self) -> None: ...
-        def on_client_pause_writing(self) -> None: ...
-        def on_client_resume_writing(self) -> None: ...
+    def feed_body(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def body_complete(self) -> None:
+        raise NotImplementedError
+
+    def client_aborted(self) -> None:
+        raise NotImplementedError
+
+    def on_client_pause_writing(self) -> None:
+        raise NotImplementedError
+
+    def on_client_resume_writing(self) -> None:
+        raise NotImplementedError
 
     @property
     def response_started(self) -> bool:

@@ -45,19 +45,40 @@ class UpstreamTries(ExchangeBase):
 
     __slots__ = ()
 
-    if TYPE_CHECKING:  # the upstream events, defined by ``proxy.relay.ResponseRelay``: for the type checker only
+    # the upstream events, defined by ``proxy.relay.ResponseRelay`` (``_open_stream`` by ``proxy.stream_tries``):
+    # real methods, not stubs under ``if TYPE_CHECKING`` (mypyc compiles no statement but definitions in a class body)
+    def on_upstream_head(self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+        raise NotImplementedError
 
-        def on_upstream_head(self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]]) -> None: ...
-        def on_upstream_body(self, data: bytes) -> None: ...
-        def on_upstream_complete(self, keep_alive: bool) -> None: ...
-        def on_upstream_trailing(self, text: str) -> None: ...
-        def on_upstream_error(self, failure: UpstreamFailure) -> None: ...
-        def on_upstream_pause_writing(self) -> None: ...
-        def on_upstream_resume_writing(self) -> None: ...
-        def on_upstream_upgrade(self, reason: bytes, headers: list[tuple[bytes, bytes]]) -> bool: ...
-        def on_upstream_switched(self, transport: asyncio.Transport, rest: bytes) -> None: ...
-        def on_upstream_trailers(self, trailers: list[tuple[bytes, bytes]]) -> None: ...
-        def _open_stream(self, service: ServiceTarget, key: tuple[Any, ...]) -> None: ...
+    def on_upstream_body(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def on_upstream_complete(self, keep_alive: bool) -> None:
+        raise NotImplementedError
+
+    def on_upstream_trailing(self, text: str) -> None:
+        raise NotImplementedError
+
+    def on_upstream_error(self, failure: UpstreamFailure) -> None:
+        raise NotImplementedError
+
+    def on_upstream_pause_writing(self) -> None:
+        raise NotImplementedError
+
+    def on_upstream_resume_writing(self) -> None:
+        raise NotImplementedError
+
+    def on_upstream_upgrade(self, reason: bytes, headers: list[tuple[bytes, bytes]]) -> bool:
+        raise NotImplementedError
+
+    def on_upstream_switched(self, transport: asyncio.Transport, rest: bytes) -> None:
+        raise NotImplementedError
+
+    def on_upstream_trailers(self, trailers: list[tuple[bytes, bytes]]) -> None:
+        raise NotImplementedError
+
+    def _open_stream(self, service: ServiceTarget, key: tuple[Any, ...]) -> None:
+        raise NotImplementedError
 
     def _record_replay(self, data: bytes) -> None:
         self._replay.append(data)
@@ -229,9 +250,9 @@ class UpstreamTries(ExchangeBase):
             # asyncio rewrites strerror ("Connect call failed ..."): log the C library's text, as nginx does
             errno = exc.errno or 0
             return UpstreamFailure(Kind.ERROR, Phase.CONNECTING, errno, os.strerror(errno) if errno else str(exc))
-        except Exception as exc:  # a connector bug must fail this try, never leave the request hanging
+        except Exception as bug:  # a connector bug must fail this try, never leave the request hanging
             up.abort()
-            return UpstreamFailure(Kind.BUG, Phase.CONNECTING, 0, f"upstream connect failed ({exc!r})")
+            return UpstreamFailure(Kind.BUG, Phase.CONNECTING, 0, f"upstream connect failed ({bug!r})")
         return up
 
     @guarded

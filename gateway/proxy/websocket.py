@@ -18,13 +18,14 @@ Kong's rules (``kong/runloop/handler.lua`` access and header-filter phases, ``ng
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from gateway.plugins import run_header_filter
 from gateway.proxy.response_head import scan_headers
 from gateway.proxy.tunnel import Tunnel
 
 if TYPE_CHECKING:
+    from gateway.downstream.connection import HttpConnection
     from gateway.downstream.request import RequestHead
     from gateway.proxy.exchange_base import ExchangeBase
 
@@ -96,7 +97,7 @@ def start_tunnel(ex: ExchangeBase, upstream: asyncio.Transport, first_down: byte
     still hold corked; the rest flows straight between the transports. When the client side ends, the HTTP
     connection's own ``connection_lost`` runs (the access line with status 101 and the tunnelled bytes, the books).
     """
-    conn = ex.conn
+    conn = cast("HttpConnection[Any]", ex.conn)  # an upgrade is HTTP/1.1's: the exchange's connection is one
     service = ex._service
     ex._up = None
     client = conn.transport

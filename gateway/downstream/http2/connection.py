@@ -226,7 +226,8 @@ class H2Connection(asyncio.Protocol):
         stream.push()
         self.flush()
 
-    host_var = staticmethod(host_var)
+    def host_var(self, host: str | None) -> str:
+        return host_var(host)
 
     def log_access(self, ex: DownstreamExchange) -> None:
         log = self.state.access_log

@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import io
 import ssl
+from types import SimpleNamespace
 from typing import Any
 
 from gateway.downstream.connection import HttpConnection
+from gateway.downstream.request import HeadLimits
 from gateway.downstream.tls_listener import FirstBytes
 from gateway.tls.engine.app_transport import TlsTransport
 from gateway.tls.engine.transport import TlsProtocol
@@ -126,9 +128,10 @@ async def test_http_connection_closes_a_corked_response_with_close_with() -> Non
         def close_with(self, data: list[bytes]) -> None:
             calls.append(("close_with", list(data)))
 
-    conn = HttpConnection.__new__(HttpConnection)
-    conn._broken = False
-    conn._timer = None
+    # built through __init__ (not __new__ and a few attributes): the class may be compiled (mypyc), whose instances
+    # have every attribute set by __init__
+    state = SimpleNamespace(head_limits=HeadLimits(8192, 4, 0))
+    conn: HttpConnection[Any] = HttpConnection(state, SimpleNamespace(port=8000))  # type: ignore[arg-type]
     conn._out = [b"a", b"b"]
     conn.transport = Transport()  # type: ignore[assignment]
     conn._close()
