@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 # often means something else (an install prefix)
 PREFIX := servroot
 
-.PHONY: run test install system-deps lint format bench bench-stream soak clean compiled uncompiled
+.PHONY: run test install system-deps lint format bench bench-stream soak clean uncompiled
 
 # where the command is, said after an install and by `make run` (the virtualenv need not be activated)
 WHERE := @echo 'gateway is $(BIN)/gateway; to call it as `gateway`: export PATH="$$PWD/$(BIN):$$PATH" (or: $(BIN)/python -m gateway)'
@@ -21,7 +21,19 @@ $(BIN)/gateway: pyproject.toml
 	@touch $@
 	$(WHERE)
 
-install: $(BIN)/gateway
+# The request path compiled with mypyc (gateway/compiled.py says why and how; its FILES are the list): extension
+# modules next to their sources, built again whenever one of them changed. `make uncompiled` removes them;
+# GATEWAY_PURE_PYTHON=1 runs the sources without removing anything.
+MYPYC_FILES := $(shell grep -so '"gateway/[a-z0-9_/]*\.py"' gateway/compiled.py | tr -d '"')
+COMPILED    := $(if $(MYPYC_FILES),build/compiled.stamp)
+
+build/compiled.stamp: $(BIN)/gateway $(MYPYC_FILES)
+	@mkdir -p build
+	@echo "compiling the request path with mypyc ($(words $(MYPYC_FILES)) modules; build/mypyc.log)"
+	@$(BIN)/mypyc $(MYPYC_FILES) >build/mypyc.log 2>&1 || { tail -30 build/mypyc.log; exit 1; }
+	@touch $@
+
+install: $(BIN)/gateway $(COMPILED)
 
 # Debian packages the integration tests use as real peers (nginx, curl, openssl, wrk, ab, nghttp and h2load for
 # HTTP/2), nginx's stream module (nginx-light builds it as a dynamic module, packaged as libnginx-mod-stream) for the
@@ -53,8 +65,10 @@ format: install
 	$(BIN)/ruff format gateway tests benchmarks
 	$(BIN)/ruff check --fix gateway tests benchmarks
 
+# the whole suite on the compiled request path, then the request path's own tests from its sources (gateway/compiled.py)
 test: system-deps install lint
 	$(BIN)/pytest -q
+	GATEWAY_PURE_PYTHON=1 $(BIN)/pytest -q tests/unit tests/integration/proxy tests/integration/upstream
 
 # The benchmark suite (benchmarks/run.py): the gateway next to nginx, one worker each, writes benchmarks/RESULTS.md
 # and benchmarks/ratios.png. A few minutes; run it on an otherwise idle machine. BENCH_ARGS=--quick for a sanity pass.
@@ -75,22 +89,6 @@ soak: system-deps install
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python -m benchmarks.soak $(SOAK_ARGS)
 
-
-# Optional: the per-request path compiled with mypyc (mypy's compiler, pinned in the dev extra), as extension modules
-# next to their sources; about half the Python per request (`python -m benchmarks.inprocess`). Python imports a
-# module's .so before its .py, so after editing one of these run `make compiled` again (or `make uncompiled` for pure
-# Python again): tests/unit/test_compiled_fresh.py fails while a .so is older than its source. The modules are
-# compiled together, as one group (its shared library lands in the repository's root).
-MYPYC_MODULES := \
-	gateway/downstream/request.py gateway/downstream/connection.py gateway/downstream/http1.py \
-	gateway/downstream/flow.py \
-	gateway/proxy/request_head.py gateway/proxy/response_head.py gateway/proxy/access.py gateway/proxy/router.py \
-	gateway/proxy/lane.py gateway/proxy/exchange_base.py gateway/proxy/upstream_tries.py \
-	gateway/proxy/stream_tries.py gateway/proxy/relay.py gateway/proxy/exchange.py \
-	gateway/upstream/connection.py gateway/upstream/pool.py gateway/upstream/h2/stream.py
-
-compiled: install uncompiled
-	$(BIN)/mypyc $(MYPYC_MODULES)
 
 uncompiled:
 	find gateway -name '*.so' -delete

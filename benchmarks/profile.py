@@ -26,6 +26,7 @@ from pathlib import Path
 
 from benchmarks.run import prepare_environment
 from benchmarks.scenarios import SCENARIOS, Scenario, drive, probe, start_gateway, url_of
+from gateway.compiled import ENV
 
 __all__ = ["per_request", "summarize"]
 
@@ -75,7 +76,10 @@ def per_request(stats: pstats.Stats, requests: int, top: int = 40) -> str:
 def _cprofile(scenario: Scenario, duration: float, out: Path) -> None:
     """The gateway under cProfile for ``duration`` seconds of the scenario's load (no warm-up: its requests count)."""
     with tempfile.TemporaryDirectory() as tmp, prepare_environment(Path(tmp)) as (env, procs):
-        server = start_gateway(procs, scenario, env, python_args=("-m", "cProfile", "-o", str(out.resolve())))
+        # cProfile sees no function of a compiled module: the request path runs from its sources (``gateway.compiled``)
+        server = start_gateway(
+            procs, scenario, env, python_args=("-m", "cProfile", "-o", str(out.resolve())), extra_env={ENV: "1"}
+        )
         client = None
         if scenario.verify_client:
             pki = env.pki[scenario.downstream_tls or "ecdsa"]

@@ -39,6 +39,7 @@ def machine_facts() -> list[str]:
     import subprocess
 
     from benchmarks.processes import nginx_binary
+    from gateway.compiled import describe
 
     nginx_v = subprocess.run([nginx_binary(), "-V"], capture_output=True, text=True).stderr.splitlines()
     system_openssl = subprocess.run(["openssl", "version"], capture_output=True, text=True).stdout.strip()
@@ -48,6 +49,7 @@ def machine_facts() -> list[str]:
         f"{os.cpu_count()} cores ({cpu}), Linux {platform.release()}",
         f"Python {platform.python_version()}, uvloop {uvloop.__version__}, "
         f"pyOpenSSL over {SSL.OpenSSL_version(SSL.OPENSSL_VERSION).decode()} (the gateway's TLS, both ways)",
+        f"the gateway's request path {describe()}",
         f"{nginx_v[0] if nginx_v else 'nginx'}, {nginx_v[1] if len(nginx_v) > 1 else ''}".strip(", "),
         f"load generators: wrk, ab; system {system_openssl}",
     ]

@@ -24,6 +24,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, cast
 
+from gateway.compiled import describe
 from gateway.settings import SPECS, ConfigError, Settings, load_settings
 from gateway.version import KONG_VERSION, __version__
 
@@ -193,6 +194,7 @@ def cmd_version(args: argparse.Namespace) -> int:
         print(f"gateway: {__version__}")
         print(f"Python: {sys.version.split()[0]}")
         print(f"OpenSSL: {SSL.OpenSSL_version(SSL.OPENSSL_VERSION).decode()}")
+        print(f"request path: {describe()}")
     else:
         print(f"{__version__} (Kong {KONG_VERSION} compatible)")
     return 0
