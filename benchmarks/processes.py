@@ -30,6 +30,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
+from gateway.demo.ports import free_port
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -48,13 +50,6 @@ __all__ = [
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 _REPO = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def nginx_binary() -> str:

@@ -15,12 +15,13 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Final
+
+from gateway.demo.ports import free_port
 
 __all__ = ["DemoGateway", "GatewayError", "free_port"]
 
@@ -33,12 +34,6 @@ LIVE = re.compile(rb"\[runtime\] configuration version (\d+) is live")
 
 class GatewayError(RuntimeError):
     """The gateway did not start, stop or apply a change in time; the message carries its output's tail."""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _tail(path: Path, lines: int = 15) -> str:
