@@ -30,6 +30,7 @@ COMPILED    := $(if $(MYPYC_FILES),build/compiled.stamp)
 build/compiled.stamp: $(BIN)/gateway $(MYPYC_FILES)
 	@mkdir -p build
 	@echo "compiling the request path with mypyc ($(words $(MYPYC_FILES)) modules; build/mypyc.log)"
+	@rm -f ./*__mypyc.*.so  # the previous build's shared library (its name is a hash of the list)
 	@$(BIN)/mypyc $(MYPYC_FILES) >build/mypyc.log 2>&1 || { tail -30 build/mypyc.log; exit 1; }
 	@touch $@
 

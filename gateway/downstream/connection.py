@@ -31,22 +31,19 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING
 
-from gateway.downstream.contracts import ConnectionState, DownstreamExchange
+from gateway.downstream.contracts import DownstreamExchange
 from gateway.downstream.flow import PAUSE_PIPELINE, FlowControl, peer_and_port
 from gateway.downstream.rejects import PLAIN_HTTP_ON_TLS, log_dropped_headers, reject_response
 from gateway.downstream.request import HeadRejected, RequestHead, check_head, host_var, new_request_id
+from gateway.downstream.shared import SharedState
 from gateway.tls.engine.app_transport import TlsTransport
 
 if TYPE_CHECKING:
     from gateway.settings import Listener
 
-__all__ = ["MAX_PIPELINE", "HttpConnection", "State"]
-
-#: the state a connection shares with the others of its process: ``proxy.state.ProxyState``, which a connection
-#: knows only as a ``ConnectionState`` (the exchange created for each request may know more of it)
-State = TypeVar("State", bound="ConnectionState[Any]")
+__all__ = ["MAX_PIPELINE", "HttpConnection"]
 
 MAX_PIPELINE = 32
 
@@ -58,7 +55,7 @@ _T_NONE, _T_KEEPALIVE, _T_HEAD, _T_BODY = 0, 1, 2, 3  # timer mode
 FIRST_REQUEST_GRACE = 1.0
 
 
-class HttpConnection(asyncio.Protocol, Generic[State]):
+class HttpConnection(asyncio.Protocol):
     """Base protocol: one per downstream connection. Subclasses add the parser and ``data_received``."""
 
     __slots__ = (
@@ -93,7 +90,7 @@ class HttpConnection(asyncio.Protocol, Generic[State]):
         "transport",
     )
 
-    def __init__(self, state: State, listener: Listener) -> None:
+    def __init__(self, state: SharedState, listener: Listener) -> None:
         self.state = state
         self.listener = listener
         self.loop = asyncio.get_running_loop()
@@ -140,7 +137,7 @@ class HttpConnection(asyncio.Protocol, Generic[State]):
         state = self.state
         self.peer_trusted = state.is_trusted(self.peer_ip)
         self.conn_id = state.register(self)
-        timeout = float(state.settings.client_header_timeout)
+        timeout = state.client_header_timeout
         if self.closing:  # accepted as the process stops: serve the request already on its way, if it comes soon
             timeout = min(timeout, FIRST_REQUEST_GRACE)
         self._set_deadline(self.loop.time() + timeout, _T_KEEPALIVE)
@@ -227,7 +224,7 @@ class HttpConnection(asyncio.Protocol, Generic[State]):
         if not self._reading_counted:
             self._reading_counted = True
             self.state.connections_reading += 1
-        when = self.loop.time() + self.state.settings.client_header_timeout
+        when = self.loop.time() + self.state.client_header_timeout
         if self._timer is None or self._timer.when() > when:
             self._set_deadline(when, _T_HEAD)
         else:  # ``_set_deadline``'s common case, without the call
@@ -257,7 +254,7 @@ class HttpConnection(asyncio.Protocol, Generic[State]):
         self.parsing = ex
         if head.has_body:
             self._phase = _BODY
-            self._set_deadline(self.loop.time() + state.settings.client_body_timeout, _T_BODY)
+            self._set_deadline(self.loop.time() + state.client_body_timeout, _T_BODY)
         else:
             self._phase = _IDLE
             self._timer_mode = _T_NONE
@@ -273,7 +270,7 @@ class HttpConnection(asyncio.Protocol, Generic[State]):
     def _body(self, data: bytes) -> None:
         ex = self.parsing
         if ex is not None:
-            self._deadline = self.loop.time() + self.state.settings.client_body_timeout
+            self._deadline = self.loop.time() + self.state.client_body_timeout
             ex.feed_body(data)
 
     def _message_complete(self) -> None:
@@ -426,8 +423,8 @@ class HttpConnection(asyncio.Protocol, Generic[State]):
 
     # ================================================================== the one timer
     def _arm_keepalive(self) -> None:
-        settings = self.state.settings
-        timeout = settings.keepalive_timeout
+        state = self.state
+        timeout = state.keepalive_timeout
         if timeout <= 0 or self.closing:
             self._close()
             return
@@ -441,7 +438,7 @@ class HttpConnection(asyncio.Protocol, Generic[State]):
             self._timer_mode = _T_KEEPALIVE
             self._deadline = when
             return
-        self._set_deadline(when, _T_KEEPALIVE, now + min(timeout, settings.client_header_timeout))
+        self._set_deadline(when, _T_KEEPALIVE, now + min(timeout, state.client_header_timeout))
 
     def _set_deadline(self, when: float, mode: int, fire_at: float | None = None) -> None:
         """Move the deadline; the one handle is replaced only when it would fire after ``when``.

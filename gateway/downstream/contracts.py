@@ -1,26 +1,22 @@
-"""What the downstream side needs of the proxy above it, as Protocols: the shared state and the exchange.
+"""What the downstream side needs of the proxy above it, as Protocols: the exchange and what a listener reads.
 
 ``gateway.downstream`` sits below ``gateway.proxy``: the proxy's ``ProxyState`` is handed to every connection and
 listener, and its ``Exchange`` class is handed down as ``exchange_type``, so that nothing here imports the proxy.
-These Protocols name exactly what is used of them; ``ProxyState`` and ``Exchange`` satisfy them as they are.
+These Protocols name exactly what is used of them; ``ProxyState`` and ``Exchange`` satisfy them as they are. What
+the connections share is a class, not a Protocol: ``shared.SharedState`` (it says why), ``ProxyState``'s base.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
-from gateway.downstream.headers import DateCache, HeaderPolicy
-from gateway.downstream.request import HeadLimits, RequestHead
-from gateway.observability.accesslog import AccessLog
+from gateway.downstream.request import RequestHead
 from gateway.observability.errorlog import ErrorLog
 from gateway.settings import Settings
 from gateway.tls.served.certificates import CertificateIndex
 
-__all__ = ["ConnectionState", "DownstreamExchange", "ListenerState"]
-
-#: the connection class a state registers (``connection.HttpConnection``)
-Conn_contra = TypeVar("Conn_contra", contravariant=True)
+__all__ = ["DownstreamExchange", "ListenerState"]
 
 
 class DownstreamExchange(Protocol):
@@ -46,46 +42,6 @@ class DownstreamExchange(Protocol):
     def on_client_pause_writing(self) -> None: ...
 
     def on_client_resume_writing(self) -> None: ...
-
-
-class ConnectionState(Protocol[Conn_contra]):
-    """What every downstream connection of a process shares (``proxy.state.ProxyState``)."""
-
-    #: nginx ``stub_status`` counters, updated by the connections
-    connections_reading: int
-    connections_writing: int
-    total_requests: int
-
-    @property
-    def settings(self) -> Settings: ...
-
-    @property
-    def error_log(self) -> ErrorLog: ...
-
-    @property
-    def access_log(self) -> AccessLog: ...
-
-    @property
-    def date(self) -> DateCache: ...
-
-    @property
-    def header_policy(self) -> HeaderPolicy: ...
-
-    @property
-    def head_limits(self) -> HeadLimits: ...
-
-    @property
-    def exchange_type(self) -> Callable[[Conn_contra, RequestHead], DownstreamExchange]:
-        """What a connection creates per request head."""
-        ...
-
-    def is_trusted(self, ip: str) -> bool: ...
-
-    def real_ip(self, peer_ip: str, head: RequestHead) -> str: ...
-
-    def register(self, conn: Conn_contra) -> int: ...
-
-    def unregister(self, conn: Conn_contra) -> None: ...
 
 
 class _Plugins(Protocol):

@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING, Any, cast
 import h11
 import httptools
 
-from gateway.downstream.connection import HttpConnection, State
+from gateway.downstream.connection import HttpConnection
 from gateway.downstream.request import HeadRejected, RequestHead
 
 if TYPE_CHECKING:
+    from gateway.downstream.shared import SharedState
     from gateway.settings import Listener
 
 __all__ = ["PROTOCOLS", "H11Protocol", "HttpToolsProtocol"]
@@ -36,12 +37,12 @@ class _NoCallbacks:
 _SPENT_PARSER = httptools.HttpRequestParser(_NoCallbacks())
 
 
-class HttpToolsProtocol(HttpConnection[State]):
+class HttpToolsProtocol(HttpConnection):
     """llhttp-based downstream connection."""
 
     __slots__ = ("_head_bytes", "_headers", "_parser", "_url")
 
-    def __init__(self, state: State, listener: Listener) -> None:
+    def __init__(self, state: SharedState, listener: Listener) -> None:
         super().__init__(state, listener)
         self._parser = httptools.HttpRequestParser(self)
         self._url = b""
@@ -116,12 +117,12 @@ class HttpToolsProtocol(HttpConnection[State]):
         self._message_complete()
 
 
-class H11Protocol(HttpConnection[State]):
+class H11Protocol(HttpConnection):
     """h11-based downstream connection (one ``h11.Connection`` per request, fed the leftover bytes)."""
 
     __slots__ = ("_h11",)
 
-    def __init__(self, state: State, listener: Listener) -> None:
+    def __init__(self, state: SharedState, listener: Listener) -> None:
         super().__init__(state, listener)
         self._h11 = self._new_parser()
 
@@ -200,4 +201,4 @@ def _copy(data: bytes | bytearray) -> bytes:
     return bytes(data)
 
 
-PROTOCOLS: dict[str, type[HttpConnection[Any]]] = {"httptools": HttpToolsProtocol, "h11": H11Protocol}
+PROTOCOLS: dict[str, type[HttpConnection]] = {"httptools": HttpToolsProtocol, "h11": H11Protocol}

@@ -7,9 +7,6 @@ handler for the status (501, 497). The connection writes the answer and closes.
 
 from __future__ import annotations
 
-from typing import Any
-
-from gateway.downstream.contracts import ConnectionState
 from gateway.downstream.generated import render_generated
 from gateway.downstream.request import RequestHead
 from gateway.downstream.responses import (
@@ -19,6 +16,7 @@ from gateway.downstream.responses import (
     error_body,
     error_page_mime,
 )
+from gateway.downstream.shared import SharedState
 from gateway.observability.errorlog import ErrorLog, request_context
 
 __all__ = ["PLAIN_HTTP_ON_TLS", "log_dropped_headers", "reject_response"]
@@ -28,7 +26,7 @@ PLAIN_HTTP_ON_TLS = 497
 
 
 def reject_response(
-    status: int, head: RequestHead | None, request_id: str, state: ConnectionState[Any]
+    status: int, head: RequestHead | None, request_id: str, state: SharedState
 ) -> tuple[bytes, int, int]:
     """The bytes answering a rejected request, the status sent (494 and 497 are sent as 400), the body's length."""
     sent = 400 if status in (494, PLAIN_HTTP_ON_TLS) else status

@@ -13,7 +13,7 @@ import asyncio
 import enum
 import functools
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from gateway.downstream.flow import FlowControl
 from gateway.downstream.generated import render_generated
@@ -39,7 +39,9 @@ from gateway.upstream.service import ServiceTarget
 if TYPE_CHECKING:
     from gateway.downstream.contracts import DownstreamExchange
     from gateway.downstream.request import RequestHead
+    from gateway.downstream.shared import SharedState
     from gateway.plugins.chains import Chain
+    from gateway.proxy.context import ProxyContext
     from gateway.proxy.router import Match
     from gateway.runtime.snapshot import Snapshot
 
@@ -63,7 +65,7 @@ class ClientConnection(Protocol):
     A Protocol rather than ``HttpConnection`` so that a compiled exchange (mypyc checks the class of what an attribute
     typed with a compiled class is given) accepts either."""
 
-    state: Any
+    state: SharedState
     loop: asyncio.AbstractEventLoop
     limits: HeadLimits
     flow: FlowControl
@@ -163,11 +165,15 @@ class ExchangeBase:
         "snapshot",
         "stage",
         "start",
+        "state",
         "status",
     )
 
     def __init__(self, conn: ClientConnection, head: RequestHead) -> None:
         self.conn = conn
+        #: the process's state, as its class (``conn.state`` is it, known to the connection as its downstream half):
+        #: compiled, every read of it is a struct field, not a lookup by name
+        self.state = cast("ProxyContext", conn.state)
         self.head = head
         self.snapshot: Snapshot | None = None
         self.request_id = new_request_id()
@@ -237,7 +243,7 @@ class ExchangeBase:
     def _crashed(self, exc: Exception) -> None:
         """A bug in a callback of this exchange: log it at ``alert`` and still answer (500, or close mid-response)."""
         conn = self.conn
-        conn.state.error_log.loop_exception(None, {"message": "request processing failed", "exception": exc})
+        self.state.error_log.loop_exception(None, {"message": "request processing failed", "exception": exc})
         self._abort_upstream()
         if self.stage == DONE:
             return
@@ -299,8 +305,7 @@ class ExchangeBase:
     ) -> None:
         """nginx ``error_page`` -> Kong's error handler: Accept, then Content-Type, then error_default_type."""
         head = self.head
-        conn = self.conn
-        default_type = conn.state.settings.error_default_type
+        default_type = self.state.settings.error_default_type
         sent_status = 400 if status == 494 else status
         if error_page_grpc(head.accept, head.content_type, default_type):  # grpc_status rule 4
             message = ERROR_MESSAGES[status]
@@ -344,8 +349,8 @@ class ExchangeBase:
             body,
             content_type,
             keep_alive=keep,
-            policy=conn.state.header_policy,
-            date=conn.state.date,
+            policy=self.state.header_policy,
+            date=self.state.date,
             request_id=self.request_id,
             latency_ms=latency,
             extra=extra,

@@ -32,7 +32,7 @@ class ResponseRelay(StreamTries):
     def on_upstream_head(self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]]) -> None:
         conn = self.conn
         now = conn.loop.time()
-        state = conn.state
+        state = self.state
         policy = state.header_policy
         head = self.head
         self.status = status
@@ -111,9 +111,9 @@ class ResponseRelay(StreamTries):
             flow = up.flow
             if flow is not None and flow.read_paused:
                 up.resume_reading()
-            pool = self.conn.state.pool
+            pool = self.state.pool
             saved = pool.release(up, keep_alive and self._body_done and not self._discarding)
-            if pool.size > 0 and self.conn.state.error_log.debug_enabled:
+            if pool.size > 0 and self.state.error_log.debug_enabled:
                 self._debug_pool_release(pool, up, saved)
         self.stage = RESPONDED
         if not self._body_done:
@@ -133,7 +133,7 @@ class ResponseRelay(StreamTries):
     def on_upstream_trailing(self, text: str) -> None:
         """Bytes followed the complete response: the connection is closed, not pooled (nginx warns)."""
         conn = self.conn
-        conn.state.error_log.log(
+        self.state.error_log.log(
             "warn", f"{text} while {Phase.READING_BODY.value}", conn.conn_id, self._context(self._upstream_label())
         )
 
@@ -145,7 +145,7 @@ class ResponseRelay(StreamTries):
             up.abort()
         failure = self._place(failure)
         if self.stage >= RESPONDING:
-            self.conn.state.error_log.log(
+            self.state.error_log.log(
                 failure.level, failure.text(), self.conn.conn_id, self._context(self._upstream_label())
             )
             self.stage = RESPONDED
@@ -192,7 +192,7 @@ class ResponseRelay(StreamTries):
 
     def _debug_pool_release(self, pool: UpstreamPool, up: UpstreamConnection, saved: bool) -> None:
         """Kong's ``keepalive saving / not saving connection`` and ``free connection pool`` debug lines."""
-        log = self.conn.state.error_log
+        log = self.state.error_log
         cid = self.conn.conn_id
         name = pool_name(up.key)
         where = f"host: {up.key[0]}:{up.key[1]}, name: {name}"

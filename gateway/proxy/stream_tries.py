@@ -36,10 +36,9 @@ class StreamTries(UpstreamTries):
 
     def _open_stream(self, service: ServiceTarget, key: tuple[Any, ...]) -> None:
         """A stream for this try: on a pooled connection with room, on one being opened, or on a new one (a task)."""
-        conn = self.conn
         # grpc_pass sends the client's request target as it came (nginx's unparsed URI), not Kong's $upstream_uri
         self._upstream_uri = self.head.target
-        pool = conn.state.pool.multiplexed
+        pool = self.state.pool.multiplexed
         h2_key = (service.protocol, key)
         stream = None if self._fresh_only else pool.stream(h2_key)
         self._fresh_only = False
@@ -69,7 +68,7 @@ class StreamTries(UpstreamTries):
     ) -> None:
         """The connection this exchange opened is up (or not): use it, then hand it to the exchanges waiting for it."""
         self._connect_task = None
-        pool = self.conn.state.pool.multiplexed
+        pool = self.state.pool.multiplexed
         if task.cancelled():  # this exchange's client left during the connect: the waiters connect themselves
             pool.settle(h2_conn, None, abandoned=True)
             return

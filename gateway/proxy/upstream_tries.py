@@ -89,14 +89,14 @@ class UpstreamTries(ExchangeBase):
     def _no_connector(self, protocol: str) -> None:
         """A service protocol without a connector: a bug of ours, still answered (502) and logged."""
         conn = self.conn
-        conn.state.error_log.error(f"no connector for service protocol '{protocol}'", conn.conn_id, self._context(None))
+        self.state.error_log.error(f"no connector for service protocol '{protocol}'", conn.conn_id, self._context(None))
         self._fail_final(UpstreamFailure(Kind.BUG, Phase.CONNECTING))
 
     def _log_notices(self, notices: tuple[tuple[str, str], ...]) -> None:
         """A TLS profile's notices (missing CA, unusable client certificate), logged per request as Kong's access phase
         does (rule 3)."""
         conn = self.conn
-        log = conn.state.error_log
+        log = self.state.error_log
         for level, text in notices:
             log.log(level, text, conn.conn_id, self._context(None))
 
@@ -128,7 +128,7 @@ class UpstreamTries(ExchangeBase):
         try:
             if balancer is not None:
                 if balancer.needs_dns(time.monotonic()):
-                    refresh = balancer.refresh_dns(conn.state.dns)  # in the background: stale addresses serve
+                    refresh = balancer.refresh_dns(self.state.dns)  # in the background: stale addresses serve
                     if balancer.unresolved():  # nothing to serve meanwhile: this request waits for the answer
                         self._connect_task = refresh
                         refresh.add_done_callback(self._balancer_resolved)
@@ -140,7 +140,7 @@ class UpstreamTries(ExchangeBase):
                     address = balancer.get_peer(handle)
                 except NoPeerError:
                     if retry:
-                        conn.state.error_log.error(
+                        self.state.error_log.error(
                             f"failed to retry the dns/balancer resolver for '{service.host}' with: "
                             "failure to get a peer from the ring-balancer",
                             conn.conn_id,
@@ -164,11 +164,11 @@ class UpstreamTries(ExchangeBase):
         if balancer is not None or (service.host_is_ip and host == service.host) or is_ip(host):
             self._connect(host.strip("[]"), port)
             return
-        addresses = conn.state.dns.cached(host)
+        addresses = self.state.dns.cached(host)
         if addresses is not None:
             self._connect(addresses[0], port)
             return
-        task = asyncio.ensure_future(conn.state.dns.resolve(host))
+        task = asyncio.ensure_future(self.state.dns.resolve(host))
         self._connect_task = task
         task.add_done_callback(lambda t: self._resolved(t, port))
 
@@ -181,7 +181,7 @@ class UpstreamTries(ExchangeBase):
         exc = task.exception()
         if exc is not None:  # a resolver bug: answer instead of asking again forever
             conn = self.conn
-            conn.state.error_log.error(f"balancer DNS refresh failed: {exc!r}", conn.conn_id, self._context(None))
+            self.state.error_log.error(f"balancer DNS refresh failed: {exc!r}", conn.conn_id, self._context(None))
             self._kong_error(503, "failure to get a peer from the ring-balancer")
             return
         self._pick_peer_and_connect()
@@ -194,7 +194,7 @@ class UpstreamTries(ExchangeBase):
         try:
             addresses = task.result()
         except NoPeerError as exc:
-            self.conn.state.error_log.error(
+            self.state.error_log.error(
                 f"DNS resolution failed: {exc.detail}. Tried: {self._service.host if self._service else ''}",
                 self.conn.conn_id,
                 self._context(None),
@@ -217,10 +217,10 @@ class UpstreamTries(ExchangeBase):
         if service.multiplexed:  # grpc/grpcs: a stream on a shared HTTP/2 connection (``proxy.stream_tries``)
             self._open_stream(service, key)
             return
-        pool = conn.state.pool
+        pool = self.state.pool
         up = None if self._fresh_only else pool.acquire(key)
         self._fresh_only = False
-        if pool.size > 0 and conn.state.error_log.debug_enabled:
+        if pool.size > 0 and self.state.error_log.debug_enabled:
             self._debug_pool_acquire(pool, key, up)
         if up is not None:
             TLS.upstream_connection(service.name or service.host, True)
@@ -356,7 +356,7 @@ class UpstreamTries(ExchangeBase):
             self._tls_error = failure.detail
         else:
             self._tls_failure = None
-        conn.state.error_log.log(failure.level, failure.text(), conn.conn_id, self._context(self._upstream_label()))
+        self.state.error_log.log(failure.level, failure.text(), conn.conn_id, self._context(self._upstream_label()))
         if reused and failure.stale and self.head.method not in NON_IDEMPOTENT:
             # a keepalive connection the peer closed under us: does not use up a try
             self._fresh_only = True
@@ -396,13 +396,13 @@ class UpstreamTries(ExchangeBase):
         now = self.conn.loop.time()
         upstream_latency = to_ms(now - self._sent_at) if self._sent_at else 0
         extra: tuple[tuple[str, str], ...] = ()
-        if failure.in_handshake and self._tls_error is not None and self.conn.state.settings.debug_tls_errors:
+        if failure.in_handshake and self._tls_error is not None and self.state.settings.debug_tls_errors:
             extra = (("X-Gateway-TLS-Error", self._tls_error),)
         self._respond_error(status, proxied=True, upstream_latency_ms=upstream_latency, extra=extra)
 
     def _debug_pool_acquire(self, pool: UpstreamPool, key: tuple[Any, ...], up: UpstreamConnection | None) -> None:
         """Kong's balancer debug lines (``enabled connection keepalive``, ``keepalive reusing/no free``)."""
-        log = self.conn.state.error_log
+        log = self.state.error_log
         cid = self.conn.conn_id
         ctx = self._context(self._upstream_label())
         name = pool_name(key)

@@ -18,7 +18,7 @@ Kong's rules (``kong/runloop/handler.lua`` access and header-filter phases, ``ng
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import TYPE_CHECKING, Final, cast
 
 from gateway.plugins import run_header_filter
 from gateway.proxy.response_head import scan_headers
@@ -55,8 +55,7 @@ def upgrade_request(fixed: bytes) -> bytes:
 
 def switching_head(ex: ExchangeBase, reason: bytes, headers: list[tuple[bytes, bytes]], now: float) -> bytes:
     """Rule 2: the 101 head the client gets."""
-    conn = ex.conn
-    state = conn.state
+    state = ex.state
     policy = state.header_policy
     upgrade: bytes | None = None
     for name, value in headers:
@@ -97,7 +96,7 @@ def start_tunnel(ex: ExchangeBase, upstream: asyncio.Transport, first_down: byte
     still hold corked; the rest flows straight between the transports. When the client side ends, the HTTP
     connection's own ``connection_lost`` runs (the access line with status 101 and the tunnelled bytes, the books).
     """
-    conn = cast("HttpConnection[Any]", ex.conn)  # an upgrade is HTTP/1.1's: the exchange's connection is one
+    conn = cast("HttpConnection", ex.conn)  # an upgrade is HTTP/1.1's: the exchange's connection is one
     service = ex._service
     ex._up = None
     client = conn.transport

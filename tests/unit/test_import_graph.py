@@ -97,7 +97,7 @@ def test_the_graph_is_read() -> None:
     edges = graph()
     # a known edge of each kind: module level, and inside TYPE_CHECKING
     assert "gateway.tls.engine.session" in edges["gateway.tls.engine.transport"]
-    assert "gateway.downstream.connection" in edges["gateway.proxy.state"]
+    assert "gateway.proxy.context" in edges["gateway.proxy.exchange_base"]
     assert circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 

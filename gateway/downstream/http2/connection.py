@@ -39,7 +39,7 @@ from h2.errors import ErrorCodes
 from h2.exceptions import ProtocolError
 from h2.settings import SettingCodes, Settings
 
-from gateway.downstream.contracts import ConnectionState, DownstreamExchange
+from gateway.downstream.contracts import DownstreamExchange
 from gateway.downstream.flow import peer_and_port
 from gateway.downstream.http2.hpack_out import LiteralEncoder
 from gateway.downstream.http2.limits import HEADER_TABLE_SIZE, MAX_CONCURRENT_STREAMS, Flood, FloodCounter
@@ -47,6 +47,7 @@ from gateway.downstream.http2.request import error_code, request_head
 from gateway.downstream.http2.stream import H2Stream
 from gateway.downstream.rejects import reject_response
 from gateway.downstream.request import HeadRejected, RequestHead, check_head, host_var, new_request_id
+from gateway.downstream.shared import SharedState
 
 if TYPE_CHECKING:
     from gateway.settings import Listener
@@ -94,7 +95,7 @@ class H2Connection(asyncio.Protocol):
         "write_paused",
     )
 
-    def __init__(self, state: ConnectionState[Any], listener: Listener) -> None:
+    def __init__(self, state: SharedState, listener: Listener) -> None:
         self.state = state
         self.listener = listener
         self.loop = asyncio.get_running_loop()
@@ -132,7 +133,7 @@ class H2Connection(asyncio.Protocol):
         self.sni = getattr(tls, "sni", None)
         state = self.state
         self.peer_trusted = state.is_trusted(self.peer_ip)
-        self.conn_id = state.register(cast(Any, self))
+        self.conn_id = state.register(self)
         h2 = self.h2
         header_list = self.limits.total
         # initial values (not ``update``, which only queues changes until the client ACKs them)
@@ -175,7 +176,7 @@ class H2Connection(asyncio.Protocol):
         for stream in list(self.streams.values()):
             stream.client_reset()
         self.streams.clear()
-        self.state.unregister(cast(Any, self))
+        self.state.unregister(self)
 
     def eof_received(self) -> bool | None:
         return False

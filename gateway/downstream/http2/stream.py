@@ -34,8 +34,8 @@ from gateway.downstream.http2.response import HOP_BY_HOP, Headers, ResponseTrans
 if TYPE_CHECKING:
     from h2.connection import H2Connection as H2Machine
 
-    from gateway.downstream.contracts import ConnectionState
     from gateway.downstream.request import HeadLimits, RequestHead
+    from gateway.downstream.shared import SharedState
 
 __all__ = ["PENDING_HIGH", "PENDING_LOW", "SEND_TIMEOUT", "H2Stream", "StreamOwner"]
 
@@ -51,7 +51,7 @@ PENDING_LOW = 16 * 1024
 class StreamOwner(Protocol):
     """What a stream uses of its connection (``http2.connection.H2Connection``)."""
 
-    state: ConnectionState[Any]
+    state: SharedState
     loop: asyncio.AbstractEventLoop
     limits: HeadLimits
     h2: H2Machine

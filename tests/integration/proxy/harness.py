@@ -135,8 +135,9 @@ async def running_gateway(
         server.close()
         state.begin_shutdown()
         for conn in list(state.connections):
-            if conn.transport is not None:
-                conn.transport.abort()
+            transport = getattr(conn, "transport", None)  # an HttpConnection's (registered: any connection)
+            if transport is not None:
+                transport.abort()
         await state.wait_idle(2)
         state.close()
         await server.wait_closed()

@@ -114,8 +114,9 @@ async def running_stream(
             for endpoint in (getattr(item, "client", None), getattr(item, "upstream", None)):
                 if endpoint is not None:
                     endpoint.abort()
-            if getattr(item, "raw", None) is not None:
-                item.raw.abort()
+            raw = getattr(item, "raw", None)
+            if raw is not None:
+                raw.abort()
         await state.wait_idle(2)
         state.close()
         for server in servers:

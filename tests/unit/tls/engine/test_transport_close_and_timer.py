@@ -6,12 +6,17 @@ from __future__ import annotations
 import asyncio
 import io
 import ssl
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 from gateway.downstream.connection import HttpConnection
-from gateway.downstream.request import HeadLimits
+from gateway.downstream.shared import SharedState
 from gateway.downstream.tls_listener import FirstBytes
+from gateway.observability.accesslog import AccessLog
+from gateway.observability.errorlog import ErrorLog
+from gateway.proxy.exchange import Exchange
+from gateway.settings import load_settings
 from gateway.tls.engine.app_transport import TlsTransport
 from gateway.tls.engine.transport import TlsProtocol
 from tests.fixtures.certs import make_ca, make_cert
@@ -106,7 +111,7 @@ async def test_close_with_sends_the_data_and_close_notify_in_one_write() -> None
     assert len(raw.writes) == 1
 
 
-async def test_http_connection_closes_a_corked_response_with_close_with() -> None:
+async def test_http_connection_closes_a_corked_response_with_close_with(tmp_path: Path) -> None:
     calls: list[Any] = []
 
     class Transport:  # what HttpConnection._close sees: the TLS transport or any other
@@ -130,8 +135,9 @@ async def test_http_connection_closes_a_corked_response_with_close_with() -> Non
 
     # built through __init__ (not __new__ and a few attributes): the class may be compiled (mypyc), whose instances
     # have every attribute set by __init__
-    state = SimpleNamespace(head_limits=HeadLimits(8192, 4, 0))
-    conn: HttpConnection[Any] = HttpConnection(state, SimpleNamespace(port=8000))  # type: ignore[arg-type]
+    settings = load_settings(env={}, overrides={"prefix": str(tmp_path), "admin_listen": "off"})
+    state = SharedState(settings, ErrorLog(None, stream=io.StringIO()), AccessLog(None), Exchange)
+    conn = HttpConnection(state, SimpleNamespace(port=8000))  # type: ignore[arg-type]
     conn._out = [b"a", b"b"]
     conn.transport = Transport()  # type: ignore[assignment]
     conn._close()
