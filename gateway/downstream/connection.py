@@ -20,8 +20,7 @@ Rules:
 4. A header with an invalid name (``request.check_head``) is dropped and the request goes on, with nginx's
    ``info`` line (``rejects.log_dropped_headers``). Malformed input gets nginx's answer (``rejects``) and the
    connection is closed after it. Head and body timeouts close silently (a body timeout is logged 408).
-5. Counters follow nginx's stub_status: reading = connections reading a request head, writing =
-   connections with a request in progress, waiting = the rest.
+5. Counters follow nginx's stub_status: reading a request head, with a request in progress, waiting (the rest).
 6. Plain HTTP on an ``ssl`` listener (handed over unencrypted, as nginx does when the first byte is not a TLS
    record): malformed input still gets the normal 400, a well-formed request nginx's internal 497 (its built-in
    400 page "The plain HTTP request was sent to HTTPS port"); then the connection is closed.
@@ -31,7 +30,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from gateway.downstream.contracts import DownstreamExchange
 from gateway.downstream.flow import PAUSE_PIPELINE, FlowControl, peer_and_port
@@ -45,10 +44,15 @@ if TYPE_CHECKING:
 
 __all__ = ["MAX_PIPELINE", "HttpConnection"]
 
-MAX_PIPELINE = 32
+MAX_PIPELINE: Final = 32
 
-_IDLE, _HEAD, _BODY = 0, 1, 2  # parse phase
-_T_NONE, _T_KEEPALIVE, _T_HEAD, _T_BODY = 0, 1, 2, 3  # timer mode
+_IDLE: Final = 0  # the parse phase (``_phase``): no request, its head, its body
+_HEAD: Final = 1
+_BODY: Final = 2
+_T_NONE: Final = 0  # what the one timer is for (``_timer_mode``)
+_T_KEEPALIVE: Final = 1
+_T_HEAD: Final = 2
+_T_BODY: Final = 3
 #: seconds a connection that has not sent its first request yet still gets once the process stops (its request may
 #: be on the wire: the client connected just before the stop); a keepalive connection between requests is closed
 #: at once, as nginx closes idle connections on a graceful shutdown

@@ -14,14 +14,15 @@ produces bytes for this transport checks it and pauses its own source.
 from __future__ import annotations
 
 import asyncio
+from typing import Final
 
 __all__ = ["BODY_HIGH_WATER", "PAUSE_BUFFER", "PAUSE_PEER", "PAUSE_PIPELINE", "FlowControl", "peer_and_port"]
 
-PAUSE_PEER = 1  # the other side of the proxy cannot accept more bytes
-PAUSE_PIPELINE = 2  # too many pipelined requests queued
-PAUSE_BUFFER = 4  # too much request body buffered while the upstream connection is being set up
+PAUSE_PEER: Final = 1  # the other side of the proxy cannot accept more bytes
+PAUSE_PIPELINE: Final = 2  # too many pipelined requests queued
+PAUSE_BUFFER: Final = 4  # too much request body buffered while the upstream connection is being set up
 
-BODY_HIGH_WATER = 64 * 1024
+BODY_HIGH_WATER: Final = 64 * 1024
 
 
 class FlowControl:

@@ -25,7 +25,7 @@ import operator
 import time
 from collections.abc import Callable, Iterable
 from email.utils import formatdate
-from typing import Any
+from typing import Any, Final
 
 from gateway.version import SERVER_TOKEN
 
@@ -54,10 +54,10 @@ __all__ = [
 
 SERVER_HEADER = b"Server: " + SERVER_TOKEN.encode() + b"\r\n"
 VIA_VALUE = "1.1 " + SERVER_TOKEN
-_VIA_LINE = b"Via: " + VIA_VALUE.encode() + b"\r\n"
+_VIA_LINE: Final = b"Via: " + VIA_VALUE.encode() + b"\r\n"
 
 # lowercase names dropped from the client's headers before they are appended to ours
-REQUEST_HOP_BY_HOP = frozenset(
+REQUEST_HOP_BY_HOP: Final = frozenset(
     (
         "connection",
         "keep-alive",
@@ -80,7 +80,7 @@ REQUEST_HOP_BY_HOP = frozenset(
     )
 )
 
-RESPONSE_HOP_BY_HOP = frozenset(("connection", "keep-alive", "transfer-encoding", "content-length", "upgrade"))
+RESPONSE_HOP_BY_HOP: Final = frozenset(("connection", "keep-alive", "transfer-encoding", "content-length", "upgrade"))
 
 
 def connection_tokens(value: str | None) -> list[str]:

@@ -12,7 +12,7 @@ complete) are done here, because only the parser callbacks see partial lines.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import h11
 import httptools
@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 
 __all__ = ["PROTOCOLS", "H11Protocol", "HttpToolsProtocol"]
 
-_HEAD, _IDLE = 1, 0
+_HEAD: Final = 1
+_IDLE: Final = 0
 
 
 class _NoCallbacks:

@@ -34,6 +34,7 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Sequence
+from typing import Final
 
 __all__ = ["DroppedHeader", "HeadLimits", "HeadRejected", "RequestHead", "check_head", "host_var", "new_request_id"]
 
@@ -218,8 +219,8 @@ _KINDS = {
 _INVALID_CHAR = re.compile(r"[^0-9A-Za-z-]")
 _INVALID_WITH_UNDERSCORES = re.compile(r"[^0-9A-Za-z_-]")
 #: bounds of ``HeadLimits.names``: real header names are short and few
-_CACHED_NAME_LENGTH = 64
-_CACHED_NAMES = 1024
+_CACHED_NAME_LENGTH: Final = 64
+_CACHED_NAMES: Final = 1024
 
 
 #: the kinds whose first value ``check_head`` records on the head as an attribute of the same meaning

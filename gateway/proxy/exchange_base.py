@@ -13,7 +13,7 @@ import asyncio
 import enum
 import functools
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Final, Protocol, cast
 
 from gateway.downstream.flow import FlowControl
 from gateway.downstream.generated import render_generated
@@ -100,7 +100,10 @@ class Stage(enum.IntEnum):
     DONE = 3
 
 
-PROXYING, RESPONDING, RESPONDED, DONE = Stage
+PROXYING: Final = Stage.PROXYING
+RESPONDING: Final = Stage.RESPONDING
+RESPONDED: Final = Stage.RESPONDED
+DONE: Final = Stage.DONE
 
 
 def guarded(callback: Callable[..., None]) -> Callable[..., None]:

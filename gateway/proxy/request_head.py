@@ -16,7 +16,7 @@ fixed text is compiled once and only the values are filled in (the hot path;
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from gateway.downstream.headers import VIA_VALUE, HeaderPolicy, connection_tokens
 
@@ -26,8 +26,8 @@ if TYPE_CHECKING:
 
 __all__ = ["fixed_headers", "forwarded_lines", "lead_headers", "lists_trailers"]
 
-_VIA_10 = "1 " + VIA_VALUE[4:]  # the Via entry of an HTTP/1.0 client's request
-_CRLF = "\r\n"
+_VIA_10: Final = "1 " + VIA_VALUE[4:]  # the Via entry of an HTTP/1.0 client's request
+_CRLF: Final = "\r\n"
 
 
 def lists_trailers(te: str) -> bool:

@@ -9,16 +9,26 @@ HTTP/1.1 client, else a body delimited by the close (HTTP/1.0). One dict lookup 
 
 from __future__ import annotations
 
+from typing import Final
+
 from gateway.downstream.headers import RESPONSE_HOP_BY_HOP, VIA_VALUE, connection_tokens
 from gateway.proxy.request_head import lists_trailers
 
 __all__ = ["Framing", "UpstreamHeaders", "framing", "scan_headers"]
 
-_VIA_BYTES = VIA_VALUE.encode()
-_HOP_BY_HOP_BYTES = frozenset(name.encode() for name in RESPONSE_HOP_BY_HOP)
-_OTHER, _SERVER, _DATE, _CONTENT_TYPE, _CONTENT_LENGTH, _CONNECTION, _VIA, _TRAILER, _HOP_BY_HOP = range(9)
+_VIA_BYTES: Final = VIA_VALUE.encode()
+_HOP_BY_HOP_BYTES: Final = frozenset(name.encode() for name in RESPONSE_HOP_BY_HOP)
+_OTHER: Final = 0
+_SERVER: Final = 1
+_DATE: Final = 2
+_CONTENT_TYPE: Final = 3
+_CONTENT_LENGTH: Final = 4
+_CONNECTION: Final = 5
+_VIA: Final = 6
+_TRAILER: Final = 7
+_HOP_BY_HOP: Final = 8
 #: upstream response header names (lowercase) that are not copied as they are (any other name is ``_OTHER``)
-_KINDS = {
+_KINDS: Final[dict[bytes, int]] = {
     b"server": _SERVER,
     b"date": _DATE,
     b"content-type": _CONTENT_TYPE,
@@ -28,12 +38,12 @@ _KINDS = {
     b"trailer": _TRAILER,
     **{name: _HOP_BY_HOP for name in _HOP_BY_HOP_BYTES - {b"connection", b"content-length"}},
 }
-_VIA_SLOT = b"\x00via"  # placeholder for the Via line in the upstream's header list
+_VIA_SLOT: Final = b"\x00via"  # placeholder for the Via line in the upstream's header list
 #: the kind of each header name as the upstream spelled it: an upstream sends the same few names in every response,
 #: so a lookup here replaces a ``lower()`` and a lookup per header; bounded like ``request.HeadLimits.names``
-_SEEN: dict[bytes, int] = {}
-_SEEN_NAME_LENGTH = 64
-_SEEN_NAMES = 1024
+_SEEN: Final[dict[bytes, int]] = {}
+_SEEN_NAME_LENGTH: Final = 64
+_SEEN_NAMES: Final = 1024
 
 
 #: what passes of the upstream's headers: (lines in their order, ``Via`` already rewritten; Content-Type;

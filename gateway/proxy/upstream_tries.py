@@ -8,7 +8,7 @@ import asyncio
 import functools
 import os
 import time
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
 from gateway.downstream.flow import PAUSE_BUFFER, PAUSE_PEER
 from gateway.downstream.generated import CONTINUE_100
@@ -36,8 +36,8 @@ class _Abortable(Protocol):
 
 _Up = TypeVar("_Up", bound=_Abortable)
 
-REPLAY_LIMIT = 64 * 1024
-NON_IDEMPOTENT = frozenset(("POST", "LOCK", "PATCH"))
+REPLAY_LIMIT: Final = 64 * 1024
+NON_IDEMPOTENT: Final = frozenset(("POST", "LOCK", "PATCH"))
 
 
 class UpstreamTries(ExchangeBase):

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import http
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from h2.errors import ErrorCodes
 
@@ -37,9 +37,10 @@ from gateway.upstream.h2.request import Headers, RequestTranslator
 __all__ = ["PENDING_HIGH", "PENDING_LOW", "H2UpstreamStream", "StreamOwner", "StreamTransport"]
 
 #: request bytes held back by flow control above which the client's reading pauses, and below which it resumes
-PENDING_HIGH = 64 * 1024
-PENDING_LOW = 16 * 1024
-_BY_WINDOW, _BY_TRANSPORT = 1, 2
+PENDING_HIGH: Final = 64 * 1024
+PENDING_LOW: Final = 16 * 1024
+_BY_WINDOW: Final = 1
+_BY_TRANSPORT: Final = 2
 
 
 class StreamOwner(Protocol):
