@@ -38,7 +38,7 @@ from typing import Final
 
 __all__ = ["DroppedHeader", "HeadLimits", "HeadRejected", "RequestHead", "check_head", "host_var", "new_request_id"]
 
-_getrandbits = random.getrandbits
+_getrandbits: Final = random.getrandbits
 
 
 def new_request_id() -> str:
@@ -185,24 +185,23 @@ class RequestHead:
         return self.chunked or bool(self.content_length)
 
 
-(
-    _HOST,
-    _CONTENT_LENGTH,
-    _TRANSFER_ENCODING,
-    _CONNECTION,
-    _EXPECT,
-    _ACCEPT,
-    _CONTENT_TYPE,
-    _TE,
-    _VIA,
-    _X_FORWARDED_FOR,
-    _REFERER,
-    _USER_AGENT,
-    _OTHER,  # a valid name check_head has nothing to do with
-    _INVALID,  # a name nginx's ignore_invalid_headers drops
-) = range(14)
+#: the header kinds of ``check_head`` (``_KINDS``)
+_HOST: Final = 0
+_CONTENT_LENGTH: Final = 1
+_TRANSFER_ENCODING: Final = 2
+_CONNECTION: Final = 3
+_EXPECT: Final = 4
+_ACCEPT: Final = 5
+_CONTENT_TYPE: Final = 6
+_TE: Final = 7
+_VIA: Final = 8
+_X_FORWARDED_FOR: Final = 9
+_REFERER: Final = 10
+_USER_AGENT: Final = 11
+_OTHER: Final = 12  # a valid name check_head has nothing to do with
+_INVALID: Final = 13  # a name nginx's ignore_invalid_headers drops
 #: the lowercase header names ``check_head`` looks at: one dict lookup per header instead of a comparison chain
-_KINDS = {
+_KINDS: Final[dict[str, int]] = {
     "host": _HOST,
     "content-length": _CONTENT_LENGTH,
     "transfer-encoding": _TRANSFER_ENCODING,
@@ -216,15 +215,15 @@ _KINDS = {
     "referer": _REFERER,
     "user-agent": _USER_AGENT,
 }
-_INVALID_CHAR = re.compile(r"[^0-9A-Za-z-]")
-_INVALID_WITH_UNDERSCORES = re.compile(r"[^0-9A-Za-z_-]")
+_INVALID_CHAR: Final = re.compile(r"[^0-9A-Za-z-]")
+_INVALID_WITH_UNDERSCORES: Final = re.compile(r"[^0-9A-Za-z_-]")
 #: bounds of ``HeadLimits.names``: real header names are short and few
 _CACHED_NAME_LENGTH: Final = 64
 _CACHED_NAMES: Final = 1024
 
 
 #: the kinds whose first value ``check_head`` records on the head as an attribute of the same meaning
-_FIRST_VALUE = {
+_FIRST_VALUE: Final[dict[int, str]] = {
     _ACCEPT: "accept",
     _CONTENT_TYPE: "content_type",
     _TE: "te",

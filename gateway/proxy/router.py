@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Final
 
 from gateway.entities import route_regex
 from gateway.entities.net import normalize_path as _normalize_path
@@ -123,7 +123,7 @@ def upstream_uri_v1(strip_path: bool, prefix: str | None, req_uri: str, base: st
     return base + uri if uri != "/" else base
 
 
-_UNCACHED = Match.__new__(Match)  # "not in the match cache" (a cached answer may be None: no route)
+_UNCACHED: Final = Match.__new__(Match)  # "not in the match cache" (a cached answer may be None: no route)
 
 
 class Router:
