@@ -396,7 +396,7 @@ class H2Connection(asyncio.Protocol):
         return not self.streams
 
     def _idle(self) -> None:
-        timeout = float(self.state.settings.keepalive_timeout)
+        timeout = self.state.keepalive_timeout
         if timeout <= 0 or self.closing:
             self._goaway(ErrorCodes.NO_ERROR)
             return

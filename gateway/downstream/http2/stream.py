@@ -155,7 +155,7 @@ class H2Stream:
         #: ``_SEND_TIMER`` while the client's window holds our output) and until when (0: none); the connection's
         #: handle fires at the earliest of its streams' deadlines
         self._timer = _NO_TIMER
-        self._body_timeout = float(self.state.settings.client_body_timeout)
+        self._body_timeout = self.state.client_body_timeout
         self.deadline = 0.0
         if not remote_ended:
             self._timer = _BODY_TIMER
