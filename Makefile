@@ -27,7 +27,7 @@ $(BIN)/gateway: pyproject.toml
 MYPYC_FILES := $(shell grep -so '"gateway/[a-z0-9_/]*\.py"' gateway/compiled.py | tr -d '"')
 COMPILED    := $(if $(MYPYC_FILES),build/compiled.stamp)
 
-build/compiled.stamp: $(BIN)/gateway $(MYPYC_FILES)
+build/compiled.stamp: $(BIN)/gateway gateway/compiled.py $(MYPYC_FILES)
 	@mkdir -p build
 	@echo "compiling the request path with mypyc ($(words $(MYPYC_FILES)) modules; build/mypyc.log)"
 	@rm -f ./*__mypyc.*.so  # the previous build's shared library (its name is a hash of the list)

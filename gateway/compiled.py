@@ -56,6 +56,10 @@ FILES = (
     "gateway/upstream/connection.py",
     "gateway/upstream/pool.py",
     "gateway/upstream/h2/stream.py",
+    "gateway/tls/engine/raw.py",
+    "gateway/tls/engine/session.py",
+    "gateway/tls/engine/app_transport.py",
+    "gateway/tls/engine/transport.py",
 )
 
 _ROOT = Path(__file__).resolve().parent.parent

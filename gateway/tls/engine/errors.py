@@ -14,6 +14,7 @@ from OpenSSL import SSL
 from gateway.tls.engine.verify_codes import verify_error_text
 
 __all__ = [
+    "RawEngineUnavailable",
     "ReasonStyle",
     "TlsError",
     "TlsHandshakeError",
@@ -22,6 +23,11 @@ __all__ = [
     "error_queue",
     "openssl_reason",
 ]
+
+
+class RawEngineUnavailable(RuntimeError):
+    """The installed pyOpenSSL lacks an internal the data path needs (``raw.check_internals``): a start-up error,
+    with the names. Defined here, not in the compiled ``raw``: mypyc cannot subclass ``RuntimeError``."""
 
 
 class TlsError(Exception):

@@ -29,23 +29,17 @@ from typing import Any, Final
 
 from OpenSSL import SSL
 
+from gateway.tls.engine.errors import RawEngineUnavailable
+
 __all__ = [
     "OP_NO_RENEGOTIATION",
     "REQUIRED_CONNECTION_ATTRIBUTES",
     "REQUIRED_LIB_SYMBOLS",
+    "RawChannel",
     "RawEngineUnavailable",
     "check_internals",
-    "drain",
-    "encrypt",
-    "feed",
-    "read_all",
-    "receive",
-    "write_all",
+    "renegotiation_disabled",
 ]
-
-
-class RawEngineUnavailable(RuntimeError):
-    """The installed pyOpenSSL lacks an internal the data path needs: a start-up error, with the names."""
 
 
 #: what the data path calls on ``OpenSSL.SSL._lib`` (functions and constants)
@@ -107,23 +101,24 @@ _lib, _ffi = check_internals()
 OP_NO_RENEGOTIATION: Final[int] = _lib.SSL_OP_NO_RENEGOTIATION
 
 # One SSL_read returns at most one record (16 KiB); the drain buffer holds a typical response's ciphertext at once.
+# Every name below is Final: compiled (gateway/compiled.py), a Final global is a C static, any other a dict read.
 _READ_SIZE: Final = 65536
 _DRAIN_SIZE: Final = 262144
-_RBUF = _ffi.new("char[]", _READ_SIZE)
-_RVIEW = _ffi.buffer(_RBUF)
-_WBUF = _ffi.new("char[]", _DRAIN_SIZE)
-_WVIEW = _ffi.buffer(_WBUF)
-_NULL = _ffi.NULL
-_SSL_read = _lib.SSL_read
-_SSL_write = _lib.SSL_write
-_SSL_get_error = _lib.SSL_get_error
-_SSL_pending = _lib.SSL_pending
-_BIO_read = _lib.BIO_read
-_BIO_write = _lib.BIO_write
-_BIO_pending = _lib.BIO_get_mem_data  # for a memory BIO: the bytes it holds (BIO_ctrl_pending is not bound)
+_RBUF: Final[Any] = _ffi.new("char[]", _READ_SIZE)
+_RVIEW: Final[Any] = _ffi.buffer(_RBUF)
+_WBUF: Final[Any] = _ffi.new("char[]", _DRAIN_SIZE)
+_WVIEW: Final[Any] = _ffi.buffer(_WBUF)
+_NULL: Final[Any] = _ffi.NULL
+_SSL_read: Final[Any] = _lib.SSL_read
+_SSL_write: Final[Any] = _lib.SSL_write
+_SSL_get_error: Final[Any] = _lib.SSL_get_error
+_SSL_pending: Final[Any] = _lib.SSL_pending
+_BIO_read: Final[Any] = _lib.BIO_read
+_BIO_write: Final[Any] = _lib.BIO_write
+_BIO_pending: Final[Any] = _lib.BIO_get_mem_data  # a memory BIO's byte count (BIO_ctrl_pending is not bound)
 _WANT_READ: Final[int] = _lib.SSL_ERROR_WANT_READ
 _ZERO_RETURN: Final[int] = _lib.SSL_ERROR_ZERO_RETURN
-_from_buffer = _ffi.from_buffer
+_from_buffer: Final[Any] = _ffi.from_buffer
 
 
 def renegotiation_disabled(conn: SSL.Connection) -> bool:
@@ -131,164 +126,172 @@ def renegotiation_disabled(conn: SSL.Connection) -> bool:
     return bool(_lib.SSL_get_options(conn._ssl) & OP_NO_RENEGOTIATION)
 
 
-def _error_of(conn: SSL.Connection, result: int) -> SSL.Error:
-    """The exception pyOpenSSL's public call would have raised for ``result`` (its texts, its classes)."""
-    try:
-        conn._raise_ssl_error(conn._ssl, result)
-    except SSL.Error as exc:
-        return exc
-    return SSL.Error([("", "", "unknown TLS error")])
+class RawChannel:
+    """One connection's data path: its ``SSL`` handle and memory BIOs, read from pyOpenSSL once, at creation.
 
-
-def feed(conn: SSL.Connection, data: bytes) -> None:
-    """Ciphertext from the socket into the incoming memory BIO (it grows: every byte is taken)."""
-    _BIO_write(conn._into_ssl, data, len(data))
-
-
-def read_all(conn: SSL.Connection) -> tuple[bytes, bool, SSL.Error | None]:
-    """Decrypt everything the incoming BIO holds: ``(plaintext, close_notify_received, error)``.
-
-    Stops without a failing call when OpenSSL holds no more plaintext and the BIO no more ciphertext (the common
-    case: one read per record and no "want read" round trip).
+    Why a class: the session keeps one and calls its methods, so a request reads the three handles from fields
+    instead of from the pyOpenSSL ``Connection`` by name (about a hundred instructions a read, six per request and
+    direction). ``conn`` stays for the one thing only pyOpenSSL does: turning a failed call into its exception.
     """
-    ssl = conn._ssl
-    rbio = conn._into_ssl
-    first = b""
-    parts: list[bytes] | None = None
-    while True:
-        n = _SSL_read(ssl, _RBUF, _READ_SIZE)
-        if n > 0:
-            chunk = _RVIEW[:n]
-            if not first:
-                first = chunk
-            elif parts is None:
-                parts = [first, chunk]
-            else:
-                parts.append(chunk)
-            if not _SSL_pending(ssl) and not _BIO_pending(rbio, _NULL):
+
+    __slots__ = ("conn", "rbio", "ssl", "wbio")
+
+    def __init__(self, conn: SSL.Connection) -> None:
+        self.conn = conn
+        self.ssl: Any = conn._ssl
+        self.rbio: Any = conn._into_ssl
+        self.wbio: Any = conn._from_ssl
+
+    def error(self, result: int) -> SSL.Error:
+        """The exception pyOpenSSL's public call would have raised for ``result`` (its texts, its classes)."""
+        conn = self.conn
+        try:
+            conn._raise_ssl_error(self.ssl, result)
+        except SSL.Error as exc:
+            return exc
+        return SSL.Error([("", "", "unknown TLS error")])
+
+    def feed(self, data: bytes) -> None:
+        """Ciphertext from the socket into the incoming memory BIO (it grows: every byte is taken)."""
+        _BIO_write(self.rbio, data, len(data))
+
+    def read_all(self) -> tuple[bytes, bool, SSL.Error | None]:
+        """Decrypt everything the incoming BIO holds: ``(plaintext, close_notify_received, error)``.
+
+        Stops without a failing call when OpenSSL holds no more plaintext and the BIO no more ciphertext (the common
+        case: one read per record and no "want read" round trip).
+        """
+        ssl = self.ssl
+        rbio = self.rbio
+        first = b""
+        parts: list[bytes] | None = None
+        while True:
+            n: int = _SSL_read(ssl, _RBUF, _READ_SIZE)
+            if n > 0:
+                chunk: bytes = _RVIEW[:n]
+                if not first:
+                    first = chunk
+                elif parts is None:
+                    parts = [first, chunk]
+                else:
+                    parts.append(chunk)
+                if not _SSL_pending(ssl) and not _BIO_pending(rbio, _NULL):
+                    break
+                continue
+            code: int = _SSL_get_error(ssl, n)
+            if code == _WANT_READ:
                 break
-            continue
-        code = _SSL_get_error(ssl, n)
-        if code == _WANT_READ:
-            break
-        if code == _ZERO_RETURN:
-            return (b"".join(parts) if parts is not None else first), True, None
-        return (b"".join(parts) if parts is not None else first), False, _error_of(conn, n)
-    return (b"".join(parts) if parts is not None else first), False, None
+            if code == _ZERO_RETURN:
+                return (b"".join(parts) if parts is not None else first), True, None
+            return (b"".join(parts) if parts is not None else first), False, self.error(n)
+        return (b"".join(parts) if parts is not None else first), False, None
 
+    def receive(self, data: bytes) -> tuple[bytes, bytes, bool]:
+        """An established session's whole receive in one call: ``data`` into the incoming BIO, all the plaintext
+        out, then what OpenSSL wrote meanwhile (key-update answers, alerts): ``(plaintext, to_send, closed)``.
 
-def receive(conn: SSL.Connection, data: bytes) -> tuple[bytes, bytes, bool]:
-    """An established session's whole receive in one call: ``data`` into the incoming BIO, all the plaintext out, then
-    what OpenSSL wrote meanwhile (key-update answers, alerts): ``(plaintext, to_send, close_notify_received)``.
+        The common case - one record in, its plaintext out, nothing to answer - is three OpenSSL calls and no loop:
+        ``SSL_read`` returns at most one record and our buffer is larger than any record's plaintext (16 KiB), so
+        once the incoming BIO is empty OpenSSL holds nothing more (``SSL_pending`` would be 0) and no call has to
+        fail to say so. Anything else goes through ``read_all``'s loop.
 
-    The common case - one record in, its plaintext out, nothing to answer - is three OpenSSL calls and no loop:
-    ``SSL_read`` returns at most one record and our buffer is larger than any record's plaintext (16 KiB), so once
-    the incoming BIO is empty OpenSSL holds nothing more (``SSL_pending`` would be 0) and no call has to fail to say
-    so. Anything else goes through ``read_all``'s loop.
+        Raises:
+            SSL.Error: what pyOpenSSL's ``recv`` would have raised (the caller drains the alert OpenSSL wrote).
+        """
+        rbio = self.rbio
+        _BIO_write(rbio, data, len(data))
+        n: int = _SSL_read(self.ssl, _RBUF, _READ_SIZE)
+        if n > 0 and not _BIO_pending(rbio, _NULL):
+            plaintext: bytes = _RVIEW[:n]
+            m: int = _BIO_read(self.wbio, _WBUF, _DRAIN_SIZE)
+            if m <= 0:
+                return plaintext, b"", False
+            return plaintext, (_WVIEW[:m] + self.drain() if m == _DRAIN_SIZE else _WVIEW[:m]), False
+        return self._receive_rest(n)
 
-    Raises:
-        SSL.Error: what pyOpenSSL's ``recv`` would have raised (the caller drains the alert OpenSSL wrote).
-    """
-    rbio = conn._into_ssl
-    _BIO_write(rbio, data, len(data))
-    n = _SSL_read(conn._ssl, _RBUF, _READ_SIZE)
-    if n > 0 and not _BIO_pending(rbio, _NULL):
-        plaintext = _RVIEW[:n]
-        m = _BIO_read(conn._from_ssl, _WBUF, _DRAIN_SIZE)
-        if m <= 0:
-            return plaintext, b"", False
-        return plaintext, (_WVIEW[:m] + drain(conn) if m == _DRAIN_SIZE else _WVIEW[:m]), False
-    return _receive_rest(conn, n)
-
-
-def _receive_rest(conn: SSL.Connection, n: int) -> tuple[bytes, bytes, bool]:
-    """``receive`` past its first ``SSL_read`` (which returned ``n``): several records, none, the end, or an error."""
-    parts: list[bytes] = []
-    if n > 0:
-        parts.append(_RVIEW[:n])
-    else:
-        code = _SSL_get_error(conn._ssl, n)
-        if code == _ZERO_RETURN:
-            return b"", drain(conn), True
-        if code != _WANT_READ:
-            raise _error_of(conn, n)
-        return b"", drain(conn), False
-    plaintext, closed, error = read_all(conn)
-    if error is not None:
-        raise error
-    if plaintext:
-        parts.append(plaintext)
-    return b"".join(parts), drain(conn), closed
-
-
-def encrypt(conn: SSL.Connection, data: bytes | bytearray | memoryview) -> bytes:
-    """An established session's whole send in one call: encrypt ``data``, return the records to write.
-
-    Raises:
-        SSL.Error: what pyOpenSSL's ``send`` would have raised (the caller drains the alert OpenSSL wrote).
-    """
-    if type(data) is bytes and data:
-        size = len(data)
-        n = _SSL_write(conn._ssl, data, size)
-        if n != size:
-            if n <= 0:
-                raise _error_of(conn, n)
-            error = _write_rest(conn, _from_buffer(data), n, size)
-            if error is not None:
-                raise error
-    else:
-        error = write_all(conn, data)
+    def _receive_rest(self, n: int) -> tuple[bytes, bytes, bool]:
+        """``receive`` past its first ``SSL_read`` (which returned ``n``): several records, none, the end, an error."""
+        parts: list[bytes] = []
+        if n > 0:
+            parts.append(_RVIEW[:n])
+        else:
+            code: int = _SSL_get_error(self.ssl, n)
+            if code == _ZERO_RETURN:
+                return b"", self.drain(), True
+            if code != _WANT_READ:
+                raise self.error(n)
+            return b"", self.drain(), False
+        plaintext, closed, error = self.read_all()
         if error is not None:
             raise error
-    m = _BIO_read(conn._from_ssl, _WBUF, _DRAIN_SIZE)
-    if m <= 0:
-        return b""
-    return _WVIEW[:m] + drain(conn) if m == _DRAIN_SIZE else _WVIEW[:m]
+        if plaintext:
+            parts.append(plaintext)
+        return b"".join(parts), self.drain(), closed
 
+    def encrypt(self, data: bytes | bytearray | memoryview) -> bytes:
+        """An established session's whole send in one call: encrypt ``data``, return the records to write.
 
-def write_all(conn: SSL.Connection, data: bytes | bytearray | memoryview) -> SSL.Error | None:
-    """Encrypt all of ``data`` into the outgoing BIO (one ``SSL_write`` per record with partial writes on)."""
-    ssl = conn._ssl
-    if type(data) is bytes:
-        size = len(data)
-        if not size:  # SSL_write of nothing is an error to OpenSSL, a no-op here
-            return None
-        n = _SSL_write(ssl, data, size)
-        if n == size:
-            return None
+        Raises:
+            SSL.Error: what pyOpenSSL's ``send`` would have raised (the caller drains the alert OpenSSL wrote).
+        """
+        if type(data) is bytes and data:
+            size = len(data)
+            n: int = _SSL_write(self.ssl, data, size)
+            if n != size:
+                if n <= 0:
+                    raise self.error(n)
+                error = self._write_rest(_from_buffer(data), n, size)
+                if error is not None:
+                    raise error
+        else:
+            error = self.write_all(data)
+            if error is not None:
+                raise error
+        m: int = _BIO_read(self.wbio, _WBUF, _DRAIN_SIZE)
+        if m <= 0:
+            return b""
+        return _WVIEW[:m] + self.drain() if m == _DRAIN_SIZE else _WVIEW[:m]
+
+    def write_all(self, data: bytes | bytearray | memoryview) -> SSL.Error | None:
+        """Encrypt all of ``data`` into the outgoing BIO (one ``SSL_write`` per record with partial writes on)."""
+        if type(data) is bytes:
+            size = len(data)
+            if not size:  # SSL_write of nothing is an error to OpenSSL, a no-op here
+                return None
+            n: int = _SSL_write(self.ssl, data, size)
+            if n == size:
+                return None
+            if n <= 0:
+                return self.error(n)
+            return self._write_rest(_from_buffer(data), n, size)
+        with _from_buffer(data) as view:
+            size = len(view)
+            return self._write_rest(view, 0, size) if size else None
+
+    def _write_rest(self, view: Any, done: int, size: int) -> SSL.Error | None:
+        ssl = self.ssl
+        while done < size:
+            n: int = _SSL_write(ssl, view + done, size - done)
+            if n <= 0:
+                return self.error(n)
+            done += n
+        return None
+
+    def drain(self) -> bytes:
+        """Everything in the outgoing memory BIO (b"" when empty): records to write to the socket."""
+        wbio = self.wbio
+        n: int = _BIO_read(wbio, _WBUF, _DRAIN_SIZE)
         if n <= 0:
-            return _error_of(conn, n)
-        return _write_rest(conn, _from_buffer(data), n, size)
-    with _from_buffer(data) as view:
-        size = len(view)
-        return _write_rest(conn, view, 0, size) if size else None
-
-
-def _write_rest(conn: SSL.Connection, view: Any, done: int, size: int) -> SSL.Error | None:
-    ssl = conn._ssl
-    while done < size:
-        n = _SSL_write(ssl, view + done, size - done)
-        if n <= 0:
-            return _error_of(conn, n)
-        done += n
-    return None
-
-
-def drain(conn: SSL.Connection) -> bytes:
-    """Everything in the outgoing memory BIO (b"" when empty): records to write to the socket."""
-    wbio = conn._from_ssl
-    n = _BIO_read(wbio, _WBUF, _DRAIN_SIZE)
-    if n <= 0:
-        return b""
-    first = _WVIEW[:n]
-    if n < _DRAIN_SIZE:
-        return first
-    parts = [first]
-    while True:
-        n = _BIO_read(wbio, _WBUF, _DRAIN_SIZE)
-        if n <= 0:
-            break
-        parts.append(_WVIEW[:n])
+            return b""
+        first: bytes = _WVIEW[:n]
         if n < _DRAIN_SIZE:
-            break
-    return b"".join(parts)
+            return first
+        parts = [first]
+        while True:
+            n = _BIO_read(wbio, _WBUF, _DRAIN_SIZE)
+            if n <= 0:
+                break
+            parts.append(_WVIEW[:n])
+            if n < _DRAIN_SIZE:
+                break
+        return b"".join(parts)

@@ -17,10 +17,10 @@ have produced bytes even while reading: tickets, alerts, key updates). Rule 2: r
 incoming BIO is exhausted, so one ``receive`` call hands up everything that arrived.
 
 The handshake, ``shutdown`` and every callback stay on pyOpenSSL's public API. Application data, and every BIO
-transfer, goes through ``raw.py`` (direct ``SSL_read``/``SSL_write``/``BIO_*`` calls on pyOpenSSL's handles, no
-exception per call, shared buffers): pyOpenSSL's per-call Python cost as much as the record work itself. Once
-established, ``receive`` and ``send`` are one call each into ``raw`` (``raw.receive``: feed, read, drain;
-``raw.encrypt``: write, drain), so a request costs each session two Python frames of its own per direction.
+transfer, goes through the session's ``raw.RawChannel`` (direct ``SSL_read``/``SSL_write``/``BIO_*`` calls on
+pyOpenSSL's handles, read once per connection; no exception per call, shared buffers): pyOpenSSL's per-call Python
+cost as much as the record work itself. Once established, ``receive`` and ``send`` are one call each into the channel
+(``receive``: feed, read, drain; ``encrypt``: write, drain). Both modules are compiled (``gateway/compiled.py``).
 
 Results are plain fields, set once when the handshake completes (``established``, ``sni``,
 ``verify_errors``, ``verify_code``/``verify_depth``, ``session_reused``), plus ``alpn``, ``cipher``,
@@ -54,8 +54,7 @@ from OpenSSL import SSL
 from gateway.tls.engine.errors import TlsError, TlsHandshakeError, TlsLocalError, TlsRemoteError, openssl_reason
 from gateway.tls.engine.hostnames import check_host
 from gateway.tls.engine.info import TlsInfo, peer_chain_of
-from gateway.tls.engine.raw import OP_NO_RENEGOTIATION, drain, encrypt, feed, read_all, write_all
-from gateway.tls.engine.raw import receive as decrypt
+from gateway.tls.engine.raw import OP_NO_RENEGOTIATION, RawChannel
 from gateway.tls.engine.records import PROBE_LIMIT, probe_resumption
 from gateway.tls.engine.verify_codes import reported_verify_error
 
@@ -87,6 +86,7 @@ class TlsSession:
         "_err",
         "_info",
         "_probe",
+        "_raw",
         "_state",
         "_verify",
         "_verify_hostname",
@@ -119,6 +119,7 @@ class TlsSession:
         conn.set_options(OP_NO_RENEGOTIATION)
         conn.set_app_data(self)
         self._conn = conn
+        self._raw = RawChannel(conn)
         self.server_side = server_side
         self._state = _HANDSHAKING
         self._err: TlsError | None = None
@@ -217,7 +218,7 @@ class TlsSession:
 
     def _drain(self) -> bytes:
         """Everything in the outgoing BIO (``raw.drain``)."""
-        return drain(self._conn)
+        return self._raw.drain()
 
     def start(self) -> bytes:
         """Client side: begin the handshake; returns the ClientHello to write."""
@@ -243,9 +244,9 @@ class TlsSession:
         """
         if self._state == _ESTABLISHED and data:  # the data path: one call into ``raw``
             try:
-                plaintext, out, closed = decrypt(self._conn, data)
+                plaintext, out, closed = self._raw.receive(data)
             except SSL.Error as exc:
-                raise self._fail(TlsRemoteError(openssl_reason(exc), to_send=drain(self._conn))) from None
+                raise self._fail(TlsRemoteError(openssl_reason(exc), to_send=self._raw.drain())) from None
             if closed:
                 self._close_notify_received()
             return plaintext, out, closed
@@ -255,7 +256,7 @@ class TlsSession:
                 return b"", b"", True
         if not data:
             return self.receive_eof()
-        feed(self._conn, data)
+        self._raw.feed(data)
         out = b""
         if self._state == _HANDSHAKING:
             if self._probe is not None and not self.server_side:
@@ -268,12 +269,12 @@ class TlsSession:
     def _read_records(self, out: bytes) -> tuple[bytes, bytes, bool]:
         """``receive``'s second half: decrypt everything the incoming BIO holds, then drain what OpenSSL wrote
         meanwhile (tickets, key updates, our close_notify's answer); ``out`` is what the handshake wrote."""
-        conn = self._conn
-        plaintext, closed, error = read_all(conn)
+        raw = self._raw
+        plaintext, closed, error = raw.read_all()
         if error is not None:
-            alert = drain(conn)
+            alert = raw.drain()
             raise self._fail(TlsRemoteError(openssl_reason(error), to_send=out + alert if out else alert))
-        more = drain(conn)
+        more = raw.drain()
         if more:
             out = out + more if out else more
         if closed:
@@ -313,9 +314,9 @@ class TlsSession:
             if self._info is None or self.close_notify_sent:
                 raise TlsLocalError("cannot send: TLS connection not established or already closing")
         try:
-            return encrypt(self._conn, data)
+            return self._raw.encrypt(data)
         except SSL.Error as exc:
-            raise self._fail(TlsRemoteError(openssl_reason(exc), to_send=drain(self._conn))) from None
+            raise self._fail(TlsRemoteError(openssl_reason(exc), to_send=self._raw.drain())) from None
 
     def send_many(self, buffers: Sequence[bytes | bytearray | memoryview]) -> bytes:
         """Encrypt several buffers at once (one join, so small pieces share records); returns the ciphertext."""
@@ -332,13 +333,12 @@ class TlsSession:
         if self._state != _ESTABLISHED or self.close_notify_sent or not data:
             ciphertext = self.send(data)
             return ciphertext + self.close()
-        conn = self._conn
-        error = write_all(conn, data)
+        error = self._raw.write_all(data)
         if error is not None:
-            raise self._fail(TlsRemoteError(openssl_reason(error), to_send=drain(conn))) from None
+            raise self._fail(TlsRemoteError(openssl_reason(error), to_send=self._raw.drain())) from None
         self.close_notify_sent = True
         try:
-            conn.shutdown()
+            self._conn.shutdown()
         except SSL.Error:
             pass  # nothing more to add; what ``data`` produced still goes out, as with send() then close()
         return self._drain()
