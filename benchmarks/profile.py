@@ -107,6 +107,8 @@ def main() -> None:
         _cprofile(scenario, args.duration, args.out)
         return
     pyspy = Path(sys.executable).with_name("py-spy")
+    if not pyspy.exists():
+        sys.exit(f"py-spy is not installed next to {sys.executable}: pip install -e '.[bench]' (or use --cprofile)")
     with tempfile.TemporaryDirectory() as tmp, prepare_environment(Path(tmp)) as (env, procs):
         server = start_gateway(procs, scenario, env)
         client = None
