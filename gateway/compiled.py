@@ -60,6 +60,8 @@ FILES = (
     "gateway/tls/engine/session.py",
     "gateway/tls/engine/app_transport.py",
     "gateway/tls/engine/transport.py",
+    "gateway/observability/tls_metrics.py",
+    "gateway/upstream/dns.py",
 )
 
 _ROOT = Path(__file__).resolve().parent.parent

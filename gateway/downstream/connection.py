@@ -53,6 +53,7 @@ _T_NONE: Final = 0  # what the one timer is for (``_timer_mode``)
 _T_KEEPALIVE: Final = 1
 _T_HEAD: Final = 2
 _T_BODY: Final = 3
+_NEVER: Final = float("inf")  # ``_timer_at`` without a handle
 #: seconds a connection that has not sent its first request yet still gets once the process stops (its request may
 #: be on the wire: the client connected just before the stop); a keepalive connection between requests is closed
 #: at once, as nginx closes idle connections on a graceful shutdown
@@ -72,6 +73,7 @@ class HttpConnection(asyncio.Protocol):
         "_queue",
         "_reading_counted",
         "_timer",
+        "_timer_at",
         "_timer_mode",
         "closing",
         "conn_id",
@@ -122,6 +124,7 @@ class HttpConnection(asyncio.Protocol):
         self._pending_error: tuple[int, str, RequestHead | None] | None = None
         self.closing = False
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = _NEVER  # when ``_timer`` fires: kept, so that no request calls ``handle.when()``
         self._timer_mode = _T_NONE
         self._deadline = 0.0
         #: writes held while corked (``cork``/``uncork``), else None
@@ -229,7 +232,7 @@ class HttpConnection(asyncio.Protocol):
             self._reading_counted = True
             self.state.connections_reading += 1
         when = self.loop.time() + self.state.client_header_timeout
-        if self._timer is None or self._timer.when() > when:
+        if self._timer_at > when:
             self._set_deadline(when, _T_HEAD)
         else:  # ``_set_deadline``'s common case, without the call
             self._timer_mode, self._deadline = _T_HEAD, when
@@ -433,43 +436,39 @@ class HttpConnection(asyncio.Protocol):
             self._close()
             return
         now = self.loop.time()
-        # The handle fires no later than a head timeout from now (early, it just re-arms for the deadline), so
-        # the next request's head deadline (``_message_begin``) finds it early enough and creates no handle:
-        # creating and cancelling a uvloop timer per request costs more than the rare early wake-up.
+        # The handle fires a head timeout from now at the latest (early, it re-arms), so the next request's head
+        # deadline creates no handle: a uvloop timer per request costs more than the rare early wake-up.
         when = now + timeout
-        handle = self._timer
-        if handle is not None and handle.when() <= when:  # ``_set_deadline``'s common case, without the call
+        if self._timer_at <= when:  # ``_set_deadline``'s common case, without the call
             self._timer_mode = _T_KEEPALIVE
             self._deadline = when
             return
         self._set_deadline(when, _T_KEEPALIVE, now + min(timeout, state.client_header_timeout))
 
     def _set_deadline(self, when: float, mode: int, fire_at: float | None = None) -> None:
-        """Move the deadline; the one handle is replaced only when it would fire after ``when``.
-
-        ``fire_at`` (<= ``when``): where a new handle goes, when an earlier wake-up saves later replacements.
-        """
+        """Move the deadline; the one handle is replaced only when it would fire after ``when``. ``fire_at``
+        (<= ``when``): where a new handle goes, when an earlier wake-up saves later replacements."""
         self._timer_mode = mode
         self._deadline = when
-        handle = self._timer
-        if handle is None:
-            self._timer = self.loop.call_at(when if fire_at is None else fire_at, self._on_timer)
-        elif handle.when() > when:
-            handle.cancel()
-            self._timer = self.loop.call_at(when if fire_at is None else fire_at, self._on_timer)
+        if self._timer_at > when:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer_at = at = when if fire_at is None else fire_at
+            self._timer = self.loop.call_at(at, self._on_timer)
 
     def _cancel_timer(self) -> None:
         self._timer_mode = _T_NONE
         if self._timer is not None:
             self._timer.cancel()
-            self._timer = None
+            self._timer, self._timer_at = None, _NEVER
 
     def _on_timer(self) -> None:
-        self._timer = None
+        self._timer, self._timer_at = None, _NEVER
         mode = self._timer_mode
         if mode == _T_NONE or self._broken:
             return
         if self.loop.time() < self._deadline:
+            self._timer_at = self._deadline
             self._timer = self.loop.call_at(self._deadline, self._on_timer)
             return
         self._timer_mode = _T_NONE

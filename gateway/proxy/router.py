@@ -53,7 +53,13 @@ _ESCAPE_RE = re.compile(r"[^!#$&'()*+,/:;=?@\[\]A-Za-z0-9\-_.~%]")
 
 
 def normalize_path(path: str) -> str:
-    """Kong's ``normalize(uri, merge_slashes=true)``: decode unreserved escapes, drop dot segments, merge ``//``."""
+    """Kong's ``normalize(uri, merge_slashes=true)``: decode unreserved escapes, drop dot segments, merge ``//``.
+
+    A path without ``%``, ``.`` or ``//`` is already normal (``entities.net.normalize_path`` returns it as is): that
+    test runs here, compiled, so the common request does not call into the interpreted module.
+    """
+    if "%" not in path and "." not in path and "//" not in path:
+        return path
     return _normalize_path(path, True)
 
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 import httptools
 
@@ -35,6 +35,9 @@ from gateway.tls.upstream.connect import SessionCache
 from gateway.upstream.failures import Kind, Phase, UpstreamFailure, from_exception
 
 __all__ = ["ConnectionPool", "OutputSink", "UpstreamConnection", "UpstreamEvents"]
+
+
+_NEVER: Final = float("inf")  # ``_read_at`` without a handle
 
 
 class _NoCallbacks:
@@ -105,6 +108,7 @@ class UpstreamConnection(asyncio.Protocol):
         "_completed",
         "_completed_keep",
         "_headers",
+        "_read_at",
         "_read_deadline",
         "_read_handle",
         "_reason",
@@ -157,6 +161,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.write_timeout = 60.0
         self._read_deadline = 0.0
         self._read_handle: asyncio.TimerHandle | None = None
+        self._read_at = _NEVER  # when ``_read_handle`` fires (no ``handle.when()`` call per request)
         self._write_handle: asyncio.TimerHandle | None = None
         self._headers: list[tuple[bytes, bytes]] = []
         self._reason = b""
@@ -296,19 +301,21 @@ class UpstreamConnection(asyncio.Protocol):
     def arm_read_timer(self) -> None:
         """Start (or keep) the read timeout: called once the request has been fully written."""
         deadline = self._read_deadline = self.loop.time() + self.read_timeout
-        handle = self._read_handle
-        if handle is None:
-            self._read_handle = self.loop.call_at(deadline, self._read_timer_fired)
-        elif handle.when() > deadline:  # left by a request with a longer read_timeout on this connection
-            handle.cancel()
+        if self._read_at > deadline:  # no handle, or one left by a request with a longer read_timeout
+            handle = self._read_handle
+            if handle is not None:
+                handle.cancel()
+            self._read_at = deadline
             self._read_handle = self.loop.call_at(deadline, self._read_timer_fired)
 
     def _read_timer_fired(self) -> None:
         self._read_handle = None
+        self._read_at = _NEVER
         if self.exchange is None or self.closed or not self._read_deadline:
             return  # idle, or the current request is not fully written yet: the next arm creates a handle
         now = self.loop.time()
         if now < self._read_deadline:
+            self._read_at = self._read_deadline
             self._read_handle = self.loop.call_at(self._read_deadline, self._read_timer_fired)
             return
         exchange = self.exchange
@@ -329,6 +336,7 @@ class UpstreamConnection(asyncio.Protocol):
         if self._read_handle is not None:
             self._read_handle.cancel()
             self._read_handle = None
+            self._read_at = _NEVER
         if self._write_handle is not None:
             self._write_handle.cancel()
             self._write_handle = None
