@@ -62,6 +62,7 @@ FILES = (
     "gateway/tls/engine/transport.py",
     "gateway/observability/tls_metrics.py",
     "gateway/upstream/dns.py",
+    "gateway/upstream/target.py",
 )
 
 _ROOT = Path(__file__).resolve().parent.parent

@@ -67,7 +67,7 @@ if TYPE_CHECKING:
     from gateway.plugins.chains import Chain
     from gateway.proxy.lane import Lane
     from gateway.proxy.router import Match
-    from gateway.upstream.service import ServiceTarget
+    from gateway.upstream.target import ServiceTarget
 
 __all__ = ["NON_IDEMPOTENT", "REPLAY_LIMIT", "Exchange", "Stage"]
 

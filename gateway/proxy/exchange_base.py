@@ -34,7 +34,7 @@ from gateway.proxy.trace import debug_headers
 from gateway.tls.upstream.connect import HandshakeFailure
 from gateway.upstream.balancer import Handle
 from gateway.upstream.connection import UpstreamConnection
-from gateway.upstream.service import ServiceTarget
+from gateway.upstream.target import ServiceTarget
 
 if TYPE_CHECKING:
     from gateway.downstream.contracts import DownstreamExchange

@@ -27,10 +27,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from gateway.upstream.service import pool_key
+from gateway.upstream.target import pool_key
 
 if TYPE_CHECKING:
-    from gateway.upstream.service import ServiceTarget
+    from gateway.upstream.target import ServiceTarget
 
 __all__ = ["Lane", "lane_for"]
 

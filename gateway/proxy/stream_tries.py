@@ -24,7 +24,7 @@ from gateway.upstream.h2.connect import SCHEMES
 from gateway.upstream.h2.connection import H2UpstreamConnection
 
 if TYPE_CHECKING:
-    from gateway.upstream.service import ServiceTarget
+    from gateway.upstream.target import ServiceTarget
 
 __all__ = ["StreamTries"]
 

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from gateway.proxy.router import Match
     from gateway.runtime.snapshot import Snapshot
     from gateway.upstream.connection import UpstreamConnection
-    from gateway.upstream.service import ServiceTarget
+    from gateway.upstream.target import ServiceTarget
 
 __all__ = ["DEBUG_REQUEST_HEADER", "debug_headers"]
 

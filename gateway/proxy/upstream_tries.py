@@ -20,7 +20,8 @@ from gateway.tls.upstream.connect import HandshakeFailure
 from gateway.upstream.balancer import Balancer, NoPeerError
 from gateway.upstream.connection import UpstreamConnection
 from gateway.upstream.failures import Kind, Phase, UpstreamFailure
-from gateway.upstream.service import ServiceTarget, host_header_for, pool_key, pool_name
+from gateway.upstream.service import pool_name
+from gateway.upstream.target import ServiceTarget, host_header_for, pool_key
 
 if TYPE_CHECKING:
     from gateway.upstream.pool import UpstreamPool

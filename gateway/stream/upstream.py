@@ -37,7 +37,7 @@ from gateway.tls.engine.transport import TlsProtocol
 from gateway.tls.upstream.connect import describe_handshake_error, peer_names
 from gateway.upstream.balancer import Handle, NoPeerError
 from gateway.upstream.failures import Kind, Phase, UpstreamFailure
-from gateway.upstream.service import ServiceTarget, host_header_for
+from gateway.upstream.target import ServiceTarget, host_header_for
 
 if TYPE_CHECKING:
     from gateway.upstream.dns import DnsCache

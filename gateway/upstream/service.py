@@ -2,8 +2,8 @@
 
 Rules:
 
-1. ``ServiceTarget`` is a service row compiled once per snapshot: timeouts in seconds, the scheme,
-   the default Host header, the balancer (when ``host`` names an Upstream entity), the ``connect`` hook
+1. ``ServiceTarget`` (``target.py``, compiled) is a service row compiled once per snapshot: timeouts in seconds,
+   the scheme, the default Host header, the balancer (when ``host`` names an Upstream entity), the ``connect`` hook
    and ``pool_identity``. Requests never read the row.
 2. The connect step is a hook, chosen per service by protocol from ``CONNECTORS``: plain HTTP uses
    ``connect_plain`` (``loop.create_connection``), ``https`` (and stream ``tls``) use ``connect_tls`` (the TLS
@@ -20,16 +20,13 @@ Rules:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gateway.tls.upstream.connect import open_upstream_tls
-from gateway.tls.upstream.profile import UpstreamTlsProfile, identity_label
+from gateway.tls.upstream.profile import identity_label
 from gateway.upstream.connection import UpstreamConnection
 from gateway.upstream.h2.connect import connect_h2_tls, connect_h2c
-
-if TYPE_CHECKING:
-    from gateway.upstream.balancer import Balancer
+from gateway.upstream.target import MULTIPLEXED, Connector, ServiceTarget, host_header_for, pool_key
 
 __all__ = [
     "CONNECTORS",
@@ -41,13 +38,6 @@ __all__ = [
     "host_header_for",
     "pool_key",
     "pool_name",
-]
-
-#: the protocol object a connector connects is an ``UpstreamConnection`` (HTTP/1.1) or, for the multiplexed
-#: protocols, an ``H2UpstreamConnection``: each connector names its own
-Connector = Callable[
-    [asyncio.AbstractEventLoop, Any, str, int, "ServiceTarget", str],
-    Awaitable[tuple[asyncio.BaseTransport, asyncio.BaseProtocol]],
 ]
 
 
@@ -108,16 +98,6 @@ CONNECTORS: dict[str, Connector] = {
     "grpc": connect_h2c,
     "grpcs": connect_h2_tls,
 }
-#: the service protocols spoken over HTTP/2 upstream, many requests per connection (rule 3)
-MULTIPLEXED = frozenset(("grpc", "grpcs"))
-
-
-def pool_key(ip: str, port: int, upstream_host: str, service: ServiceTarget) -> tuple[Any, ...]:
-    """The keepalive-pool (and TLS session) key of one try: see rule 2."""
-    identity = service.pool_identity
-    if not identity:
-        return (ip, port)
-    return (ip, port, upstream_host, *identity)
 
 
 def pool_name(key: tuple[Any, ...]) -> str:
@@ -125,72 +105,3 @@ def pool_name(key: tuple[Any, ...]) -> str:
     if len(key) == 2:
         return f"{key[0]}|{key[1]}"
     return f"{key[0]}|{key[1]}|{key[2]}|{identity_label(key[3:])}"
-
-
-_DEFAULT_PORTS = {"http": 80, "https": 443, "grpc": 80, "grpcs": 443}
-
-
-class ServiceTarget:
-    """A service row compiled for the hot path."""
-
-    __slots__ = (
-        "balancer",
-        "connect",
-        "connect_timeout",
-        "enabled",
-        "host",
-        "host_header",
-        "host_is_ip",
-        "id",
-        "multiplexed",
-        "name",
-        "path",
-        "pool_identity",
-        "port",
-        "protocol",
-        "read_timeout",
-        "retries",
-        "row",
-        "tls_profile",
-        "write_timeout",
-    )
-
-    def __init__(
-        self,
-        row: Mapping[str, Any],
-        balancer: Balancer | None,
-        connect: Connector | None,
-        host_is_ip: bool,
-        pool_identity: tuple[Any, ...] = (),
-        tls_profile: UpstreamTlsProfile | None = None,
-    ) -> None:
-        self.row = row
-        self.id: str = row["id"]
-        self.name: str | None = row.get("name")
-        self.protocol: str = row.get("protocol") or "http"
-        self.host: str = row["host"]
-        port = row.get("port")
-        self.port: int = int(port) if port is not None else _DEFAULT_PORTS.get(self.protocol, 80)
-        self.path: str = row.get("path") or "/"
-        retries = row.get("retries")
-        self.retries: int = int(retries) if retries is not None else 5
-        self.connect_timeout: float = int(row.get("connect_timeout") or 60000) / 1000.0
-        self.write_timeout: float = int(row.get("write_timeout") or 60000) / 1000.0
-        self.read_timeout: float = int(row.get("read_timeout") or 60000) / 1000.0
-        self.enabled: bool = row.get("enabled", True) is not False
-        #: HTTP/2 upstream (rule 3): the exchange opens a stream on a shared connection instead of a pooled one
-        self.multiplexed = self.protocol in MULTIPLEXED
-        self.balancer = balancer
-        self.connect = connect  # None: no connector for this protocol (answered with 502)
-        self.host_is_ip = host_is_ip
-        self.pool_identity = pool_identity
-        self.tls_profile = tls_profile
-        #: the Host header sent to ``host:port`` (services without a balancer), compiled once, not per request
-        self.host_header = host_header_for(self.host, self.port, self.protocol)
-
-
-def host_header_for(hostname: str, port: int, scheme: str) -> str:
-    """``set_host_header``: ``:port`` unless it is the scheme's default port."""
-    if (port == 80 and scheme in ("http", "grpc")) or (port == 443 and scheme in ("https", "grpcs")):
-        return hostname
-    return f"{hostname}:{port}"
