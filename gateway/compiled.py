@@ -63,6 +63,7 @@ FILES = (
     "gateway/observability/tls_metrics.py",
     "gateway/upstream/dns.py",
     "gateway/upstream/target.py",
+    "gateway/proxy/matchers.py",
 )
 
 _ROOT = Path(__file__).resolve().parent.parent

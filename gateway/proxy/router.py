@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any, Final
+from typing import Any
 
 from gateway.entities import route_regex
 from gateway.entities.net import normalize_path as _normalize_path
@@ -129,9 +129,6 @@ def upstream_uri_v1(strip_path: bool, prefix: str | None, req_uri: str, base: st
     return base + uri if uri != "/" else base
 
 
-_UNCACHED: Final = Match.__new__(Match)  # "not in the match cache" (a cached answer may be None: no route)
-
-
 class Router:
     """The compiled router of one snapshot. ``uses_headers`` tells the caller whether to build the header map."""
 
@@ -197,8 +194,8 @@ class Router:
         if cache is None:
             return self._match(method, path, host_header, listen_port, https, sni, headers)
         key = (method, path, host_header, listen_port, https, sni)
-        found = cache.get(key, _UNCACHED)
-        if found is not _UNCACHED:
+        found = cache.get(key)
+        if found is not None or key in cache:  # a hit; or a cached None (no route), rare: a 404
             return found
         if len(cache) >= MATCH_CACHE_SIZE:
             cache.clear()
