@@ -1,4 +1,4 @@
-"""Request ids (``downstream.request.new_request_id``): Kong's shape, distinct, and never shared with a forked worker."""
+"""Request ids (``downstream.request.new_request_id``): Kong's shape, distinct, never shared with a forked worker."""
 
 from __future__ import annotations
 
