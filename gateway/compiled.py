@@ -64,6 +64,7 @@ FILES = (
     "gateway/upstream/dns.py",
     "gateway/upstream/target.py",
     "gateway/proxy/matchers.py",
+    "gateway/upstream/events.py",
 )
 
 _ROOT = Path(__file__).resolve().parent.parent

@@ -34,6 +34,7 @@ from gateway.proxy.trace import debug_headers
 from gateway.tls.upstream.connect import HandshakeFailure
 from gateway.upstream.balancer import Handle
 from gateway.upstream.connection import UpstreamConnection
+from gateway.upstream.events import OutputSink, UpstreamEvents
 from gateway.upstream.target import ServiceTarget
 
 if TYPE_CHECKING:
@@ -124,8 +125,9 @@ def to_ms(seconds: float) -> int:
     return int(seconds * 1000) if seconds > 0 else 0
 
 
-class ExchangeBase:
-    """One request/response cycle's state, its generated answers and its log phase."""
+class ExchangeBase(UpstreamEvents):
+    """One request/response cycle's state, its generated answers and its log phase (and, as ``UpstreamEvents``,
+    what its upstream connection reports to: ``proxy.relay`` defines the events)."""
 
     __slots__ = (
         "_access_done",
@@ -171,6 +173,11 @@ class ExchangeBase:
         "state",
         "status",
     )
+
+    @property
+    def sink(self) -> OutputSink:
+        """``UpstreamEvents.sink``: the client connection, corked while an upstream read is handed over."""
+        return self.conn
 
     def __init__(self, conn: ClientConnection, head: RequestHead) -> None:
         self.conn = conn

@@ -46,38 +46,9 @@ class UpstreamTries(ExchangeBase):
 
     __slots__ = ()
 
-    # the upstream events, defined by ``proxy.relay.ResponseRelay`` (``_open_stream`` by ``proxy.stream_tries``):
-    # real methods, not stubs under ``if TYPE_CHECKING`` (mypyc compiles no statement but definitions in a class body)
-    def on_upstream_head(self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]]) -> None:
-        raise NotImplementedError
-
-    def on_upstream_body(self, data: bytes) -> None:
-        raise NotImplementedError
-
-    def on_upstream_complete(self, keep_alive: bool) -> None:
-        raise NotImplementedError
-
-    def on_upstream_trailing(self, text: str) -> None:
-        raise NotImplementedError
-
-    def on_upstream_error(self, failure: UpstreamFailure) -> None:
-        raise NotImplementedError
-
-    def on_upstream_pause_writing(self) -> None:
-        raise NotImplementedError
-
-    def on_upstream_resume_writing(self) -> None:
-        raise NotImplementedError
-
-    def on_upstream_upgrade(self, reason: bytes, headers: list[tuple[bytes, bytes]]) -> bool:
-        raise NotImplementedError
-
-    def on_upstream_switched(self, transport: asyncio.Transport, rest: bytes) -> None:
-        raise NotImplementedError
-
-    def on_upstream_trailers(self, trailers: list[tuple[bytes, bytes]]) -> None:
-        raise NotImplementedError
-
+    # the upstream events (``upstream.events.UpstreamEvents``) are defined by ``proxy.relay.ResponseRelay``,
+    # ``_open_stream`` by ``proxy.stream_tries``: real methods, not stubs under ``if TYPE_CHECKING`` (mypyc compiles
+    # no statement but definitions in a class body)
     def _open_stream(self, service: ServiceTarget, key: tuple[Any, ...]) -> None:
         raise NotImplementedError
 

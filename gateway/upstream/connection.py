@@ -32,6 +32,7 @@ import httptools
 
 from gateway.downstream.flow import PAUSE_PEER, FlowControl
 from gateway.tls.upstream.connect import SessionCache
+from gateway.upstream.events import OutputSink, UpstreamEvents
 from gateway.upstream.failures import Kind, Phase, UpstreamFailure, from_exception
 
 __all__ = ["ConnectionPool", "OutputSink", "UpstreamConnection", "UpstreamEvents"]
@@ -50,14 +51,6 @@ class _NoCallbacks:
 _SPENT_PARSER = httptools.HttpResponseParser(_NoCallbacks())
 
 
-class OutputSink(Protocol):
-    """The downstream connection an exchange answers on, as far as the upstream side needs it: write batching."""
-
-    def cork(self) -> bool: ...
-
-    def uncork(self) -> None: ...
-
-
 class ConnectionPool(Protocol):
     """What a connection (and its connector) needs of the pool it belongs to (``pool.UpstreamPool``): to leave it
     when it dies idle, and the TLS sessions cached under the same keys."""
@@ -66,39 +59,6 @@ class ConnectionPool(Protocol):
     def sessions(self) -> SessionCache: ...
 
     def discard(self, conn: UpstreamConnection) -> None: ...
-
-
-class UpstreamEvents(Protocol):
-    """What an ``UpstreamConnection`` reports to the exchange using it."""
-
-    @property
-    def conn(self) -> OutputSink: ...
-
-    def on_upstream_head(self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]]) -> None: ...
-
-    def on_upstream_body(self, data: bytes) -> None: ...
-
-    def on_upstream_complete(self, keep_alive: bool) -> None: ...
-
-    def on_upstream_trailing(self, text: str) -> None: ...
-
-    def on_upstream_trailers(self, trailers: list[tuple[bytes, bytes]]) -> None:
-        """HTTP/2 trailers (``h2.stream.H2UpstreamStream``), before ``on_upstream_complete``."""
-        ...
-
-    def on_upstream_error(self, failure: UpstreamFailure) -> None: ...
-
-    def on_upstream_pause_writing(self) -> None: ...
-
-    def on_upstream_resume_writing(self) -> None: ...
-
-    def on_upstream_upgrade(self, reason: bytes, headers: list[tuple[bytes, bytes]]) -> bool:
-        """A 101: True if the request asked for it (the exchange relayed it), False to refuse it (502)."""
-        ...
-
-    def on_upstream_switched(self, transport: asyncio.Transport, rest: bytes) -> None:
-        """After an accepted 101: the transport is the exchange's (``rest``: the bytes that followed the head)."""
-        ...
 
 
 class UpstreamConnection(asyncio.Protocol):
@@ -212,7 +172,7 @@ class UpstreamConnection(asyncio.Protocol):
         if self._read_deadline:
             self._read_deadline = self.loop.time() + self.read_timeout
         # what this read produces downstream (head, body, chunk framing) leaves in one write: see HttpConnection.cork
-        sink = self.exchange.conn
+        sink = self.exchange.sink
         corked = sink.cork()
         try:
             self.parser.feed_data(data)

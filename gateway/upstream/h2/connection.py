@@ -44,7 +44,7 @@ from gateway.upstream.h2.stream import H2UpstreamStream
 
 if TYPE_CHECKING:
     from gateway.tls.upstream.connect import SessionCache
-    from gateway.upstream.connection import OutputSink
+    from gateway.upstream.events import OutputSink
     from gateway.upstream.h2.request import Headers
 
 __all__ = ["STREAM_LIMIT", "H2UpstreamConnection", "StreamPool"]
@@ -177,7 +177,7 @@ class H2UpstreamConnection(asyncio.Protocol):
                 return
             exchange = stream.exchange
             if exchange is not None:
-                sink = exchange.conn
+                sink = exchange.sink
                 if sink not in corked and sink.cork():
                     corked.append(sink)
             self._stream_event(stream, event)

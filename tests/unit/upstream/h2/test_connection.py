@@ -17,6 +17,7 @@ from h2.errors import ErrorCodes
 from h2.events import DataReceived, RequestReceived, StreamEnded, StreamReset
 from hyperframe.frame import GoAwayFrame
 
+from gateway.upstream.events import UpstreamEvents
 from gateway.upstream.failures import Kind, Phase, UpstreamFailure
 from gateway.upstream.h2.connection import H2UpstreamConnection
 from gateway.upstream.h2.pool import H2Pool
@@ -43,12 +44,16 @@ class Sink:
         pass
 
 
-class Recorder:
+class Recorder(UpstreamEvents):
     """An exchange as the stream reports to it: every event, in order."""
 
     def __init__(self) -> None:
         self.conn = Sink()
         self.events: list[tuple[str, Any]] = []
+
+    @property
+    def sink(self) -> Sink:
+        return self.conn
 
     def on_upstream_head(self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]], *_: Any) -> None:
         self.events.append(("head", (status, headers)))
@@ -127,7 +132,7 @@ class Peer:
         stream = self.pool.stream(KEY)
         assert stream is not None
         exchange = Recorder()
-        stream.bind(exchange, 60.0, 60.0, False)  # type: ignore[arg-type]
+        stream.bind(exchange, 60.0, 60.0, False)
         assert stream.transport is not None
         stream.transport.write(head + body)
         self.exchange()
