@@ -146,7 +146,7 @@ class UpstreamConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self._cancel_timers()
-        exchange = self.exchange
+        exchange: UpstreamEvents | None = self.exchange
         if exchange is None:
             self.ended = from_exception(exc, Phase.READING_HEADER)
             self.parser = _SPENT_PARSER
@@ -164,7 +164,11 @@ class UpstreamConnection(asyncio.Protocol):
         return None  # close the transport; connection_lost reports
 
     def data_received(self, data: bytes) -> None:
-        if self.exchange is None:
+        # The check is on a local, not on ``self.exchange``: mypy would take the attribute for not None for the rest
+        # of the function, and the compiled code checks that type where it is read (a TypeError in the except clause
+        # below, once the response completed within this read and the exchange was let go)
+        current = self.exchange
+        if current is None:
             # idle connection: the peer closed or sent garbage; it must never be handed out
             self.close()
             return
@@ -172,7 +176,7 @@ class UpstreamConnection(asyncio.Protocol):
         if self._read_deadline:
             self._read_deadline = self.loop.time() + self.read_timeout
         # what this read produces downstream (head, body, chunk framing) leaves in one write: see HttpConnection.cork
-        sink = self.exchange.sink
+        sink = current.sink
         corked = sink.cork()
         try:
             self.parser.feed_data(data)
@@ -191,7 +195,7 @@ class UpstreamConnection(asyncio.Protocol):
             elif self._completed is not None:
                 self._trailing = True  # garbage after a complete response
         finally:
-            completed = self._completed
+            completed: UpstreamEvents | None = self._completed
             if completed is not None:
                 self._complete(completed)
             if corked:
@@ -278,14 +282,14 @@ class UpstreamConnection(asyncio.Protocol):
             self._read_at = self._read_deadline
             self._read_handle = self.loop.call_at(self._read_deadline, self._read_timer_fired)
             return
-        exchange = self.exchange
+        exchange = self.exchange  # not None: checked above, and nothing in between runs other code
         self.exchange = None
         self.abort()
         exchange.on_upstream_error(UpstreamFailure(Kind.TIMEOUT, Phase.READING_HEADER))
 
     def _write_timed_out(self) -> None:
         self._write_handle = None
-        exchange = self.exchange
+        exchange: UpstreamEvents | None = self.exchange
         if exchange is None:
             return
         self.exchange = None
@@ -364,7 +368,7 @@ class UpstreamConnection(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         parser = self.parser
         status = parser.get_status_code()
-        exchange = self.exchange
+        exchange: UpstreamEvents | None = self.exchange
         if exchange is None:
             return
         if 100 <= status < 200:
@@ -408,14 +412,14 @@ class UpstreamConnection(asyncio.Protocol):
         return chunked, close_delimited
 
     def on_body(self, body: bytes) -> None:
-        exchange = self.exchange
+        exchange: UpstreamEvents | None = self.exchange
         if exchange is not None and self.response_started:
             exchange.on_upstream_body(body)
         elif self._completed is not None:
             self._trailing = True  # a body after a HEAD response's head
 
     def on_message_complete(self) -> None:
-        exchange = self.exchange
+        exchange: UpstreamEvents | None = self.exchange
         if exchange is None or not self.response_started:
             return
         self.exchange = None

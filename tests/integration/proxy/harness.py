@@ -125,6 +125,10 @@ async def running_gateway(
     access_log = AccessLog(str(access_path))
     state = ProxyState(s, error_log, access_log, build_snapshot(cfg, s))
     loop = asyncio.get_running_loop()
+    # as the real process does (runtime.lifecycle): an exception that escapes a protocol callback is an [alert] with
+    # its traceback in the error log, and no test may leave one there
+    previous_handler = loop.get_exception_handler()
+    loop.set_exception_handler(error_log.loop_exception)
     listener = Listener("127.0.0.1", 0)
     server = await loop.create_server(state.protocol_factory(listener), "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
@@ -142,6 +146,8 @@ async def running_gateway(
         state.close()
         await server.wait_closed()
         access_log.close()
+        loop.set_exception_handler(previous_handler)
+    assert "Traceback" not in stream.getvalue(), stream.getvalue()
 
 
 async def read_response(
