@@ -65,6 +65,7 @@ FILES = (
     "gateway/upstream/target.py",
     "gateway/proxy/matchers.py",
     "gateway/upstream/events.py",
+    "gateway/downstream/client.py",
 )
 
 _ROOT = Path(__file__).resolve().parent.parent

@@ -32,6 +32,7 @@ import asyncio
 from collections import deque
 from typing import TYPE_CHECKING, Final
 
+from gateway.downstream.client import ClientSide
 from gateway.downstream.contracts import DownstreamExchange
 from gateway.downstream.flow import PAUSE_PIPELINE, FlowControl, peer_and_port
 from gateway.downstream.rejects import PLAIN_HTTP_ON_TLS, log_dropped_headers, reject_response
@@ -60,7 +61,7 @@ _NEVER: Final = float("inf")  # ``_timer_at`` without a handle
 FIRST_REQUEST_GRACE = 1.0
 
 
-class HttpConnection(asyncio.Protocol):
+class HttpConnection(ClientSide):
     """Base protocol: one per downstream connection. Subclasses add the parser and ``data_received``."""
 
     __slots__ = (
@@ -75,24 +76,10 @@ class HttpConnection(asyncio.Protocol):
         "_timer",
         "_timer_at",
         "_timer_mode",
-        "closing",
-        "conn_id",
         "current",
-        "flow",
-        "https",
-        "limits",
         "listener",
-        "local_port",
-        "loop",
         "parsing",
-        "peer_ip",
-        "peer_trusted",
         "plain_on_tls",
-        "plugin_cache",
-        "remote_addr",
-        "sni",
-        "state",
-        "tls",
         "transport",
     )
 

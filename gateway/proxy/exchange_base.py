@@ -13,11 +13,11 @@ import asyncio
 import enum
 import functools
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final, Protocol, cast
+from typing import TYPE_CHECKING, Any, Final, cast
 
-from gateway.downstream.flow import FlowControl
+from gateway.downstream.client import ClientSide
 from gateway.downstream.generated import render_generated
-from gateway.downstream.request import HeadLimits, new_request_id
+from gateway.downstream.request import new_request_id
 from gateway.downstream.responses import (
     ERROR_MESSAGES,
     MIME_JSON,
@@ -38,9 +38,7 @@ from gateway.upstream.events import OutputSink, UpstreamEvents
 from gateway.upstream.target import ServiceTarget
 
 if TYPE_CHECKING:
-    from gateway.downstream.contracts import DownstreamExchange
     from gateway.downstream.request import RequestHead
-    from gateway.downstream.shared import SharedState
     from gateway.plugins.chains import Chain
     from gateway.proxy.context import ProxyContext
     from gateway.proxy.router import Match
@@ -59,33 +57,8 @@ __all__ = [
 ]
 
 
-class ClientConnection(Protocol):
-    """What an exchange uses of its client's side: an HTTP/1.x connection (``downstream.connection.HttpConnection``)
-    or an HTTP/2 stream (``downstream.http2.stream.H2Stream``), which has the same attributes without being one.
-
-    A Protocol rather than ``HttpConnection`` so that a compiled exchange (mypyc checks the class of what an attribute
-    typed with a compiled class is given) accepts either."""
-
-    state: SharedState
-    loop: asyncio.AbstractEventLoop
-    limits: HeadLimits
-    flow: FlowControl
-    conn_id: int
-    remote_addr: str
-    peer_ip: str
-    peer_trusted: bool
-    local_port: int
-    https: bool
-    tls: object | None
-    sni: str | None
-    plugin_cache: dict[object, object] | None
-    closing: bool
-
-    def write(self, data: bytes) -> None: ...
-    def cork(self) -> bool: ...
-    def uncork(self) -> None: ...
-    def host_var(self, host: str | None) -> str: ...
-    def exchange_finished(self, ex: DownstreamExchange, abort: bool) -> None: ...
+#: what an exchange uses of its client's side (``downstream.client.ClientSide``, a compiled base class)
+ClientConnection = ClientSide
 
 
 class Stage(enum.IntEnum):

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 from h2.errors import ErrorCodes
 from h2.exceptions import ProtocolError, StreamClosedError
 
+from gateway.downstream.client import ClientSide
 from gateway.downstream.contracts import DownstreamExchange
 from gateway.downstream.flow import FlowControl
 from gateway.downstream.http2.response import HOP_BY_HOP, Headers, ResponseTranslator
@@ -77,7 +78,7 @@ class StreamOwner(Protocol):
     def push_later(self, stream: H2Stream) -> None: ...
 
 
-class H2Stream:
+class H2Stream(ClientSide):
     """One request stream of an ``H2Connection``, shaped as the exchange's connection."""
 
     __slots__ = (
@@ -92,27 +93,13 @@ class H2Stream:
         "_trailers",
         "_translator",
         "_write_paused",
-        "closing",
         "conn",
-        "conn_id",
         "deadline",
         "exchange",
         "finished",
-        "flow",
-        "https",
-        "limits",
-        "local_port",
-        "loop",
         "output_done",
-        "peer_ip",
-        "peer_trusted",
-        "plugin_cache",
-        "remote_addr",
         "remote_ended",
-        "sni",
-        "state",
         "stream_id",
-        "tls",
     )
 
     def __init__(self, conn: StreamOwner, stream_id: int, head: RequestHead, remote_ended: bool) -> None:
