@@ -49,11 +49,12 @@ import asyncio
 import functools
 from typing import TYPE_CHECKING
 
+from gateway.downstream.client import ClientSide
 from gateway.downstream.flow import BODY_HIGH_WATER, PAUSE_BUFFER
 from gateway.observability.errorlog import request_context
 from gateway.plugins import Exit, PluginContext, run_access
 from gateway.proxy.access import forwarded, route_refusal, split_target
-from gateway.proxy.exchange_base import DONE, RESPONDING, ClientConnection, Stage, guarded
+from gateway.proxy.exchange_base import DONE, RESPONDING, Stage, guarded
 from gateway.proxy.lane import lane_for
 from gateway.proxy.relay import ResponseRelay
 from gateway.proxy.request_head import fixed_headers, forwarded_lines
@@ -315,6 +316,6 @@ class Exchange(ResponseRelay):
         self.begin()
 
 
-def _plugin_log_context(conn: ClientConnection, head: RequestHead, request_id: str) -> str:
+def _plugin_log_context(conn: ClientSide, head: RequestHead, request_id: str) -> str:
     """``Exchange._context(None)`` for a plugin's log line, built only when a line is written."""
     return request_context(conn.remote_addr, head.request_line, None, head.host, request_id)

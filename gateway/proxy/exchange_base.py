@@ -49,16 +49,11 @@ __all__ = [
     "PROXYING",
     "RESPONDED",
     "RESPONDING",
-    "ClientConnection",
     "ExchangeBase",
     "Stage",
     "guarded",
     "to_ms",
 ]
-
-
-#: what an exchange uses of its client's side (``downstream.client.ClientSide``, a compiled base class)
-ClientConnection = ClientSide
 
 
 class Stage(enum.IntEnum):
@@ -152,7 +147,7 @@ class ExchangeBase(UpstreamEvents):
         """``UpstreamEvents.sink``: the client connection, corked while an upstream read is handed over."""
         return self.conn
 
-    def __init__(self, conn: ClientConnection, head: RequestHead) -> None:
+    def __init__(self, conn: ClientSide, head: RequestHead) -> None:
         self.conn = conn
         #: the process's state, as its class (``conn.state`` is it, known to the connection as its downstream half):
         #: compiled, every read of it is a struct field, not a lookup by name

@@ -146,7 +146,7 @@ class UpstreamConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self._cancel_timers()
-        exchange: UpstreamEvents | None = self.exchange
+        exchange = self.exchange
         if exchange is None:
             self.ended = from_exception(exc, Phase.READING_HEADER)
             self.parser = _SPENT_PARSER
@@ -195,7 +195,7 @@ class UpstreamConnection(asyncio.Protocol):
             elif self._completed is not None:
                 self._trailing = True  # garbage after a complete response
         finally:
-            completed: UpstreamEvents | None = self._completed
+            completed = self._completed
             if completed is not None:
                 self._complete(completed)
             if corked:
@@ -289,7 +289,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     def _write_timed_out(self) -> None:
         self._write_handle = None
-        exchange: UpstreamEvents | None = self.exchange
+        exchange = self.exchange
         if exchange is None:
             return
         self.exchange = None
@@ -368,7 +368,7 @@ class UpstreamConnection(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         parser = self.parser
         status = parser.get_status_code()
-        exchange: UpstreamEvents | None = self.exchange
+        exchange = self.exchange
         if exchange is None:
             return
         if 100 <= status < 200:
@@ -412,14 +412,14 @@ class UpstreamConnection(asyncio.Protocol):
         return chunked, close_delimited
 
     def on_body(self, body: bytes) -> None:
-        exchange: UpstreamEvents | None = self.exchange
+        exchange = self.exchange
         if exchange is not None and self.response_started:
             exchange.on_upstream_body(body)
         elif self._completed is not None:
             self._trailing = True  # a body after a HEAD response's head
 
     def on_message_complete(self) -> None:
-        exchange: UpstreamEvents | None = self.exchange
+        exchange = self.exchange
         if exchange is None or not self.response_started:
             return
         self.exchange = None

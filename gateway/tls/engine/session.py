@@ -217,7 +217,7 @@ class TlsSession:
     # -- byte pumps -------------------------------------------------------------------------------------------
 
     def _drain(self) -> bytes:
-        """Everything in the outgoing BIO (``raw.drain``)."""
+        """Everything in the outgoing BIO (``RawChannel.drain``)."""
         return self._raw.drain()
 
     def start(self) -> bytes:

@@ -31,7 +31,6 @@ from h2.errors import ErrorCodes
 
 from gateway.downstream.flow import FlowControl
 from gateway.upstream.connection import _SPENT_PARSER, UpstreamConnection
-from gateway.upstream.events import UpstreamEvents
 from gateway.upstream.failures import Kind, Phase, UpstreamFailure
 from gateway.upstream.h2.request import Headers, RequestTranslator
 
@@ -205,7 +204,7 @@ class H2UpstreamStream(UpstreamConnection):
 
     def on_response(self, headers: Headers) -> None:
         """The response head (rule 1); a trailers-only gRPC answer ends the stream with it (``on_end`` follows)."""
-        exchange: UpstreamEvents | None = self.exchange
+        exchange = self.exchange
         if exchange is None:
             return
         self._progress()
@@ -222,7 +221,7 @@ class H2UpstreamStream(UpstreamConnection):
         exchange.on_upstream_head(status, _reason(status), fields)
 
     def on_data(self, data: bytes, flow_length: int) -> None:
-        exchange: UpstreamEvents | None = self.exchange
+        exchange = self.exchange
         self._progress()
         if exchange is not None and data:
             exchange.on_upstream_body(data)
@@ -233,7 +232,7 @@ class H2UpstreamStream(UpstreamConnection):
                 self.owner.acknowledge(self, flow_length)
 
     def on_trailers(self, headers: Headers) -> None:
-        exchange: UpstreamEvents | None = self.exchange
+        exchange = self.exchange
         self._progress()
         if exchange is not None:
             exchange.on_upstream_trailers([(name, value) for name, value in headers if name[:1] != b":"])
@@ -242,7 +241,7 @@ class H2UpstreamStream(UpstreamConnection):
     def on_end(self) -> None:
         """The upstream ended the stream: the response is complete (rule 2)."""
         self._remote_ended = True
-        exchange: UpstreamEvents | None = self.exchange
+        exchange = self.exchange
         if exchange is None:
             return
         self.exchange = None
@@ -261,7 +260,7 @@ class H2UpstreamStream(UpstreamConnection):
         self._fail(failure)
 
     def _fail(self, failure: UpstreamFailure) -> None:
-        exchange: UpstreamEvents | None = self.exchange
+        exchange = self.exchange
         self.exchange = None
         self.abort()
         if exchange is not None:
