@@ -119,7 +119,8 @@ class TlsCounters:
         "client_verifications",
         "failures",
         "handshakes",
-        "upstream_connections",
+        "new_connections",
+        "reused_connections",
         "upstream_sessions",
         "upstream_verify_failures",
     )
@@ -129,7 +130,10 @@ class TlsCounters:
         self.failures: dict[tuple[str, str], int] = {}
         self.client_verifications: dict[tuple[str], int] = {}
         self.upstream_verify_failures: dict[tuple[str, str], int] = {}
-        self.upstream_connections: dict[tuple[str, str], int] = {}
+        #: ``kong_upstream_connections_total`` by service label, split by ``reused``: the one counter every proxied
+        #: request touches, so its key is the label itself (no tuple to build and hash per request)
+        self.new_connections: dict[str, int] = {}
+        self.reused_connections: dict[str, int] = {}
         self.upstream_sessions: dict[tuple[str, str], int] = {}
 
     # -- events ----------------------------------------------------------------------------------------------
@@ -165,9 +169,15 @@ class TlsCounters:
             counts[key] = counts.get(key, 0) + 1
 
     def upstream_connection(self, service: str, reused: bool) -> None:
-        key = (service, _BOOL[reused])
-        counts = self.upstream_connections
-        counts[key] = counts.get(key, 0) + 1
+        counts = self.reused_connections if reused else self.new_connections
+        counts[service] = counts.get(service, 0) + 1
+
+    @property
+    def upstream_connections(self) -> dict[tuple[str, str], int]:
+        """``kong_upstream_connections_total``'s samples: ``(service, reused)`` -> count."""
+        merged = {(service, "false"): n for service, n in self.new_connections.items()}
+        merged.update({(service, "true"): n for service, n in self.reused_connections.items()})
+        return merged
 
     def upstream_session(self, service: str, resumed: bool) -> None:
         key = (service, _BOOL[resumed])
@@ -197,7 +207,8 @@ class TlsCounters:
         self.failures.clear()
         self.client_verifications.clear()
         self.upstream_verify_failures.clear()
-        self.upstream_connections.clear()
+        self.new_connections.clear()
+        self.reused_connections.clear()
         self.upstream_sessions.clear()
 
 

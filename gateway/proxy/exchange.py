@@ -60,7 +60,7 @@ from gateway.proxy.relay import ResponseRelay
 from gateway.proxy.request_head import fixed_headers, forwarded_lines
 from gateway.proxy.router import escape_path, header_map, normalize_path, upstream_uri_v0
 from gateway.proxy.trace import DEBUG_REQUEST_HEADER
-from gateway.proxy.upstream_tries import NON_IDEMPOTENT, REPLAY_LIMIT, is_ip
+from gateway.proxy.upstream_tries import NON_IDEMPOTENT, REPLAY_LIMIT
 from gateway.proxy.websocket import asks_websocket, upgrade_request
 
 if TYPE_CHECKING:
@@ -215,14 +215,14 @@ class Exchange(ResponseRelay):
             upstream = upgrade_request(upstream)
         self._upstream_head = upstream
         host, port = service.host, service.port
-        if service.host_is_ip or is_ip(host):
+        if service.host_is_ip:  # ``is_ip_literal(service.host)``, computed once per snapshot
             ip = host.strip("[]")
         else:
-            addresses = self.state.dns.cached(host)
-            if addresses is None:  # expired: the full path resolves, then connects
+            first = self.state.dns.first_cached(host)
+            if first is None:  # expired: the full path resolves, then connects
                 self._pick_peer_and_connect()
                 return
-            ip = addresses[0]
+            ip = first
         self._connect(ip, port, lane.key if ip == lane.ip else lane.key_for(ip, port))
 
     def _prepare_upstream(self, match: Match, service: ServiceTarget, path: str, query_at: int, forwarded: str) -> None:

@@ -136,9 +136,9 @@ class UpstreamTries(ExchangeBase):
         if balancer is not None or (service.host_is_ip and host == service.host) or is_ip(host):
             self._connect(host.strip("[]"), port)
             return
-        addresses = self.state.dns.cached(host)
-        if addresses is not None:
-            self._connect(addresses[0], port)
+        first = self.state.dns.first_cached(host)
+        if first is not None:
+            self._connect(first, port)
             return
         task = asyncio.ensure_future(self.state.dns.resolve(host))
         self._connect_task = task

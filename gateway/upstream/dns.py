@@ -253,6 +253,14 @@ class DnsCache:
             return list(entry.addresses)
         return None
 
+    def first_cached(self, name: str) -> str | None:
+        """The first fresh address of ``name`` (the one a try connects to), or None when a lookup is needed:
+        ``cached`` without its copy of the list, for the request path."""
+        entry = self._entries.get(name)
+        if entry is not None and entry.addresses and entry.expires > time.monotonic():
+            return entry.addresses[0]
+        return None
+
     async def resolve(self, name: str) -> list[str]:
         """All addresses of ``name`` (IPv4 first). Raises ``NoPeerError`` (503) when there are none."""
         answer = await self.lookup(name)
