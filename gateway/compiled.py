@@ -66,6 +66,7 @@ FILES = (
     "gateway/proxy/matchers.py",
     "gateway/upstream/events.py",
     "gateway/downstream/client.py",
+    "gateway/downstream/exchange.py",
 )
 
 _ROOT = Path(__file__).resolve().parent.parent

@@ -14,7 +14,7 @@ import asyncio
 
 from mypy_extensions import mypyc_attr
 
-from gateway.downstream.contracts import DownstreamExchange
+from gateway.downstream.exchange import DownstreamExchange
 from gateway.downstream.flow import FlowControl
 from gateway.downstream.request import HeadLimits
 from gateway.downstream.shared import SharedState

@@ -33,7 +33,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Final
 
 from gateway.downstream.client import ClientSide
-from gateway.downstream.contracts import DownstreamExchange
+from gateway.downstream.exchange import DownstreamExchange
 from gateway.downstream.flow import PAUSE_PIPELINE, FlowControl, peer_and_port
 from gateway.downstream.rejects import PLAIN_HTTP_ON_TLS, log_dropped_headers, reject_response
 from gateway.downstream.request import HeadRejected, RequestHead, check_head, host_var, new_request_id

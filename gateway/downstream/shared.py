@@ -25,7 +25,7 @@ import ipaddress
 from collections.abc import Callable
 from typing import Any, Final, Protocol
 
-from gateway.downstream.contracts import DownstreamExchange
+from gateway.downstream.exchange import DownstreamExchange
 from gateway.downstream.headers import DateCache, HeaderPolicy
 from gateway.downstream.request import HeadLimits, RequestHead
 from gateway.observability.accesslog import AccessLog

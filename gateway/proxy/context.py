@@ -16,7 +16,7 @@ from gateway.upstream.dns import DnsCache, config_from_settings
 from gateway.upstream.pool import UpstreamPool
 
 if TYPE_CHECKING:
-    from gateway.downstream.contracts import DownstreamExchange
+    from gateway.downstream.exchange import DownstreamExchange
     from gateway.downstream.request import RequestHead
     from gateway.observability.accesslog import AccessLog
     from gateway.observability.errorlog import ErrorLog

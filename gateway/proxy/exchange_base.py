@@ -34,7 +34,7 @@ from gateway.proxy.trace import debug_headers
 from gateway.tls.upstream.connect import HandshakeFailure
 from gateway.upstream.balancer import Handle
 from gateway.upstream.connection import UpstreamConnection
-from gateway.upstream.events import OutputSink, UpstreamEvents
+from gateway.upstream.events import UpstreamEvents
 from gateway.upstream.target import ServiceTarget
 
 if TYPE_CHECKING:
@@ -130,20 +130,15 @@ class ExchangeBase(UpstreamEvents):
         "_up",
         "_upstream_head",
         "_upstream_uri",
-        "bytes_sent",
         "conn",
-        "head",
-        "keep_alive",
-        "request_id",
         "snapshot",
         "stage",
         "start",
         "state",
-        "status",
     )
 
     @property
-    def sink(self) -> OutputSink:
+    def sink(self) -> ClientSide:
         """``UpstreamEvents.sink``: the client connection, corked while an upstream read is handed over."""
         return self.conn
 
@@ -193,26 +188,7 @@ class ExchangeBase(UpstreamEvents):
         self._plugin_chain: Chain | None = None
         self._access_done = False
 
-    # the request side, defined by the façade ``proxy.exchange.Exchange``: real methods, not stubs under
-    # ``if TYPE_CHECKING`` (mypyc compiles no statement but definitions in a class body)
-    def begin(self) -> None:
-        raise NotImplementedError
-
-    def feed_body(self, data: bytes) -> None:
-        raise NotImplementedError
-
-    def body_complete(self) -> None:
-        raise NotImplementedError
-
-    def client_aborted(self) -> None:
-        raise NotImplementedError
-
-    def on_client_pause_writing(self) -> None:
-        raise NotImplementedError
-
-    def on_client_resume_writing(self) -> None:
-        raise NotImplementedError
-
+    # the request side (``DownstreamExchange``'s methods) is defined by the façade ``proxy.exchange.Exchange``
     @property
     def response_started(self) -> bool:
         """The response head is on its way to the client (the connection's timers and aborts ask)."""

@@ -32,10 +32,10 @@ import httptools
 
 from gateway.downstream.flow import PAUSE_PEER, FlowControl
 from gateway.tls.upstream.connect import SessionCache
-from gateway.upstream.events import OutputSink, UpstreamEvents
+from gateway.upstream.events import UpstreamEvents
 from gateway.upstream.failures import Kind, Phase, UpstreamFailure, from_exception
 
-__all__ = ["ConnectionPool", "OutputSink", "UpstreamConnection", "UpstreamEvents"]
+__all__ = ["ConnectionPool", "UpstreamConnection", "UpstreamEvents"]
 
 
 _NEVER: Final = float("inf")  # ``_read_at`` without a handle

@@ -1,41 +1,38 @@
-"""What an upstream connection reports to the exchange using it (``UpstreamEvents``), and the output it corks.
+"""What an upstream connection reports to the exchange using it (``UpstreamEvents``), and the client side it corks.
 
 Why a base class and not a Protocol: the exchange (``proxy.exchange_base.ExchangeBase``) derives from it, and the
 module is compiled (``gateway/compiled.py``), so an ``UpstreamConnection`` or an HTTP/2 stream calls the exchange's
 ``on_upstream_*`` through mypyc's method table: through a Protocol, each was a call by name (a method lookup and an
 argument check, several hundred instructions, three or four per request). The proxy layer still depends on this
 one, not the other way round. ``allow_interpreted_subclasses``: test doubles (and the pure-Python run) subclass it.
+The exchange's ``sink`` is typed with the compiled ``downstream.client.ClientSide`` for the same reason: the upstream
+connection corks and uncorks it around every read, through the method table instead of two calls by name. Its base,
+``downstream.exchange.DownstreamExchange``, is the same exchange as its client connection drives it.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Protocol
 
 from mypy_extensions import mypyc_attr
 
+from gateway.downstream.client import ClientSide
+from gateway.downstream.exchange import DownstreamExchange
 from gateway.upstream.failures import UpstreamFailure
 
-__all__ = ["OutputSink", "UpstreamEvents"]
-
-
-class OutputSink(Protocol):
-    """The downstream connection an exchange answers on, as far as the upstream side needs it: write batching."""
-
-    def cork(self) -> bool: ...
-
-    def uncork(self) -> None: ...
+__all__ = ["UpstreamEvents"]
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)
-class UpstreamEvents:
+class UpstreamEvents(DownstreamExchange):
     """The exchange, as its upstream connection (or HTTP/2 stream) sees it. Every method is the exchange's."""
 
     __slots__ = ()
 
     @property
-    def sink(self) -> OutputSink:
-        """The downstream connection: the events of one upstream read are written to it corked."""
+    def sink(self) -> ClientSide:
+        """The client's side (an HTTP/1.x connection or an HTTP/2 stream): the events of one upstream read are
+        written to it corked (``ClientSide.cork``)."""
         raise NotImplementedError
 
     def on_upstream_head(self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]]) -> None:

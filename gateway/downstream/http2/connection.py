@@ -39,7 +39,7 @@ from h2.errors import ErrorCodes
 from h2.exceptions import ProtocolError
 from h2.settings import SettingCodes, Settings
 
-from gateway.downstream.contracts import DownstreamExchange
+from gateway.downstream.exchange import DownstreamExchange
 from gateway.downstream.flow import peer_and_port
 from gateway.downstream.http2.hpack_out import LiteralEncoder
 from gateway.downstream.http2.limits import HEADER_TABLE_SIZE, MAX_CONCURRENT_STREAMS, Flood, FloodCounter

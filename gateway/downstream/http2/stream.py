@@ -28,7 +28,7 @@ from h2.errors import ErrorCodes
 from h2.exceptions import ProtocolError, StreamClosedError
 
 from gateway.downstream.client import ClientSide
-from gateway.downstream.contracts import DownstreamExchange
+from gateway.downstream.exchange import DownstreamExchange
 from gateway.downstream.flow import FlowControl
 from gateway.downstream.http2.response import HOP_BY_HOP, Headers, ResponseTranslator
 

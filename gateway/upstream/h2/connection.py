@@ -13,7 +13,7 @@ Rules:
    is allowed, and gRPC's POST is not once sent), or, for a stream the peer took (id up to ``last_stream_id``) when
    the GOAWAY carries an error code, as ``upstream sent goaway with error <code>``. A protocol error from the peer,
    or the socket's end, fails every stream on it too.
-5. The events of one read reach the downstream side corked (``OutputSink.cork``): a trailers-only gRPC answer, or a
+5. The events of one read reach the downstream side corked (``ClientSide.cork``): a trailers-only gRPC answer, or a
    head with its first DATA, leaves in the fewest frames.
 """
 
@@ -43,8 +43,8 @@ from gateway.upstream.failures import Kind, Phase, UpstreamFailure, from_excepti
 from gateway.upstream.h2.stream import H2UpstreamStream
 
 if TYPE_CHECKING:
+    from gateway.downstream.client import ClientSide
     from gateway.tls.upstream.connect import SessionCache
-    from gateway.upstream.events import OutputSink
     from gateway.upstream.h2.request import Headers
 
 __all__ = ["STREAM_LIMIT", "H2UpstreamConnection", "StreamPool"]
@@ -138,7 +138,7 @@ class H2UpstreamConnection(asyncio.Protocol):
             self.flush()  # h2 queued its GOAWAY
             self._broken(UpstreamFailure(Kind.INVALID, Phase.READING_HEADER, 0, f"upstream sent invalid http2: {exc}"))
             return
-        corked: list[OutputSink] = []
+        corked: list[ClientSide] = []
         try:
             for event in events:
                 self._dispatch(event, corked)
@@ -167,7 +167,7 @@ class H2UpstreamConnection(asyncio.Protocol):
             stream.transport_paused(False)
 
     # ------------------------------------------------------------------ events (rule 1)
-    def _dispatch(self, event: Event, corked: list[OutputSink]) -> None:
+    def _dispatch(self, event: Event, corked: list[ClientSide]) -> None:
         stream_id = getattr(event, "stream_id", 0)
         if stream_id:
             stream = self.streams.get(stream_id)

@@ -17,6 +17,7 @@ from h2.errors import ErrorCodes
 from h2.events import DataReceived, RequestReceived, StreamEnded, StreamReset
 from hyperframe.frame import GoAwayFrame
 
+from gateway.downstream.client import ClientSide
 from gateway.upstream.events import UpstreamEvents
 from gateway.upstream.failures import Kind, Phase, UpstreamFailure
 from gateway.upstream.h2.connection import H2UpstreamConnection
@@ -30,7 +31,7 @@ HEAD = (
 )
 
 
-class Sink:
+class Sink(ClientSide):
     """The downstream side an exchange writes to: only corking is asked of it here."""
 
     def __init__(self) -> None:
