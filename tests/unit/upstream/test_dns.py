@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import socket
 import struct
 import time
@@ -72,6 +73,23 @@ async def test_records_are_cached_for_their_ttl(tmp_path: Path, fake_dns: tuple[
     assert cache.cached("svc.test") == ["10.1.1.1", "10.1.1.2"]
     long = await cache.lookup("long.test")
     assert long.expires - time.monotonic() > 290
+
+
+async def test_first_cached_is_cached_first_address(tmp_path: Path, fake_dns: tuple[_FakeDns, int]) -> None:
+    """The request path's read: the first fresh address, None for a name never looked up, a negative answer, or an
+    expired one (what sends a request down the resolving path)."""
+    _server, port = fake_dns
+    cache = _cache(tmp_path, port, not_found_ttl=30)
+    assert cache.first_cached("svc.test") is None
+    await cache.lookup("svc.test")
+    assert cache.first_cached("svc.test") == "10.1.1.1" == (cache.cached("svc.test") or [""])[0]
+    with pytest.raises(NoPeerError):
+        await cache.resolve("nope.test")
+    assert cache.first_cached("nope.test") is None and cache.cached("nope.test") is None
+    entry = cache.peek("svc.test")
+    assert entry is not None
+    cache._entries["svc.test"] = dataclasses.replace(entry, expires=time.monotonic() - 1)
+    assert cache.first_cached("svc.test") is None and cache.cached("svc.test") is None
 
 
 async def test_hosts_file_first_and_never_expires(tmp_path: Path, fake_dns: tuple[_FakeDns, int]) -> None:
