@@ -1,8 +1,8 @@
 """The TLS engine: pyOpenSSL for both directions, with nginx/OpenSSL semantics.
 
 - ``session``: sans-I/O ``TlsSession`` (memory BIOs); ``errors``, its errors; ``info``, its results for the layers
-  above (``TlsInfo``); ``records``, what it reads on the wire without OpenSSL (the resumption probe); ``raw``, the
-  established data path (direct ``SSL_read``/``SSL_write``/``BIO_*`` calls; the only module using pyOpenSSL internals).
+  above (``TlsInfo``); ``raw``, the handshake steps and the established data path (direct ``SSL_do_handshake``/
+  ``SSL_read``/``SSL_write``/``BIO_*`` calls; the only module using pyOpenSSL internals).
 - ``transport``: the asyncio glue (``TlsProtocol``, the raw-socket side), the server factory and
   ``open_tls_connection`` for upstreams; ``app_transport``: ``TlsTransport``, what the HTTP layer writes to.
 - ``x509``: PEM, trust stores, chain verification, digests; ``verify_codes``: OpenSSL's verify codes and texts, the

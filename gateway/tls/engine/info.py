@@ -6,18 +6,24 @@ demand), never to the session, so it adds no reference cycle and stays readable 
 
 from __future__ import annotations
 
+from typing import Final
+
 from cryptography import x509 as cx509
 from OpenSSL import SSL
 
 __all__ = ["TlsInfo", "peer_chain_of"]
 
+#: a negotiated value not read from OpenSSL yet (None is a value: no ALPN agreed)
+_UNREAD: Final = "(unread)"
+
 
 class TlsInfo:
     """What the layers above may know about an established TLS connection (``get_extra_info("tls")``).
 
-    Plain fields; ``alpn``, ``cipher``, ``version`` and ``peer_chain`` are read from OpenSSL on first access only
-    (nothing on the proxy path looks at them, and the three getters cost ~2 us per handshake; the values cannot
-    change once the handshake is complete, so reading them later gives the same answer). It holds the ``SSL``
+    Plain fields; ``alpn``, ``cipher``, ``version`` and ``peer_chain`` are each read from OpenSSL on its first access
+    only (the proxy path reads ``version`` for the handshake counter and ``alpn`` on an ``http2`` listener, nothing
+    else; each pyOpenSSL getter is a few microseconds of Python; the values cannot change once the handshake is
+    complete, so reading them later gives the same answer). It holds the ``SSL``
     object for those reads, not the ``TlsSession`` (see "Releasing" in the module docstring);
     ``close_notify_received`` is the one field that may change later, set by the session.
     """
@@ -26,7 +32,6 @@ class TlsInfo:
         "_alpn",
         "_cipher",
         "_conn",
-        "_negotiated",
         "_peer_chain",
         "_version",
         "client_cert_request",
@@ -67,41 +72,35 @@ class TlsInfo:
         #: references kept for the decision records (``tls.trace``), never read on the proxy path
         self.server_certificate = server_certificate
         self.client_cert_request = client_cert_request
-        self._negotiated = False
-        self._alpn: str | None = None
-        self._cipher: str | None = None
-        self._version: str | None = None
+        self._alpn: str | None = _UNREAD
+        self._cipher: str | None = _UNREAD
+        self._version: str | None = _UNREAD
         self._peer_chain: list[cx509.Certificate] | None = None
-
-    def _read_negotiated(self) -> None:
-        """Read ALPN, cipher and version once, on first use: fixed from the end of the handshake on."""
-        conn = self._conn
-        self._negotiated = True
-        self._version = conn.get_protocol_version_name()
-        self._cipher = conn.get_cipher_name()
-        alpn = conn.get_alpn_proto_negotiated()
-        self._alpn = alpn.decode("ascii", "replace") if alpn else None
 
     @property
     def alpn(self) -> str | None:
         """The negotiated ALPN protocol, if any."""
-        if not self._negotiated:
-            self._read_negotiated()
-        return self._alpn
+        alpn = self._alpn
+        if alpn is _UNREAD:
+            raw = self._conn.get_alpn_proto_negotiated()
+            alpn = self._alpn = raw.decode("ascii", "replace") if raw else None
+        return alpn
 
     @property
     def cipher(self) -> str | None:
         """OpenSSL's name of the negotiated cipher suite."""
-        if not self._negotiated:
-            self._read_negotiated()
-        return self._cipher
+        cipher = self._cipher
+        if cipher is _UNREAD:
+            cipher = self._cipher = self._conn.get_cipher_name()
+        return cipher
 
     @property
     def version(self) -> str | None:
         """The protocol version (``TLSv1.3``, ``TLSv1.2``)."""
-        if not self._negotiated:
-            self._read_negotiated()
-        return self._version
+        version = self._version
+        if version is _UNREAD:
+            version = self._version = self._conn.get_protocol_version_name()
+        return version
 
     @property
     def peer_chain(self) -> list[cx509.Certificate]:

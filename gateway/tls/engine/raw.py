@@ -1,10 +1,13 @@
-"""The established-session data path: OpenSSL's ``SSL_read``/``SSL_write``/``BIO_*`` called on pyOpenSSL's handles.
+"""Handshake steps and the established data path: OpenSSL's ``SSL_do_handshake``/``SSL_read``/``SSL_write``/``BIO_*``
+called on pyOpenSSL's handles.
 
 Why: pyOpenSSL's public ``recv``/``send``/``bio_read``/``bio_write`` cost more Python per call than the record work
 itself (a fresh buffer per ``recv``, a helper check per call, an exception for "no more data"); the measured floor
 (docs/architecture.md, "Measured facts") puts a minimal proxy at 0.47 x nginx with the public API and 0.87-1.0 with
-direct calls. The handshake stays on pyOpenSSL's public API (callbacks, SNI, verify, client certificates): only
-application data, once a session is established, comes through here.
+direct calls. The handshake's configuration and callbacks stay on pyOpenSSL's public API (SNI, verify, client
+certificates); its steps are one ``SSL_do_handshake`` each here (``RawChannel.handshake``), so that "want more bytes"
+is a return value and not pyOpenSSL's ``WantReadError`` (an exception per flight), and every other outcome is
+pyOpenSSL's own (``_raise_ssl_error``). Application data, once a session is established, comes through here too.
 
 This module is the only one allowed to touch pyOpenSSL's internals (``OpenSSL.SSL._lib``, ``_ffi``,
 ``Connection._ssl``/``_into_ssl``/``_from_ssl``/``_raise_ssl_error``; ``tests/unit/tls/engine/test_raw.py`` checks
@@ -46,6 +49,8 @@ __all__ = [
 REQUIRED_LIB_SYMBOLS: Final = (
     "SSL_read",
     "SSL_write",
+    "SSL_do_handshake",
+    "SSL_session_reused",
     "SSL_get_error",
     "SSL_pending",
     "SSL_get_options",
@@ -109,6 +114,8 @@ _RVIEW: Final[Any] = _ffi.buffer(_RBUF)
 _WBUF: Final[Any] = _ffi.new("char[]", _DRAIN_SIZE)
 _WVIEW: Final[Any] = _ffi.buffer(_WBUF)
 _NULL: Final[Any] = _ffi.NULL
+_SSL_do_handshake: Final[Any] = _lib.SSL_do_handshake
+_SSL_session_reused: Final[Any] = _lib.SSL_session_reused
 _SSL_read: Final[Any] = _lib.SSL_read
 _SSL_write: Final[Any] = _lib.SSL_write
 _SSL_get_error: Final[Any] = _lib.SSL_get_error
@@ -150,6 +157,26 @@ class RawChannel:
         except SSL.Error as exc:
             return exc
         return SSL.Error([("", "", "unknown TLS error")])
+
+    def handshake(self) -> bool:
+        """One handshake step on what the incoming BIO holds: True once complete, False while OpenSSL wants more.
+
+        Any other outcome raises what pyOpenSSL's ``do_handshake`` raises, through its own ``_raise_ssl_error``,
+        which also re-raises an exception a callback left in the context's helpers. On success that check runs
+        too (once per handshake); a "want more" step skips it: a callback that failed makes OpenSSL fail the
+        handshake (verify, ALPN: a fatal alert), so its exception surfaces at that step, as with pyOpenSSL.
+        """
+        ssl = self.ssl
+        result: int = _SSL_do_handshake(ssl)
+        if result != 1 and _SSL_get_error(ssl, result) == _WANT_READ:
+            return False
+        self.conn._raise_ssl_error(ssl, result)
+        return True
+
+    def session_reused(self) -> bool:
+        """Whether the completed handshake resumed a session (``SSL_session_reused``: a TLS 1.3 PSK accepted, or a
+        TLS 1.2 abbreviated handshake), which pyOpenSSL does not expose."""
+        return bool(_SSL_session_reused(self.ssl))
 
     def feed(self, data: bytes) -> None:
         """Ciphertext from the socket into the incoming memory BIO (it grows: every byte is taken)."""

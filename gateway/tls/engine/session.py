@@ -16,17 +16,18 @@ Rule 1: the outgoing BIO is drained after every handshake step, read, write and 
 have produced bytes even while reading: tickets, alerts, key updates). Rule 2: reading is repeated until the
 incoming BIO is exhausted, so one ``receive`` call hands up everything that arrived.
 
-The handshake, ``shutdown`` and every callback stay on pyOpenSSL's public API. Application data, and every BIO
-transfer, goes through the session's ``raw.RawChannel`` (direct ``SSL_read``/``SSL_write``/``BIO_*`` calls on
-pyOpenSSL's handles, read once per connection; no exception per call, shared buffers): pyOpenSSL's per-call Python
-cost as much as the record work itself. Once established, ``receive`` and ``send`` are one call each into the channel
-(``receive``: feed, read, drain; ``encrypt``: write, drain). Both modules are compiled (``gateway/compiled.py``).
+The handshake's configuration, ``shutdown`` and every callback stay on pyOpenSSL's public API. Handshake steps,
+application data and every BIO transfer go through the session's ``raw.RawChannel`` (direct ``SSL_do_handshake``/
+``SSL_read``/``SSL_write``/``BIO_*`` calls on pyOpenSSL's handles, read once per connection; no exception per call,
+shared buffers): pyOpenSSL's per-call Python cost as much as the record work itself. Once established, ``receive``
+and ``send`` are one call each into the channel (``receive``: feed, read, drain; ``encrypt``: write, drain). Both
+modules are compiled (``gateway/compiled.py``).
 
 Results are plain fields, set once when the handshake completes (``established``, ``sni``,
 ``verify_errors``, ``verify_code``/``verify_depth``, ``session_reused``), plus ``alpn``, ``cipher``,
 ``version`` and ``peer_chain``, read from OpenSSL on first access (fixed once the handshake is complete, and
 not needed by most connections); ``info`` is an immutable ``TlsInfo`` (``info.py``) for the layers above, which
-never see a pyOpenSSL object. The record counting and the resumption probe read the wire in ``records.py``.
+never see a pyOpenSSL object. ``session_reused`` is OpenSSL's ``SSL_session_reused`` (``RawChannel.session_reused``).
 
 Releasing. OpenSSL's app data points back at the session (the callbacks need it), a reference cycle; the owner
 calls ``release()`` once the socket is gone, which breaks it, so that reference counting frees the session and its
@@ -55,7 +56,6 @@ from gateway.tls.engine.errors import TlsError, TlsHandshakeError, TlsLocalError
 from gateway.tls.engine.hostnames import check_host
 from gateway.tls.engine.info import TlsInfo, peer_chain_of
 from gateway.tls.engine.raw import OP_NO_RENEGOTIATION, RawChannel
-from gateway.tls.engine.records import PROBE_LIMIT, probe_resumption
 from gateway.tls.engine.verify_codes import reported_verify_error
 
 __all__ = ["TlsSession"]
@@ -85,7 +85,6 @@ class TlsSession:
         "_conn",
         "_err",
         "_info",
-        "_probe",
         "_raw",
         "_state",
         "_verify",
@@ -124,7 +123,6 @@ class TlsSession:
         self._state = _HANDSHAKING
         self._err: TlsError | None = None
         self._info: TlsInfo | None = None
-        self._probe: bytes | None = b""
         self._verify = verify
         self._verify_hostname = verify_hostname
         #: (code, depth) pairs recorded by ``verify_codes.VerifyRecorder``, in OpenSSL's order.
@@ -259,8 +257,6 @@ class TlsSession:
         self._raw.feed(data)
         out = b""
         if self._state == _HANDSHAKING:
-            if self._probe is not None and not self.server_side:
-                self._feed_probe(data)
             out = self._handshake()
             if self._state == _HANDSHAKING:
                 return b"", out, False
@@ -369,33 +365,19 @@ class TlsSession:
 
     # -- handshake --------------------------------------------------------------------------------------------
 
-    def _feed_probe(self, data: bytes) -> None:
-        probe = self._probe
-        buf = probe + data if probe else data  # the common case: the whole first flight at once, no copy
-        verdict = probe_resumption(buf)
-        if verdict is None:
-            self._probe = buf if len(buf) < PROBE_LIMIT else None
-        else:
-            self.session_reused = verdict
-            self._probe = None
-
     def _handshake(self) -> bytes:
-        conn = self._conn
+        """One handshake step (``RawChannel.handshake``): the bytes to write, the results once it completes."""
+        raw = self._raw
         try:
-            conn.do_handshake()
-        except SSL.WantReadError:
-            out = self._drain()
-            if out and self.server_side and self._probe is not None:
-                self._feed_probe(out)
-            return out
+            done = raw.handshake()
         except SSL.Error as exc:
-            alert = self._drain()
+            alert = raw.drain()
             raise self._fail(self._handshake_error(exc, alert)) from None
-        out = self._drain()
-        if self._probe is not None:
-            if self.server_side and out:
-                self._feed_probe(out)
-            self._probe = None
+        out = raw.drain()
+        if not done:
+            return out
+        conn = self._conn
+        self.session_reused = raw.session_reused()
         self._established()
         info = TlsInfo(conn, self.server_side, self.sni, tuple(self.verify_errors), self.verify_code, self.verify_depth)
         info.session_reused, info.close_notify_received = self.session_reused, self.close_notify_received
