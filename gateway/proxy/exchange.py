@@ -119,7 +119,7 @@ class Exchange(ResponseRelay):
                 up.send(b"0\r\n\r\n")
                 if self._replay_ok:
                     self._record_replay(b"0\r\n\r\n")
-            up.arm_read_timer()
+            up.arm_read_timer(self.conn.loop.time())
 
     def client_aborted(self) -> None:
         """The client connection is gone: drop the upstream side."""

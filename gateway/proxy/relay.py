@@ -31,7 +31,8 @@ class ResponseRelay(StreamTries):
     # ================================================================== upstream events
     def on_upstream_head(self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]]) -> None:
         conn = self.conn
-        now = conn.loop.time()
+        up = self._up
+        now = up.last_read if up is not None else conn.loop.time()  # the head arrived in the upstream's read
         state = self.state
         policy = state.header_policy
         head = self.head

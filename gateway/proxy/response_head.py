@@ -69,17 +69,17 @@ def scan_headers(headers: list[tuple[bytes, bytes]], te: str | None, append_via:
         if kind is None:
             kind = _kind(name)
         if kind == _OTHER:
-            rest.append(name + b": " + value + b"\r\n")
+            rest.append(b"%b: %b\r\n" % (name, value))  # one bytes object (a concatenation makes three)
         elif kind == _CONTENT_LENGTH:
             content_length = value
         elif kind == _CONTENT_TYPE:
             content_type = value
         elif kind == _DATE:
             has_date = True
-            rest.append(name + b": " + value + b"\r\n")
+            rest.append(b"%b: %b\r\n" % (name, value))
         elif kind == _SERVER:
             has_server = True
-            rest.append(name + b": " + value + b"\r\n")
+            rest.append(b"%b: %b\r\n" % (name, value))
         elif kind == _CONNECTION:
             if value != b"keep-alive" and value != b"close":
                 drop = _named_by_connection(value, drop)
@@ -89,7 +89,7 @@ def scan_headers(headers: list[tuple[bytes, bytes]], te: str | None, append_via:
                 via_at = len(rest)
                 rest.append(_VIA_SLOT)  # replaced below, once the line is known
         elif kind == _TRAILER and te is not None and lists_trailers(te):
-            rest.append(name + b": " + value + b"\r\n")
+            rest.append(b"%b: %b\r\n" % (name, value))
         # else: a hop-by-hop header, or a Trailer the client did not ask for: dropped
     if drop:
         rest = [line for line in rest if line.split(b":", 1)[0].lower() not in drop]

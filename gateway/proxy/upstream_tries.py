@@ -296,12 +296,12 @@ class UpstreamTries(ExchangeBase):
         up = self._up
         assert up is not None
         self._request_sent = True
-        self._sent_at = self.conn.loop.time()
+        now = self._sent_at = self.conn.loop.time()
         if self.head.expect_continue and not self._body_done and not self._continue_sent:
             self._continue_sent = True
             self.conn.write(CONTINUE_100)
         if self._body_done:
-            up.arm_read_timer()
+            up.arm_read_timer(now)
         if self.conn.flow.write_paused:
             self._pause_upstream_reading()
 

@@ -86,6 +86,7 @@ class UpstreamConnection(asyncio.Protocol):
         "idle_deadline",
         "idle_handle",
         "key",
+        "last_read",
         "loop",
         "parser",
         "pool",
@@ -111,6 +112,9 @@ class UpstreamConnection(asyncio.Protocol):
         self.requests = 0
         self.reused = False
         self.got_bytes = False
+        #: the loop time of the latest read: what its handlers use as "now" (the response head's arrival), so that
+        #: one read asks the loop's clock once
+        self.last_read = 0.0
         self.response_started = False
         self.idle_handle: asyncio.TimerHandle | None = None
         #: when the pool may close this idle connection (0 while it is in use); see ``UpstreamPool.release``
@@ -173,8 +177,9 @@ class UpstreamConnection(asyncio.Protocol):
             self.close()
             return
         self.got_bytes = True
+        now = self.last_read = self.loop.time()
         if self._read_deadline:
-            self._read_deadline = self.loop.time() + self.read_timeout
+            self._read_deadline = now + self.read_timeout
         # what this read produces downstream (head, body, chunk framing) leaves in one write: see HttpConnection.cork
         sink = current.sink
         corked = sink.cork()
@@ -262,9 +267,10 @@ class UpstreamConnection(asyncio.Protocol):
         if transport is not None and not self.closed and not transport.is_closing():
             transport.write(data)
 
-    def arm_read_timer(self) -> None:
-        """Start (or keep) the read timeout: called once the request has been fully written."""
-        deadline = self._read_deadline = self.loop.time() + self.read_timeout
+    def arm_read_timer(self, now: float) -> None:
+        """Start (or keep) the read timeout: called once the request has been fully written, at loop time ``now``
+        (the caller's: it has just read the clock)."""
+        deadline = self._read_deadline = now + self.read_timeout
         if self._read_at > deadline:  # no handle, or one left by a request with a longer read_timeout
             handle = self._read_handle
             if handle is not None:
