@@ -44,14 +44,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks.inprocess_tls import MemoryTransport, TlsPeer
+from benchmarks.inprocess_tls import MemoryTransport, TlsPeer, tls_listener_settings
 from benchmarks.pki import Pki, make_pki
 from benchmarks.profile import per_request
 from gateway.observability.accesslog import AccessLog
 from gateway.observability.errorlog import ErrorLog
 from gateway.proxy.state import ProxyState
 from gateway.runtime.snapshot import build_snapshot
-from gateway.settings import Listener, load_settings
+from gateway.settings import Listener
 from gateway.upstream.connection import UpstreamConnection
 from gateway.upstream.service import ServiceTarget
 
@@ -104,21 +104,8 @@ class Harness:
     """An ``ssl`` listener accepting one in-memory connection after the other, and one pooled plain upstream."""
 
     def __init__(self, prefix: Path, pki: Pki) -> None:
-        settings = load_settings(
-            env={},
-            overrides={
-                "prefix": str(prefix),
-                "proxy_listen": "127.0.0.1:8443 ssl",
-                "admin_listen": "off",
-                "proxy_access_log": "off",
-                "ssl_cert": str(pki.server_chain),
-                "ssl_cert_key": str(pki.server_key),
-                # S5: every handshake a full one (``scenarios.start_gateway`` with ``full_handshakes``)
-                "ssl_session_tickets": "off",
-                "ssl_session_cache_size": "0",
-                "upstream_keepalive_max_requests": "1000000000",
-            },
-        )
+        # S5: every handshake a full one (``scenarios.start_gateway`` with ``full_handshakes``)
+        settings = tls_listener_settings(prefix, pki, ssl_session_tickets="off", ssl_session_cache_size="0")
         snapshot = build_snapshot({"services": [SERVICE], "routes": [ROUTE]}, settings)
         for service in snapshot.services.values():
             service.connect = self._connect

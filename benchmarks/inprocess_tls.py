@@ -45,7 +45,7 @@ from gateway.observability.accesslog import AccessLog
 from gateway.observability.errorlog import ErrorLog
 from gateway.proxy.state import ProxyState
 from gateway.runtime.snapshot import build_snapshot
-from gateway.settings import Listener, load_settings
+from gateway.settings import Listener, Settings, load_settings
 
 __all__ = ["Harness", "MemoryTransport", "TlsPeer", "main"]
 
@@ -186,22 +186,26 @@ class _MemoryLoop:
         return transport, protocol
 
 
+def tls_listener_settings(prefix: Path, pki: Pki, **extra: str) -> Settings:
+    """What the in-process TLS harnesses run with: one ``ssl`` listener serving the benchmarks' certificate, no admin
+    listener, no access log, pooled upstream connections never retired; ``extra``: more settings (by name)."""
+    overrides = {
+        "prefix": str(prefix),
+        "proxy_listen": "127.0.0.1:8443 ssl",
+        "admin_listen": "off",
+        "proxy_access_log": "off",
+        "ssl_cert": str(pki.server_chain),
+        "ssl_cert_key": str(pki.server_key),
+        "upstream_keepalive_max_requests": "1000000000",
+    }
+    return load_settings(env={}, overrides={**overrides, **extra})
+
+
 class Harness:
     """One downstream TLS connection and one pooled upstream TLS connection, serving requests on demand."""
 
     def __init__(self, prefix: Path, pki: Pki) -> None:
-        settings = load_settings(
-            env={},
-            overrides={
-                "prefix": str(prefix),
-                "proxy_listen": "127.0.0.1:8443 ssl",
-                "admin_listen": "off",
-                "proxy_access_log": "off",
-                "ssl_cert": str(pki.server_chain),
-                "ssl_cert_key": str(pki.server_key),
-                "upstream_keepalive_max_requests": "1000000000",
-            },
-        )
+        settings = tls_listener_settings(prefix, pki)
         config: dict[str, list[dict[str, Any]]] = {
             "ca_certificates": [{"id": CA_ID, "cert": pki.pems["root"]}],
             "certificates": [{"id": CERT_ID, "cert": pki.pems["client_chain"], "key": pki.pems["client_key"]}],
