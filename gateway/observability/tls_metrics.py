@@ -175,8 +175,8 @@ class TlsCounters:
     @property
     def upstream_connections(self) -> dict[tuple[str, str], int]:
         """``kong_upstream_connections_total``'s samples: ``(service, reused)`` -> count."""
-        merged = {(service, "false"): n for service, n in self.new_connections.items()}
-        merged.update({(service, "true"): n for service, n in self.reused_connections.items()})
+        merged = {(service, _BOOL[False]): n for service, n in self.new_connections.items()}
+        merged.update({(service, _BOOL[True]): n for service, n in self.reused_connections.items()})
         return merged
 
     def upstream_session(self, service: str, resumed: bool) -> None:

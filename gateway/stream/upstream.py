@@ -32,7 +32,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from gateway.tls.engine.errors import TlsHandshakeError
-from gateway.tls.engine.hostnames import is_ip_literal
 from gateway.tls.engine.transport import TlsProtocol
 from gateway.tls.upstream.connect import describe_handshake_error, peer_names
 from gateway.upstream.balancer import Handle, NoPeerError
@@ -84,11 +83,10 @@ class PeerPicker:
             host = host_header_for(balancer.host_header or address.hostname, port, service.protocol)
         else:
             port, host = service.port, service.host_header
-            if service.host_is_ip or is_ip_literal(service.host):
+            if service.host_is_ip:  # ``is_ip_literal(service.host)``, computed once per snapshot
                 ip = service.host.strip("[]")
             else:
-                addresses = self._dns.cached(service.host) or await self._dns.resolve(service.host)
-                ip = addresses[0]
+                ip = self._dns.first_cached(service.host) or (await self._dns.resolve(service.host))[0]
         return ip, port, (self._preserved or host)
 
     def failed(self, failure: UpstreamFailure) -> bool:

@@ -246,20 +246,23 @@ class DnsCache:
         self._servers = list(config.servers) if config.servers is not None else servers
 
     # -- the first version's interface (services whose host is a name) ---------------------------------------
+    def _fresh(self, name: str) -> DnsAnswer | None:
+        """The cached answer for ``name`` if it has addresses and has not expired, else None (a lookup is needed)."""
+        entry = self._entries.get(name)
+        if entry is not None and entry.addresses and entry.expires > time.monotonic():
+            return entry
+        return None
+
     def cached(self, name: str) -> list[str] | None:
         """The fresh addresses of ``name``, or None when a lookup is needed."""
-        entry = self._entries.get(name)
-        if entry is not None and entry.expires > time.monotonic() and entry.addresses:
-            return list(entry.addresses)
-        return None
+        entry = self._fresh(name)
+        return list(entry.addresses) if entry is not None else None
 
     def first_cached(self, name: str) -> str | None:
         """The first fresh address of ``name`` (the one a try connects to), or None when a lookup is needed:
         ``cached`` without its copy of the list, for the request path."""
-        entry = self._entries.get(name)
-        if entry is not None and entry.addresses and entry.expires > time.monotonic():
-            return entry.addresses[0]
-        return None
+        entry = self._fresh(name)
+        return entry.addresses[0] if entry is not None else None
 
     async def resolve(self, name: str) -> list[str]:
         """All addresses of ``name`` (IPv4 first). Raises ``NoPeerError`` (503) when there are none."""

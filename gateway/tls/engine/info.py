@@ -23,9 +23,9 @@ class TlsInfo:
     Plain fields; ``alpn``, ``cipher``, ``version`` and ``peer_chain`` are each read from OpenSSL on its first access
     only (the proxy path reads ``version`` for the handshake counter and ``alpn`` on an ``http2`` listener, nothing
     else; each pyOpenSSL getter is a few microseconds of Python; the values cannot change once the handshake is
-    complete, so reading them later gives the same answer). It holds the ``SSL``
-    object for those reads, not the ``TlsSession`` (see "Releasing" in the module docstring);
-    ``close_notify_received`` is the one field that may change later, set by the session.
+    complete, so reading them later gives the same answer). It holds the ``SSL`` object for those reads, not the
+    ``TlsSession`` (see "Releasing" in the module docstring); ``close_notify_received`` is the one field that may
+    change later, set by the session.
     """
 
     __slots__ = (

@@ -214,10 +214,6 @@ class TlsSession:
 
     # -- byte pumps -------------------------------------------------------------------------------------------
 
-    def _drain(self) -> bytes:
-        """Everything in the outgoing BIO (``RawChannel.drain``)."""
-        return self._raw.drain()
-
     def start(self) -> bytes:
         """Client side: begin the handshake; returns the ClientHello to write."""
         self._check_usable()
@@ -337,7 +333,7 @@ class TlsSession:
             self._conn.shutdown()
         except SSL.Error:
             pass  # nothing more to add; what ``data`` produced still goes out, as with send() then close()
-        return self._drain()
+        return self._raw.drain()
 
     def close(self) -> bytes:
         """Start the TLS close: returns the close_notify to write (``b""`` if nothing can be sent any more).
@@ -354,7 +350,7 @@ class TlsSession:
             self._conn.shutdown()
         except SSL.Error:
             return b""
-        return self._drain()
+        return self._raw.drain()
 
     def release(self) -> None:
         """The socket is gone: break the session's reference cycle (OpenSSL's app data, through which the SNI and
