@@ -198,9 +198,12 @@ class H2UpstreamStream(UpstreamConnection):
 
     # ================================================================== response side (from the connection)
     def _progress(self) -> None:
+        """A frame of the response arrived: its time is the stream's last read (the relay takes the head's arrival
+        from it, as from an HTTP/1.1 connection's read), and the read timeout starts again."""
         self.got_bytes = True
+        now = self.last_read = self.loop.time()
         if self._read_deadline:
-            self._read_deadline = self.loop.time() + self.read_timeout
+            self._read_deadline = now + self.read_timeout
 
     def on_response(self, headers: Headers) -> None:
         """The response head (rule 1); a trailers-only gRPC answer ends the stream with it (``on_end`` follows)."""
