@@ -73,6 +73,7 @@ class HttpConnection(ClientSide):
         "_phase",
         "_queue",
         "_reading_counted",
+        "_request_began",
         "_timer",
         "_timer_at",
         "_timer_mode",
@@ -114,6 +115,7 @@ class HttpConnection(ClientSide):
         self._timer_at = _NEVER  # when ``_timer`` fires: kept, so that no request calls ``handle.when()``
         self._timer_mode = _T_NONE
         self._deadline = 0.0
+        self._request_began = 0.0  # the loop's time of the current request's first byte (its exchange's start)
         #: writes held while corked (``cork``/``uncork``), else None
         self._out: list[bytes] | None = None
 
@@ -218,7 +220,8 @@ class HttpConnection(ClientSide):
         if not self._reading_counted:
             self._reading_counted = True
             self.state.connections_reading += 1
-        when = self.loop.time() + self.state.client_header_timeout
+        now = self._request_began = self.loop.time()
+        when = now + self.state.client_header_timeout
         if self._timer_at > when:
             self._set_deadline(when, _T_HEAD)
         else:  # ``_set_deadline``'s common case, without the call
@@ -245,6 +248,7 @@ class HttpConnection(ClientSide):
             self._reject(PLAIN_HTTP_ON_TLS, "client sent plain HTTP request to HTTPS port", head)
             return
         ex = self.state.exchange_type(self, head)
+        ex.start = self._request_began
         self.parsing = ex
         if head.has_body:
             self._phase = _BODY
@@ -356,7 +360,7 @@ class HttpConnection(ClientSide):
             self._close()
             return
         if self._phase == _IDLE and not self._broken:
-            self._arm_keepalive()
+            self._arm_keepalive(ex.finished_at)
 
     def _log_access(self, ex: DownstreamExchange) -> None:
         log = self.state.access_log
@@ -416,13 +420,15 @@ class HttpConnection(ClientSide):
         return self.current is None and self._phase == _IDLE
 
     # ================================================================== the one timer
-    def _arm_keepalive(self) -> None:
+    def _arm_keepalive(self, now: float = 0.0) -> None:
+        """Idle from ``now`` (the loop's time of the read that finished the last exchange; 0.0: read the clock)."""
         state = self.state
         timeout = state.keepalive_timeout
         if timeout <= 0 or self.closing:
             self._close()
             return
-        now = self.loop.time()
+        if now == 0.0:
+            now = self.loop.time()
         # The handle fires a head timeout from now at the latest (early, it re-arms), so the next request's head
         # deadline creates no handle: a uvloop timer per request costs more than the rare early wake-up.
         when = now + timeout

@@ -23,13 +23,19 @@ __all__ = ["DownstreamExchange"]
 class DownstreamExchange:
     """What a connection uses of the exchange serving one of its requests; the subclasses set the attributes."""
 
-    __slots__ = ("bytes_sent", "head", "keep_alive", "request_id", "status")
+    __slots__ = ("bytes_sent", "finished_at", "head", "keep_alive", "request_id", "start", "status")
 
     head: RequestHead
     request_id: str
     status: int
     bytes_sent: int
     keep_alive: bool
+    #: the loop's time when the request began (an HTTP/1.x connection sets it to its first byte's read, as nginx's
+    #: ``$request_time`` counts from there; 0.0: ``begin`` takes the loop's time)
+    start: float
+    #: the loop's time of the read that finished the exchange, when the exchange knows it (the upstream's read
+    #: that completed the response); 0.0: the connection reads the loop's clock itself
+    finished_at: float
 
     @property
     def response_started(self) -> bool:

@@ -137,7 +137,8 @@ class Exchange(ResponseRelay):
         state = self.state
         if self.snapshot is None:  # a resumed access phase (plugins waited) keeps its snapshot and start time
             self.snapshot = state.snapshot
-            self.start = conn.loop.time()
+            if self.start == 0.0:  # an HTTP/1.x connection set it (the request's first byte); an HTTP/2 stream not
+                self.start = conn.loop.time()
         snapshot = self.snapshot
         head = self.head
         target = head.target

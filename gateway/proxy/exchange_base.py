@@ -133,7 +133,6 @@ class ExchangeBase(UpstreamEvents):
         "conn",
         "snapshot",
         "stage",
-        "start",
         "state",
     )
 
@@ -151,6 +150,7 @@ class ExchangeBase(UpstreamEvents):
         self.snapshot: Snapshot | None = None
         self.request_id = new_request_id()
         self.start = 0.0
+        self.finished_at = 0.0
         self.status = 0
         self.bytes_sent = 0
         self.keep_alive = head.keep_alive
@@ -340,9 +340,12 @@ class ExchangeBase(UpstreamEvents):
             balancer.report_http_status(handle, self.status)
         balancer.release(handle)
 
-    def _maybe_finish(self) -> None:
+    def _maybe_finish(self, now: float = 0.0) -> None:
+        """The exchange is done once responded and its request fully read; ``now``: the time of the read that got
+        it there, when the caller has it (the connection arms its keepalive timer from it)."""
         if self.stage == RESPONDED and (self._body_done or self._close_after):
             self.stage = DONE
+            self.finished_at = now
             if self._handle is not None:
                 self._balancer_log()
             plugins = self._plugins
@@ -359,7 +362,7 @@ class ExchangeBase(UpstreamEvents):
             self.start,
             self._sent_at,
             self._head_at,
-            self.conn.loop.time(),
+            self.finished_at or self.conn.loop.time(),
             self.head,
             self._body_bytes,
             self._head_bytes + (0 if self._head_at == 0.0 else self.bytes_sent),

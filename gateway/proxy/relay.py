@@ -108,12 +108,14 @@ class ResponseRelay(StreamTries):
         self._up = None
         if self._chunked_out:
             self.conn.write(b"0\r\n\r\n")
+        now = 0.0
         if up is not None:
+            now = up.last_read  # the read that completed the response (or its EOF): the pool's and the client's clock
             flow = up.flow
             if flow is not None and flow.read_paused:
                 up.resume_reading()
             pool = self.state.pool
-            saved = pool.release(up, keep_alive and self._body_done and not self._discarding)
+            saved = pool.release(up, keep_alive and self._body_done and not self._discarding, now)
             if pool.size > 0 and self.state.error_log.debug_enabled:
                 self._debug_pool_release(pool, up, saved)
         self.stage = RESPONDED
@@ -122,7 +124,7 @@ class ResponseRelay(StreamTries):
             # client was paused for the upstream's backpressure, which no longer exists)
             self._discarding = True
             self.conn.flow.resume_reading(PAUSE_PEER)
-        self._maybe_finish()
+        self._maybe_finish(now)
 
     def on_upstream_trailers(self, trailers: list[tuple[bytes, bytes]]) -> None:
         """HTTP/2 trailers (gRPC's ``grpc-status``/``grpc-message``): relayed to an HTTP/2 client as its stream's

@@ -159,6 +159,7 @@ class UpstreamConnection(asyncio.Protocol):
             return
         self.exchange = None
         if self.response_started and self._framing()[1]:
+            self.last_read = self.loop.time()  # the EOF is the response's last read (the relay's clock)
             exchange.on_upstream_complete(False)  # EOF ends a body without length or chunking
         else:
             exchange.on_upstream_error(from_exception(exc, Phase.READING_HEADER))

@@ -74,8 +74,10 @@ class UpstreamPool:
         self.misses += 1
         return None
 
-    def release(self, conn: UpstreamConnection, reusable: bool) -> bool:
-        """Return a connection after a complete response; it is pooled (True) or closed (False) by the rules above."""
+    def release(self, conn: UpstreamConnection, reusable: bool, now: float = 0.0) -> bool:
+        """Return a connection after a complete response; it is pooled (True) or closed (False) by the rules above.
+        ``now``: the loop's time of the read that completed the response, when the caller has it (its idle timeout
+        starts there; 0.0: the loop's clock is read)."""
         hook = conn.release_hook
         if hook is not None:
             conn.release_hook = None
@@ -97,7 +99,7 @@ class UpstreamPool:
         if self.idle_timeout > 0:
             # one handle per connection, moved by a deadline (lesson 10): a busy connection's timer that fires
             # finds ``idle_deadline == 0`` and is dropped; the next release arms a new one
-            deadline = conn.idle_deadline = self.loop.time() + self.idle_timeout
+            deadline = conn.idle_deadline = (now or self.loop.time()) + self.idle_timeout
             if conn.idle_handle is None:
                 conn.idle_handle = self.loop.call_at(deadline, self._idle_check, conn)
         return True

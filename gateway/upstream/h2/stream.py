@@ -249,6 +249,7 @@ class H2UpstreamStream(UpstreamConnection):
             return
         self.exchange = None
         self.closed = True  # used once: the pool's release closes it, which frees the slot
+        self.last_read = self.loop.time()  # the end of the stream may come in a frame of its own
         exchange.on_upstream_complete(True)
 
     def on_reset(self, code: int) -> None:
