@@ -41,7 +41,7 @@ _SPENT_PARSER = httptools.HttpRequestParser(_NoCallbacks())
 class HttpToolsProtocol(HttpConnection):
     """llhttp-based downstream connection."""
 
-    __slots__ = ("_head_bytes", "_headers", "_parser", "_url")
+    __slots__ = ("_head_bytes", "_headers", "_parser", "_upgrade", "_url")
 
     def __init__(self, state: SharedState, listener: Listener) -> None:
         super().__init__(state, listener)
@@ -50,6 +50,8 @@ class HttpToolsProtocol(HttpConnection):
         #: decoded as they arrive (latin-1: one char per byte), so the head takes the list as it is
         self._headers: list[tuple[str, str]] = []
         self._head_bytes = 0
+        #: the head has an ``Upgrade`` header: only then (or for CONNECT) can llhttp take it for an upgrade
+        self._upgrade = False
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
@@ -85,6 +87,7 @@ class HttpToolsProtocol(HttpConnection):
         self._url = b""
         self._headers = []
         self._head_bytes = 0
+        self._upgrade = False
         self._message_begin()
 
     def on_url(self, url: bytes) -> None:
@@ -95,18 +98,22 @@ class HttpToolsProtocol(HttpConnection):
     def on_header(self, name: bytes, value: bytes) -> None:
         if len(name) + len(value) + 2 > self.limits.buffer_size:
             raise HeadRejected(494, "client sent too long header line")
+        if len(name) == 7 and name.lower() == b"upgrade":
+            self._upgrade = True
         self._headers.append((name.decode("latin-1"), value.decode("latin-1")))
 
     def on_headers_complete(self) -> None:
         parser = self._parser
+        method = parser.get_method().decode("latin-1")
         head = RequestHead(
-            parser.get_method().decode("latin-1"),
+            method,
             self._url.decode("latin-1"),
             parser.get_http_version(),
             self._headers,
             parser.should_keep_alive(),
         )
-        if parser.should_upgrade():
+        # llhttp's upgrade: an Upgrade header with "upgrade" in Connection, or CONNECT; asked only when it can be
+        if (self._upgrade or method == "CONNECT") and parser.should_upgrade():
             head.keep_alive = False
         self._headers = []
         self._head_complete(head)

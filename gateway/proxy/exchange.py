@@ -57,7 +57,7 @@ from gateway.proxy.access import forwarded, route_refusal, split_target
 from gateway.proxy.exchange_base import DONE, RESPONDING, Stage, guarded
 from gateway.proxy.lane import lane_for
 from gateway.proxy.relay import ResponseRelay
-from gateway.proxy.request_head import fixed_headers, forwarded_lines
+from gateway.proxy.request_head import fixed_headers, forwarded_lines, lead_headers
 from gateway.proxy.router import escape_path, header_map, normalize_path, upstream_uri_v0
 from gateway.proxy.trace import DEBUG_REQUEST_HEADER
 from gateway.proxy.upstream_tries import NON_IDEMPOTENT, REPLAY_LIMIT
@@ -209,6 +209,11 @@ class Exchange(ResponseRelay):
         self._upstream_uri = lane.uri if query_at == -1 else lane.uri + head.target[query_at:]
         self._tries_left = service.retries + 1
         self._host_header = lane.host_header
+        if query_at == -1 and head.te is None and head.via is None and head.version == "1.1":
+            lead = lane.lead
+            if not lead:
+                lead = lane.lead = lead_headers(head, lane.uri, lane.host_header)
+            self._lead = lead
         upstream = fixed_headers(
             head, self.state.header_policy, conn.remote_addr, conn.peer_ip, self.request_id, lane.forwarded, None
         )

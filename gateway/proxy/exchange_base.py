@@ -115,6 +115,7 @@ class ExchangeBase(UpstreamEvents):
         "_head_at",
         "_head_bytes",
         "_host_header",
+        "_lead",
         "_match",
         "_peer",
         "_plugin_chain",
@@ -180,6 +181,9 @@ class ExchangeBase(UpstreamEvents):
         self._upstream_head = b""
         self._upstream_uri = "/"
         self._host_header = ""
+        #: ``lead_headers`` of ``_upstream_uri`` and ``_host_header`` when a lane had them ready (``Lane.lead``); b"":
+        #: made per try. Whatever sets those two otherwise clears it
+        self._lead = b""
         self._peer: tuple[str, int] = ("", 0)
         self._tls_error: str | None = None
         self._tls_failure: HandshakeFailure | None = None  # the last try's failed handshake, for the trace

@@ -18,9 +18,11 @@ when:
    paths can normalize to one), the peer is not in ``trusted_ips`` (its ``X-Forwarded-*`` would replace ours) and
    ``allow_debug_header`` is off.
 
-Everything else (the request id, ``X-Forwarded-For``/``X-Real-IP``, the client's headers, the query string, the
-DNS answer for a service named by host) is still read per request, through the same functions as the full path,
-so both produce the same bytes (``tests/unit/proxy/test_proxy_heads.py`` runs every head through both).
+The upstream request line, ``Via`` and ``Host`` are the same bytes for every request on the lane that has no query
+string, no ``TE``, no ``Via`` and HTTP/1.1 (``Lane.lead``, made by the first such request with the full path's
+function). Everything else (the request id, ``X-Forwarded-For``/``X-Real-IP``, the client's headers, the query
+string, the DNS answer for a service named by host) is still read per request, through the same functions as the
+full path, so both produce the same bytes (``tests/unit/proxy/test_proxy_heads.py`` runs every head through both).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ __all__ = ["Lane", "lane_for"]
 class Lane:
     """What ``Exchange.begin`` derived for one ``Match`` that does not change from one request to the next."""
 
-    __slots__ = ("forwarded", "host_header", "ip", "key", "raw_path", "service", "uri")
+    __slots__ = ("forwarded", "host_header", "ip", "key", "lead", "raw_path", "service", "uri")
 
     def __init__(self, service: ServiceTarget, raw_path: str, uri: str, forwarded: str, host_header: str) -> None:
         self.service = service
@@ -48,6 +50,10 @@ class Lane:
         #: the ``X-Forwarded-Proto``..``-Prefix`` lines (``request_head.forwarded_lines``)
         self.forwarded = forwarded
         self.host_header = host_header
+        #: the upstream request line, ``Via`` and ``Host`` (``request_head.lead_headers``) of a request without query
+        #: string, ``TE`` or ``Via`` from an HTTP/1.1 client: the same bytes for every such request on the lane, made
+        #: by the first one (b"" until then)
+        self.lead = b""
         #: the last peer address and its pool key (a service named by host may resolve elsewhere later)
         self.ip = ""
         self.key: tuple[Any, ...] = ()

@@ -38,6 +38,7 @@ class StreamTries(UpstreamTries):
         """A stream for this try: on a pooled connection with room, on one being opened, or on a new one (a task)."""
         # grpc_pass sends the client's request target as it came (nginx's unparsed URI), not Kong's $upstream_uri
         self._upstream_uri = self.head.target
+        self._lead = b""
         pool = self.state.pool.multiplexed
         h2_key = (service.protocol, key)
         stream = None if self._fresh_only else pool.stream(h2_key)

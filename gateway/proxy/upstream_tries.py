@@ -129,6 +129,7 @@ class UpstreamTries(ExchangeBase):
             self._kong_error(exc.status, exc.message)
             return
         route = self._match.route if self._match is not None else None
+        self._lead = b""
         if route is not None and route.preserve_host and self.head.host is not None:
             self._host_header = self.head.host
         else:
@@ -267,7 +268,10 @@ class UpstreamTries(ExchangeBase):
             return
         self._up = up
         up.bind(self, service.read_timeout, service.write_timeout, self.head.method == "HEAD")
-        head_bytes = lead_headers(self.head, self._upstream_uri, self._host_header) + self._upstream_head
+        lead = self._lead
+        if not lead:
+            lead = lead_headers(self.head, self._upstream_uri, self._host_header)
+        head_bytes = lead + self._upstream_head
         if not self._buffer and not self._replay and not self.head.chunked:
             # the common case, no body bytes (yet): one write (the TLS transport encrypts it without a join)
             transport.write(head_bytes)

@@ -74,7 +74,21 @@ class _Tls:
 
 
 async def _proxy(tmp_path: Path, request: bytes, response: bytes, parser: str, **overrides: str) -> tuple[str, str]:
-    """One request through the stack: (downstream response, upstream request), request ids and Date masked."""
+    """One request through the stack: (downstream response, upstream request), request ids and Date masked.
+
+    The request is sent twice on one connection: the second takes the route's lane (``proxy.lane``), built by the
+    first, and must produce the same bytes.
+    """
+    first, second = await _proxy_all(tmp_path, [request, request], response, parser, **overrides)
+    assert second == first
+    return first
+
+
+async def _proxy_all(
+    tmp_path: Path, requests: list[bytes], response: bytes, parser: str, **overrides: str
+) -> list[tuple[str, str]]:
+    """Requests one after the other on one connection: (downstream response, upstream request) of each, masked;
+    every request after the first must have been served on its route's lane."""
     settings = load_settings(
         env={},
         overrides={
@@ -116,7 +130,6 @@ async def _proxy(tmp_path: Path, request: bytes, response: bytes, parser: str, *
         return re.sub(r"Date: [^\r]*GMT", "Date: DATE", text)
 
     async def exchange() -> tuple[str, str]:
-        conn.data_received(request)
         for _ in range(20):
             if downstream.written:
                 break
@@ -126,16 +139,16 @@ async def _proxy(tmp_path: Path, request: bytes, response: bytes, parser: str, *
         upstream_sent.clear()
         return pair
 
-    first = await exchange()
-    # the same request again on the same connection: it takes the route's lane (``proxy.lane``), built by the first,
-    # and must produce the same bytes
-    method, target = request.decode("latin-1").split(" ")[:2]
-    host = re.search(r"\r\nHost: ([^\r]*)", request.decode("latin-1"))
-    match = snapshot.router.match(method, target.split("?")[0], host.group(1) if host else None, 8443, True)
-    assert match is not None and match.lane is not None
-    assert await exchange() == first
+    pairs = []
+    for request in requests:
+        conn.data_received(request)
+        pairs.append(await exchange())
+        method, target = request.decode("latin-1").split(" ")[:2]
+        host = re.search(r"\r\nHost: ([^\r]*)", request.decode("latin-1"))
+        match = snapshot.router.match(method, target.split("?")[0], host.group(1) if host else None, 8443, True)
+        assert match is not None and match.lane is not None
     state.close()
-    return first
+    return pairs
 
 
 @pytest.fixture(params=["httptools", "h11"])
@@ -192,3 +205,20 @@ async def test_response_tail_follows_the_headers_policy(tmp_path: Path, parser: 
     down, up = await _proxy(tmp_path, RICH_GET, MIXED, parser, headers="off", headers_upstream="off")
     assert "Via: 1.1 b\r\nX-A: 1\r\nTrailer: X-T\r\n\r\n5\r\n" in down
     assert "Server" not in down and "X-Kong" not in down and "X-Kong" not in up
+
+
+async def test_a_lane_keeps_its_request_line_only_for_the_requests_it_fits(tmp_path: Path, parser: str) -> None:
+    # one lane (same method, path and Host): its request line, Via and Host are made once, for requests without a
+    # query string, TE or Via from an HTTP/1.1 client; the others get their own, and the lane's stays as it was
+    lane = b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n"
+    own_via = b"GET /a HTTP/1.1\r\nHost: h\r\nVia: 1.0 p\r\nTE: trailers\r\n\r\n"
+    query = b"GET /a?q=1 HTTP/1.1\r\nHost: h\r\n\r\n"
+    http10 = b"GET /a HTTP/1.0\r\nHost: h\r\nConnection: keep-alive\r\n\r\n"
+    sent = [up for _, up in await _proxy_all(tmp_path, [lane, lane, own_via, query, http10, lane], NGINX, parser)]
+    plain = "GET /a HTTP/1.1\r\nVia: 1.1 kong/3.9.1\r\nHost: localhost:9443\r\nConnection: keep-alive\r\n"
+    assert sent[0].startswith(plain) and sent[1] == sent[0] and sent[5] == sent[0]
+    assert sent[2].startswith(
+        "GET /a HTTP/1.1\r\nTE: trailers\r\nVia: 1.0 p, 1.1 kong/3.9.1\r\nHost: localhost:9443\r\n"
+    )
+    assert sent[3].startswith("GET /a?q=1 HTTP/1.1\r\nVia: 1.1 kong/3.9.1\r\nHost: localhost:9443\r\n")
+    assert sent[4].startswith("GET /a HTTP/1.1\r\nVia: 1 kong/3.9.1\r\nHost: localhost:9443\r\n")
