@@ -134,6 +134,7 @@ class Harness:
             await asyncio.sleep(0)
         assert self.upstream is not None
         self.upstream.data_received(RESPONSE)
+        self.state.tick_writes.run()
         self._check()
 
     def serve(self, count: int) -> None:
@@ -141,9 +142,12 @@ class Harness:
         conn, up = self.conn, self.upstream
         assert up is not None
         before = self.upstream_requests
+        flush = self.state.tick_writes.run  # where the loop's tick would end: the held writes leave
         for _ in range(count):
             conn.data_received(REQUEST)
+            flush()
             up.data_received(RESPONSE)
+            flush()
         if self.upstream_requests - before != count:
             raise RuntimeError("a request did not reach the pooled upstream connection")
         self._check()

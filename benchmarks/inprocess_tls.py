@@ -246,6 +246,7 @@ class Harness:
         if data:
             moved = True
             self.downstream.get_protocol().data_received(data)  # type: ignore[attr-defined]
+            self.state.tick_writes.run()
         data = self.downstream.take()
         if data:
             moved = True
@@ -266,6 +267,7 @@ class Harness:
             if data:
                 moved = True
                 up.get_protocol().data_received(data)  # type: ignore[attr-defined]
+                self.state.tick_writes.run()
         return moved
 
     async def warm_up(self) -> None:
@@ -318,11 +320,14 @@ class Harness:
         tls_down, tls_up = downstream.get_protocol(), upstream.get_protocol()
         down_in, up_in = tls_down.data_received, tls_up.data_received  # type: ignore[attr-defined]
         up_out, down_out = upstream.written, downstream.written
+        flush = self.state.tick_writes.run  # where the loop's tick would end: the held writes leave
         for request, response in zip(batch.requests, batch.responses, strict=True):
             down_in(request)
+            flush()
             if not up_out:
                 raise RuntimeError("a request did not reach the pooled upstream connection")
             up_in(response)
+            flush()
         batch.upstream = up_out[:]
         up_out.clear()
         batch.downstream = down_out[:]

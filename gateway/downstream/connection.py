@@ -67,6 +67,7 @@ class HttpConnection(ClientSide):
     __slots__ = (
         "_broken",
         "_deadline",
+        "_flush_held",
         "_fresh",
         "_out",
         "_pending_error",
@@ -116,8 +117,10 @@ class HttpConnection(ClientSide):
         self._timer_mode = _T_NONE
         self._deadline = 0.0
         self._request_began = 0.0  # the loop's time of the current request's first byte (its exchange's start)
-        #: writes held while corked (``cork``/``uncork``), else None
+        #: writes held while corked (``cork``/``uncork``) and until the tick's flush, else None; ``_flush_held``:
+        #: ``_flush`` is registered with the tick's writes (``flow.TickWrites``)
         self._out: list[bytes] | None = None
+        self._flush_held = False
 
     # ================================================================== asyncio protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -184,21 +187,25 @@ class HttpConnection(ClientSide):
             transport.write(data)
 
     def cork(self) -> bool:
-        """Hold writes until ``uncork``: True if this call corked (the caller must uncork), False if already corked.
-
-        The upstream side corks around one ``data_received``, so a response head and the body bytes that arrived
-        with it leave in one ``writelines``: one TLS encryption and one socket write instead of one per piece (each
-        socket write is a syscall, the largest cost per request on loopback).
-        """
+        """Hold writes until ``uncork``: True if this call corked (the caller must uncork), False if already corked
+        or held for the tick's flush. The upstream side corks around one ``data_received``: a response head and the
+        body bytes that came with it leave in one TLS encryption and one socket write (each a syscall)."""
         if self._out is not None:
             return False
         self._out = []
         return True
 
     def uncork(self) -> None:
-        """Write what was held, in order, in one ``writelines``."""
-        out = self._out
-        self._out = None
+        """What was held leaves at the end of the loop's tick (``flow.TickWrites``), in order, in one write with
+        what the tick adds; ``_close`` writes it first if the connection closes before."""
+        if not self._out:
+            self._out = None
+        elif not self._flush_held:
+            self._flush_held = True
+            self.state.tick_writes.hold(self.loop, self._flush)
+
+    def _flush(self) -> None:
+        out, self._out, self._flush_held = self._out, None, False
         if out:
             transport = self.transport
             if transport is not None and not transport.is_closing():
@@ -427,8 +434,7 @@ class HttpConnection(ClientSide):
         if timeout <= 0 or self.closing:
             self._close()
             return
-        if now == 0.0:
-            now = self.loop.time()
+        now = now or self.loop.time()
         # The handle fires a head timeout from now at the latest (early, it re-arms), so the next request's head
         # deadline creates no handle: a uvloop timer per request costs more than the rare early wake-up.
         when = now + timeout

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import Any, Final, Protocol
 
 from gateway.downstream.exchange import DownstreamExchange
+from gateway.downstream.flow import TickWrites
 from gateway.downstream.headers import DateCache, HeaderPolicy
 from gateway.downstream.request import HeadLimits, RequestHead
 from gateway.observability.accesslog import AccessLog
@@ -74,6 +75,8 @@ class SharedState:
             settings.ignore_invalid_headers,
         )
         self.date = DateCache()
+        #: the connections' writes held for the end of the loop's tick (``flow.TickWrites``), both sides'
+        self.tick_writes = TickWrites()
         self.client_header_timeout = float(settings.client_header_timeout)
         self.client_body_timeout = float(settings.client_body_timeout)
         self.keepalive_timeout = float(settings.keepalive_timeout)

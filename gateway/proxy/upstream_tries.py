@@ -200,7 +200,7 @@ class UpstreamTries(ExchangeBase):
             self._use(up)
             return
         loop = conn.loop
-        factory_conn = UpstreamConnection(loop, pool, key)
+        factory_conn = UpstreamConnection(loop, pool, key, self.state.tick_writes)
         task = asyncio.ensure_future(self._open(service, ip, port, factory_conn))
         self._connect_task = task
         task.add_done_callback(self._opened)
@@ -273,8 +273,9 @@ class UpstreamTries(ExchangeBase):
             lead = lead_headers(self.head, self._upstream_uri, self._host_header)
         head_bytes = lead + self._upstream_head
         if not self._buffer and not self._replay and not self.head.chunked:
-            # the common case, no body bytes (yet): one write (the TLS transport encrypts it without a join)
-            transport.write(head_bytes)
+            # the common case, no body bytes (yet): one write (the TLS transport encrypts it without a join), at the
+            # end of the tick (``UpstreamConnection.send_at_tick_end``)
+            up.send_at_tick_end(head_bytes)
             self._sent()
             return
         pieces = [head_bytes]
@@ -292,7 +293,7 @@ class UpstreamTries(ExchangeBase):
             self.conn.flow.resume_reading(PAUSE_BUFFER)
         if self._body_done and chunked and self.head.has_body:
             pieces.append(b"0\r\n\r\n")
-        transport.writelines(pieces)
+        up.send_many(pieces)
         self._sent()
 
     def _sent(self) -> None:

@@ -30,7 +30,7 @@ from typing import Any, Final, Protocol
 
 import httptools
 
-from gateway.downstream.flow import PAUSE_PEER, FlowControl
+from gateway.downstream.flow import PAUSE_PEER, FlowControl, TickWrites
 from gateway.tls.upstream.connect import SessionCache
 from gateway.upstream.events import UpstreamEvents
 from gateway.upstream.failures import Kind, Phase, UpstreamFailure, from_exception
@@ -67,7 +67,9 @@ class UpstreamConnection(asyncio.Protocol):
     __slots__ = (
         "_completed",
         "_completed_keep",
+        "_flush_held",
         "_headers",
+        "_out",
         "_read_at",
         "_read_deadline",
         "_read_handle",
@@ -95,14 +97,26 @@ class UpstreamConnection(asyncio.Protocol):
         "requests",
         "response_started",
         "reused",
+        "tick_writes",
         "transport",
         "write_timeout",
     )
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, pool: ConnectionPool | None, key: Any) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        pool: ConnectionPool | None,
+        key: Any,
+        tick_writes: TickWrites | None = None,
+    ) -> None:
         self.loop = loop
         self.pool = pool
         self.key = key
+        #: where ``send`` holds the request's bytes until the end of the loop's tick (``flow.TickWrites``: the
+        #: upstream is woken once for the tick's requests, not once per request); None: written at once
+        self.tick_writes = tick_writes
+        self._out: list[bytes] | None = None
+        self._flush_held = False
         self.transport: asyncio.Transport | None = None
         #: read pausing by reason, as for the downstream side (one object per transport; None until connected)
         self.flow: FlowControl | None = None
@@ -149,6 +163,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self._out = None
         self._cancel_timers()
         exchange = self.exchange
         if exchange is None:
@@ -209,6 +224,8 @@ class UpstreamConnection(asyncio.Protocol):
 
     def _switch(self, exchange: UpstreamEvents, rest: bytes) -> None:
         """An accepted 101: the transport leaves this connection for the exchange's tunnel, never to be pooled."""
+        if self._out is not None:
+            self._flush()  # what the client sent before the switch goes before what the tunnel relays
         self.closed = True
         self._cancel_timers()
         transport = self.transport
@@ -259,14 +276,59 @@ class UpstreamConnection(asyncio.Protocol):
         self._reason = b""
 
     def send(self, data: bytes) -> None:
-        """Write request body bytes; dropped once the transport is closing (its ``connection_lost`` reports why).
+        """Write request bytes (body); dropped once the transport is closing (its ``connection_lost`` reports why).
+        Behind a head still held for the tick's end (``send_at_tick_end``), they join it, in order.
 
         Between the transport closing (the peer's EOF, a reset) and ``connection_lost`` reaching the exchange, the
         client may still deliver body bytes: uvloop raises on a write to a closed handle, so they are dropped here.
         """
         transport = self.transport
-        if transport is not None and not self.closed and not transport.is_closing():
+        if transport is None or self.closed or transport.is_closing():
+            return
+        out = self._out
+        if out is not None:
+            out.append(data)
+        else:
             transport.write(data)
+
+    def send_many(self, pieces: list[bytes]) -> None:
+        """``send`` of several pieces in order (a head and the body bytes buffered before the connection was up)."""
+        transport = self.transport
+        if transport is None or self.closed or transport.is_closing():
+            return
+        out = self._out
+        if out is not None:
+            out.extend(pieces)
+        else:
+            transport.writelines(pieces)
+
+    def send_at_tick_end(self, data: bytes) -> None:
+        """A request head without body bytes: held until the end of the loop's tick (``tick_writes``), so that the
+        upstream is woken once for the tick's requests. A body's bytes go at once (``send``): the transport's
+        backpressure must reach the client as it reads the body."""
+        if self.tick_writes is None or self._out is not None:
+            self.send(data)
+            return
+        transport = self.transport
+        if transport is None or self.closed or transport.is_closing():
+            return
+        self._out = [data]
+        if not self._flush_held:
+            self._flush_held = True
+            self.tick_writes.hold(self.loop, self._flush)
+
+    def _flush(self) -> None:
+        """The held bytes to the socket, in one write (``send``); nothing once closed or closing."""
+        self._flush_held = False
+        out = self._out
+        self._out = None
+        transport = self.transport
+        if not out or transport is None or self.closed or transport.is_closing():
+            return
+        if len(out) == 1:
+            transport.write(out[0])
+        else:
+            transport.writelines(out)
 
     def arm_read_timer(self, now: float) -> None:
         """Start (or keep) the read timeout: called once the request has been fully written, at loop time ``now``
@@ -350,12 +412,15 @@ class UpstreamConnection(asyncio.Protocol):
             flow.resume_reading(reason)
 
     def close(self) -> None:
+        if self._out is not None:
+            self._flush()  # held bytes go before the close, as a transport's buffered ones do
         self.closed = True
         self._cancel_timers()
         if self.transport is not None:
             self.transport.close()
 
     def abort(self) -> None:
+        self._out = None
         self.closed = True
         self._cancel_timers()
         if self.transport is not None:
