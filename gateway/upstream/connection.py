@@ -282,14 +282,7 @@ class UpstreamConnection(asyncio.Protocol):
         Between the transport closing (the peer's EOF, a reset) and ``connection_lost`` reaching the exchange, the
         client may still deliver body bytes: uvloop raises on a write to a closed handle, so they are dropped here.
         """
-        transport = self.transport
-        if transport is None or self.closed or transport.is_closing():
-            return
-        out = self._out
-        if out is not None:
-            out.append(data)
-        else:
-            transport.write(data)
+        self.send_many([data])
 
     def send_many(self, pieces: list[bytes]) -> None:
         """``send`` of several pieces in order (a head and the body bytes buffered before the connection was up)."""
