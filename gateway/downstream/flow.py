@@ -23,6 +23,7 @@ later, and before a close); a tick is the loop's batch of ready events, so the d
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Callable
 from typing import Final
 
@@ -95,11 +96,15 @@ class TickWrites:
     """The connections that hold writes for the end of the loop's tick (see the module docstring): one per process
     state; each ``hold`` registers a connection's flush once, one ``call_soon`` runs them all."""
 
-    __slots__ = ("_held", "_loop")
+    __slots__ = ("_context", "_held", "_loop", "_run")
 
     def __init__(self) -> None:
         self._held: list[Callable[[], None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._run = self.run  # one bound method, not one per tick
+        # The flushes run in a context of their own, made once: ``call_soon`` without one copies the current
+        # context each tick (a quarter of the call's cost); the flushes read no context variable.
+        self._context = contextvars.Context()
 
     def hold(self, loop: asyncio.AbstractEventLoop, flush: Callable[[], None]) -> None:
         """Run ``flush`` once the current tick's callbacks have run (the caller registers it once per tick)."""
@@ -108,7 +113,7 @@ class TickWrites:
             if held:  # flushes for a loop that stopped before running them (tests run one loop after another)
                 held.clear()
             self._loop = loop
-            loop.call_soon(self.run)
+            loop.call_soon(self._run, context=self._context)
         held.append(flush)
 
     def run(self) -> None:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from gateway.downstream.flow import PAUSE_PEER
 from gateway.plugins import run_header_filter
 from gateway.proxy.exchange_base import DONE, RESPONDED, RESPONDING
-from gateway.proxy.response_head import framing, scan_headers
+from gateway.proxy.response_head import framing, scan_headers, status_line
 from gateway.proxy.stream_tries import StreamTries
 from gateway.proxy.websocket import UPGRADE_LINES, start_tunnel, switching_head
 from gateway.upstream.connection import UpstreamConnection
@@ -44,14 +44,13 @@ class ResponseRelay(StreamTries):
             head.method, status, head.version, content_length, self.keep_alive and not conn.closing
         )
         self.keep_alive = keep
-        front = b"HTTP/1.1 %d %b\r\n%b%b%b%b" % (
-            status,
-            reason,
-            b"" if has_date else state.date.line(),
-            b"" if content_type is None else b"Content-Type: " + content_type + b"\r\n",
-            framing_line,
-            b"Connection: keep-alive\r\n" if keep else b"Connection: close\r\n",
-        )
+        parts = [status_line(status, reason)]  # the front, then the upstream's headers, then the tail
+        if not has_date:
+            parts.append(state.date.line())
+        if content_type is not None:
+            parts += (b"Content-Type: ", content_type, b"\r\n")
+        parts += (framing_line, b"Connection: keep-alive\r\n" if keep else b"Connection: close\r\n")
+        parts += rest
         pick = policy.tail_values
         tail = policy.response_tails[has_via * 2 + has_server]
         if pick is not None:  # Kong's latency headers (``to_ms``, inline: once per response)
@@ -71,12 +70,12 @@ class ResponseRelay(StreamTries):
         chain = self._plugin_chain
         if plugins is None or chain is None or not chain.has_header_filter:
             if cookie is None and not self._debug:  # the common case: the upstream's headers between front and tail
-                data = b"".join((front, *rest, tail)) if rest else front + tail
+                parts.append(tail)
+                data = b"".join(parts)
                 self._head_bytes = len(data)
                 conn.write(data)
                 return
             plugins = None
-        parts = [front, *rest]
         if cookie is not None:
             parts.append(b"Set-Cookie: " + cookie.encode("latin-1") + b"\r\n")
         if plugins is None and not self._debug:

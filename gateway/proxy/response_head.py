@@ -14,7 +14,7 @@ from typing import Final
 from gateway.downstream.headers import RESPONSE_HOP_BY_HOP, VIA_VALUE, connection_tokens
 from gateway.proxy.request_head import lists_trailers
 
-__all__ = ["Framing", "UpstreamHeaders", "framing", "scan_headers"]
+__all__ = ["Framing", "UpstreamHeaders", "framing", "scan_headers", "status_line"]
 
 _VIA_BYTES: Final = VIA_VALUE.encode()
 _HOP_BY_HOP_BYTES: Final = frozenset(name.encode() for name in RESPONSE_HOP_BY_HOP)
@@ -44,6 +44,9 @@ _VIA_SLOT: Final = b"\x00via"  # placeholder for the Via line in the upstream's 
 _SEEN: Final[dict[bytes, int]] = {}
 _SEEN_NAME_LENGTH: Final = 64
 _SEEN_NAMES: Final = 1024
+#: the status line per status code, with the reason phrase it was made with: an upstream gives one status the same
+#: reason every time, so the line is made once (a ``%`` format per response was the head's largest single cost)
+_STATUS_LINES: Final[dict[int, tuple[bytes, bytes]]] = {}
 
 
 #: what passes of the upstream's headers: (lines in their order, ``Via`` already rewritten; Content-Type;
@@ -98,6 +101,18 @@ def scan_headers(headers: list[tuple[bytes, bytes]], te: str | None, append_via:
         via_at = rest.index(_VIA_SLOT) if drop else via_at
         rest[via_at] = b"Via: " + via + b", " + _VIA_BYTES + b"\r\n" if append_via else b"Via: " + via + b"\r\n"
     return rest, content_type, content_length, via is not None, has_server, has_date
+
+
+def status_line(status: int, reason: bytes) -> bytes:
+    """The status line, ``HTTP/1.1 <status> <reason>`` and CRLF (the client always gets HTTP/1.1, as from nginx),
+    made once per status for the reason it was first made with (any other reason builds its own line)."""
+    known = _STATUS_LINES.get(status)
+    if known is not None and known[0] == reason:
+        return known[1]
+    line = b"HTTP/1.1 %d %b\r\n" % (status, reason)
+    if known is None and len(reason) <= _SEEN_NAME_LENGTH:  # status codes are 3 digits: at most 900 entries
+        _STATUS_LINES[status] = (reason, line)
+    return line
 
 
 def _kind(name: bytes) -> int:
