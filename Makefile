@@ -31,6 +31,7 @@ build/compiled.stamp: $(BIN)/gateway gateway/compiled.py $(MYPYC_FILES)
 	@mkdir -p build
 	@echo "compiling the request path with mypyc ($(words $(MYPYC_FILES)) modules; build/mypyc.log)"
 	@rm -f ./*__mypyc.*.so  # the previous build's shared library (its name is a hash of the list)
+	@find gateway -name '*.so' -delete  # and its modules' extensions: one no longer listed would import that library
 	@$(BIN)/mypyc $(MYPYC_FILES) >build/mypyc.log 2>&1 || { tail -30 build/mypyc.log; exit 1; }
 	@# a module's small extension is not rebuilt when only the group's library changed, and is copied with its old
 	@# time: mark them all as built now, so the staleness check (gateway/compiled.py) compares with this build

@@ -67,6 +67,7 @@ FILES = (
     "gateway/upstream/events.py",
     "gateway/downstream/client.py",
     "gateway/downstream/exchange.py",
+    "gateway/downstream/tls_listener.py",
 )
 
 _ROOT = Path(__file__).resolve().parent.parent

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from OpenSSL import SSL
 
@@ -50,7 +50,7 @@ from gateway.tls.served.contexts import offer_h2
 if TYPE_CHECKING:
     from gateway.settings import Listener
 
-__all__ = ["FirstBytes", "TlsListener"]
+__all__ = ["FirstBytes", "HandshakeListener", "TlsListener"]
 
 _TLS_HANDSHAKE_RECORD = 0x16
 _SSLV2_BIT = 0x80
@@ -158,12 +158,35 @@ def _offering_h2(on_server_name: Callable[[SSL.Connection], None]) -> Callable[[
     return callback
 
 
+class HandshakeListener(Protocol):
+    """What ``FirstBytes`` uses of its ``TlsListener``. A Protocol, not the class: this module is compiled
+    (``gateway/compiled.py``), where an argument typed as a class must be that class, and the unit tests drive
+    ``FirstBytes`` with a stand-in listener."""
+
+    @property
+    def state(self) -> ListenerState: ...
+
+    @property
+    def context(self) -> SSL.Context: ...
+
+    @property
+    def app_factory(self) -> Callable[[], asyncio.Protocol]: ...
+
+    def handshake_timeout(self) -> float: ...
+
+    def log_failure(self, what: str, peer: Any) -> None: ...
+
+    def handshake_done(self, session: Any) -> None: ...
+
+    def on_handshake_error(self, exc: TlsHandshakeError, peer: Any) -> None: ...
+
+
 class FirstBytes(asyncio.Protocol):
     """The first protocol of an ``ssl`` listener's socket: TLS or plain HTTP, decided by the first byte."""
 
     __slots__ = ("_listener", "_raw", "_timer", "_tls")
 
-    def __init__(self, listener: TlsListener) -> None:
+    def __init__(self, listener: HandshakeListener) -> None:
         self._listener = listener
         self._raw: asyncio.Transport | None = None
         self._timer: asyncio.TimerHandle | None = None
