@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Final
 
 from gateway.downstream.client import ClientSide
 from gateway.downstream.exchange import DownstreamExchange
-from gateway.downstream.flow import PAUSE_PIPELINE, FlowControl, peer_and_port
+from gateway.downstream.flow import PAUSE_PIPELINE, FlowControl, peer_and_port, write_pieces
 from gateway.downstream.rejects import PLAIN_HTTP_ON_TLS, log_dropped_headers, reject_response
 from gateway.downstream.request import HeadRejected, RequestHead, check_head, host_var, new_request_id
 from gateway.downstream.shared import SharedState
@@ -209,10 +209,7 @@ class HttpConnection(ClientSide):
         if out:
             transport = self.transport
             if transport is not None and not transport.is_closing():
-                if len(out) == 1:
-                    transport.write(out[0])
-                else:
-                    transport.writelines(out)
+                write_pieces(transport, out)
 
     def host_var(self, host: str | None) -> str:
         """nginx ``$host``: the Host header lowercased without its port, else the server name."""
@@ -403,10 +400,7 @@ class HttpConnection(ClientSide):
                 # the response's last bytes and the close_notify in one socket write
                 transport.close_with(out)
                 return
-            if len(out) == 1:
-                transport.write(out[0])
-            else:
-                transport.writelines(out)
+            write_pieces(transport, out)
         transport.close()
 
     # ================================================================== shutdown

@@ -35,6 +35,7 @@ __all__ = [
     "FlowControl",
     "TickWrites",
     "peer_and_port",
+    "write_pieces",
 ]
 
 PAUSE_PEER: Final = 1  # the other side of the proxy cannot accept more bytes
@@ -42,6 +43,11 @@ PAUSE_PIPELINE: Final = 2  # too many pipelined requests queued
 PAUSE_BUFFER: Final = 4  # too much request body buffered while the upstream connection is being set up
 
 BODY_HIGH_WATER: Final = 64 * 1024
+#: held pieces up to this many bytes in all are joined and written as one buffer: uvloop's ``writelines`` takes each
+#: piece as a buffer of its own, which costs more than copying a head and a small body once (a 300-byte head and a
+#: 24-byte body to a socket: 0.88-0.90 us per ``write`` of the join, 0.95-0.99 per ``writelines``; TUNING #26);
+#: above it they go by ``writelines``, so that a large body is not copied
+JOIN_LIMIT: Final = 16 * 1024
 
 
 class FlowControl:
@@ -75,6 +81,20 @@ class FlowControl:
                 self.transport.resume_reading()  # type: ignore[attr-defined]
             except (RuntimeError, AttributeError):
                 pass
+
+
+def write_pieces(transport: asyncio.WriteTransport, pieces: list[bytes]) -> None:
+    """``pieces`` to ``transport`` in one call: one ``write``, of the pieces joined when they are small."""
+    if len(pieces) == 1:
+        transport.write(pieces[0])
+        return
+    size = 0
+    for piece in pieces:
+        size += len(piece)
+    if size <= JOIN_LIMIT:
+        transport.write(b"".join(pieces))
+    else:
+        transport.writelines(pieces)
 
 
 def peer_and_port(transport: asyncio.BaseTransport, local_port: int) -> tuple[str, int]:

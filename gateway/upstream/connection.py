@@ -30,7 +30,7 @@ from typing import Any, Final, Protocol
 
 import httptools
 
-from gateway.downstream.flow import PAUSE_PEER, FlowControl, TickWrites
+from gateway.downstream.flow import PAUSE_PEER, FlowControl, TickWrites, write_pieces
 from gateway.tls.upstream.connect import SessionCache
 from gateway.upstream.events import UpstreamEvents
 from gateway.upstream.failures import Kind, Phase, UpstreamFailure, from_exception
@@ -293,7 +293,7 @@ class UpstreamConnection(asyncio.Protocol):
         if out is not None:
             out.extend(pieces)
         else:
-            transport.writelines(pieces)
+            write_pieces(transport, pieces)
 
     def send_at_tick_end(self, data: bytes) -> None:
         """A request head without body bytes: held until the end of the loop's tick (``tick_writes``), so that the
@@ -318,10 +318,7 @@ class UpstreamConnection(asyncio.Protocol):
         transport = self.transport
         if not out or transport is None or self.closed or transport.is_closing():
             return
-        if len(out) == 1:
-            transport.write(out[0])
-        else:
-            transport.writelines(out)
+        write_pieces(transport, out)
 
     def arm_read_timer(self, now: float) -> None:
         """Start (or keep) the read timeout: called once the request has been fully written, at loop time ``now``

@@ -141,7 +141,7 @@ async def test_http_connection_closes_a_corked_response_with_close_with(tmp_path
     conn._out = [b"a", b"b"]
     conn.transport = Transport()  # type: ignore[assignment]
     conn._close()
-    assert calls == [("writelines", [b"a", b"b"]), ("close",)]  # plain transports: unchanged
+    assert calls == [("write", b"ab"), ("close",)]  # plain transports: the held bytes, then the close
 
     raw, app = Raw(), App()
     protocol = TlsProtocol(_context(), lambda: app, server_side=True)

@@ -1,4 +1,5 @@
-"""``flow.TickWrites``: flushes held during a tick run once, in order, after the tick's callbacks, on any loop."""
+"""``flow``'s writes: ``TickWrites`` (flushes held during a tick run once, in order, after the tick's callbacks, on any
+loop) and ``write_pieces`` (held pieces leave in one call: joined when small, as they are when large)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import contextvars
 import pytest
 import uvloop
 
-from gateway.downstream.flow import TickWrites
+from gateway.downstream.flow import JOIN_LIMIT, TickWrites, write_pieces
 
 _SEEN: contextvars.ContextVar[str] = contextvars.ContextVar("seen", default="unset")
 
@@ -74,3 +75,38 @@ def test_a_flush_that_raises_does_not_stop_the_others() -> None:
         loop.close()
     assert ran == ["second"]
     assert errors == ["deferred write failed"]
+
+
+class _Transport:
+    """Records the calls ``write_pieces`` makes."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, object]] = []
+
+    def write(self, data: bytes) -> None:
+        self.calls.append(("write", data))
+
+    def writelines(self, pieces: list[bytes]) -> None:
+        self.calls.append(("writelines", list(pieces)))
+
+
+def test_one_piece_is_written_as_it_is() -> None:
+    transport = _Transport()
+    piece = b"HTTP/1.1 200 OK\r\n\r\n"
+    write_pieces(transport, [piece])  # type: ignore[arg-type]
+    assert transport.calls == [("write", piece)]
+    assert transport.calls[0][1] is piece
+
+
+def test_small_pieces_leave_joined_in_one_write() -> None:
+    transport = _Transport()
+    write_pieces(transport, [b"head\r\n\r\n", b"body", b"x" * (JOIN_LIMIT - 14)])  # type: ignore[arg-type]
+    assert transport.calls == [("write", b"head\r\n\r\nbody" + b"x" * (JOIN_LIMIT - 14))]
+
+
+def test_large_pieces_leave_by_writelines_uncopied() -> None:
+    transport = _Transport()
+    body = b"x" * JOIN_LIMIT
+    write_pieces(transport, [b"head\r\n\r\n", body])  # type: ignore[arg-type]
+    assert transport.calls == [("writelines", [b"head\r\n\r\n", body])]
+    assert transport.calls[0][1][1] is body  # type: ignore[index]
