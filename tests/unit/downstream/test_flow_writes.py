@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+from collections.abc import Coroutine
+from typing import Any
 
 import pytest
 import uvloop
@@ -12,6 +14,19 @@ import uvloop
 from gateway.downstream.flow import JOIN_LIMIT, TickWrites, write_pieces
 
 _SEEN: contextvars.ContextVar[str] = contextvars.ContextVar("seen", default="unset")
+
+
+async def _two_ticks() -> None:
+    """Two passes of the loop: the one where flushes are held and the one that runs them."""
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+
+
+def _run_and_close(loop: asyncio.AbstractEventLoop, main: Coroutine[Any, Any, None]) -> None:
+    try:
+        loop.run_until_complete(main)
+    finally:
+        loop.close()
 
 
 @pytest.mark.parametrize("new_loop", [asyncio.new_event_loop, uvloop.new_event_loop], ids=["asyncio", "uvloop"])
@@ -32,16 +47,11 @@ def test_held_flushes_run_once_in_order_after_the_ticks_callbacks(new_loop: obje
     async def main() -> None:
         loop.call_soon(first)
         loop.call_soon(events.append, "other callback")
-        await asyncio.sleep(0)
-        await asyncio.sleep(0)
+        await _two_ticks()
         hold("c")  # a later tick registers its own run
-        await asyncio.sleep(0)
-        await asyncio.sleep(0)
+        await _two_ticks()
 
-    try:
-        loop.run_until_complete(main())
-    finally:
-        loop.close()
+    _run_and_close(loop, main())
     assert events == [
         "hold a",
         "hold b",
@@ -66,13 +76,9 @@ def test_a_flush_that_raises_does_not_stop_the_others() -> None:
     async def main() -> None:
         ticks.hold(loop, broken)
         ticks.hold(loop, lambda: ran.append("second"))
-        await asyncio.sleep(0)
-        await asyncio.sleep(0)
+        await _two_ticks()
 
-    try:
-        loop.run_until_complete(main())
-    finally:
-        loop.close()
+    _run_and_close(loop, main())
     assert ran == ["second"]
     assert errors == ["deferred write failed"]
 
