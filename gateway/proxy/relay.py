@@ -44,13 +44,18 @@ class ResponseRelay(StreamTries):
             head.method, status, head.version, content_length, self.keep_alive and not conn.closing
         )
         self.keep_alive = keep
-        parts = [status_line(status, reason)]  # the front, then the upstream's headers, then the tail
+        # the front, then the upstream's headers, then the tail; appended one by one (a ``+=`` of a tuple builds
+        # the tuple and goes through the generic sequence concatenation)
+        parts = [status_line(status, reason)]
         if not has_date:
             parts.append(state.date.line())
         if content_type is not None:
-            parts += (b"Content-Type: ", content_type, b"\r\n")
-        parts += (framing_line, b"Connection: keep-alive\r\n" if keep else b"Connection: close\r\n")
-        parts += rest
+            parts.append(b"Content-Type: ")
+            parts.append(content_type)
+            parts.append(b"\r\n")
+        parts.append(framing_line)
+        parts.append(b"Connection: keep-alive\r\n" if keep else b"Connection: close\r\n")
+        parts.extend(rest)
         pick = policy.tail_values
         tail = policy.response_tails[has_via * 2 + has_server]
         if pick is not None:  # Kong's latency headers (``to_ms``, inline: once per response)
