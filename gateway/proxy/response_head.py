@@ -53,10 +53,12 @@ _SEEN: Final[dict[bytes, int]] = {}
 #: most servers) spell it, with its kind: one comparison instead of a dict lookup, which hashes the parser's new bytes
 #: object each time (~380 instructions a header); any other name or spelling goes to ``_SEEN``
 _USUAL: Final[tuple[tuple[bytes, int] | None, ...]] = tuple(
-    next(((name, kind) for name, kind in _USUAL_NAMES if len(name) == size), None) for size in range(16)
+    next(((name, kind) for name, kind in _USUAL_NAMES if len(name) == size), None)
+    for size in range(max(len(name) for name, _ in _USUAL_NAMES) + 1)
 )
 _SEEN_NAME_LENGTH: Final = 64
 _SEEN_NAMES: Final = 1024
+_KEPT_REASON_LENGTH: Final = 64  # a longer reason phrase gets its status line made each time, not kept
 #: the status line per status code, with the reason phrase it was made with: an upstream gives one status the same
 #: reason every time, so the line is made once (a ``%`` format per response was the head's largest single cost)
 _STATUS_LINES: Final[dict[int, tuple[bytes, bytes]]] = {}
@@ -83,7 +85,7 @@ def scan_headers(headers: list[tuple[bytes, bytes]], te: str | None, append_via:
     usual = _USUAL
     for name, value in headers:
         size = len(name)
-        known = usual[size] if size < 16 else None
+        known = usual[size] if size < len(usual) else None
         if known is not None and name == known[0]:
             kind = known[1]
         else:
@@ -128,7 +130,7 @@ def status_line(status: int, reason: bytes) -> bytes:
     if known is not None and known[0] == reason:
         return known[1]
     line = b"HTTP/1.1 %d %b\r\n" % (status, reason)
-    if known is None and len(reason) <= _SEEN_NAME_LENGTH:  # status codes are 3 digits: at most 900 entries
+    if known is None and len(reason) <= _KEPT_REASON_LENGTH:  # status codes are 3 digits: at most 900 entries
         _STATUS_LINES[status] = (reason, line)
     return line
 
