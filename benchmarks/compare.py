@@ -6,9 +6,9 @@
 ``--before`` is a directory holding the older ``gateway`` package (for example ``git archive <commit> gateway |
 tar -x -C /tmp/gw-before``); the current checkout is "after". ``--plugin NAME[=JSON config]`` (repeatable) compares
 the current checkout with itself instead: "before" without the plugins, "after" with them configured globally.
-The servers run side by side (for S1-S3 the floor, ``floor.py``, too) and each round runs them in a rotated order,
-so machine noise hits all alike; medians are printed with the ratios to nginx, which is the figure that survives a
-busy machine, and the CPU per request of each.
+The servers run side by side (for S1-S3 and S5 the floor, ``floor.py``, too) and each round runs them in a rotated
+order, so machine noise hits all alike; medians are printed with the ratios to nginx, which is the figure that
+survives a busy machine, and the CPU per request of each.
 """
 
 from __future__ import annotations

@@ -1,11 +1,14 @@
 """The floor: the least a Python proxy costs per request with this stack, measured next to the gateway and nginx.
 
-    python -m benchmarks.floor PORT UPSTREAM_PORT [--cert CHAIN --key KEY]
+    python -m benchmarks.floor PORT UPSTREAM_PORT [--cert CHAIN --key KEY [--full-handshakes]]
                                [--upstream-tls --ca ROOT --client-cert CHAIN --client-key KEY --upstream-name NAME]
 
 What it is: uvloop + httptools + pyOpenSSL, the gateway's own libraries, doing only what a keepalive proxy of GET
-requests must: parse the request, send a fixed head on a per-client upstream connection, buffer the response until
-it is complete and write it back. TLS is pyOpenSSL with the socket itself as the BIO (``SSL_set_fd``): handshakes
+requests must: parse the request, send a fixed head on an upstream connection (one per client while it lasts, then
+back to a shared pool of idle ones, as nginx's ``keepalive``), buffer the response until it is complete and write it
+back; a request that says ``Connection: close`` (S5) is answered, then the connection closed (TLS: with a
+close_notify). ``--full-handshakes`` turns the session cache and tickets off, as S5 configures nginx and the
+gateway. TLS is pyOpenSSL with the socket itself as the BIO (``SSL_set_fd``): handshakes
 through the public API (the upstream verified against ``--ca`` and ``--upstream-name``, with a client certificate,
 as the S3 service), application data through direct ``SSL_read``/``SSL_write`` calls. The measured floor
 (docs/architecture.md) found that the fastest Python TLS data path, on par with nginx per request.
@@ -241,10 +244,11 @@ class Upstream:
     """The response side: buffers the upstream's response until it is complete, then one write downstream."""
 
     def __init__(self, down: Downstream) -> None:
-        self.down = down
+        self.down: Downstream | None = down  # None while idle in the pool
         self.parser = httptools.HttpResponseParser(self)
         self.parts: list[bytes] = []
         self.sink: Sink | None = None
+        self.busy = False  # a request sent, its response not complete
 
     def connection_made(self, sink: Any) -> None:
         self.sink = sink
@@ -254,30 +258,72 @@ class Upstream:
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError:
-            self.down.close()
+            self.busy = True  # not reusable
+            if self.down is not None:
+                self.down.close()
+
+    def send(self, head: bytes) -> None:
+        assert self.sink is not None
+        self.busy = True
+        self.sink.write(head)
 
     def on_message_complete(self) -> None:
         data = b"".join(self.parts)
         self.parts = []
-        if self.down.sink is not None:
-            self.down.sink.write(data)
+        self.busy = False
+        down = self.down
+        if down is not None and down.sink is not None:
+            if down.close_after:  # the client's ``Connection: close`` answered in kind, as any proxy must
+                down.sink.write(data.replace(b"\r\nConnection: keep-alive\r\n", b"\r\nConnection: close\r\n", 1))
+                down.close()
+            else:
+                down.sink.write(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.sink = None
-        self.down.close()
+        if self.down is not None:
+            self.down.close()
+
+
+class Pool:
+    """Idle upstream connections shared by every client (nginx's ``keepalive``): a client takes one for its life,
+    and gives it back when it closes with no response outstanding; ``open`` makes a new one when none is idle."""
+
+    def __init__(self, open_one: Callable[[Downstream], None], size: int = 512) -> None:
+        self.open_one, self.size = open_one, size
+        self.idle: list[Upstream] = []
+
+    def take(self, down: Downstream) -> None:
+        while self.idle:
+            up = self.idle.pop()
+            if up.sink is not None:
+                up.down = down
+                down.upstream_ready(up, up.sink)
+                return
+        self.open_one(down)
+
+    def give(self, up: Upstream) -> None:
+        up.down = None
+        if up.sink is None:
+            return
+        if up.busy or len(self.idle) >= self.size:
+            up.sink.close()
+        else:
+            self.idle.append(up)
 
 
 class Downstream:
     """The request side: parses requests and forwards a fixed head on its own upstream connection."""
 
-    def __init__(self, connect: Callable[[Downstream], None], host: bytes) -> None:
-        self.connect = connect  # opens this client's upstream connection, then calls ``upstream_ready``
+    def __init__(self, pool: Pool, host: bytes) -> None:
+        self.pool = pool  # gives this client an upstream connection, then calls ``upstream_ready``
         self.host = host
         self.parser = httptools.HttpRequestParser(self)
         self.sink: Sink | None = None
         self.up: Upstream | None = None
         self.url = b""
         self.waiting: list[bytes] | None = None
+        self.close_after = False  # the request said ``Connection: close`` (or HTTP/1.0 without keepalive)
 
     def connection_made(self, sink: Any) -> None:
         self.sink = sink
@@ -293,14 +339,15 @@ class Downstream:
 
     def on_message_complete(self) -> None:
         head = b"GET %b HTTP/1.1\r\nHost: %b\r\nX-Forwarded-Proto: https\r\n\r\n" % (self.url, self.host)
+        self.close_after = not self.parser.should_keep_alive()
         up = self.up
         if up is not None and up.sink is not None:
-            up.sink.write(head)
+            up.send(head)
         elif self.waiting is not None:
             self.waiting.append(head)
         else:
             self.waiting = [head]
-            self.connect(self)
+            self.pool.take(self)
 
     def upstream_ready(self, up: Upstream, sink: Sink | None) -> None:
         waiting, self.waiting = self.waiting or [], None
@@ -308,16 +355,17 @@ class Downstream:
             self.close()
             return
         self.up = up
+        up.sink = sink  # a TLS upstream reports itself ready before its ``connection_made``
         for head in waiting:
-            sink.write(head)
+            up.send(head)
 
     def close(self) -> None:
         sink, self.sink = self.sink, None
         if sink is not None:
             sink.close()
         up, self.up = self.up, None
-        if up is not None and up.sink is not None:
-            up.sink.close()
+        if up is not None:
+            self.pool.give(up)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.sink = None
@@ -327,10 +375,13 @@ class Downstream:
 # ------------------------------------------------------------------------------------------------- contexts, main
 
 
-def server_context(chain: str, key: str) -> SSL.Context:
+def server_context(chain: str, key: str, full_handshakes: bool = False) -> SSL.Context:
     ctx = SSL.Context(SSL.TLS_SERVER_METHOD)
     ctx.set_min_proto_version(SSL.TLS1_2_VERSION)
     ctx.set_options(OP_NO_RENEGOTIATION | SSL.OP_NO_COMPRESSION)
+    if full_handshakes:  # no session to resume: every handshake a full one (S5)
+        ctx.set_options(SSL.OP_NO_TICKET)
+        ctx.set_session_cache_mode(SSL.SESS_CACHE_OFF)
     ctx.use_certificate_chain_file(chain)
     ctx.use_privatekey_file(key)
     return ctx
@@ -396,19 +447,19 @@ def upstream_connector(
 async def serve(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     up_ctx = client_context(args.ca, args.client_cert, args.client_key) if args.upstream_tls else None
-    connect = upstream_connector(loop, args.upstream_port, up_ctx, args.upstream_name)
+    pool = Pool(upstream_connector(loop, args.upstream_port, up_ctx, args.upstream_name))
     host = args.upstream_name.encode("idna")
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     if args.cert is None:
         server = await loop.create_server(
-            lambda: PlainAdapter(Downstream(connect, host)), "127.0.0.1", args.port, backlog=1024
+            lambda: PlainAdapter(Downstream(pool, host)), "127.0.0.1", args.port, backlog=1024
         )
         await stop.wait()
         server.close()
         return
-    ctx = server_context(args.cert, args.key)
+    ctx = server_context(args.cert, args.key, args.full_handshakes)
     listener = socket.socket()
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", args.port))
@@ -423,7 +474,7 @@ async def serve(args: argparse.Namespace) -> None:
                 return
             conn = SSL.Connection(ctx, _nodelay(sock))
             conn.set_accept_state()
-            TlsSocket(loop, sock, conn, Downstream(connect, host))
+            TlsSocket(loop, sock, conn, Downstream(pool, host))
 
     loop.add_reader(listener.fileno(), on_accept)
     await stop.wait()
@@ -437,6 +488,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("upstream_port", type=int)
     parser.add_argument("--cert", help="the served chain (PEM): TLS downstream")
     parser.add_argument("--key", help="its key")
+    parser.add_argument("--full-handshakes", action="store_true", help="no session cache, no tickets (S5)")
     parser.add_argument("--upstream-tls", action="store_true")
     parser.add_argument("--ca", help="the upstream's trust anchor")
     parser.add_argument("--client-cert", help="the client chain presented upstream")

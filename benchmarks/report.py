@@ -62,7 +62,7 @@ def _fmt(value: float, digits: int = 0) -> str:
 
 
 def results_table(results: list[ScenarioResult]) -> str:
-    """The Markdown table: headline figure for the gateway, the floor (S1-S3) and nginx, the ratios to nginx,
+    """The Markdown table: headline figure for the gateway, the floor (S1-S3, S5) and nginx, the ratios to nginx,
     latency, CPU µs per request for each, peak RSS."""
     lines = [
         "| Scenario | Metric | gateway | floor | nginx | ratio | floor ratio | p50 ms gw / nginx | p99 ms gw / nginx "
@@ -164,8 +164,9 @@ def render_markdown(
         "logs off (`proxy_access_log = off` / `access_log off`), `log_level = notice`, the same certificates, the same "
         "verify settings and upstream keepalive on (except S6), in front of the same nginx upstream (`return 200`, "
         "a 24-byte body; a 1 MiB file for S7). ratio = gateway / nginx (req/s, handshakes/s or MB/s). The **floor** "
-        "(S1-S3, `benchmarks/floor.py`) is the least a Python proxy on the same libraries costs: keepalive GETs "
-        "forwarded with a fixed head, TLS with the socket as the BIO and direct `SSL_read`/`SSL_write`, no routing, "
+        "(S1-S3 and S5, `benchmarks/floor.py`) is the least a Python proxy on the same libraries costs: GETs "
+        "forwarded with a fixed head on pooled upstream connections (S5: answered, then closed), TLS with the "
+        "socket as the BIO and direct `SSL_read`/`SSL_write`, no routing, "
         "headers, plugins or logs; floor ratio = floor / nginx, so gateway / floor is the cost of Kong's semantics "
         "and our own overhead. CPU is the server process tree's utime + stime during the run, per request; "
         "CPU ratio = nginx's CPU per request / the gateway's, "

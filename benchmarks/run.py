@@ -7,7 +7,7 @@
 What it does: generates the certificates (RSA-2048 and ECDSA P-256 chains), starts one nginx upstream (HTTP,
 HTTPS, HTTPS with ``ssl_verify_client on``; ``return 200`` with a small body, and a 1 MiB file), then for each
 scenario (``scenarios.py``) starts the gateway (a real ``gateway start`` process, DB-less) and nginx configured as the
-equivalent proxy, for S1-S3 also the floor (``floor.py``, the least a Python proxy on the same libraries costs),
+equivalent proxy, for S1-S3 and S5 also the floor (``floor.py``, the least a Python proxy on the same libraries costs),
 warms them up, and runs the same load against them in an order rotated from round to round. Then it measures the RSS of
 1,000 idle keepalive TLS connections on each, writes ``benchmarks/RESULTS.md`` and ``benchmarks/ratios.png``, and
 stops every process it started, also on failure or Ctrl-C. Everything is on loopback; every load run is bounded.

@@ -118,8 +118,9 @@ SCENARIOS: tuple[Scenario, ...] = (
 )
 
 
-#: the scenarios the floor (``floor.py``: keepalive GETs, plain or TLS, verified mTLS upstream) can stand in for
-FLOOR_SCENARIOS = frozenset({"S1", "S2", "S3"})
+#: the scenarios the floor (``floor.py``: GETs, plain or TLS, verified mTLS upstream, ``Connection: close``
+#: answered with full handshakes) can stand in for
+FLOOR_SCENARIOS = frozenset({"S1", "S2", "S3", "S5-rsa", "S5-ecdsa"})
 
 
 @dataclass(frozen=True)
@@ -352,6 +353,8 @@ def start_floor(procs: Processes, scenario: Scenario, env: Environment) -> Serve
     if scenario.downstream_tls is not None:
         served = env.pki[scenario.downstream_tls]
         args += ["--cert", str(served.server_chain), "--key", str(served.server_key)]
+        if scenario.full_handshakes:
+            args.append("--full-handshakes")
     if scenario.upstream_tls:
         args += ["--upstream-tls", "--ca", str(pki.root), "--client-cert", str(pki.client_chain)]
         args += ["--client-key", str(pki.client_key), "--upstream-name", "localhost"]
