@@ -248,7 +248,7 @@ class Upstream:
         self.parser = httptools.HttpResponseParser(self)
         self.parts: list[bytes] = []
         self.sink: Sink | None = None
-        self.busy = False  # a request sent, its response not complete
+        self.outstanding = 0  # requests sent whose responses are not complete (a client may pipeline)
 
     def connection_made(self, sink: Any) -> None:
         self.sink = sink
@@ -258,19 +258,21 @@ class Upstream:
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError:
-            self.busy = True  # not reusable
+            self.outstanding = -1  # never reusable
             if self.down is not None:
                 self.down.close()
 
     def send(self, head: bytes) -> None:
         assert self.sink is not None
-        self.busy = True
+        if self.outstanding >= 0:
+            self.outstanding += 1
         self.sink.write(head)
 
     def on_message_complete(self) -> None:
         data = b"".join(self.parts)
         self.parts = []
-        self.busy = False
+        if self.outstanding > 0:
+            self.outstanding -= 1
         down = self.down
         if down is not None and down.sink is not None:
             if down.close_after:  # the client's ``Connection: close`` answered in kind, as any proxy must
@@ -287,7 +289,7 @@ class Upstream:
 
 class Pool:
     """Idle upstream connections shared by every client (nginx's ``keepalive``): a client takes one for its life,
-    and gives it back when it closes with no response outstanding; ``open`` makes a new one when none is idle."""
+    and gives it back when it closes with no response outstanding; ``open_one`` makes a new one when none is idle."""
 
     def __init__(self, open_one: Callable[[Downstream], None], size: int = 512) -> None:
         self.open_one, self.size = open_one, size
@@ -306,14 +308,14 @@ class Pool:
         up.down = None
         if up.sink is None:
             return
-        if up.busy or len(self.idle) >= self.size:
+        if up.outstanding or len(self.idle) >= self.size:
             up.sink.close()
         else:
             self.idle.append(up)
 
 
 class Downstream:
-    """The request side: parses requests and forwards a fixed head on its own upstream connection."""
+    """The request side: parses requests and forwards a fixed head on the upstream connection the pool gave it."""
 
     def __init__(self, pool: Pool, host: bytes) -> None:
         self.pool = pool  # gives this client an upstream connection, then calls ``upstream_ready``
