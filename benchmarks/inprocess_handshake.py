@@ -44,6 +44,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from benchmarks.inprocess import LOOP_EVERY
 from benchmarks.inprocess_tls import MemoryTransport, TlsPeer, tls_listener_settings
 from benchmarks.pki import Pki, make_pki
 from benchmarks.profile import per_request
@@ -204,14 +205,17 @@ class Harness:
         if not close_notify:
             raise RuntimeError("the response was not followed by a close_notify")
 
-    def serve(self, count: int) -> None:
-        """``count`` connections, one request each, all synchronous (the upstream connection is pooled already)."""
+    async def serve(self, count: int) -> None:
+        """``count`` connections, one request each, all synchronous (the upstream connection is pooled already);
+        the loop turns every ``LOOP_EVERY`` connections, untimed (``benchmarks.inprocess`` says why)."""
         before = self.open_connections()
-        for _ in range(count):
+        for done in range(1, count + 1):
             transport, client = self._open()
             self._request(transport, client)
             self._respond(transport)
             self._check(transport, client)
+            if done % LOOP_EVERY == 0:
+                await asyncio.sleep(0)
         after = self.open_connections()
         if after != before:
             raise RuntimeError(f"the gateway holds {after - before} connections more than before {count} closed")
@@ -242,7 +246,7 @@ async def _time(harness: Harness, connections: int, rounds: int) -> list[float]:
     figures = []
     for _ in range(rounds):
         harness.cpu_ns = 0
-        harness.serve(connections)
+        await harness.serve(connections)
         figures.append(harness.cpu_ns / connections / 1000)
         await asyncio.sleep(0)
     return figures
@@ -262,7 +266,7 @@ async def _run(connections: int, rounds: int, key: str, profile: bool) -> None:
             )
             if profile:
                 profiler = harness.profiler = cProfile.Profile()
-                harness.serve(connections)
+                await harness.serve(connections)
                 harness.profiler = None
                 print(per_request(pstats.Stats(profiler, stream=io.StringIO()), connections, top=60))
         finally:

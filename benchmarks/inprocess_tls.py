@@ -15,7 +15,8 @@ the other processes taken away. The peers stay out of it: both sessions are esta
 the client's request records and the upstream server's response records are encrypted before a round
 (``Harness.prepare``), and what the gateway wrote is decrypted and checked after it (``Harness.verify``: every
 request reached the upstream whole, every response came back a 200 with the upstream's body). Only
-``Harness.run`` is timed: four calls into the gateway per request, as its sockets would make them.
+``Harness.run`` is timed: four calls into the gateway per request, as its sockets would make them, and a turn of the
+loop every ``LOOP_EVERY`` requests (``benchmarks.inprocess`` says why).
 
 Prints process CPU microseconds per request (best and median of the rounds); with ``--cprofile``, the gateway's
 functions by own time and calls per request (``benchmarks.profile.per_request``), TLS engine included. It repeats
@@ -39,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmarks.inprocess import LOOP_EVERY
 from benchmarks.pki import Pki, make_pki
 from benchmarks.profile import per_request
 from gateway.observability.accesslog import AccessLog
@@ -312,7 +314,7 @@ class Harness:
             responses.append(server.outgoing.read())
         return Batch(requests, responses)
 
-    def run(self, batch: Batch) -> None:
+    async def run(self, batch: Batch) -> None:
         """The gateway's part: each request record in, the upstream request out, the upstream's response in, the
         response to the client out. Only this is timed."""
         downstream, upstream = self.downstream, self.upstream
@@ -321,13 +323,15 @@ class Harness:
         down_in, up_in = tls_down.data_received, tls_up.data_received  # type: ignore[attr-defined]
         up_out, down_out = upstream.written, downstream.written
         flush = self.state.tick_writes.run  # where the loop's tick would end: the held writes leave
-        for request, response in zip(batch.requests, batch.responses, strict=True):
+        for done, (request, response) in enumerate(zip(batch.requests, batch.responses, strict=True), 1):
             down_in(request)
             flush()
             if not up_out:
                 raise RuntimeError("a request did not reach the pooled upstream connection")
             up_in(response)
             flush()
+            if done % LOOP_EVERY == 0:
+                await asyncio.sleep(0)  # the tick-end callbacks the held writes scheduled run and are freed
         batch.upstream = up_out[:]
         up_out.clear()
         batch.downstream = down_out[:]
@@ -382,12 +386,12 @@ def engine_calls(stats: pstats.Stats, requests: int) -> str:
     return "\n".join(out)
 
 
-def _time(harness: Harness, requests: int, rounds: int) -> list[float]:
+async def _time(harness: Harness, requests: int, rounds: int) -> list[float]:
     figures = []
     for _ in range(rounds):
         batch = harness.prepare(requests)
         start = time.process_time()
-        harness.run(batch)
+        await harness.run(batch)
         figures.append((time.process_time() - start) / requests * 1e6)
         harness.verify(batch)
     return figures
@@ -398,8 +402,8 @@ async def _run(requests: int, rounds: int, profile: bool) -> None:
         pki = make_pki(Path(tmp) / "pki", "ecdsa")
         harness = Harness(Path(tmp), pki)
         await harness.warm_up()
-        _time(harness, 2000, 1)  # warm: the pool, the caches, the allocator
-        figures = _time(harness, requests, rounds)
+        await _time(harness, 2000, 1)  # warm: the pool, the caches, the allocator
+        figures = await _time(harness, requests, rounds)
         print(
             f"{requests:,} requests x {rounds} rounds: CPU per request best {min(figures):.2f} us, "
             f"median {statistics.median(figures):.2f} us"
@@ -408,7 +412,7 @@ async def _run(requests: int, rounds: int, profile: bool) -> None:
             batch = harness.prepare(requests)
             profiler = cProfile.Profile()
             profiler.enable()
-            harness.run(batch)
+            await harness.run(batch)
             profiler.disable()
             harness.verify(batch)
             stats = pstats.Stats(profiler, stream=io.StringIO())

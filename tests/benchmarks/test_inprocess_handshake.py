@@ -16,7 +16,7 @@ async def test_each_connection_is_served_and_released_over_the_one_pooled_upstre
     try:
         await harness.warm_up()
         upstream = harness.upstream
-        harness.serve(20)  # raises unless every client decrypted its 200 and close_notify
+        await harness.serve(20)  # raises unless every client decrypted its 200 and close_notify
         assert harness.upstream is upstream and harness.upstreams_opened == 1  # pooled, as in S5
         assert harness.open_connections() == 0  # every connection_lost released its connection
         assert harness.state.connections_accepted == 21
@@ -31,7 +31,7 @@ async def test_a_wrong_response_fails_the_check(tmp_path: Path) -> None:
         await harness.warm_up()
         harness.response = RESPONSE.replace(b"200 OK", b"502 Bad Gateway")
         with pytest.raises(RuntimeError, match="unexpected response"):
-            harness.serve(3)
+            await harness.serve(3)
     finally:
         harness.close()
 

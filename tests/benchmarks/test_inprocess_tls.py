@@ -16,7 +16,7 @@ async def test_requests_cross_both_tls_hops_and_the_peers_check_them(tmp_path: P
         await harness.warm_up()
         assert harness.upstream is not None  # the connector's handshake ran against the in-memory upstream
         batch = harness.prepare(50)
-        harness.run(batch)
+        await harness.run(batch)
         assert len(batch.upstream) == 50  # one upstream write per request (keepalive, pooled)
         assert len(batch.downstream) == 50  # one downstream write per response
         harness.verify(batch)
@@ -29,7 +29,7 @@ async def test_verify_fails_when_a_response_is_missing(tmp_path: Path) -> None:
     try:
         await harness.warm_up()
         batch = harness.prepare(5)
-        harness.run(batch)
+        await harness.run(batch)
         batch.downstream.pop()  # the client would get four responses for five requests
         with pytest.raises(RuntimeError, match="did not receive 5 responses"):
             harness.verify(batch)
