@@ -50,11 +50,22 @@ __all__ = [
     "DateCache",
     "HeaderPolicy",
     "connection_tokens",
+    "decimal",
 ]
 
 SERVER_HEADER = b"Server: " + SERVER_TOKEN.encode() + b"\r\n"
 VIA_VALUE = "1.1 " + SERVER_TOKEN
 _VIA_LINE: Final = b"Via: " + VIA_VALUE.encode() + b"\r\n"
+
+#: ``b"0"`` .. ``b"999"``: a status or a latency in ms is almost always one of them
+_DECIMALS: Final = tuple(b"%d" % number for number in range(1000))
+
+
+def decimal(number: int) -> bytes:
+    """``number`` in decimal ASCII, from a table below 1000: ``%d`` builds a scratch integer to convert each one,
+    two objects made and freed per value of the response tail (``HeaderPolicy.response_tails``)."""
+    return _DECIMALS[number] if 0 <= number < 1000 else b"%d" % number
+
 
 # lowercase names dropped from the client's headers before they are appended to ours
 REQUEST_HOP_BY_HOP: Final = frozenset(
@@ -120,8 +131,8 @@ class HeaderPolicy:
     the blank line. Its text is fixed by the policy except for two facts of the response (did the upstream send
     ``Via``, ``Server``), so the four variants are compiled here as ``%`` templates (``response_tails``, indexed
     by ``2 * via_sent + server_sent``) and a request only fills in the values: ``tail_values`` picks them, in
-    template order, from ``(status, upstream latency ms, proxy latency ms, request id bytes)`` (None when the
-    template has none).
+    template order, from ``(status, upstream latency ms, proxy latency ms, request id)``, each as bytes (the numbers
+    through ``decimal``; None when the template has none).
     """
 
     __slots__ = (
@@ -164,13 +175,13 @@ class HeaderPolicy:
         lead = b""
         picked: list[int] = []
         if self.upstream_status:
-            lead += b"X-Kong-Upstream-Status: %d\r\n"
+            lead += b"X-Kong-Upstream-Status: %b\r\n"
             picked.append(0)
         if self.upstream_latency:
-            lead += b"X-Kong-Upstream-Latency: %d\r\n"
+            lead += b"X-Kong-Upstream-Latency: %b\r\n"
             picked.append(1)
         if self.proxy_latency:
-            lead += b"X-Kong-Proxy-Latency: %d\r\n"
+            lead += b"X-Kong-Proxy-Latency: %b\r\n"
             picked.append(2)
         end = b"\r\n"
         if self.request_id:

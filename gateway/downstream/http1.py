@@ -91,7 +91,9 @@ class HttpToolsProtocol(HttpConnection):
         self._message_begin()
 
     def on_url(self, url: bytes) -> None:
-        self._url += url
+        # the whole target in one callback is the rule: keep httptools' bytes (a ``+=`` onto b"" copies them)
+        before = self._url
+        self._url = before + url if before else url
         if len(self._url) > self.limits.buffer_size:
             raise HeadRejected(414, "client sent too long URI")
 

@@ -8,6 +8,7 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from gateway.downstream.flow import PAUSE_PEER
+from gateway.downstream.headers import decimal
 from gateway.plugins import run_header_filter
 from gateway.proxy.exchange_base import DONE, RESPONDED, RESPONDING
 from gateway.proxy.response_head import framing, scan_headers, status_line
@@ -53,7 +54,12 @@ class ResponseRelay(StreamTries):
             parts.append(b"Content-Type: ")
             parts.append(content_type)
             parts.append(b"\r\n")
-        parts.append(framing_line)
+        if content_length is not None:  # ``framing`` leaves this line to us: pieces of the join below
+            parts.append(b"Content-Length: ")
+            parts.append(content_length)
+            parts.append(b"\r\n")
+        else:
+            parts.append(framing_line)
         parts.append(b"Connection: keep-alive\r\n" if keep else b"Connection: close\r\n")
         parts.extend(rest)
         pick = policy.tail_values
@@ -63,9 +69,9 @@ class ResponseRelay(StreamTries):
             before = self._sent_at - self.start
             tail = tail % pick(
                 (
-                    status,
-                    int(waited * 1000) if waited > 0 else 0,
-                    int(before * 1000) if before > 0 else 0,
+                    decimal(status),
+                    decimal(int(waited * 1000)) if waited > 0 else b"0",
+                    decimal(int(before * 1000)) if before > 0 else b"0",
                     self.request_id.encode(),
                 )
             )

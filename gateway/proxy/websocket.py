@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Final, cast
 
+from gateway.downstream.headers import decimal
 from gateway.plugins import run_header_filter
 from gateway.proxy.response_head import scan_headers
 from gateway.proxy.tunnel import Tunnel
@@ -75,7 +76,9 @@ def switching_head(ex: ExchangeBase, reason: bytes, headers: list[tuple[bytes, b
     pick = policy.tail_values
     if pick is not None:
         sent_at = ex._sent_at
-        tail = tail % pick((101, _ms(now - sent_at), _ms(sent_at - ex.start), ex.request_id.encode()))
+        tail = tail % pick(
+            (b"101", decimal(_ms(now - sent_at)), decimal(_ms(sent_at - ex.start)), ex.request_id.encode())
+        )
     plugins = ex._plugins
     chain = ex._plugin_chain
     if plugins is not None and chain is not None and chain.has_header_filter:

@@ -261,7 +261,7 @@ def test_a_rejected_head_keeps_the_drops_read_before_the_rejection() -> None:
 )
 def test_response_tail_templates(headers: tuple[str, ...], tails: tuple[bytes, ...]) -> None:
     policy = HeaderPolicy(headers, ())
-    values = (204, 1, 2, b"rid")
+    values = (b"204", b"1", b"2", b"rid")
     for index, expected in enumerate(tails):
         tail = policy.response_tails[index]  # 2 * (upstream sent Via) + (upstream sent Server)
         if policy.tail_values is not None:
