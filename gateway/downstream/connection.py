@@ -30,11 +30,12 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
 from gateway.downstream.client import ClientSide
 from gateway.downstream.exchange import DownstreamExchange
-from gateway.downstream.flow import PAUSE_PIPELINE, FlowControl, peer_and_port, write_pieces
+from gateway.downstream.flow import PAUSE_PIPELINE, FlowControl, flush_nothing, peer_and_port, write_pieces
 from gateway.downstream.rejects import PLAIN_HTTP_ON_TLS, log_dropped_headers, reject_response
 from gateway.downstream.request import HeadRejected, RequestHead, check_head, host_var, new_request_id
 from gateway.downstream.shared import SharedState
@@ -68,6 +69,7 @@ class HttpConnection(ClientSide):
         "_broken",
         "_deadline",
         "_flush_held",
+        "_flush_tick",
         "_fresh",
         "_out",
         "_pending_error",
@@ -121,6 +123,8 @@ class HttpConnection(ClientSide):
         #: ``_flush`` is registered with the tick's writes (``flow.TickWrites``)
         self._out: list[bytes] | None = None
         self._flush_held = False
+        #: ``_flush`` bound once for ``TickWrites.hold``; ``flush_nothing`` once the socket is gone (the cycle broken)
+        self._flush_tick: Callable[[], None] = self._flush
 
     # ================================================================== asyncio protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -143,6 +147,7 @@ class HttpConnection(ClientSide):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._broken = True
+        self._flush_tick = flush_nothing
         self._cancel_timer()
         if self._reading_counted:
             self._reading_counted = False
@@ -202,7 +207,7 @@ class HttpConnection(ClientSide):
             self._out = None
         elif not self._flush_held:
             self._flush_held = True
-            self.state.tick_writes.hold(self.loop, self._flush)
+            self.state.tick_writes.hold(self.loop, self._flush_tick)
 
     def _flush(self) -> None:
         out, self._out, self._flush_held = self._out, None, False

@@ -34,6 +34,7 @@ __all__ = [
     "PAUSE_PIPELINE",
     "FlowControl",
     "TickWrites",
+    "flush_nothing",
     "peer_and_port",
     "write_pieces",
 ]
@@ -81,6 +82,12 @@ class FlowControl:
                 self.transport.resume_reading()  # type: ignore[attr-defined]
             except (RuntimeError, AttributeError):
                 pass
+
+
+def flush_nothing() -> None:
+    """A closed connection's flush. A connection keeps its ``_flush`` bound once (a bound method made per ``hold`` was
+    an object per tick) and swaps this in when its socket goes, which breaks the connection -> bound method ->
+    connection cycle, so that reference counting frees it (``test_connection_release.py``, ``test_pool_hygiene.py``)."""
 
 
 def write_pieces(transport: asyncio.WriteTransport, pieces: list[bytes]) -> None:

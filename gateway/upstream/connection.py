@@ -30,7 +30,7 @@ from typing import Any, Final, Protocol
 
 import httptools
 
-from gateway.downstream.flow import PAUSE_PEER, FlowControl, TickWrites, write_pieces
+from gateway.downstream.flow import PAUSE_PEER, FlowControl, TickWrites, flush_nothing, write_pieces
 from gateway.tls.upstream.connect import SessionCache
 from gateway.upstream.events import UpstreamEvents
 from gateway.upstream.failures import Kind, Phase, UpstreamFailure, from_exception
@@ -68,6 +68,7 @@ class UpstreamConnection(asyncio.Protocol):
         "_completed",
         "_completed_keep",
         "_flush_held",
+        "_flush_tick",
         "_headers",
         "_out",
         "_read_at",
@@ -117,6 +118,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.tick_writes = tick_writes
         self._out: list[bytes] | None = None
         self._flush_held = False
+        #: ``_flush`` bound once for ``TickWrites.hold``; ``flush_nothing`` once the socket is gone (the cycle broken)
+        self._flush_tick: Callable[[], None] = self._flush
         self.transport: asyncio.Transport | None = None
         #: read pausing by reason, as for the downstream side (one object per transport; None until connected)
         self.flow: FlowControl | None = None
@@ -164,6 +167,7 @@ class UpstreamConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self._out = None
+        self._flush_tick = flush_nothing
         self._cancel_timers()
         exchange = self.exchange
         if exchange is None:
@@ -308,7 +312,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._out = [data]
         if not self._flush_held:
             self._flush_held = True
-            self.tick_writes.hold(self.loop, self._flush)
+            self.tick_writes.hold(self.loop, self._flush_tick)
 
     def _flush(self) -> None:
         """The held bytes to the socket, in one write (``send``); nothing once closed or closing."""
