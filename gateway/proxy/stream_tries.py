@@ -16,7 +16,6 @@ import asyncio
 import functools
 from typing import TYPE_CHECKING, Any
 
-from gateway.observability.tls_metrics import TLS
 from gateway.proxy.exchange_base import DONE, guarded
 from gateway.proxy.upstream_tries import UpstreamTries
 from gateway.upstream.failures import UpstreamFailure
@@ -44,7 +43,7 @@ class StreamTries(UpstreamTries):
         stream = None if self._fresh_only else pool.stream(h2_key)
         self._fresh_only = False
         if stream is not None:
-            TLS.upstream_connection(service.name or service.host, True)
+            service.connections.reused += 1
             self._use(stream)
             return
         opening = pool.opening(h2_key)
@@ -99,5 +98,5 @@ class StreamTries(UpstreamTries):
         elif result is None or not result.has_capacity():
             self._open_stream(service, key)
         else:
-            TLS.upstream_connection(service.name or service.host, True)
+            service.connections.reused += 1
             self._use(result.open_stream(reused=False))

@@ -196,7 +196,7 @@ class UpstreamTries(ExchangeBase):
         if pool.size > 0 and self.state.error_log.debug_enabled:
             self._debug_pool_acquire(pool, key, up)
         if up is not None:
-            TLS.upstream_connection(service.name or service.host, True)
+            service.connections.reused += 1  # ``kong_upstream_connections_total{reused="true"}``
             self._use(up)
             return
         loop = conn.loop
@@ -248,8 +248,8 @@ class UpstreamTries(ExchangeBase):
         """A new upstream connection: ``kong_upstream_connections_total`` and, over TLS, whether it resumed."""
         service = self._service
         assert service is not None
+        service.connections.new += 1
         label = service.name or service.host
-        TLS.upstream_connection(label, False)
         transport = up.transport
         info = transport.get_extra_info("tls") if transport is not None else None
         if info is not None:

@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
+from gateway.observability.tls_metrics import TLS
 from gateway.tls.upstream.profile import UpstreamTlsProfile
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ class ServiceTarget:
         "balancer",
         "connect",
         "connect_timeout",
+        "connections",
         "enabled",
         "host",
         "host_header",
@@ -98,6 +100,8 @@ class ServiceTarget:
         self.tls_profile = tls_profile
         #: the Host header sent to ``host:port`` (services without a balancer), compiled once, not per request
         self.host_header = host_header_for(self.host, self.port, self.protocol)
+        #: ``kong_upstream_connections_total`` of this service's label (``service.name or service.host``)
+        self.connections = TLS.connection_counts(self.name or self.host)
 
 
 def host_header_for(hostname: str, port: int, scheme: str) -> str:

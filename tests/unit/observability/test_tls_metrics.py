@@ -69,3 +69,25 @@ def test_a_scrape_lists_every_family_and_the_counts() -> None:
     assert samples.values["kong_tls_client_certificate_verifications_total"] == {("success",): 1}
     counters.clear()
     assert not counters.handshakes and not counters.upstream_connections
+
+
+def test_a_services_connection_counts_outlive_it_and_list_only_what_was_counted() -> None:
+    from gateway.observability.tls_metrics import TLS
+    from gateway.upstream.target import ServiceTarget
+
+    TLS.clear()
+    row = {"id": "0e6c1a7e-0000-4000-8000-000000000001", "name": "counted", "host": "127.0.0.1", "port": 9}
+    first = ServiceTarget(row, None, None, True)
+    first.connections.reused += 2  # what the proxy does per request on a pooled connection
+    rebuilt = ServiceTarget(row, None, None, True)  # the same service in a new snapshot
+    assert rebuilt.connections is first.connections  # the counter goes on from where it was
+    rebuilt.connections.new += 1
+    TLS.upstream_connection("counted", True)  # the stream tries' way, by label
+    assert TLS.upstream_connections[("counted", "true")] == 3
+    assert TLS.upstream_connections[("counted", "false")] == 1
+    unnamed = ServiceTarget({**row, "name": None, "host": "up.test"}, None, None, False)
+    assert unnamed.connections is TLS.connection_counts("up.test")  # the label is the host then
+    assert not any(service == "up.test" for service, _ in TLS.upstream_connections)  # nothing counted: no sample
+    TLS.clear()
+    assert first.connections.new == first.connections.reused == 0  # cleared in place: services keep their object
+    assert TLS.upstream_connections == {}
