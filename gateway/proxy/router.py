@@ -132,7 +132,7 @@ def upstream_uri_v1(strip_path: bool, prefix: str | None, req_uri: str, base: st
 class Router:
     """The compiled router of one snapshot. ``uses_headers`` tells the caller whether to build the header map."""
 
-    __slots__ = ("_by_host", "_cache", "_general", "routes", "uses_headers")
+    __slots__ = ("_by_host", "_cache", "_general", "_last", "_last_key", "routes", "uses_headers")
 
     def __init__(self, routes: Iterable[tuple[Mapping[str, Any], Any]], log: Any = None) -> None:
         """``routes``: (route row, compiled service or None) pairs; rows of non-HTTP protocols are skipped.
@@ -164,6 +164,10 @@ class Router:
                 by_host.setdefault(h, []).append(m)
         self._general: tuple[Matcher, ...] = tuple(general)
         self._cache: dict[tuple[object, ...], Match | None] | None = None if self.uses_headers else {}
+        #: the cache's last answer and its key: a request like the one before (a keepalive client, a health check)
+        #: is answered by comparing six values, without hashing the new path and host strings for the dict
+        self._last_key: tuple[object, ...] = ()
+        self._last: Match | None = None
         self._by_host: dict[str, tuple[Matcher, ...]] = {
             h: tuple(sorted([*ms, *general], key=lambda m: m.sort_key, reverse=True)) for h, ms in by_host.items()
         }
@@ -194,13 +198,15 @@ class Router:
         if cache is None:
             return self._match(method, path, host_header, listen_port, https, sni, headers)
         key = (method, path, host_header, listen_port, https, sni)
+        if key == self._last_key:
+            return self._last
         found = cache.get(key)
-        if found is not None or key in cache:  # a hit; or a cached None (no route), rare: a 404
-            return found
-        if len(cache) >= MATCH_CACHE_SIZE:
-            cache.clear()
-        result = cache[key] = self._match(method, path, host_header, listen_port, https, sni, headers)
-        return result
+        if found is None and key not in cache:  # a miss (a cached None is a 404's, rare)
+            if len(cache) >= MATCH_CACHE_SIZE:
+                cache.clear()
+            found = cache[key] = self._match(method, path, host_header, listen_port, https, sni, headers)
+        self._last_key, self._last = key, found
+        return found
 
     def _match(
         self,

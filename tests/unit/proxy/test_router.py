@@ -197,6 +197,21 @@ def test_match_cache_returns_the_same_answer_per_key() -> None:
     assert found is not None and found.route.id.endswith("02")
 
 
+def test_the_last_answer_is_reused_only_for_an_equal_request() -> None:
+    router = Router([(_r("01", paths=["/a"]), None), (_r("02", paths=["/b"]), None)])
+    a = router.match("GET", "/a", "h.test", 8000)
+    b = router.match("GET", "/b", "h.test", 8000)
+    assert a is not None and b is not None and a is not b
+    path = "".join(["/", "b"])  # equal to the last path, another object (as each request's decoded path is)
+    assert router.match("GET", path, "h.test", 8000) is b
+    assert router.match("GET", "/a", "h.test", 8000) is a  # the key before the last: from the cache
+    assert router.match("POST", "/a", "h.test", 8000) is not a  # one element differs: not the last answer
+    assert router.match("GET", "/a", "h.test", 8000, sni="s.test") is not a
+    assert router.match("GET", "/c", "h.test", 8000) is None  # a miss is the last answer too
+    assert router.match("GET", "/c", "h.test", 8000) is None
+    assert router.match("GET", "/a", "h.test", 8000) is a
+
+
 def test_match_cache_is_bounded_and_skipped_for_header_routes(monkeypatch: pytest.MonkeyPatch) -> None:
     import gateway.proxy.router as router_module
 
