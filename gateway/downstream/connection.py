@@ -346,7 +346,7 @@ class HttpConnection(ClientSide):
             return
         self.current = None
         self.state.connections_writing -= 1
-        if self.state.access_log.enabled:
+        if self.state.access_logging:
             self._log_access(ex)
         if abort:
             self._close(abort=True)

@@ -64,6 +64,11 @@ class SharedState:
         self.settings = settings
         self.error_log = error_log
         self.access_log = access_log
+        #: the logs' switches that a request reads, as fields of this compiled class (each a dictionary lookup on
+        #: the interpreted log objects): both are fixed for the logs' life (``ErrorLog``'s level is set when it is
+        #: made; ``AccessLog.enabled`` says whether it has a path)
+        self.debug_logging: bool = error_log.debug_enabled
+        self.access_logging: bool = access_log.enabled
         #: what a connection creates per request head: the proxy's ``Exchange`` (handed down)
         self.exchange_type = exchange_type
         self.header_policy = HeaderPolicy(settings.headers, settings.headers_upstream)

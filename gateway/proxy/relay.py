@@ -126,7 +126,7 @@ class ResponseRelay(StreamTries):
                 up.resume_reading()
             pool = self.state.pool
             saved = pool.release(up, keep_alive and self._body_done and not self._discarding, now)
-            if pool.size > 0 and self.state.error_log.debug_enabled:
+            if pool.size > 0 and self.state.debug_logging:
                 self._debug_pool_release(pool, up, saved)
         self.stage = RESPONDED
         if not self._body_done:

@@ -193,7 +193,7 @@ class UpstreamTries(ExchangeBase):
         pool = self.state.pool
         up = None if self._fresh_only else pool.acquire(key)
         self._fresh_only = False
-        if pool.size > 0 and self.state.error_log.debug_enabled:
+        if pool.size > 0 and self.state.debug_logging:
             self._debug_pool_acquire(pool, key, up)
         if up is not None:
             service.connections.reused += 1  # ``kong_upstream_connections_total{reused="true"}``
