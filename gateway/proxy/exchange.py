@@ -70,7 +70,7 @@ if TYPE_CHECKING:
     from gateway.proxy.router import Match
     from gateway.upstream.target import ServiceTarget
 
-__all__ = ["NON_IDEMPOTENT", "REPLAY_LIMIT", "Exchange", "Stage"]
+__all__ = ["NON_IDEMPOTENT", "REPLAY_LIMIT", "Exchange", "Stage", "new_exchange"]
 
 
 class Exchange(ResponseRelay):
@@ -325,3 +325,10 @@ class Exchange(ResponseRelay):
 def _plugin_log_context(conn: ClientSide, head: RequestHead, request_id: str) -> str:
     """``Exchange._context(None)`` for a plugin's log line, built only when a line is written."""
     return request_context(conn.remote_addr, head.request_line, None, head.host, request_id)
+
+
+def new_exchange(conn: ClientSide, head: RequestHead) -> Exchange:
+    """What ``ProxyState.exchange_type`` is: an ``Exchange`` for ``head``. A compiled function, so a connection's
+    call is a vectorcall with the construction native inside; calling the class itself from a connection goes through
+    ``type.__call__``, an argument tuple and the generic ``__init__`` wrapper (~400 instructions per request)."""
+    return Exchange(conn, head)

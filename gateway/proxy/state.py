@@ -34,7 +34,7 @@ from gateway.downstream.tls_listener import TlsListener
 from gateway.observability.accesslog import AccessLog
 from gateway.observability.errorlog import ErrorLog
 from gateway.proxy.context import ProxyContext
-from gateway.proxy.exchange import Exchange
+from gateway.proxy.exchange import new_exchange
 from gateway.settings import Listener, Settings
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ class ProxyState(ProxyContext):
     connections' half ``SharedState`` under it) and the listeners' wiring."""
 
     def __init__(self, settings: Settings, error_log: ErrorLog, access_log: AccessLog, snapshot: Snapshot) -> None:
-        super().__init__(settings, error_log, access_log, snapshot, Exchange)
+        super().__init__(settings, error_log, access_log, snapshot, new_exchange)
         self.tls_listeners: list[TlsListener] = []
 
     # ------------------------------------------------------------------ wiring
