@@ -53,8 +53,8 @@ def test_a_scrape_lists_every_family_and_the_counts() -> None:
     counters.handshake("0.0.0.0:8443", "TLSv1.3", True)
     counters.handshake("0.0.0.0:8443", None, False)
     counters.client_verification("success")
-    counters.upstream_connection("svc", False)
-    counters.upstream_connection("svc", True)
+    counters.connection_counts("svc").new += 1
+    counters.connection_counts("svc").reused += 1
     counters.upstream_session("svc", True)
     samples = Samples()
     counters.into(samples)
@@ -82,7 +82,7 @@ def test_a_services_connection_counts_outlive_it_and_list_only_what_was_counted(
     rebuilt = ServiceTarget(row, None, None, True)  # the same service in a new snapshot
     assert rebuilt.connections is first.connections  # the counter goes on from where it was
     rebuilt.connections.new += 1
-    TLS.upstream_connection("counted", True)  # the stream tries' way, by label
+    TLS.connection_counts("counted").reused += 1  # by label: the same object
     assert TLS.upstream_connections[("counted", "true")] == 3
     assert TLS.upstream_connections[("counted", "false")] == 1
     unnamed = ServiceTarget({**row, "name": None, "host": "up.test"}, None, None, False)
