@@ -11,6 +11,7 @@ compiled class, a read is a struct field and a call goes through mypyc's method 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from mypy_extensions import mypyc_attr
 
@@ -27,6 +28,7 @@ class ClientSide(asyncio.Protocol):
     """What an exchange uses of its client's side; the subclasses set the attributes."""
 
     __slots__ = (
+        "clock",
         "closing",
         "conn_id",
         "flow",
@@ -45,6 +47,8 @@ class ClientSide(asyncio.Protocol):
 
     state: SharedState
     loop: asyncio.AbstractEventLoop
+    #: ``loop.time``, bound once (``HttpConnection.clock``)
+    clock: Callable[[], float]
     limits: HeadLimits
     flow: FlowControl
     conn_id: int

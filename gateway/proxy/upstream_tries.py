@@ -301,7 +301,7 @@ class UpstreamTries(ExchangeBase):
         up = self._up
         assert up is not None
         self._request_sent = True
-        now = self._sent_at = self.conn.loop.time()
+        now = self._sent_at = self.conn.clock()
         if self.head.expect_continue and not self._body_done and not self._continue_sent:
             self._continue_sent = True
             self.conn.write(CONTINUE_100)

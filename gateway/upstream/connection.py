@@ -81,6 +81,7 @@ class UpstreamConnection(asyncio.Protocol):
         "_trailing",
         "_upgraded",
         "_write_handle",
+        "clock",
         "closed",
         "ended",
         "exchange",
@@ -111,6 +112,8 @@ class UpstreamConnection(asyncio.Protocol):
         tick_writes: TickWrites | None = None,
     ) -> None:
         self.loop = loop
+        #: ``loop.time`` bound once (see ``HttpConnection.clock``): each response's read reads the clock
+        self.clock: Callable[[], float] = loop.time
         self.pool = pool
         self.key = key
         #: where ``send`` holds the request's bytes until the end of the loop's tick (``flow.TickWrites``: the
@@ -197,7 +200,7 @@ class UpstreamConnection(asyncio.Protocol):
             self.close()
             return
         self.got_bytes = True
-        now = self.last_read = self.loop.time()
+        now = self.last_read = self.clock()
         if self._read_deadline:
             self._read_deadline = now + self.read_timeout
         # what this read produces downstream (head, body, chunk framing) leaves in one write: see HttpConnection.cork

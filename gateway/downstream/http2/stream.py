@@ -108,6 +108,7 @@ class H2Stream(ClientSide):
         # what the exchange reads of its connection, copied once (plain attributes cost less than properties)
         self.state = conn.state
         self.loop = conn.loop
+        self.clock = conn.loop.time
         self.limits = conn.limits
         self.conn_id = conn.conn_id
         self.remote_addr = conn.remote_addr
