@@ -1,6 +1,7 @@
 """The least a server-side TLS handshake costs in this process, and what other Python work between handshakes adds.
 
     python -m benchmarks.bare_handshake [--key rsa|ecdsa] [--connections 400] [--rounds 5] [--churn 0,5000,20000]
+                                        [--gateway-request]
 
 Why: under S5 (a new TLS connection per request) the gateway's OpenSSL runs 5-15% slower per function than the
 same OpenSSL in the floor (``benchmarks/floor.py``) or nginx (TUNING.md, "S5 against its floor"). This measures the
@@ -12,6 +13,12 @@ small Python objects are made and dropped (a dict with a new string each): about
 connection allocates and touches. With no churn the figure is the handshake on warm caches; with churn, what the
 same handshake costs once other work has evicted OpenSSL's code and data.
 
+With ``--gateway-request``, each connection also serves one request through the gateway's plain HTTP path inside
+its timed region (``benchmarks.inprocess.Harness.request``: a keepalive ``GET`` parsed, routed and proxied to a
+pooled upstream, its response relayed), and the same request is then timed alone, one after the other: what the
+request path costs with its code and data warm, against what it costs between two handshakes (TUNING.md, "S5: the
+request path runs cold").
+
 Every connection is checked outside the timing: the client decrypted the response and the server's close_notify.
 Prints best and median microseconds per connection for each churn level.
 """
@@ -19,13 +26,17 @@ Prints best and median microseconds per connection for each churn level.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from OpenSSL import SSL
 
+from benchmarks.inprocess import LOOP_EVERY
+from benchmarks.inprocess import Harness as RequestHarness
 from benchmarks.pki import Pki, make_pki
 
 __all__ = ["BareHandshakes", "main"]
@@ -79,6 +90,8 @@ class BareHandshakes:
         self.client_context.set_min_proto_version(SSL.TLS1_3_VERSION)  # wrk's, against every S5 server
         self.response = RESPONSE  # what the server answers (a test changes it)
         self.cpu_ns = 0  # process CPU spent in the server's calls
+        #: run inside the server's timed region once the connection is answered (``--gateway-request``), or None
+        self.extra: Callable[[], None] | None = None
 
     def connection(self) -> None:
         """One connection: handshake, request, response, close_notify; raises if the client did not get them."""
@@ -112,6 +125,8 @@ class BareHandshakes:
         server.sendall(self.response)
         server.shutdown()
         answer = _drain(server)
+        if self.extra is not None:
+            self.extra()
         self.cpu_ns += time.process_time_ns() - began
         if request != REQUEST:
             raise RuntimeError(f"the server read {request!r}")
@@ -127,20 +142,67 @@ def _churn(objects: int) -> None:
     del made
 
 
-def measure(pki: Pki, connections: int, rounds: int, churn: int) -> list[float]:
-    """Server CPU microseconds per connection, one figure per round."""
+async def measure(
+    pki: Pki, connections: int, rounds: int, churn: int, request: Callable[[], None] | None = None
+) -> list[float]:
+    """Server CPU microseconds per connection, one figure per round; ``request`` runs in each connection's timed
+    region. The loop turns every ``LOOP_EVERY`` connections, untimed (the request path holds its writes for the
+    tick's end, ``benchmarks.inprocess``)."""
     bench = BareHandshakes(pki)
+    bench.extra = request
     for _ in range(20):  # warm-up: contexts, providers, the allocator
         bench.connection()
     figures: list[float] = []
     for _ in range(rounds):
         bench.cpu_ns = 0
-        for _ in range(connections):
+        for done in range(1, connections + 1):
             if churn:
                 _churn(churn)
             bench.connection()
+            if done % LOOP_EVERY == 0:
+                await asyncio.sleep(0)
         figures.append(bench.cpu_ns / connections / 1000)
     return figures
+
+
+async def measure_alone(request: Callable[[], None], count: int) -> float:
+    """CPU microseconds of ``request``, called ``count`` times in a row (its code and data warm)."""
+    spent = 0
+    for done in range(1, count + 1):
+        began = time.process_time_ns()
+        request()
+        spent += time.process_time_ns() - began
+        if done % LOOP_EVERY == 0:
+            await asyncio.sleep(0)
+    return spent / count / 1000
+
+
+async def _run(args: argparse.Namespace, levels: list[int]) -> None:
+    with tempfile.TemporaryDirectory(prefix="bare-handshake-") as tmp:
+        pki = make_pki(Path(tmp) / "pki", args.key)
+        harness = RequestHarness(tmp) if args.gateway_request else None
+        request = None
+        if harness is not None:
+            await harness.warm_up()
+            request = harness.request
+        label = ", with the gateway's request" if request is not None else ""
+        for churn in levels:
+            figures = await measure(pki, args.connections, args.rounds, churn, request)
+            print(
+                f"{args.key}, churn {churn:,}{label}: server CPU per connection best {min(figures):.1f} us, "
+                f"median {statistics.median(figures):.1f} us ({args.connections:,} connections x {args.rounds} rounds)"
+            )
+        if harness is not None:
+            alone = [await measure_alone(harness.request, args.connections) for _ in range(args.rounds)]
+            served = (20 + args.connections * args.rounds) * len(levels) + args.connections * args.rounds
+            if harness.upstream_requests != 1 + served:
+                raise RuntimeError(f"{harness.upstream_requests - 1} requests reached the upstream, not {served}")
+            await harness.serve(1)  # and the path still answers 200
+            print(
+                f"the gateway's request alone, one after the other: best {min(alone):.1f} us, "
+                f"median {statistics.median(alone):.1f} us"
+            )
+            harness.state.close()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -149,16 +211,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--connections", type=int, default=400)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--churn", default="0,5000,20000", help="comma list of objects made between connections")
+    parser.add_argument(
+        "--gateway-request", action="store_true", help="serve one gateway request per connection, and alone"
+    )
     args = parser.parse_args(argv)
     levels = [int(level) for level in args.churn.split(",")]
-    with tempfile.TemporaryDirectory(prefix="bare-handshake-") as tmp:
-        pki = make_pki(Path(tmp), args.key)
-        for churn in levels:
-            figures = measure(pki, args.connections, args.rounds, churn)
-            print(
-                f"{args.key}, churn {churn:,}: server CPU per connection best {min(figures):.1f} us, "
-                f"median {statistics.median(figures):.1f} us ({args.connections:,} connections x {args.rounds} rounds)"
-            )
+    import uvloop
+
+    uvloop.run(_run(args, levels))
 
 
 if __name__ == "__main__":

@@ -153,7 +153,7 @@ class Harness:
         assert up is not None
         before = self.upstream_requests
         flush = self.state.tick_writes.run  # where the loop's tick would end: the held writes leave
-        for done in range(1, count + 1):
+        for done in range(1, count + 1):  # ``request``'s steps, inline: a call per request would be in the figure
             conn.data_received(REQUEST)
             flush()
             up.data_received(RESPONSE)
@@ -163,6 +163,17 @@ class Harness:
         if self.upstream_requests - before != count:
             raise RuntimeError("a request did not reach the pooled upstream connection")
         self._check()
+
+    def request(self) -> None:
+        """One keepalive request and its answer, synchronously (after ``warm_up``); the caller turns the loop
+        every ``LOOP_EVERY`` calls and checks with ``serve``'s counts or ``_check``."""
+        up = self.upstream
+        assert up is not None
+        flush = self.state.tick_writes.run  # where the loop's tick would end: the held writes leave
+        self.conn.data_received(REQUEST)
+        flush()
+        up.data_received(RESPONSE)
+        flush()
 
     def _check(self) -> None:
         written = self.downstream.written

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -40,3 +41,41 @@ def test_main_prints_a_figure_per_churn_level(capsys: pytest.CaptureFixture[str]
         )
         assert found is not None, line
         assert 0 < float(found[1]) <= float(found[2])
+
+
+def test_the_extra_work_runs_inside_the_timed_region(tmp_path: Path) -> None:
+    bench = BareHandshakes(make_pki(tmp_path, "ecdsa"))
+    bench.connection()
+    without = bench.cpu_ns
+    calls: list[int] = []
+
+    def busy() -> None:  # about 20 ms of CPU, far above a handshake's
+        calls.append(1)
+        deadline = time.process_time_ns() + 20_000_000
+        while time.process_time_ns() < deadline:
+            pass
+
+    bench.extra = busy
+    bench.cpu_ns = 0
+    bench.connection()
+    assert calls == [1]
+    assert bench.cpu_ns >= 20_000_000 > without
+
+
+def test_main_with_the_gateway_request_prints_it_with_and_without_handshakes(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    main(["--key", "ecdsa", "--connections", "10", "--rounds", "2", "--churn", "0", "--gateway-request"])
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2
+    with_request = re.fullmatch(
+        r"ecdsa, churn 0, with the gateway's request: server CPU per connection best ([\d.]+) us, "
+        r"median ([\d.]+) us \(10 connections x 2 rounds\)",
+        lines[0],
+    )
+    alone = re.fullmatch(
+        r"the gateway's request alone, one after the other: best ([\d.]+) us, median ([\d.]+) us", lines[1]
+    )
+    assert with_request is not None, lines[0]
+    assert alone is not None, lines[1]
+    assert 0 < float(alone[1]) <= float(alone[2]) < float(with_request[1])
