@@ -12,6 +12,7 @@ complete) are done here, because only the parser callbacks see partial lines.
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any, Final, cast
 
 import h11
@@ -62,8 +63,8 @@ class HttpToolsProtocol(HttpConnection):
 
     __slots__ = ("_between", "_chunk", "_head_bytes", "_headers", "_line_chunk", "_parser", "_upgrade", "_url")
 
-    def __init__(self, state: SharedState, listener: Listener) -> None:
-        super().__init__(state, listener)
+    def __init__(self, state: SharedState, listener: Listener, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        super().__init__(state, listener, loop)
         self._parser = httptools.HttpRequestParser(self)
         self._url = b""
         #: decoded as they arrive (latin-1: one char per byte), so the head takes the list as it is
@@ -165,8 +166,8 @@ class H11Protocol(HttpConnection):
 
     __slots__ = ("_h11",)
 
-    def __init__(self, state: SharedState, listener: Listener) -> None:
-        super().__init__(state, listener)
+    def __init__(self, state: SharedState, listener: Listener, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        super().__init__(state, listener, loop)
         self._h11 = self._new_parser()
 
     def _new_parser(self) -> h11.Connection:

@@ -66,7 +66,7 @@ class TlsListener:
         position: this listener's rank among the process's ``ssl`` listeners (which inherited blank context).
     """
 
-    __slots__ = ("_fallback", "app_factory", "context", "listener", "server_addr", "state")
+    __slots__ = ("_fallback", "app_factory", "context", "listener", "loop", "server_addr", "state")
 
     def __init__(
         self,
@@ -78,6 +78,9 @@ class TlsListener:
         self.state = state
         self.listener = listener
         self.app_factory = app_factory
+        #: the loop its sockets are served on, handed to each connection's protocols (see ``TlsProtocol``'s
+        #: ``loop``: asking ``asyncio`` is a system call per use on CPython 3.11)
+        self.loop = asyncio.get_running_loop()
         self.server_addr = f"{listener.host}:{listener.port}"
         index = state.snapshot.certificates
         if index is None:
@@ -172,6 +175,9 @@ class HandshakeListener(Protocol):
     @property
     def app_factory(self) -> Callable[[], asyncio.Protocol]: ...
 
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop: ...
+
     def handshake_timeout(self) -> float: ...
 
     def log_failure(self, what: str, peer: Any) -> None: ...
@@ -195,7 +201,7 @@ class FirstBytes(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._raw = cast(asyncio.Transport, transport)
-        loop = asyncio.get_running_loop()
+        loop = self._listener.loop
         state = self._listener.state
         state.pending.add(self)  # a drain waits for it until it is an HTTP connection (or gone)
         timeout = self._listener.handshake_timeout()
@@ -208,7 +214,7 @@ class FirstBytes(asyncio.Protocol):
         handshake under way runs on under its own timeout)."""
         timer = self._timer
         if self._raw is not None and timer is not None:
-            loop = asyncio.get_running_loop()
+            loop = self._listener.loop
             if timer.when() > loop.time() + FIRST_REQUEST_GRACE:
                 timer.cancel()
                 self._timer = loop.call_at(loop.time() + FIRST_REQUEST_GRACE, self._timed_out)
@@ -237,6 +243,7 @@ class FirstBytes(asyncio.Protocol):
                 on_handshake_error=listener.on_handshake_error,
                 handshake_timer=timer,
                 on_settled=self._settled,
+                loop=listener.loop,
             )
             self._raw = None
             raw.set_protocol(protocol)

@@ -54,9 +54,10 @@ class ProxyState(ProxyContext):
     # ------------------------------------------------------------------ wiring
     def protocol_factory(self, listener: Listener) -> Callable[[], asyncio.Protocol]:
         cls = PROTOCOLS[self.settings.http_parser]
+        loop = asyncio.get_running_loop()  # the servers' loop, handed to each connection (``HttpConnection``)
 
         def factory() -> asyncio.Protocol:
-            return cls(self, listener)
+            return cls(self, listener, loop)
 
         if listener.ssl:
             app: Callable[[], asyncio.Protocol] = factory

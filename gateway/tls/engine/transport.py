@@ -71,6 +71,9 @@ class TlsProtocol(asyncio.Protocol):
             handle created (the ``ssl`` listener's accept timer, so one handle covers accept and handshake).
         on_handshake_error: server side, ``(exc, peername)`` for each failed handshake.
         waiter: client side, resolved with ``None`` when the app is connected, or with the exception.
+        loop: the running loop, when the caller has it; else ``connection_made`` asks ``asyncio`` (CPython 3.11's
+            ``get_running_loop`` makes a ``getpid`` system call each time: three per accepted connection were
+            the gateway's only system calls beyond nginx's under S5).
     """
 
     __slots__ = (
@@ -108,6 +111,7 @@ class TlsProtocol(asyncio.Protocol):
         waiter: asyncio.Future[None] | None = None,
         handshake_timer: asyncio.TimerHandle | None = None,
         on_settled: Callable[[], None] | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         self._session = TlsSession(
             context,
@@ -122,7 +126,7 @@ class TlsProtocol(asyncio.Protocol):
         self._app: asyncio.Protocol | None = None
         self._app_transport: TlsTransport | None = None
         self._raw: asyncio.Transport | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop: asyncio.AbstractEventLoop | None = loop
         self._state = HANDSHAKING
         self._timeout = handshake_timeout if handshake_timer is None else None
         self._timer: asyncio.TimerHandle | None = handshake_timer
@@ -156,7 +160,9 @@ class TlsProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement the interface without subclassing asyncio.Transport.
         self._raw = transport = cast(asyncio.Transport, transport)
-        loop = self._loop = asyncio.get_running_loop()
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
         if self._timeout is not None:
             self._timer = loop.call_later(self._timeout, self.handshake_timed_out)
         if not self._session.server_side:

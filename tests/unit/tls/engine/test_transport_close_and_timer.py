@@ -183,6 +183,7 @@ class Listener:
     def __init__(self, timeout: float) -> None:
         self.state = State()
         self.context = _context()
+        self.loop = asyncio.get_running_loop()
         self.timeout = timeout
         self.lines: list[str] = []
         self.apps: list[App] = []
