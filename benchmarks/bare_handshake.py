@@ -39,14 +39,14 @@ from benchmarks.inprocess import LOOP_EVERY
 from benchmarks.inprocess import Harness as RequestHarness
 from benchmarks.pki import Pki, make_pki
 
-__all__ = ["BareHandshakes", "main"]
+__all__ = ["BareHandshakes", "drain_outgoing", "handshake_step", "main", "read_plaintext"]
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
 RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 24\r\nConnection: close\r\n\r\nhello from the upstream\n"
 _FLIGHT = 65536
 
 
-def _step(conn: SSL.Connection) -> bool:
+def handshake_step(conn: SSL.Connection) -> bool:
     """One handshake step; True once the handshake is complete."""
     try:
         conn.do_handshake()
@@ -55,7 +55,7 @@ def _step(conn: SSL.Connection) -> bool:
     return True
 
 
-def _drain(conn: SSL.Connection) -> bytes:
+def drain_outgoing(conn: SSL.Connection) -> bytes:
     """Everything ``conn`` has written to its outgoing memory BIO."""
     parts: list[bytes] = []
     while True:
@@ -65,7 +65,7 @@ def _drain(conn: SSL.Connection) -> bytes:
             return b"".join(parts)
 
 
-def _received(conn: SSL.Connection) -> tuple[bytes, bool]:
+def read_plaintext(conn: SSL.Connection) -> tuple[bytes, bool]:
     """The plaintext ``conn`` can read now, and whether a close_notify ended it."""
     parts: list[bytes] = []
     while True:
@@ -102,36 +102,36 @@ class BareHandshakes:
         server = SSL.Connection(self.server_context, None)
         server.set_accept_state()
         self.cpu_ns += time.process_time_ns() - began
-        _step(client)
-        flight = _drain(client)
+        handshake_step(client)
+        flight = drain_outgoing(client)
         for _ in range(4):  # TLS 1.3: the server's one flight, then the client is done
             began = time.process_time_ns()
             server.bio_write(flight)
-            _step(server)
-            answer = _drain(server)
+            handshake_step(server)
+            answer = drain_outgoing(server)
             self.cpu_ns += time.process_time_ns() - began
             client.bio_write(answer)
-            if _step(client):
+            if handshake_step(client):
                 break
-            flight = _drain(client)
+            flight = drain_outgoing(client)
         else:
             raise RuntimeError("the handshake did not complete")
         client.sendall(REQUEST)
-        flight = _drain(client)  # the client's Finished and the request
+        flight = drain_outgoing(client)  # the client's Finished and the request
         began = time.process_time_ns()
         server.bio_write(flight)
-        _step(server)
-        request, _ = _received(server)
+        handshake_step(server)
+        request, _ = read_plaintext(server)
         server.sendall(self.response)
         server.shutdown()
-        answer = _drain(server)
+        answer = drain_outgoing(server)
         if self.extra is not None:
             self.extra()
         self.cpu_ns += time.process_time_ns() - began
         if request != REQUEST:
             raise RuntimeError(f"the server read {request!r}")
         client.bio_write(answer)
-        response, closed = _received(client)
+        response, closed = read_plaintext(client)
         if response != RESPONSE or not closed:
             raise RuntimeError(f"the client read {response!r} (close_notify: {closed})")
 

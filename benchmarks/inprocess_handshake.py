@@ -1,6 +1,6 @@
 """The per-connection Python of S5 (a new TLS connection per request), measured in-process: no sockets, no peers.
 
-    python -m benchmarks.inprocess_handshake [--connections 2000] [--rounds 5] [--key rsa|ecdsa] [--cprofile]
+    python -m benchmarks.inprocess_handshake [--connections 2000] [--rounds 5] [--key rsa|ecdsa] [--cprofile] [--floor]
 
 Drives the gateway's real stack with S5's traffic over in-memory transports, one connection after the other: a
 fresh client TLS session (the stdlib ``ssl`` over memory BIOs, as wrk: TLS 1.3, no verification, no session to
@@ -44,6 +44,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from OpenSSL import SSL
+
+from benchmarks import bare_handshake
 from benchmarks.inprocess import LOOP_EVERY
 from benchmarks.inprocess_tls import MemoryTransport, TlsPeer, tls_listener_settings
 from benchmarks.pki import Pki, make_pki
@@ -53,10 +56,11 @@ from gateway.observability.errorlog import ErrorLog
 from gateway.proxy.state import ProxyState
 from gateway.runtime.snapshot import build_snapshot
 from gateway.settings import Listener
+from gateway.tls.served.certificates import base_context, make_sni_callback
 from gateway.upstream.connection import UpstreamConnection
 from gateway.upstream.service import ServiceTarget
 
-__all__ = ["Harness", "main"]
+__all__ = ["FloorServer", "Harness", "main"]
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8443\r\nConnection: close\r\n\r\n"
 RESPONSE = (
@@ -252,7 +256,73 @@ async def _time(harness: Harness, connections: int, rounds: int) -> list[float]:
     return figures
 
 
-async def _run(connections: int, rounds: int, key: str, profile: bool) -> None:
+class FloorServer:
+    """The in-process floor for the same traffic (``--floor``): a bare pyOpenSSL server over memory BIOs on the
+    gateway's own listener context (its TLS profile, default certificate and SNI callback), answering each request
+    with a fixed response and a close_notify: no HTTP parsing, routing, upstream, timers or logs. Same client, same
+    timing (the server's calls only). It executes nearly the gateway's instructions per connection (the request path
+    is ~1% of them) yet costs ~100 us less: what the gateway's Python costs on the caches a handshake leaves
+    (TUNING.md, "S5, the request path runs cold")."""
+
+    def __init__(self, harness: Harness) -> None:
+        state = harness.state
+        index = state.snapshot.certificates
+        assert index is not None
+        callback = make_sni_callback(lambda: index, state.error_log)
+        self.context = base_context(state.settings, index, sni_callback=callback)
+        self.client_context = harness.client_context
+        self.cpu_ns = 0
+
+    def connection(self) -> None:
+        """One connection: handshake, request, response, close_notify; raises if the client did not get them."""
+        client = TlsPeer(self.client_context, server_side=False)
+        client.handshake()
+        hello = client.outgoing.read()
+        began = time.process_time_ns()
+        server = SSL.Connection(self.context, None)
+        server.set_accept_state()
+        server.bio_write(hello)
+        bare_handshake.handshake_step(server)
+        flight = bare_handshake.drain_outgoing(server)
+        self.cpu_ns += time.process_time_ns() - began
+        client.incoming.write(flight)
+        client.handshake()
+        if not client.established:
+            raise RuntimeError("the client's handshake did not complete on the floor's flight")
+        client.obj.write(REQUEST)
+        flight = client.outgoing.read()  # the client's Finished and the request
+        began = time.process_time_ns()
+        server.bio_write(flight)
+        bare_handshake.handshake_step(server)
+        request, _ = bare_handshake.read_plaintext(server)
+        server.sendall(bare_handshake.RESPONSE)
+        server.shutdown()
+        answer = bare_handshake.drain_outgoing(server)
+        self.cpu_ns += time.process_time_ns() - began
+        if request != REQUEST:
+            raise RuntimeError(f"the floor read {request!r}")
+        client.incoming.write(answer)
+        received, close_notify = _decrypt(client)
+        if received != bare_handshake.RESPONSE or not close_notify:
+            raise RuntimeError(f"the client read {received!r} from the floor (close_notify: {close_notify})")
+
+    async def time(self, connections: int, rounds: int) -> list[float]:
+        """CPU microseconds per connection, one figure per round (the loop turns between rounds, as ``_time``)."""
+        figures = []
+        for _ in range(rounds):
+            self.cpu_ns = 0
+            for _ in range(connections):
+                self.connection()
+            figures.append(self.cpu_ns / connections / 1000)
+            await asyncio.sleep(0)
+        return figures
+
+
+def _summary(figures: list[float]) -> str:
+    return f"CPU per connection best {min(figures):.1f} us, median {statistics.median(figures):.1f} us"
+
+
+async def _run(connections: int, rounds: int, key: str, profile: bool, floor: bool = False) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         pki = make_pki(Path(tmp) / "pki", key)
         harness = Harness(Path(tmp), pki)
@@ -260,10 +330,11 @@ async def _run(connections: int, rounds: int, key: str, profile: bool) -> None:
             await harness.warm_up()
             await _time(harness, WARM_CONNECTIONS, 1)  # warm: the pool, the caches, the allocator
             figures = await _time(harness, connections, rounds)
-            print(
-                f"{connections:,} connections x {rounds} rounds ({key}): CPU per connection best "
-                f"{min(figures):.1f} us, median {statistics.median(figures):.1f} us"
-            )
+            print(f"{connections:,} connections x {rounds} rounds ({key}): {_summary(figures)}")
+            if floor:
+                server = FloorServer(harness)
+                await server.time(WARM_CONNECTIONS, 1)
+                print(f"the in-process floor, same traffic: {_summary(await server.time(connections, rounds))}")
             if profile:
                 profiler = harness.profiler = cProfile.Profile()
                 await harness.serve(connections)
@@ -279,10 +350,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--key", choices=("rsa", "ecdsa"), default="rsa")
     parser.add_argument("--cprofile", action="store_true")
+    parser.add_argument("--floor", action="store_true", help="also time the in-process floor (FloorServer)")
     args = parser.parse_args(argv)
     import uvloop
 
-    uvloop.run(_run(args.connections, args.rounds, args.key, args.cprofile))
+    uvloop.run(_run(args.connections, args.rounds, args.key, args.cprofile, args.floor))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.inprocess_handshake import RESPONSE, Harness, main
+from benchmarks.inprocess_handshake import RESPONSE, FloorServer, Harness, main
 from benchmarks.pki import make_pki
 
 
@@ -45,3 +45,25 @@ def test_main_prints_cpu_per_connection(key: str, capsys: pytest.CaptureFixture[
     )
     assert found is not None, out
     assert float(found[1]) > 0 and float(found[2]) >= float(found[1])
+
+
+async def test_the_floor_serves_the_same_client_and_is_timed(tmp_path: Path) -> None:
+    harness = Harness(tmp_path, make_pki(tmp_path / "pki", "ecdsa"))
+    try:
+        floor = FloorServer(harness)
+        floor.connection()  # raises unless the client decrypted the fixed response and the close_notify
+        first = floor.cpu_ns
+        figures = await floor.time(5, 2)
+        assert first > 0 and len(figures) == 2 and all(figure > 0 for figure in figures)
+    finally:
+        harness.close()
+
+
+def test_main_with_the_floor_prints_both(capsys: pytest.CaptureFixture[str]) -> None:
+    main(["--connections", "20", "--rounds", "2", "--key", "ecdsa", "--floor"])
+    lines = capsys.readouterr().out.splitlines()
+    figure = r"CPU per connection best ([\d.]+) us, median ([\d.]+) us"
+    gateway = re.fullmatch(rf"20 connections x 2 rounds \(ecdsa\): {figure}", lines[0])
+    floor = re.fullmatch(rf"the in-process floor, same traffic: {figure}", lines[1])
+    assert gateway is not None and floor is not None, lines
+    assert 0 < float(floor[1]) <= float(floor[2]) and 0 < float(gateway[1]) <= float(gateway[2])
