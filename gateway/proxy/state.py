@@ -62,13 +62,13 @@ class ProxyState(ProxyContext):
         if listener.ssl:
             app: Callable[[], asyncio.Protocol] = factory
             if listener.http2:  # ALPN h2 -> HTTP/2, anything else -> the same HTTP/1.1 connection
-                app = functools.partial(AlpnDispatch, factory, functools.partial(H2Connection, self, listener))
+                app = functools.partial(AlpnDispatch, factory, functools.partial(H2Connection, self, listener, loop))
 
             tls = TlsListener(self, listener, app, position=len(self.tls_listeners))
             self.tls_listeners.append(tls)
             return tls.protocol_factory
         if listener.http2:  # h2c with prior knowledge next to HTTP/1.1, told apart by the preface (``h2c``)
-            return functools.partial(PrefaceSniff, factory, functools.partial(H2Connection, self, listener))
+            return functools.partial(PrefaceSniff, factory, functools.partial(H2Connection, self, listener, loop))
         return factory
 
     def refresh_tls(self) -> None:

@@ -95,10 +95,10 @@ class H2Connection(asyncio.Protocol):
         "write_paused",
     )
 
-    def __init__(self, state: SharedState, listener: Listener) -> None:
+    def __init__(self, state: SharedState, listener: Listener, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.state = state
         self.listener = listener
-        self.loop = asyncio.get_running_loop()
+        self.loop = loop if loop is not None else asyncio.get_running_loop()  # as ``HttpConnection``'s
         self.limits = state.head_limits
         self.transport: asyncio.Transport | None = None
         self.h2 = H2Machine(_CONFIG)
