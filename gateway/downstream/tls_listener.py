@@ -63,6 +63,7 @@ class TlsListener:
         state: the proxy state (settings, logs, and the snapshot whose ``certificates`` the callback reads).
         listener: the ``proxy_listen`` entry.
         app_factory: the HTTP connection factory shared with the plain listener.
+        loop: the loop the listener's sockets are served on (``ProxyState.protocol_factory``'s).
         position: this listener's rank among the process's ``ssl`` listeners (which inherited blank context).
     """
 
@@ -73,14 +74,14 @@ class TlsListener:
         state: ListenerState,
         listener: Listener,
         app_factory: Callable[[], asyncio.Protocol],
+        loop: asyncio.AbstractEventLoop,
         position: int = 0,
     ) -> None:
         self.state = state
         self.listener = listener
         self.app_factory = app_factory
-        #: the loop its sockets are served on, handed to each connection's protocols (see ``TlsProtocol``'s
-        #: ``loop``: asking ``asyncio`` is a system call per use on CPython 3.11)
-        self.loop = asyncio.get_running_loop()
+        #: handed to each connection's protocols (``TlsProtocol``'s ``loop`` says why)
+        self.loop = loop
         self.server_addr = f"{listener.host}:{listener.port}"
         index = state.snapshot.certificates
         if index is None:

@@ -64,7 +64,7 @@ class ProxyState(ProxyContext):
             if listener.http2:  # ALPN h2 -> HTTP/2, anything else -> the same HTTP/1.1 connection
                 app = functools.partial(AlpnDispatch, factory, functools.partial(H2Connection, self, listener, loop))
 
-            tls = TlsListener(self, listener, app, position=len(self.tls_listeners))
+            tls = TlsListener(self, listener, app, loop, position=len(self.tls_listeners))
             self.tls_listeners.append(tls)
             return tls.protocol_factory
         if listener.http2:  # h2c with prior knowledge next to HTTP/1.1, told apart by the preface (``h2c``)
