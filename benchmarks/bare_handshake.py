@@ -39,7 +39,7 @@ from benchmarks.inprocess import LOOP_EVERY
 from benchmarks.inprocess import Harness as RequestHarness
 from benchmarks.pki import Pki, make_pki
 
-__all__ = ["BareHandshakes", "drain_outgoing", "handshake_step", "main", "read_plaintext"]
+__all__ = ["BareHandshakes", "main", "server_answer", "server_flight"]
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
 RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 24\r\nConnection: close\r\n\r\nhello from the upstream\n"
@@ -77,6 +77,24 @@ def read_plaintext(conn: SSL.Connection) -> tuple[bytes, bool]:
             return b"".join(parts), True
 
 
+def server_flight(server: SSL.Connection, flight: bytes) -> bytes:
+    """The server's handshake step on the client's ``flight``: what it answers."""
+    server.bio_write(flight)
+    handshake_step(server)
+    return drain_outgoing(server)
+
+
+def server_answer(server: SSL.Connection, flight: bytes, response: bytes) -> tuple[bytes, bytes]:
+    """The server on the client's last flight (its Finished and the request): ``(the request it read, what it wrote:
+    the handshake's end, ``response`` and a close_notify)``."""
+    server.bio_write(flight)
+    handshake_step(server)
+    request, _ = read_plaintext(server)
+    server.sendall(response)
+    server.shutdown()
+    return request, drain_outgoing(server)
+
+
 class BareHandshakes:
     """A pyOpenSSL server and client on ``pki``'s certificates, handshaking over memory BIOs."""
 
@@ -106,9 +124,7 @@ class BareHandshakes:
         flight = drain_outgoing(client)
         for _ in range(4):  # TLS 1.3: the server's one flight, then the client is done
             began = time.process_time_ns()
-            server.bio_write(flight)
-            handshake_step(server)
-            answer = drain_outgoing(server)
+            answer = server_flight(server, flight)
             self.cpu_ns += time.process_time_ns() - began
             client.bio_write(answer)
             if handshake_step(client):
@@ -119,12 +135,7 @@ class BareHandshakes:
         client.sendall(REQUEST)
         flight = drain_outgoing(client)  # the client's Finished and the request
         began = time.process_time_ns()
-        server.bio_write(flight)
-        handshake_step(server)
-        request, _ = read_plaintext(server)
-        server.sendall(self.response)
-        server.shutdown()
-        answer = drain_outgoing(server)
+        request, answer = server_answer(server, flight, self.response)
         if self.extra is not None:
             self.extra()
         self.cpu_ns += time.process_time_ns() - began

@@ -281,9 +281,7 @@ class FloorServer:
         began = time.process_time_ns()
         server = SSL.Connection(self.context, None)
         server.set_accept_state()
-        server.bio_write(hello)
-        bare_handshake.handshake_step(server)
-        flight = bare_handshake.drain_outgoing(server)
+        flight = bare_handshake.server_flight(server, hello)
         self.cpu_ns += time.process_time_ns() - began
         client.incoming.write(flight)
         client.handshake()
@@ -292,12 +290,7 @@ class FloorServer:
         client.obj.write(REQUEST)
         flight = client.outgoing.read()  # the client's Finished and the request
         began = time.process_time_ns()
-        server.bio_write(flight)
-        bare_handshake.handshake_step(server)
-        request, _ = bare_handshake.read_plaintext(server)
-        server.sendall(bare_handshake.RESPONSE)
-        server.shutdown()
-        answer = bare_handshake.drain_outgoing(server)
+        request, answer = bare_handshake.server_answer(server, flight, bare_handshake.RESPONSE)
         self.cpu_ns += time.process_time_ns() - began
         if request != REQUEST:
             raise RuntimeError(f"the floor read {request!r}")
