@@ -237,15 +237,15 @@ class Processes:
         path = prefix / "nginx.conf"
         path.write_text(("user root;\n" if os.geteuid() == 0 else "") + conf)
         argv = [nginx_binary(), "-p", str(prefix), "-c", str(path), "-g", "daemon off;"]
-        return self._spawn("nginx", argv, port, prefix / "stderr.log")
+        return self.spawn("nginx", argv, port, prefix / "stderr.log")
 
     # -- the floor -----------------------------------------------------------------------------------------
 
     def floor(self, args: list[str], port: int, log: Path) -> Server:
         """Run ``python -m benchmarks.floor PORT ...`` (``benchmarks/floor.py``); ready when its port accepts."""
-        return self._spawn("the floor", [sys.executable, "-m", "benchmarks.floor", str(port), *args], port, log)
+        return self.spawn("the floor", [sys.executable, "-m", "benchmarks.floor", str(port), *args], port, log)
 
-    def _spawn(self, what: str, argv: list[str], port: int, log: Path) -> Server:
+    def spawn(self, what: str, argv: list[str], port: int, log: Path) -> Server:
         """Start ``argv`` (stderr to ``log``) and wait until ``port`` accepts; the log is in the error otherwise."""
         stderr = open(log, "wb")  # noqa: SIM115 - handed to the child, closed below
         try:
