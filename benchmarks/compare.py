@@ -18,7 +18,6 @@ import json
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from benchmarks.processes import Processes
@@ -28,6 +27,7 @@ from benchmarks.scenarios import (
     SCENARIOS,
     drive,
     probe,
+    rotated_rounds,
     start_floor,
     start_gateway,
     start_nginx_proxy,
@@ -75,18 +75,12 @@ def main() -> None:
         for server in servers.values():
             probe(url_of(scenario, server), client)
             drive(scenario, env, server, 1.0)
-        names = list(servers)
-        for index in range(args.rounds):
-            shift = index % len(names)
-            order = names[shift:] + names[:shift]
-            for name in order:
-                time.sleep(0.5)
-                m = drive(scenario, env, servers[name], args.duration)
-                value = m.load.mb_per_s if scenario.metric == "MB/s" else m.load.rps
-                values[name].append(value)
-                p99[name].append(m.load.p99_ms)
-                cpu[name].append(m.cpu_us_per_request)
-                print(f"  round {index + 1} {name:6s} {value:>10,.1f} {scenario.metric}", flush=True)
+        for index, name, m in rotated_rounds(scenario, env, servers, args.rounds, args.duration):
+            value = m.load.mb_per_s if scenario.metric == "MB/s" else m.load.rps
+            values[name].append(value)
+            p99[name].append(m.load.p99_ms)
+            cpu[name].append(m.cpu_us_per_request)
+            print(f"  round {index + 1} {name:6s} {value:>10,.1f} {scenario.metric}", flush=True)
     base = statistics.median(values["nginx"])
     for name in values:
         med = statistics.median(values[name])

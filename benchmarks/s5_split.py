@@ -29,7 +29,6 @@ import signal
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from benchmarks.processes import Processes, Server, free_port, probe
@@ -39,6 +38,7 @@ from benchmarks.scenarios import (
     Environment,
     Scenario,
     drive,
+    rotated_rounds,
     start_floor,
     start_gateway,
     start_nginx_proxy,
@@ -163,15 +163,10 @@ def _run(scenario: Scenario, env: Environment, servers: dict[str, Server], round
         drive(scenario, env, server, 1.0)
     rates: dict[str, list[float]] = {name: [] for name in servers}
     cpu: dict[str, list[float]] = {name: [] for name in servers}
-    names = list(servers)
-    for index in range(rounds):
-        shift = index % len(names)
-        for name in names[shift:] + names[:shift]:
-            time.sleep(0.5)
-            m = drive(scenario, env, servers[name], duration)
-            rates[name].append(m.load.rps)
-            cpu[name].append(m.cpu_us_per_request)
-    figures = {name: Figures(statistics.median(rates[name]), statistics.median(cpu[name])) for name in names}
+    for _, name, m in rotated_rounds(scenario, env, servers, rounds, duration):
+        rates[name].append(m.load.rps)
+        cpu[name].append(m.cpu_us_per_request)
+    figures = {name: Figures(statistics.median(rates[name]), statistics.median(cpu[name])) for name in servers}
     base = figures["nginx"].rate
     print(f"{scenario.key} ({scenario.title}), {rounds} rounds of {duration:g} s, medians:")
     for name, fig in figures.items():

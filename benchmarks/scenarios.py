@@ -26,7 +26,7 @@ import json
 import statistics
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +43,7 @@ __all__ = [
     "Scenario",
     "ScenarioResult",
     "SideResult",
+    "rotated_rounds",
     "run_scenario",
 ]
 
@@ -412,18 +413,26 @@ def run_scenario(
             if warmup > 0:
                 drive(scenario, env, server, warmup)
         sides = {"gateway": result.gateway, "nginx": result.nginx, "floor": result.floor}
-        names = list(servers)
-        for index in range(rounds):
-            shift = index % len(names)
-            for name in names[shift:] + names[:shift]:
-                time.sleep(0.5)  # let the previous run's sockets settle
-                measurement = drive(scenario, env, servers[name], duration)
-                side = sides[name]
-                assert side is not None
-                side.runs.append(measurement)
-                value = measurement.load.mb_per_s if scenario.metric == "MB/s" else measurement.load.rps
-                log(
-                    f"  {scenario.key} round {index + 1} {name:7s} {value:>10,.1f} {scenario.metric}"
-                    f"  p99 {measurement.load.p99_ms:.2f} ms  cpu {measurement.cpu_us_per_request:.1f} us/req"
-                )
+        for index, name, measurement in rotated_rounds(scenario, env, servers, rounds, duration):
+            side = sides[name]
+            assert side is not None
+            side.runs.append(measurement)
+            value = measurement.load.mb_per_s if scenario.metric == "MB/s" else measurement.load.rps
+            log(
+                f"  {scenario.key} round {index + 1} {name:7s} {value:>10,.1f} {scenario.metric}"
+                f"  p99 {measurement.load.p99_ms:.2f} ms  cpu {measurement.cpu_us_per_request:.1f} us/req"
+            )
     return result
+
+
+def rotated_rounds(
+    scenario: Scenario, env: Environment, servers: Mapping[str, Server], rounds: int, duration: float
+) -> Iterator[tuple[int, str, Measurement]]:
+    """``rounds`` load runs of ``duration`` against each server, the order rotated from round to round so that no
+    server always gets the warmer machine: ``(round index, server name, measurement)`` as each run ends."""
+    names = list(servers)
+    for index in range(rounds):
+        shift = index % len(names)
+        for name in names[shift:] + names[:shift]:
+            time.sleep(0.5)  # let the previous run's sockets settle
+            yield index, name, drive(scenario, env, servers[name], duration)
